@@ -1,0 +1,785 @@
+//! One program run in one fresh QuickJS runtime, driven step by step by the host.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::CString;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rquickjs::context::EvalOptions;
+use rquickjs::promise::PromiseState;
+use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
+
+use crate::alloc::LimitedAllocator;
+use crate::stack::{program_frames, PROGRAM_FILE};
+use crate::{
+    ErrorKind, HostErrorKind, JsError, Limits, LogLevel, LogLine, Settle, Status, StepOutput,
+    ToolCall,
+};
+
+const PRELUDE: &str = include_str!("prelude.js");
+/// The program becomes the body of an async function. The prefix stays on line 1 so
+/// line numbers are unchanged; columns on line 1 are corrected by its length.
+const WRAP_PREFIX: &str = "(async function () {";
+const WRAP_SUFFIX: &str = "\n})";
+
+const NO_REASON: u8 = 0;
+const TIMEOUT: u8 = 1;
+const MEMORY: u8 = 2;
+const CANCELLED: u8 = 3;
+const YIELD: u8 = 4;
+const OUTPUT: u8 = 5;
+
+/// State the interrupt handler reads; shared with [`CancelHandle`].
+struct Control {
+    start: Instant,
+    deadline_ns: u64,
+    slice_ns: AtomicU64,
+    reason: AtomicU8,
+    cancelled: AtomicBool,
+    output_overflow: AtomicBool,
+    memory_exceeded: Arc<AtomicBool>,
+}
+
+impl Control {
+    fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Called by QuickJS every few thousand operations: true stops the program with an
+    /// uncatchable error. Once a reason is set it sticks.
+    fn should_interrupt(&self) -> bool {
+        if self.reason.load(Relaxed) != NO_REASON {
+            return true;
+        }
+        let reason = if self.memory_exceeded.load(Relaxed) {
+            MEMORY
+        } else if self.cancelled.load(Relaxed) {
+            CANCELLED
+        } else if self.output_overflow.load(Relaxed) {
+            OUTPUT
+        } else {
+            let now = self.now_ns();
+            if now >= self.deadline_ns {
+                TIMEOUT
+            } else if now >= self.slice_ns.load(Relaxed) {
+                YIELD
+            } else {
+                NO_REASON
+            }
+        };
+        if reason == NO_REASON {
+            return false;
+        }
+        self.reason.store(reason, Relaxed);
+        true
+    }
+}
+
+/// Stops an execution from another thread (the program is interrupted at its next check,
+/// or at the start of its next step).
+#[derive(Clone)]
+pub struct CancelHandle(Arc<Control>);
+
+impl CancelHandle {
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Relaxed);
+    }
+}
+
+/// Host-side state the native functions of the prelude write into.
+struct Shared {
+    calls: Vec<ToolCall>,
+    pending: HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>,
+    next_call_id: u64,
+    calls_made: u32,
+    logs: Vec<LogLine>,
+    log_bytes: usize,
+    log_lines: usize,
+    log_truncated: bool,
+    timers: BTreeSet<(Instant, u32)>,
+    timer_due: HashMap<u32, Instant>,
+}
+
+/// One program in one fresh runtime. Create it, call [`Execution::step`] until it returns
+/// [`Status::Done`], answering the tool calls of each step in the next one.
+pub struct Execution {
+    // Field order is drop order: JavaScript handles before the context and runtime.
+    main: Option<Persistent<Promise<'static>>>,
+    helpers: Persistent<Object<'static>>,
+    shared: Rc<RefCell<Shared>>,
+    program: Option<String>,
+    tool_names: Vec<String>,
+    limits: Limits,
+    control: Arc<Control>,
+    steps: u64,
+    context: Context,
+    _runtime: Runtime,
+}
+
+// SAFETY: a QuickJS runtime is not tied to the thread that made it; it must only never be
+// used by two threads at once. `Execution` owns its runtime exclusively, every entry
+// point takes `&mut self`, and the `Rc`s inside never leave it. Each step re-reads the
+// native stack top of the thread it runs on.
+unsafe impl Send for Execution {}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+impl Execution {
+    /// Prepare a fresh runtime for `javascript` (a program body) with one
+    /// `external_<name>` per entry of `tool_names`. `deadline` bounds the whole execution.
+    pub fn new(
+        javascript: &str,
+        tool_names: &[String],
+        limits: Limits,
+        deadline: Instant,
+    ) -> Result<Self, JsError> {
+        let memory_exceeded = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let control = Arc::new(Control {
+            start,
+            deadline_ns: deadline.saturating_duration_since(start).as_nanos() as u64,
+            slice_ns: AtomicU64::new(u64::MAX),
+            reason: AtomicU8::new(NO_REASON),
+            cancelled: AtomicBool::new(false),
+            output_overflow: AtomicBool::new(false),
+            memory_exceeded: memory_exceeded.clone(),
+        });
+        let setup_error = |what: &str| {
+            let kind = if memory_exceeded.load(Relaxed) {
+                ErrorKind::Memory
+            } else {
+                ErrorKind::Runtime
+            };
+            JsError::new(kind, "InternalError", format!("could not {what}"))
+        };
+        let runtime = Runtime::new_with_alloc(LimitedAllocator::new(
+            limits.memory_bytes,
+            memory_exceeded.clone(),
+        ))
+        .map_err(|_| setup_error("create the engine runtime"))?;
+        runtime.set_max_stack_size(limits.stack_bytes);
+        let handler_control = control.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler_control.should_interrupt())));
+        let context =
+            Context::full(&runtime).map_err(|_| setup_error("create the engine context"))?;
+
+        let shared = Rc::new(RefCell::new(Shared {
+            calls: Vec::new(),
+            pending: HashMap::new(),
+            next_call_id: 1,
+            calls_made: 0,
+            logs: Vec::new(),
+            log_bytes: 0,
+            log_lines: 0,
+            log_truncated: false,
+            timers: BTreeSet::new(),
+            timer_due: HashMap::new(),
+        }));
+
+        let helpers = context
+            .with(|ctx| install_prelude(&ctx, &shared, &control, tool_names, &limits))
+            .map_err(|_| setup_error("install the sandbox prelude"))?;
+
+        let mut program = String::with_capacity(javascript.len() + 32);
+        program.push_str(WRAP_PREFIX);
+        program.push_str(javascript);
+        program.push_str(WRAP_SUFFIX);
+
+        Ok(Self {
+            main: None,
+            helpers,
+            shared,
+            program: Some(program),
+            tool_names: tool_names.to_vec(),
+            limits,
+            control,
+            steps: 0,
+            context,
+            _runtime: runtime,
+        })
+    }
+
+    /// A handle that cancels this execution from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle(self.control.clone())
+    }
+
+    /// Run until the program has nothing left to do.
+    ///
+    /// `settles` answers tool calls handed out by earlier steps. `slice` (first step only)
+    /// lets the host bound how long this step may run before it gives up with
+    /// [`Status::Yielded`] — only possible while nothing has been observable yet.
+    pub fn step(&mut self, settles: Vec<(u64, Settle)>, slice: Option<Duration>) -> StepOutput {
+        let first = self.steps == 0;
+        self.steps += 1;
+        let slice_ns = match (first, slice) {
+            (true, Some(d)) => self.control.now_ns().saturating_add(d.as_nanos() as u64),
+            _ => u64::MAX,
+        };
+        self.control.slice_ns.store(slice_ns, Relaxed);
+        // SAFETY: the runtime pointer is valid for the life of `self.context`.
+        unsafe { qjs::JS_UpdateStackTop(self.context.get_runtime_ptr()) };
+
+        let status = if self.control.should_interrupt() {
+            self.interrupted_status()
+                .unwrap_or(Status::Waiting { next_timer: None })
+        } else {
+            let program = self.program.take();
+            let context = self.context.clone();
+            context.with(|ctx| self.run(&ctx, program, settles))
+        };
+        let status = match status {
+            // A breached memory limit fails the execution even if the program caught the
+            // out-of-memory error and went on.
+            Status::Done(
+                Ok(_)
+                | Err(JsError {
+                    kind: ErrorKind::Runtime | ErrorKind::Result,
+                    ..
+                }),
+            ) if self.control.memory_exceeded.load(Relaxed) => {
+                Status::Done(Err(memory_error_with(self.limits.memory_bytes)))
+            }
+            other => other,
+        };
+        let mut shared = self.shared.borrow_mut();
+        StepOutput {
+            status,
+            calls: std::mem::take(&mut shared.calls),
+            logs: std::mem::take(&mut shared.logs),
+        }
+    }
+
+    fn run<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        program: Option<String>,
+        settles: Vec<(u64, Settle)>,
+    ) -> Status {
+        let helpers = match self.helpers.clone().restore(ctx) {
+            Ok(h) => h,
+            Err(_) => {
+                return Status::Done(Err(JsError::new(
+                    ErrorKind::Runtime,
+                    "InternalError",
+                    "lost the prelude",
+                )))
+            }
+        };
+        if let Some(program) = program {
+            match self.start_program(ctx, program) {
+                Ok(promise) => self.main = Some(Persistent::save(ctx, promise)),
+                Err(status) => return status,
+            }
+        }
+        for (id, settle) in settles {
+            self.settle(ctx, &helpers, id, settle);
+        }
+        run_jobs(ctx);
+        if let Some(status) = self.interrupted_status() {
+            return status;
+        }
+        if let Err(status) = self.fire_due_timers(ctx, &helpers) {
+            return status;
+        }
+        if let Some(status) = self.interrupted_status() {
+            return status;
+        }
+        self.outcome(ctx, &helpers)
+    }
+
+    fn start_program<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        program: String,
+    ) -> Result<Promise<'js>, Status> {
+        let mut options = EvalOptions::default();
+        options.global = true;
+        options.strict = false;
+        options.filename = Some(PROGRAM_FILE.to_owned());
+        let func: Function = match ctx.eval_with_options(program, options) {
+            Ok(f) => f,
+            Err(_) => {
+                if let Some(status) = self.interrupted_status() {
+                    return Err(status);
+                }
+                let mut error = self.describe(ctx, ctx.catch());
+                error.kind = ErrorKind::Syntax;
+                return Err(Status::Done(Err(error)));
+            }
+        };
+        match func.call::<_, Promise>(()) {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                let exc = ctx.catch();
+                Err(self
+                    .interrupted_status()
+                    .unwrap_or_else(|| Status::Done(Err(self.describe(ctx, exc)))))
+            }
+        }
+    }
+
+    fn settle<'js>(&mut self, ctx: &Ctx<'js>, helpers: &Object<'js>, id: u64, settle: Settle) {
+        let Some((resolve, reject)) = self.shared.borrow_mut().pending.remove(&id) else {
+            return;
+        };
+        let outcome = match settle {
+            Settle::Ok(json) => match ctx.json_parse(json) {
+                Ok(value) => resolve.restore(ctx).and_then(|f| f.call::<_, ()>((value,))),
+                Err(_) => {
+                    let _ = ctx.catch();
+                    reject_with(
+                        ctx,
+                        helpers,
+                        reject,
+                        "ToolError",
+                        "the tool returned invalid JSON",
+                        "tool",
+                    )
+                }
+            },
+            Settle::Err { kind, message } => {
+                let (name, kind) = match kind {
+                    HostErrorKind::Tool => ("ToolError", "tool"),
+                    HostErrorKind::InvalidArgs => ("InvalidArgumentsError", "invalid_args"),
+                };
+                reject_with(ctx, helpers, reject, name, &message, kind)
+            }
+        };
+        if outcome.is_err() {
+            let _ = ctx.catch();
+        }
+    }
+
+    fn fire_due_timers<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        helpers: &Object<'js>,
+    ) -> Result<(), Status> {
+        loop {
+            let due = {
+                let mut shared = self.shared.borrow_mut();
+                match shared.timers.first().copied() {
+                    Some((at, id)) if at <= Instant::now() => {
+                        shared.timers.remove(&(at, id));
+                        shared.timer_due.remove(&id);
+                        id
+                    }
+                    _ => return Ok(()),
+                }
+            };
+            let fired = helpers
+                .get::<_, Function>("fire")
+                .and_then(|f| f.call::<_, ()>((due,)));
+            if fired.is_err() {
+                let exc = ctx.catch();
+                if let Some(status) = self.interrupted_status() {
+                    return Err(status);
+                }
+                return Err(Status::Done(Err(self.describe(ctx, exc))));
+            }
+            run_jobs(ctx);
+            if self.control.should_interrupt() {
+                return Err(self
+                    .interrupted_status()
+                    .unwrap_or(Status::Waiting { next_timer: None }));
+            }
+        }
+    }
+
+    fn outcome<'js>(&mut self, ctx: &Ctx<'js>, helpers: &Object<'js>) -> Status {
+        let Some(main) = self.main.clone().and_then(|p| p.restore(ctx).ok()) else {
+            return Status::Done(Err(JsError::new(
+                ErrorKind::Runtime,
+                "InternalError",
+                "lost the program",
+            )));
+        };
+        match main.state() {
+            PromiseState::Resolved => {
+                let value: Value = match main.result::<Value>() {
+                    Some(Ok(v)) => v,
+                    _ => Value::new_undefined(ctx.clone()),
+                };
+                let json = helpers
+                    .get::<_, Function>("serialize")
+                    .and_then(|f| f.call::<_, String>((value,)));
+                match json {
+                    Ok(json) if json.len() > self.limits.max_result_bytes => {
+                        Status::Done(Err(JsError::new(
+                            ErrorKind::Result,
+                            "ResultError",
+                            format!(
+                                "the result is {} bytes of JSON, over the limit of {} bytes",
+                                json.len(),
+                                self.limits.max_result_bytes
+                            ),
+                        )))
+                    }
+                    Ok(json) => Status::Done(Ok(json)),
+                    Err(_) => {
+                        let exc = ctx.catch();
+                        if let Some(status) = self.interrupted_status() {
+                            return status;
+                        }
+                        let cause = self.describe(ctx, exc);
+                        Status::Done(Err(JsError::new(
+                            ErrorKind::Result,
+                            "ResultError",
+                            format!(
+                                "the return value cannot be serialised as JSON: {}: {}",
+                                cause.name, cause.message
+                            ),
+                        )))
+                    }
+                }
+            }
+            PromiseState::Rejected => {
+                let _ = main.result::<Value>();
+                let exc = ctx.catch();
+                Status::Done(Err(self.describe(ctx, exc)))
+            }
+            PromiseState::Pending => {
+                let shared = self.shared.borrow();
+                if shared.pending.is_empty() && shared.timers.is_empty() {
+                    return Status::Done(Err(JsError::new(
+                        ErrorKind::Runtime,
+                        "DeadlockError",
+                        "the program is awaiting a promise that nothing can settle (no tool call or timer is pending)",
+                    )));
+                }
+                let next_timer = shared
+                    .timers
+                    .first()
+                    .map(|(at, _)| at.saturating_duration_since(Instant::now()));
+                Status::Waiting { next_timer }
+            }
+        }
+    }
+
+    /// The status an interrupt stands for, if the program was interrupted.
+    fn interrupted_status(&self) -> Option<Status> {
+        let error = match self.control.reason.load(Relaxed) {
+            NO_REASON => return None,
+            YIELD => return Some(Status::Yielded),
+            TIMEOUT => {
+                let ms = self.control.deadline_ns / 1_000_000;
+                JsError::new(
+                    ErrorKind::Timeout,
+                    "TimeoutError",
+                    format!("the execution exceeded its time limit ({ms} ms)"),
+                )
+            }
+            MEMORY => memory_error_with(self.limits.memory_bytes),
+            CANCELLED => JsError::new(
+                ErrorKind::Cancelled,
+                "CancelledError",
+                "the execution was cancelled",
+            ),
+            _ => JsError::new(
+                ErrorKind::OutputLimit,
+                "OutputLimitError",
+                format!(
+                    "console output exceeded its limit ({} lines or {} bytes)",
+                    self.limits.max_log_lines, self.limits.max_log_bytes
+                ),
+            ),
+        };
+        Some(Status::Done(Err(error)))
+    }
+
+    /// Turn a thrown value into a classified [`JsError`].
+    fn describe<'js>(&self, ctx: &Ctx<'js>, thrown: Value<'js>) -> JsError {
+        let helpers = self.helpers.clone().restore(ctx).ok();
+        let text: Option<String> = helpers
+            .and_then(|h| h.get::<_, Function>("describe").ok())
+            .and_then(|f| f.call::<_, String>((thrown,)).ok());
+        let Some(text) = text else {
+            let _ = ctx.catch();
+            return JsError::new(
+                ErrorKind::Runtime,
+                "Error",
+                "an exception was thrown that could not be described",
+            );
+        };
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let field = |k: &str| parsed.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let name = field("name").unwrap_or_else(|| "Error".to_owned());
+        let mut message = field("message").unwrap_or_default();
+        let frames = field("stack")
+            .map(|s| program_frames(&s, WRAP_PREFIX.len() as u32))
+            .unwrap_or_default();
+        let kind = match field("kind").as_deref() {
+            Some("tool") => ErrorKind::Tool,
+            Some("invalid_args") => ErrorKind::InvalidArgs,
+            _ if is_stack_overflow(&name, &message) => ErrorKind::Memory,
+            _ if name == "ReferenceError" && unknown_tool(&message).is_some() => {
+                let missing = unknown_tool(&message).unwrap_or_default().to_owned();
+                let available: Vec<String> = self
+                    .tool_names
+                    .iter()
+                    .map(|n| format!("external_{n}"))
+                    .collect();
+                message = format!(
+                    "{missing} is not a tool of this execution; available: {}",
+                    if available.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        available.join(", ")
+                    }
+                );
+                ErrorKind::InvalidArgs
+            }
+            _ if self.control.memory_exceeded.load(Relaxed) => ErrorKind::Memory,
+            _ => ErrorKind::Runtime,
+        };
+        JsError {
+            kind,
+            name,
+            message,
+            frames,
+        }
+    }
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        // Release every handle into the runtime before it is freed.
+        let mut shared = self.shared.borrow_mut();
+        shared.pending.clear();
+        shared.timers.clear();
+        drop(shared);
+        self.main = None;
+    }
+}
+
+fn memory_error_with(limit: usize) -> JsError {
+    JsError::new(
+        ErrorKind::Memory,
+        "MemoryError",
+        format!(
+            "the execution exceeded its memory limit ({} MiB)",
+            limit >> 20
+        ),
+    )
+}
+
+fn is_stack_overflow(name: &str, message: &str) -> bool {
+    (name == "RangeError" || name == "InternalError")
+        && (message.contains("stack overflow") || message.contains("call stack size"))
+}
+
+fn unknown_tool(message: &str) -> Option<&str> {
+    let name = message.strip_suffix(" is not defined")?;
+    (name.starts_with("external_") && !name.contains(' ')).then_some(name)
+}
+
+fn reject_with<'js>(
+    ctx: &Ctx<'js>,
+    helpers: &Object<'js>,
+    reject: Persistent<Function<'static>>,
+    name: &str,
+    message: &str,
+    kind: &str,
+) -> rquickjs::Result<()> {
+    let make: Function = helpers.get("hostError")?;
+    let error: Value = make.call((name, message, kind))?;
+    reject.restore(ctx)?.call::<_, ()>((error,))
+}
+
+/// Run every pending promise job. Exceptions inside jobs are uncaught promise rejections
+/// or interrupts; the caller reads interrupts from the control block.
+fn run_jobs(ctx: &Ctx<'_>) {
+    let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
+    loop {
+        let mut job_ctx: *mut qjs::JSContext = std::ptr::null_mut();
+        // SAFETY: `rt` is the live runtime of `ctx`; we hold its lock through `ctx`.
+        let ran = unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) };
+        if ran == 0 {
+            break;
+        }
+        if ran < 0 {
+            let _ = ctx.catch();
+        }
+    }
+}
+
+/// The prelude compiled once per process; every context loads the bytecode, which is
+/// several times cheaper than parsing the source again.
+fn prelude_bytecode() -> &'static [u8] {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTECODE.get_or_init(|| {
+        let runtime = Runtime::new().expect("QuickJS runtime for compiling the prelude");
+        let context = Context::full(&runtime).expect("QuickJS context for compiling the prelude");
+        context.with(|ctx| {
+            let raw = ctx.as_raw().as_ptr();
+            let source = CString::new(PRELUDE).expect("prelude has no NUL");
+            let file = CString::new("codemode:prelude").expect("no NUL");
+            let flags = qjs::JS_EVAL_TYPE_GLOBAL
+                | qjs::JS_EVAL_FLAG_STRICT
+                | qjs::JS_EVAL_FLAG_COMPILE_ONLY;
+            // SAFETY: plain QuickJS C API use on a live context; every value is freed.
+            unsafe {
+                let compiled = qjs::JS_Eval(
+                    raw,
+                    source.as_ptr(),
+                    PRELUDE.len() as _,
+                    file.as_ptr(),
+                    flags as i32,
+                );
+                assert!(
+                    qjs::JS_VALUE_GET_TAG(compiled) != qjs::JS_TAG_EXCEPTION,
+                    "the prelude does not compile"
+                );
+                let mut len = 0;
+                let buf =
+                    qjs::JS_WriteObject(raw, &mut len, compiled, qjs::JS_WRITE_OBJ_BYTECODE as i32);
+                assert!(!buf.is_null(), "the prelude does not serialise");
+                let bytes = std::slice::from_raw_parts(buf, len as usize).to_vec();
+                qjs::js_free(raw, buf.cast());
+                qjs::JS_FreeValue(raw, compiled);
+                bytes
+            }
+        })
+    })
+}
+
+fn load_prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    let bytes = prelude_bytecode();
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: the bytes were written by JS_WriteObject of this same engine build and live
+    // for the whole process (ROM data is not copied).
+    let value = unsafe {
+        let flags = qjs::JS_READ_OBJ_BYTECODE | qjs::JS_READ_OBJ_ROM_DATA;
+        let object = qjs::JS_ReadObject(raw, bytes.as_ptr(), bytes.len() as _, flags as i32);
+        if qjs::JS_VALUE_GET_TAG(object) == qjs::JS_TAG_EXCEPTION {
+            return Err(rquickjs::Error::Exception);
+        }
+        let result = qjs::JS_EvalFunction(raw, object);
+        if qjs::JS_VALUE_GET_TAG(result) == qjs::JS_TAG_EXCEPTION {
+            return Err(rquickjs::Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), result)
+    };
+    value.into_function().ok_or(rquickjs::Error::Unknown)
+}
+
+fn install_prelude<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+    control: &Arc<Control>,
+    tool_names: &[String],
+    limits: &Limits,
+) -> rquickjs::Result<Persistent<Object<'static>>> {
+    let setup = load_prelude(ctx)?;
+
+    let calls = shared.clone();
+    let max_calls = limits.max_tool_calls;
+    let host_call = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, tool: u32, json: String| -> rquickjs::Result<Value<'js>> {
+            let mut s = calls.borrow_mut();
+            if s.calls_made >= max_calls {
+                return Ok(Value::new_null(ctx));
+            }
+            s.calls_made += 1;
+            let (promise, resolve, reject) = ctx.promise()?;
+            let id = s.next_call_id;
+            s.next_call_id += 1;
+            s.pending.insert(
+                id,
+                (
+                    Persistent::save(&ctx, resolve),
+                    Persistent::save(&ctx, reject),
+                ),
+            );
+            s.calls.push(ToolCall {
+                id,
+                tool,
+                args_json: json,
+            });
+            Ok(promise.into_value())
+        },
+    )?;
+
+    let logs = shared.clone();
+    let log_control = control.clone();
+    let (max_bytes, max_lines, fail) = (
+        limits.max_log_bytes,
+        limits.max_log_lines,
+        limits.fail_on_log_overflow,
+    );
+    let host_log = Function::new(ctx.clone(), move |level: u32, text: String| {
+        let mut s = logs.borrow_mut();
+        if s.log_truncated {
+            return;
+        }
+        let level = LogLevel::from_code(level);
+        let prefix = level.prefix();
+        let size = prefix.len() + text.len();
+        if s.log_lines + 1 > max_lines || s.log_bytes + size > max_bytes {
+            s.log_truncated = true;
+            if fail {
+                log_control.output_overflow.store(true, Relaxed);
+            } else {
+                s.logs.push(LogLine {
+                    level: LogLevel::Warn,
+                    text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
+                    timestamp_ms: now_ms(),
+                });
+            }
+            return;
+        }
+        s.log_lines += 1;
+        s.log_bytes += size;
+        let text = if prefix.is_empty() {
+            text
+        } else {
+            format!("{prefix}{text}")
+        };
+        s.logs.push(LogLine {
+            level,
+            text,
+            timestamp_ms: now_ms(),
+        });
+    })?;
+
+    let timers = shared.clone();
+    let host_timer = Function::new(ctx.clone(), move |id: u32, ms: f64| {
+        let mut s = timers.borrow_mut();
+        let delay = Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9));
+        let at = Instant::now() + delay;
+        s.timers.insert((at, id));
+        s.timer_due.insert(id, at);
+    })?;
+    let cleared = shared.clone();
+    let host_clear_timer = Function::new(ctx.clone(), move |id: u32| {
+        let mut s = cleared.borrow_mut();
+        if let Some(at) = s.timer_due.remove(&id) {
+            s.timers.remove(&(at, id));
+        }
+    })?;
+
+    let names = Array::new(ctx.clone())?;
+    for (i, name) in tool_names.iter().enumerate() {
+        names.set(i, name.as_str())?;
+    }
+    let helpers: Object = setup.call((
+        host_call,
+        host_log,
+        host_timer,
+        host_clear_timer,
+        names,
+        max_calls,
+    ))?;
+    Ok(Persistent::save(ctx, helpers))
+}

@@ -1,0 +1,218 @@
+//! `isolate`: runs one JavaScript program in a fresh, hard-limited QuickJS runtime.
+//!
+//! The program is the body of an async function. It runs step by step: each
+//! [`Execution::step`] runs JavaScript until it has nothing left to do, then hands back
+//! every tool call the program made (to be answered by the host in any order), the
+//! console lines it wrote, and when the next timer is due. The host settles calls with
+//! [`Settle`] values in the next step. Values cross the boundary only as JSON text.
+//!
+//! Nothing here knows about Python; the bindings crate converts.
+
+mod alloc;
+mod execution;
+mod stack;
+
+use std::time::Duration;
+
+pub use execution::{CancelHandle, Execution};
+
+/// Hard limits for one execution.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Engine heap limit in bytes (every QuickJS allocation counts).
+    pub memory_bytes: usize,
+    /// Native stack the engine may use, in bytes.
+    pub stack_bytes: usize,
+    /// Maximum number of tool calls one execution may start.
+    pub max_tool_calls: u32,
+    /// Console output limit in bytes (UTF-8) over the whole execution.
+    pub max_log_bytes: usize,
+    /// Console output limit in lines over the whole execution.
+    pub max_log_lines: usize,
+    /// When true, exceeding the console limits fails the execution (`output_limit`)
+    /// instead of truncating the output with a marker.
+    pub fail_on_log_overflow: bool,
+    /// Maximum size of the JSON result in bytes.
+    pub max_result_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 128 << 20,
+            stack_bytes: 1 << 20,
+            max_tool_calls: 10_000,
+            max_log_bytes: 1 << 20,
+            max_log_lines: 10_000,
+            fail_on_log_overflow: false,
+            max_result_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Why an execution failed. The names are the public error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Syntax,
+    Runtime,
+    Timeout,
+    Memory,
+    Tool,
+    InvalidArgs,
+    Result,
+    OutputLimit,
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The kind as it appears in results (`"invalid_args"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Syntax => "syntax",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Memory => "memory",
+            ErrorKind::Tool => "tool",
+            ErrorKind::InvalidArgs => "invalid_args",
+            ErrorKind::Result => "result",
+            ErrorKind::OutputLimit => "output_limit",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One frame of a JavaScript stack trace inside the program (positions are 1-based and
+/// relative to the program text the host passed in, wrapper already removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub function: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// A failed execution.
+#[derive(Debug, Clone)]
+pub struct JsError {
+    pub kind: ErrorKind,
+    pub name: String,
+    pub message: String,
+    /// Frames inside the program, innermost first. The first one is where it failed.
+    pub frames: Vec<Frame>,
+}
+
+impl JsError {
+    pub(crate) fn new(kind: ErrorKind, name: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.to_owned(),
+            message: message.into(),
+            frames: Vec::new(),
+        }
+    }
+}
+
+/// Console level of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Log,
+    Info,
+    Warn,
+    Error,
+    Debug,
+}
+
+impl LogLevel {
+    fn from_code(code: u32) -> Self {
+        match code {
+            1 => LogLevel::Info,
+            2 => LogLevel::Warn,
+            3 => LogLevel::Error,
+            4 => LogLevel::Debug,
+            _ => LogLevel::Log,
+        }
+    }
+
+    /// `"log"`, `"info"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Log => "log",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Debug => "debug",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            LogLevel::Log => "",
+            LogLevel::Info => "INFO: ",
+            LogLevel::Warn => "WARN: ",
+            LogLevel::Error => "ERROR: ",
+            LogLevel::Debug => "DEBUG: ",
+        }
+    }
+}
+
+/// One console line, as written (`text` carries the level prefix, e.g. `"WARN: low stock"`).
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub level: LogLevel,
+    pub text: String,
+    /// Wall-clock time it was written, milliseconds since the Unix epoch.
+    pub timestamp_ms: f64,
+}
+
+/// A tool call made by the program, to be answered with a [`Settle`].
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub id: u64,
+    /// Index into the tool names given to [`Execution::new`].
+    pub tool: u32,
+    /// The argument, JSON text of an object.
+    pub args_json: String,
+}
+
+/// How a host error appears inside the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostErrorKind {
+    /// `ToolError`: the tool itself failed.
+    Tool,
+    /// `InvalidArgumentsError`: the arguments did not validate.
+    InvalidArgs,
+}
+
+/// The host's answer to one tool call.
+#[derive(Debug, Clone)]
+pub enum Settle {
+    /// The tool returned this JSON text.
+    Ok(String),
+    /// The tool failed; the call rejects with an `Error` named after the kind.
+    Err {
+        kind: HostErrorKind,
+        message: String,
+    },
+}
+
+/// What a step ended with.
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// The program finished: its return value as JSON text, or the error.
+    Done(Result<String, JsError>),
+    /// The program waits on tool calls and/or timers. `next_timer` is how long until the
+    /// earliest timer is due (`None`: no timers).
+    Waiting { next_timer: Option<Duration> },
+    /// The first step ran past its time slice before any host interaction; nothing was
+    /// observable yet, so the host may discard this execution and run it again elsewhere.
+    Yielded,
+}
+
+/// Everything one step produced.
+#[derive(Debug)]
+pub struct StepOutput {
+    pub status: Status,
+    /// Tool calls made during this step, in call order.
+    pub calls: Vec<ToolCall>,
+    /// Console lines written during this step, in order.
+    pub logs: Vec<LogLine>,
+}

@@ -1,0 +1,212 @@
+//! Engine-level tests: programs run to completion with a synchronous echo host.
+
+use std::time::{Duration, Instant};
+
+use isolate::{ErrorKind, Execution, HostErrorKind, JsError, Limits, Settle, Status};
+
+/// Runs `js` answering every tool call at once: tool 0 echoes, tool 1 fails.
+fn run_with(js: &str, limits: Limits, timeout: Duration) -> (Result<String, JsError>, Vec<String>) {
+    let tools = vec!["echo".to_owned(), "fail".to_owned()];
+    let mut exec = Execution::new(js, &tools, limits, Instant::now() + timeout).expect("runtime");
+    let mut settles = Vec::new();
+    let mut logs = Vec::new();
+    loop {
+        let out = exec.step(std::mem::take(&mut settles), None);
+        logs.extend(out.logs.into_iter().map(|l| l.text));
+        for call in out.calls {
+            let settle = if call.tool == 0 {
+                Settle::Ok(call.args_json)
+            } else {
+                Settle::Err {
+                    kind: HostErrorKind::Tool,
+                    message: "boom".into(),
+                }
+            };
+            settles.push((call.id, settle));
+        }
+        match out.status {
+            Status::Done(r) => return (r, logs),
+            Status::Waiting { next_timer } => {
+                if settles.is_empty() {
+                    std::thread::sleep(next_timer.unwrap_or_default());
+                }
+            }
+            Status::Yielded => panic!("no slice was given"),
+        }
+    }
+}
+
+fn run(js: &str) -> (Result<String, JsError>, Vec<String>) {
+    run_with(js, Limits::default(), Duration::from_secs(5))
+}
+
+#[test]
+fn returns_json() {
+    assert_eq!(run("return 1+1").0.unwrap(), "2");
+    assert_eq!(run("return").0.unwrap(), "null");
+    assert_eq!(
+        run("return {a: [1, 'x', null], f() {}}").0.unwrap(),
+        r#"{"a":[1,"x",null]}"#
+    );
+}
+
+#[test]
+fn tool_calls_round_trip() {
+    let (r, _) = run(
+        "let t = 0; for (let i = 0; i < 100; i++) { t += (await external_echo({ i })).i } return t",
+    );
+    assert_eq!(r.unwrap(), "4950");
+    let (r, _) = run("const rs = await Promise.all([1,2,3].map(i => external_echo({ i }))); return rs.map(r => r.i)");
+    assert_eq!(r.unwrap(), "[1,2,3]");
+}
+
+#[test]
+fn tool_errors_are_catchable_and_typed() {
+    let (r, _) = run("try { await external_fail({}) } catch (e) { return [e.name, e.message, e instanceof Error] }");
+    assert_eq!(r.unwrap(), r#"["ToolError","boom",true]"#);
+    let e = run("await external_fail({})").0.unwrap_err();
+    assert_eq!((e.kind, e.name.as_str()), (ErrorKind::Tool, "ToolError"));
+}
+
+#[test]
+fn runtime_error_has_position() {
+    let e = run("const a = 1\nconst b = null\nreturn b.x")
+        .0
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Runtime);
+    assert_eq!(e.name, "TypeError");
+    let f = &e.frames[0];
+    assert_eq!((f.line, f.column), (3, 8), "{e:?}");
+    let e = run("throw new Error('top')").0.unwrap_err();
+    assert_eq!((e.frames[0].line, e.frames[0].column), (1, 11), "{e:?}");
+}
+
+#[test]
+fn console_lines_keep_order_and_level() {
+    let (_, logs) =
+        run("console.log('a', 1, {b: 2}); console.warn('w'); console.error(new TypeError('t'))");
+    assert_eq!(
+        logs,
+        vec!["a 1 {\"b\":2}", "WARN: w", "ERROR: TypeError: t"]
+    );
+}
+
+#[test]
+fn timers_fire_in_order() {
+    let (r, _) = run(
+        "const out = []; await new Promise(res => { setTimeout(() => out.push(2), 20); setTimeout(() => { out.push(1) }, 5); setTimeout(res, 40) }); return out",
+    );
+    assert_eq!(r.unwrap(), "[1,2]");
+}
+
+#[test]
+fn busy_loop_times_out() {
+    let started = Instant::now();
+    let e = run_with(
+        "while (true) {}",
+        Limits::default(),
+        Duration::from_millis(100),
+    )
+    .0
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn memory_bomb_is_stopped() {
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let e = run_with(
+        "const c = []; while (true) c.push(new Array(1e6).fill(1))",
+        limits.clone(),
+        Duration::from_secs(10),
+    )
+    .0
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Memory, "{e:?}");
+    let e = run_with(
+        "const c = []; try { while (true) c.push(new Array(1e6).fill(1)) } catch (e) {} return 1",
+        limits,
+        Duration::from_secs(10),
+    )
+    .0
+    .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Memory, "{e:?}");
+}
+
+#[test]
+fn deep_recursion_is_a_memory_error() {
+    let e = run("function f(n) { return f(n + 1) + 1 } return f(0)")
+        .0
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Memory, "{e:?}");
+    assert_eq!(
+        run("function f(n) { return f(n + 1) } try { f(0) } catch (e) { return e.name }")
+            .0
+            .unwrap(),
+        "\"RangeError\""
+    );
+}
+
+#[test]
+fn unknown_tool_is_invalid_args() {
+    let e = run("return await external_nope({})").0.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgs);
+    assert!(e.message.contains("external_echo"), "{e:?}");
+}
+
+#[test]
+fn unserialisable_results() {
+    assert_eq!(run("return 10n").0.unwrap_err().kind, ErrorKind::Result);
+    assert_eq!(
+        run("const a = {}; a.a = a; return a").0.unwrap_err().kind,
+        ErrorKind::Result
+    );
+    assert_eq!(
+        run("return [NaN, undefined, () => 1]").0.unwrap(),
+        "[null,null,null]"
+    );
+}
+
+#[test]
+fn syntax_error_is_typed() {
+    let e = run("return (").0.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syntax, "{e:?}");
+}
+
+#[test]
+fn deadlock_is_reported() {
+    let e = run("await new Promise(() => {})").0.unwrap_err();
+    assert_eq!(e.name, "DeadlockError");
+}
+
+#[test]
+fn first_step_yields_when_slice_exceeded() {
+    let tools: Vec<String> = vec![];
+    let mut exec = Execution::new(
+        "while (true) {}",
+        &tools,
+        Limits::default(),
+        Instant::now() + Duration::from_secs(5),
+    )
+    .unwrap();
+    let out = exec.step(vec![], Some(Duration::from_millis(2)));
+    assert!(matches!(out.status, Status::Yielded));
+}
+
+#[test]
+fn global_scope_is_clean() {
+    let (r, _) =
+        run("return Object.getOwnPropertyNames(globalThis).filter(n => /^[a-z]/.test(n)).sort()");
+    let names: Vec<String> = serde_json::from_str(&r.unwrap()).unwrap();
+    for forbidden in ["require", "process", "fetch", "print", "std", "os", "Deno"] {
+        assert!(
+            !names.contains(&forbidden.to_owned()),
+            "{forbidden} in {names:?}"
+        );
+    }
+    eprintln!("{names:?}");
+}
