@@ -1,0 +1,220 @@
+//! `codemode._core`: the thin Python layer over `tsstrip` and `isolate`.
+//!
+//! It only converts. Values cross as plain tuples, strings and bytes; JavaScript runs with
+//! the GIL released.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+
+create_exception!(
+    _core,
+    TypeScriptSyntaxError,
+    PyException,
+    "The program is not valid TypeScript. args: (message, line, column, frame)."
+);
+
+/// TypeScript stripped to JavaScript.
+#[pyclass(frozen, module = "codemode._core")]
+struct StripResult {
+    inner: tsstrip::Stripped,
+}
+
+#[pymethods]
+impl StripResult {
+    /// The JavaScript program body.
+    #[getter]
+    fn javascript(&self) -> &str {
+        &self.inner.code
+    }
+
+    /// True when every line and column of the JavaScript is that of the TypeScript.
+    #[getter]
+    fn positions_preserved(&self) -> bool {
+        self.inner.positions_preserved
+    }
+
+    /// Map a 1-based (line, column) of the JavaScript to the TypeScript.
+    fn original_position(&self, line: u32, column: u32) -> (u32, u32) {
+        self.inner.original_position(line, column)
+    }
+}
+
+/// Strip TypeScript types; raises `TypeScriptSyntaxError` when it does not parse.
+#[pyfunction]
+fn strip_types(py: Python<'_>, source: &str) -> PyResult<StripResult> {
+    match py.detach(|| tsstrip::strip(source)) {
+        Ok(inner) => Ok(StripResult { inner }),
+        Err(d) => Err(TypeScriptSyntaxError::new_err((d.message, d.line, d.column, d.frame))),
+    }
+}
+
+/// A short code frame pointing at (line, column), 1-based.
+#[pyfunction]
+fn code_frame(source: &str, line: u32, column: u32) -> String {
+    tsstrip::code_frame(source, line, column)
+}
+
+/// Cancels an execution from any thread, even while one of its steps runs.
+#[pyclass(frozen, module = "codemode._core")]
+struct CancelHandle(isolate::CancelHandle);
+
+#[pymethods]
+impl CancelHandle {
+    fn cancel(&self) {
+        self.0.cancel();
+    }
+}
+
+const DONE_OK: u8 = 0;
+const DONE_ERROR: u8 = 1;
+const WAITING: u8 = 2;
+const YIELDED: u8 = 3;
+
+/// One program in one fresh QuickJS runtime (see `_core.pyi` for the step protocol).
+#[pyclass(frozen, module = "codemode._core")]
+struct Execution {
+    inner: Mutex<Option<Result<isolate::Execution, isolate::JsError>>>,
+    cancel: Option<isolate::CancelHandle>,
+}
+
+#[pymethods]
+impl Execution {
+    #[new]
+    #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
+                        max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        javascript: &str,
+        tool_names: Vec<String>,
+        timeout: f64,
+        memory_limit_bytes: usize,
+        stack_limit_bytes: usize,
+        max_tool_calls: u32,
+        max_log_bytes: usize,
+        max_log_lines: usize,
+        fail_on_log_overflow: bool,
+        max_result_bytes: usize,
+    ) -> Self {
+        let limits = isolate::Limits {
+            memory_bytes: memory_limit_bytes,
+            stack_bytes: stack_limit_bytes,
+            max_tool_calls,
+            max_log_bytes,
+            max_log_lines,
+            fail_on_log_overflow,
+            max_result_bytes,
+        };
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
+        let created = py.detach(|| isolate::Execution::new(javascript, &tool_names, limits, deadline));
+        let cancel = created.as_ref().ok().map(|e| e.cancel_handle());
+        Self { inner: Mutex::new(Some(created)), cancel }
+    }
+
+    /// A handle that cancels this execution from any thread.
+    fn cancel_handle(&self) -> PyResult<CancelHandle> {
+        self.cancel
+            .clone()
+            .map(CancelHandle)
+            .ok_or_else(|| PyRuntimeError::new_err("the execution failed to start"))
+    }
+
+    /// Run JavaScript until it is idle. `settles`: `[(call_id, outcome, text)]` with outcome
+    /// 0 = result (JSON str or bytes), 1 = tool error message, 2 = invalid-arguments message.
+    /// Returns `(status, calls, logs, payload)`.
+    #[pyo3(signature = (settles, slice=None))]
+    fn step<'py>(
+        &self,
+        py: Python<'py>,
+        settles: Vec<(u64, u8, Bound<'py, PyAny>)>,
+        slice: Option<f64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let mut converted = Vec::with_capacity(settles.len());
+        for (id, outcome, text) in settles {
+            let text = text_of(&text)?;
+            let settle = match outcome {
+                0 => isolate::Settle::Ok(text),
+                1 => isolate::Settle::Err { kind: isolate::HostErrorKind::Tool, message: text },
+                _ => isolate::Settle::Err { kind: isolate::HostErrorKind::InvalidArgs, message: text },
+            };
+            converted.push((id, settle));
+        }
+        let slice = slice.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        let output = py.detach(|| {
+            let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_mut() {
+                Some(Ok(exec)) => Ok(exec.step(converted, slice)),
+                Some(Err(e)) => Err(Some(e.clone())),
+                None => Err(None),
+            }
+        });
+        let output = match output {
+            Ok(o) => o,
+            Err(Some(e)) => {
+                self.close();
+                let empty = PyList::empty(py);
+                return (DONE_ERROR, empty.clone(), empty, error_tuple(py, &e)?).into_pyobject(py);
+            }
+            Err(None) => return Err(PyRuntimeError::new_err("the execution is closed")),
+        };
+        let calls = PyList::empty(py);
+        for call in output.calls {
+            calls.append((call.id, call.tool, call.args_json))?;
+        }
+        let logs = PyList::empty(py);
+        for line in output.logs {
+            logs.append((line.level.as_str(), line.text, line.timestamp_ms))?;
+        }
+        let (status, payload): (u8, Bound<'py, PyAny>) = match output.status {
+            isolate::Status::Done(Ok(json)) => (DONE_OK, PyString::new(py, &json).into_any()),
+            isolate::Status::Done(Err(e)) => (DONE_ERROR, error_tuple(py, &e)?.into_any()),
+            isolate::Status::Waiting { next_timer } => {
+                (WAITING, next_timer.map(|d| d.as_secs_f64()).into_pyobject(py)?.into_any())
+            }
+            isolate::Status::Yielded => (YIELDED, py.None().into_bound(py)),
+        };
+        (status, calls, logs, payload).into_pyobject(py)
+    }
+
+    /// Free the engine now (idempotent). Dropping the object does the same.
+    fn close(&self) {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(taken);
+    }
+}
+
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        return String::from_utf8(bytes.as_bytes().to_vec())
+            .map_err(|_| PyRuntimeError::new_err("tool result is not UTF-8"));
+    }
+    value.extract::<String>()
+}
+
+fn error_tuple<'py>(py: Python<'py>, e: &isolate::JsError) -> PyResult<Bound<'py, PyTuple>> {
+    let frames = PyList::empty(py);
+    for f in &e.frames {
+        frames.append((f.function.as_str(), f.line, f.column))?;
+    }
+    (e.kind.as_str(), e.name.as_str(), e.message.as_str(), frames).into_pyobject(py)
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<StripResult>()?;
+    m.add_class::<Execution>()?;
+    m.add_class::<CancelHandle>()?;
+    m.add_function(wrap_pyfunction!(strip_types, m)?)?;
+    m.add_function(wrap_pyfunction!(code_frame, m)?)?;
+    m.add("TypeScriptSyntaxError", m.py().get_type::<TypeScriptSyntaxError>())?;
+    m.add("DONE_OK", DONE_OK)?;
+    m.add("DONE_ERROR", DONE_ERROR)?;
+    m.add("WAITING", WAITING)?;
+    m.add("YIELDED", YIELDED)?;
+    Ok(())
+}

@@ -1,0 +1,36 @@
+"""codemode: give any LLM one tool, ``execute_typescript``.
+
+The model writes a short TypeScript program; codemode strips the types, runs it in a fresh,
+hard-limited QuickJS sandbox, and exposes the application's tools inside it as typed async
+functions ``external_<name>(input)``.
+"""
+
+from ._core import TypeScriptSyntaxError
+from .code_mode import CodeMode, compile_typescript, create_code_mode
+from .driver import IsolateContext, IsolateDriver, Program
+from .events import Event, EventCallback
+from .limits import Limits
+from .quickjs import QuickJSContext, QuickJSDriver
+from .results import ErrorKind, ExecutionError, ExecutionResult
+from .tools import InvalidArguments, Tool, ToolBinding
+
+__all__ = [
+    "CodeMode",
+    "ErrorKind",
+    "Event",
+    "EventCallback",
+    "ExecutionError",
+    "ExecutionResult",
+    "InvalidArguments",
+    "IsolateContext",
+    "IsolateDriver",
+    "Limits",
+    "Program",
+    "QuickJSContext",
+    "QuickJSDriver",
+    "Tool",
+    "ToolBinding",
+    "TypeScriptSyntaxError",
+    "compile_typescript",
+    "create_code_mode",
+]

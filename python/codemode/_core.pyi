@@ -1,0 +1,65 @@
+"""Typed stubs for the native module (crates/bindings)."""
+
+from typing import Literal
+
+class TypeScriptSyntaxError(Exception):
+    """The program does not parse as TypeScript. ``args`` is ``(message, line, column, frame)``."""
+
+class StripResult:
+    """TypeScript with its types stripped."""
+
+    @property
+    def javascript(self) -> str: ...
+    @property
+    def positions_preserved(self) -> bool: ...
+    def original_position(self, line: int, column: int) -> tuple[int, int]: ...
+
+def strip_types(source: str) -> StripResult:
+    """Strip TypeScript to JavaScript keeping positions; raises TypeScriptSyntaxError."""
+
+def code_frame(source: str, line: int, column: int) -> str:
+    """A short code frame with a caret under (line, column), both 1-based."""
+
+class CancelHandle:
+    def cancel(self) -> None: ...
+
+LogTuple = tuple[str, str, float]
+"""(level, text with level prefix, timestamp in ms since the epoch)"""
+CallTuple = tuple[int, int, str]
+"""(call id, tool index, JSON arguments)"""
+ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
+"""(kind, name, message, frames as (function, line, column), innermost first)"""
+
+DONE_OK: Literal[0]
+DONE_ERROR: Literal[1]
+WAITING: Literal[2]
+YIELDED: Literal[3]
+
+class Execution:
+    """One program in one fresh QuickJS runtime, run step by step."""
+
+    def __init__(
+        self,
+        javascript: str,
+        tool_names: list[str],
+        *,
+        timeout: float,
+        memory_limit_bytes: int,
+        stack_limit_bytes: int,
+        max_tool_calls: int,
+        max_log_bytes: int,
+        max_log_lines: int,
+        fail_on_log_overflow: bool,
+        max_result_bytes: int,
+    ) -> None: ...
+    def cancel_handle(self) -> CancelHandle: ...
+    def step(
+        self, settles: list[tuple[int, int, str | bytes]], slice: float | None = None
+    ) -> tuple[int, list[CallTuple], list[LogTuple], str | ErrorTuple | float | None]:
+        """Run until idle. settles: (call id, 0=JSON result | 1=tool error | 2=invalid arguments, text).
+
+        Returns (status, calls, logs, payload): status 0 done (payload: result JSON), 1 failed
+        (payload: ErrorTuple), 2 waiting (payload: seconds to the next timer or None), 3 yielded
+        (the first step exceeded ``slice``; nothing observable happened; run it again elsewhere).
+        """
+    def close(self) -> None: ...

@@ -1,0 +1,131 @@
+"""The entry point: tools in, one ``execute_typescript`` capability out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from . import _core
+from .driver import IsolateContext, IsolateDriver, Program
+from .events import EventCallback, now_ms
+from .limits import Limits
+from .results import ExecutionError, ExecutionResult
+from .tools import ToolBinding
+
+
+def compile_typescript(typescript: str) -> Program:
+    """Strip the types of a program body; raises ``_core.TypeScriptSyntaxError``."""
+    stripped = _core.strip_types(typescript)
+    return Program(stripped.javascript, typescript, None if stripped.positions_preserved else stripped)
+
+
+class CodeMode:
+    """Runs model-written TypeScript against a set of tools, each time in a fresh sandbox."""
+
+    def __init__(self, tools: Sequence[ToolBinding], driver: IsolateDriver, limits: Limits) -> None:
+        bindings: dict[str, ToolBinding] = {}
+        for tool in tools:
+            if tool.name in bindings:
+                raise ValueError(f"two tools are named {tool.name!r}")
+            bindings[tool.name] = tool
+        self.tools: dict[str, ToolBinding] = bindings
+        self.driver = driver
+        self.limits = limits
+        self._context: IsolateContext | None = None
+
+    async def _get_context(self) -> IsolateContext:
+        if self._context is None:
+            limits = self.limits
+            self._context = await self.driver.create_context(
+                bindings=self.tools,
+                timeout=limits.timeout,
+                memory_limit_mb=limits.memory_limit_mb,
+                stack_limit_kb=limits.stack_limit_kb,
+                max_tool_calls=limits.max_tool_calls,
+                max_concurrent_tool_calls=limits.max_concurrent_tool_calls,
+                max_log_bytes=limits.max_log_bytes,
+                max_log_lines=limits.max_log_lines,
+                log_overflow=limits.log_overflow,
+                max_result_bytes=limits.max_result_bytes,
+            )
+        return self._context
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        tool_call_id: str | None = None,
+        on_event: EventCallback | None = None,
+        **limit_overrides: Any,
+    ) -> ExecutionResult:
+        """Run a TypeScript program body (top-level ``await``/``return``) and return its result.
+
+        ``limit_overrides`` (``timeout=``, ``memory_limit_mb=``, ... see :class:`Limits`)
+        apply to this execution only.
+        """
+        started = time.perf_counter()
+        try:
+            program = compile_typescript(code)
+        except _core.TypeScriptSyntaxError as e:
+            return await _syntax_failure(e, started, tool_call_id, on_event)
+        context = await self._get_context()
+        limits = self.limits.with_overrides(**limit_overrides) if limit_overrides else None
+        kwargs: dict[str, Any] = {"on_event": on_event, "tool_call_id": tool_call_id}
+        if limits is not None:
+            kwargs["limits"] = limits
+        return await context.execute(program, **kwargs)
+
+    async def aclose(self) -> None:
+        """Dispose the underlying context (idempotent)."""
+        if self._context is not None:
+            await self._context.dispose()
+
+
+async def _syntax_failure(
+    e: _core.TypeScriptSyntaxError, started: float, tool_call_id: str | None, on_event: EventCallback | None
+) -> ExecutionResult:
+    message, line, column, frame = e.args
+    duration_ms = (time.perf_counter() - started) * 1000
+    error = ExecutionError(
+        kind="syntax", name="SyntaxError", message=message, line=line, column=column, frame=frame
+    )
+    if on_event is not None:
+        from .events import Event
+
+        for event in (
+            Event("code_mode:execution_started", {"toolCallId": tool_call_id, "timestamp": now_ms()}),
+            Event(
+                "code_mode:execution_finished",
+                {
+                    "toolCallId": tool_call_id,
+                    "timestamp": now_ms(),
+                    "success": False,
+                    "error": error.model_dump(exclude_none=True),
+                    "duration_ms": duration_ms,
+                },
+            ),
+        ):
+            outcome = on_event(event)
+            if outcome is not None and hasattr(outcome, "__await__"):
+                await outcome
+    return ExecutionResult(success=False, error=error, duration_ms=duration_ms)
+
+
+def create_code_mode(
+    tools: Sequence[ToolBinding],
+    *,
+    driver: IsolateDriver | None = None,
+    timeout: float = 30.0,
+    memory_limit_mb: float = 128,
+    **limits: Any,
+) -> CodeMode:
+    """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
+
+    Further keyword arguments set other :class:`codemode.Limits` fields.
+    """
+    if driver is None:
+        from .quickjs import QuickJSDriver
+
+        driver = QuickJSDriver()
+    return CodeMode(tools, driver, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits))

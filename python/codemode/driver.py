@@ -1,0 +1,60 @@
+"""The engine-neutral driver protocol every engine implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from ._core import StripResult
+from .events import EventCallback
+from .results import ExecutionResult
+from .tools import ToolBinding
+
+
+@dataclass(frozen=True)
+class Program:
+    """A program ready to run: the JavaScript, and where it came from so errors can point
+    into the original TypeScript."""
+
+    javascript: str
+    source: str
+    stripped: StripResult | None = None
+
+    def original_position(self, line: int, column: int) -> tuple[int, int]:
+        if self.stripped is None:
+            return line, column
+        return self.stripped.original_position(line, column)
+
+
+@runtime_checkable
+class IsolateContext(Protocol):
+    """A sandbox bound to a set of tools and limits. Each ``execute`` runs in a fresh engine."""
+
+    async def execute(
+        self,
+        javascript: str | Program,
+        *,
+        on_event: EventCallback | None = None,
+        tool_call_id: str | None = None,
+    ) -> ExecutionResult: ...
+
+    async def dispose(self) -> None: ...
+
+    async def __aenter__(self) -> IsolateContext: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+@runtime_checkable
+class IsolateDriver(Protocol):
+    """Creates isolate contexts; one driver serves many contexts and executions at once."""
+
+    async def create_context(
+        self,
+        *,
+        bindings: Mapping[str, ToolBinding],
+        timeout: float,
+        memory_limit_mb: float,
+        **limits: Any,
+    ) -> IsolateContext: ...

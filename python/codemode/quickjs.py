@@ -1,0 +1,483 @@
+"""The QuickJS driver: programs run in the embedded engine of ``codemode._core``.
+
+How an execution runs. The native ``Execution`` runs JavaScript until it is idle and hands
+back every tool call made meanwhile; the driver answers them and steps again. The first step
+runs on the calling thread (GIL released) for at most ``inline_slice`` seconds: almost every
+program is done or waiting on tools by then, and tool calls answered on the same thread cost
+no thread hop. A program still computing when the slice ends has shown nothing to anyone
+yet, so it is started again from scratch in a worker thread, where it and all its later
+steps run; the event loop never waits on it.
+
+Tool handlers run as tasks. On asyncio their first step runs at once (an eager task), so a
+handler that does not suspend answers before JavaScript resumes, without a trip through the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from typing import Any
+
+import anyio
+import anyio.abc
+import orjson
+
+from . import _core
+from .driver import Program
+from .events import Event, EventCallback, EventName, now_ms
+from .limits import Limits
+from .results import ExecutionError, ExecutionResult
+from .tools import InvalidArguments, ToolBinding
+
+_SETTLE_OK, _SETTLE_TOOL_ERROR, _SETTLE_INVALID = 0, 1, 2
+_PROGRAM_FILE = "program.ts"
+
+
+class QuickJSDriver:
+    """The embedded QuickJS engine: microsecond start-up, a fresh runtime per execution.
+
+    ``inline_slice``: how long (seconds) the first step of a program may run on the event
+    loop's thread before it is moved to a worker thread.
+    """
+
+    def __init__(self, *, inline_slice: float = 0.002) -> None:
+        self.inline_slice = inline_slice
+
+    async def create_context(
+        self,
+        *,
+        bindings: Mapping[str, ToolBinding],
+        timeout: float,
+        memory_limit_mb: float,
+        **limits: Any,
+    ) -> QuickJSContext:
+        """A context for ``bindings`` (keyed by tool name) with the given limits."""
+        return QuickJSContext(
+            bindings, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits), self.inline_slice
+        )
+
+
+class QuickJSContext:
+    """Tools and limits; each :meth:`execute` runs in a fresh QuickJS runtime."""
+
+    def __init__(self, bindings: Mapping[str, ToolBinding], limits: Limits, inline_slice: float) -> None:
+        self._bindings = list(bindings.values())
+        self._names = [b.name for b in self._bindings]
+        self.limits = limits
+        self._inline_slice = inline_slice
+        self._disposed = False
+
+    async def execute(
+        self,
+        javascript: str | Program,
+        *,
+        on_event: EventCallback | None = None,
+        tool_call_id: str | None = None,
+        limits: Limits | None = None,
+    ) -> ExecutionResult:
+        """Run a program body (top-level ``await`` and ``return`` allowed) to its result."""
+        if self._disposed:
+            raise RuntimeError("this context has been disposed")
+        program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
+        run = _Run(self, program, limits or self.limits, on_event, tool_call_id)
+        return await run.run()
+
+    async def dispose(self) -> None:
+        """Refuse further executions (idempotent). Engines are freed after each execution."""
+        self._disposed = True
+
+    async def __aenter__(self) -> QuickJSContext:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.dispose()
+
+
+def _json_default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+class _Run:
+    """The state of one execution."""
+
+    def __init__(
+        self,
+        context: QuickJSContext,
+        program: Program,
+        limits: Limits,
+        on_event: EventCallback | None,
+        tool_call_id: str | None,
+    ) -> None:
+        self.bindings = context._bindings
+        self.names = context._names
+        self.inline_slice = context._inline_slice
+        self.program = program
+        self.limits = limits
+        self.on_event = on_event
+        self.tool_call_id = tool_call_id
+        self.events: list[Event] = []
+        self.logs: list[str] = []
+        self.completions: list[tuple[int, int, str | bytes]] = []
+        self.wakeup: anyio.Event | None = None
+        self.running = 0
+        self.queued: deque[tuple[int, ToolBinding, Any]] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.calls = 0
+        self.started = 0.0
+
+    # -- the step loop -------------------------------------------------------------------
+
+    async def run(self) -> ExecutionResult:
+        self.started = time.perf_counter()
+        self.emit("code_mode:execution_started", {})
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+        if self.loop is not None:
+            return await self._steps()
+        async with anyio.create_task_group() as tg:
+            self.task_group = tg
+            result = await self._steps()
+            tg.cancel_scope.cancel()
+        return result
+
+    def _new_execution(self) -> _core.Execution:
+        limits = self.limits
+        return _core.Execution(
+            self.program.javascript,
+            self.names,
+            timeout=max(0.0, limits.timeout - (time.perf_counter() - self.started)),
+            memory_limit_bytes=int(limits.memory_limit_mb * 1024 * 1024),
+            stack_limit_bytes=limits.stack_limit_kb * 1024,
+            max_tool_calls=limits.max_tool_calls,
+            max_log_bytes=limits.max_log_bytes,
+            max_log_lines=limits.max_log_lines,
+            fail_on_log_overflow=limits.log_overflow == "error",
+            max_result_bytes=limits.max_result_bytes,
+        )
+
+    async def _steps(self) -> ExecutionResult:
+        deadline = self.started + self.limits.timeout
+        execution = self._new_execution()
+        in_thread = False
+        stepping_in_thread = False
+        settles: list[tuple[int, int, str | bytes]] = []
+        first = True
+        try:
+            while True:
+                if in_thread:
+                    stepping_in_thread = True
+                    status, calls, logs, payload = await anyio.to_thread.run_sync(
+                        execution.step, settles, None, abandon_on_cancel=True
+                    )
+                    stepping_in_thread = False
+                else:
+                    status, calls, logs, payload = execution.step(
+                        settles, self.inline_slice if first else None
+                    )
+                first = False
+                settles = []
+                if logs:
+                    self._record_logs(logs)
+                if status == _core.WAITING:
+                    for call in calls:
+                        self._start_call(*call)
+                    if self.events:
+                        await self._flush_events()
+                    if not self.completions:
+                        wait = deadline - time.perf_counter()
+                        if payload is not None:
+                            wait = min(wait, payload)  # type: ignore[type-var]
+                        if wait > 0:
+                            await self._wait(wait)
+                    settles, self.completions = self.completions, []
+                    continue
+                if status == _core.YIELDED:
+                    execution.close()
+                    execution = self._new_execution()
+                    in_thread = first = True
+                    continue
+                result = self._finish(status, payload)
+                await self._flush_events()
+                return result
+        except anyio.get_cancelled_exc_class():
+            # The awaiting task was cancelled: stop the engine, report, re-raise.
+            _cancel(execution)
+            self.emit(
+                "code_mode:execution_finished",
+                {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
+            )
+            with anyio.CancelScope(shield=True):
+                await self._flush_events(swallow=True)
+            raise
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            if not stepping_in_thread:
+                execution.close()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep until a tool call completes or ``seconds`` pass."""
+        self.wakeup = anyio.Event()
+        with anyio.move_on_after(seconds):
+            await self.wakeup.wait()
+        self.wakeup = None
+
+    # -- tool calls ----------------------------------------------------------------------
+
+    def _start_call(self, call_id: int, tool_index: int, args_json: str) -> None:
+        binding = self.bindings[tool_index]
+        self.calls += 1
+        args = orjson.loads(args_json)
+        if self.on_event is not None:
+            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": args})
+        try:
+            args = binding.validate(args)
+        except InvalidArguments as e:
+            self._settle(call_id, binding, time.perf_counter(), error=(_SETTLE_INVALID, str(e)))
+            return
+        if self.running >= self.limits.max_concurrent_tool_calls:
+            self.queued.append((call_id, binding, args))
+            return
+        self._launch(call_id, binding, args)
+
+    def _launch(self, call_id: int, binding: ToolBinding, args: Any) -> None:
+        self.running += 1
+        coro = self._call(call_id, binding, args, time.perf_counter())
+        if self.loop is None:
+            assert self.task_group is not None
+            self.task_group.start_soon(_await, coro)
+            return
+        task = _start_eagerly(self.loop, coro)
+        if not task.done():
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
+        try:
+            if binding.is_async:
+                result = await binding.handler(args)  # type: ignore[misc]
+            else:
+                result = await anyio.to_thread.run_sync(binding.handler, args)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as e:
+            message = str(e) or type(e).__name__
+            self._settle(call_id, binding, started, error=(_SETTLE_TOOL_ERROR, message))
+        else:
+            self._settle(call_id, binding, started, result=result)
+
+    def _settle(
+        self,
+        call_id: int,
+        binding: ToolBinding,
+        started: float,
+        *,
+        result: Any = None,
+        error: tuple[int, str] | None = None,
+    ) -> None:
+        if error is None:
+            try:
+                self.completions.append((call_id, _SETTLE_OK, orjson.dumps(result, default=_json_default)))
+            except TypeError as e:
+                error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
+        if error is not None:
+            self.completions.append((call_id, *error))
+        if self.on_event is not None:
+            duration_ms = (time.perf_counter() - started) * 1000
+            if error is None:
+                value = {"function": binding.sandbox_name, "result": result, "duration_ms": duration_ms}
+                self.emit("code_mode:external_result", value)
+            else:
+                value = {"function": binding.sandbox_name, "error": error[1], "duration_ms": duration_ms}
+                self.emit("code_mode:external_error", value)
+        if self.wakeup is not None:
+            self.wakeup.set()
+        if error is None or error[0] == _SETTLE_TOOL_ERROR:
+            self.running -= 1
+            if self.queued and self.running < self.limits.max_concurrent_tool_calls:
+                self._launch(*self.queued.popleft())
+
+    # -- results, logs and events --------------------------------------------------------
+
+    def _record_logs(self, logs: list[tuple[str, str, float]]) -> None:
+        for level, text, timestamp in logs:
+            self.logs.append(text)
+            if self.on_event is not None:
+                self.events.append(
+                    Event(
+                        "code_mode:console",
+                        {"toolCallId": self.tool_call_id, "timestamp": timestamp, "level": level, "text": text},
+                    )
+                )
+
+    def _finish(self, status: int, payload: Any) -> ExecutionResult:
+        duration_ms = self._elapsed_ms()
+        if status == _core.DONE_OK:
+            result = ExecutionResult.model_construct(
+                success=True,
+                result=orjson.loads(payload),
+                error=None,
+                logs=self.logs,
+                duration_ms=duration_ms,
+                tool_calls=self.calls,
+            )
+        else:
+            result = ExecutionResult.model_construct(
+                success=False,
+                result=None,
+                error=self._error(payload),
+                logs=self.logs,
+                duration_ms=duration_ms,
+                tool_calls=self.calls,
+            )
+        if self.on_event is not None:
+            value: dict[str, Any] = {"success": result.success, "duration_ms": duration_ms}
+            if result.error is not None:
+                value["error"] = result.error.model_dump(exclude_none=True)
+            self.emit("code_mode:execution_finished", value)
+        return result
+
+    def _error(self, payload: tuple[str, str, str, list[tuple[str, int, int]]]) -> ExecutionError:
+        kind, name, message, frames = payload
+        program = self.program
+        mapped = [(fn, *program.original_position(line, column)) for fn, line, column in frames]
+        line = column = frame = stack = None
+        if mapped:
+            _, line, column = mapped[0]
+            frame = _core.code_frame(program.source, line, column)
+        if mapped or kind in ("runtime", "tool", "invalid_args", "memory"):
+            stack = "\n".join(
+                [f"{name}: {message}", *(f"    at {fn} ({_PROGRAM_FILE}:{ln}:{col})" for fn, ln, col in mapped)]
+            )
+        return ExecutionError.model_construct(
+            kind=kind, name=name, message=message, line=line, column=column, frame=frame, stack=stack
+        )
+
+    def _elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def emit(self, name: EventName, value: dict[str, Any]) -> None:
+        if self.on_event is None:
+            return
+        value["toolCallId"] = self.tool_call_id
+        value.setdefault("timestamp", now_ms())
+        self.events.append(Event(name, value))
+
+    async def _flush_events(self, *, swallow: bool = False) -> None:
+        if self.on_event is None:
+            self.events.clear()
+            return
+        events, self.events = self.events, []
+        for event in events:
+            try:
+                outcome = self.on_event(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                if not swallow:
+                    raise
+
+
+def _cancel(execution: _core.Execution) -> None:
+    try:
+        execution.cancel_handle().cancel()
+    except RuntimeError:  # it never started
+        pass
+
+
+async def _await(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+# -- eager tasks -------------------------------------------------------------------------
+# A task whose first step runs now, inside the task (so `current_task()`, cancel scopes and
+# context variables are the task's own), and is only scheduled if it suspends.
+
+if sys.version_info >= (3, 12):
+
+    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+
+else:  # Python 3.10 / 3.11: emulate eager start with the C task registry
+
+    _enter_task = asyncio.tasks._enter_task
+    _leave_task = asyncio.tasks._leave_task
+
+    class _FirstStep:
+        __slots__ = ("coro", "done", "error", "yielded")
+
+        def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
+            self.coro = coro
+            self.done = False
+            self.error: BaseException | None = None
+            self.yielded: Any = None
+
+    class _Continue:
+        """Awaitable that resumes a coroutine suspended after its first step."""
+
+        __slots__ = ("state",)
+
+        def __init__(self, state: _FirstStep) -> None:
+            self.state = state
+
+        def __await__(self) -> Generator[Any, Any, None]:
+            coro, value = self.state.coro, self.state.yielded
+            while True:
+                try:
+                    sent = yield value
+                except GeneratorExit:
+                    coro.close()
+                    raise
+                except BaseException as exc:
+                    try:
+                        value = coro.throw(exc)
+                    except StopIteration:
+                        return
+                else:
+                    try:
+                        value = coro.send(sent)
+                    except StopIteration:
+                        return
+
+    async def _rest(state: _FirstStep) -> None:
+        if state.done:
+            if state.error is not None:
+                raise state.error
+            return
+        await _Continue(state)
+
+    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        state = _FirstStep(coro)
+        context = contextvars.copy_context()
+        task = loop.create_task(_rest(state), context=context) if sys.version_info >= (3, 11) else loop.create_task(
+            _rest(state)
+        )
+        current = asyncio.current_task(loop)
+        if current is not None:
+            _leave_task(loop, current)
+        _enter_task(loop, task)
+        try:
+            state.yielded = context.run(coro.send, None)
+        except StopIteration:
+            state.done = True
+        except BaseException as e:
+            state.done, state.error = True, e
+        finally:
+            _leave_task(loop, task)
+            if current is not None:
+                _enter_task(loop, current)
+        return task
+

@@ -1,0 +1,90 @@
+"""Tools: what the program can call as ``external_<name>(input)``."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import fastjsonschema
+
+Handler = Callable[[dict[str, Any]], Union[Any, Awaitable[Any]]]
+"""Receives the validated input object; returns (or resolves to) a JSON value."""
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+
+
+class InvalidArguments(Exception):
+    """The program called a tool with arguments that do not match its input schema."""
+
+
+@dataclass(frozen=True)
+class ToolBinding:
+    """A host function exposed in the sandbox as ``external_<name>``.
+
+    ``handler`` gets the input object and may be async or sync; sync handlers run in a
+    worker thread so they never block the event loop.
+    """
+
+    name: str
+    description: str
+    input_schema: Mapping[str, Any]
+    handler: Handler
+    output_schema: Mapping[str, Any] | None = None
+    _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name) or keyword.iskeyword(self.name):
+            raise ValueError(f"tool name {self.name!r} is not a valid identifier")
+        if not callable(self.handler):
+            raise TypeError(f"tool {self.name!r}: handler must be callable")
+        try:
+            validate = fastjsonschema.compile(dict(self.input_schema))
+        except fastjsonschema.JsonSchemaDefinitionException as e:
+            raise ValueError(f"tool {self.name!r}: invalid input schema: {e}") from e
+        object.__setattr__(self, "_validate", validate)
+
+    @property
+    def sandbox_name(self) -> str:
+        """The function name inside the program."""
+        return f"external_{self.name}"
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(
+            getattr(self.handler, "__call__", None)
+        )
+
+    def validate(self, args: Any) -> Any:
+        """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""
+        assert self._validate is not None
+        try:
+            return self._validate(args)
+        except fastjsonschema.JsonSchemaValueException as e:
+            message = e.message.replace("data.", "input.", 1).replace("data ", "input ", 1)
+            raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: {message}") from None
+
+
+class Tool(ToolBinding):
+    """A tool for a code mode. Build one from a JSON Schema with :meth:`Tool.from_schema`."""
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        input_schema: Mapping[str, Any],
+        output_schema: Mapping[str, Any] | None,
+        handler: Handler,
+    ) -> Tool:
+        """A tool from raw JSON Schema (MCP and OpenAPI style)."""
+        return cls(
+            name=name,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            handler=handler,
+        )
