@@ -9,6 +9,9 @@
   const define = Object.defineProperty;
   const hostErrors = new WeakMap();
   const timers = new Map();
+  // One sandbox, one thread: shared memory has no use here and no other engine offers it.
+  delete G.SharedArrayBuffer;
+  delete G.Atomics;
   let nextTimer = 1;
 
   function format(v) {

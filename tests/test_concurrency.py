@@ -1,0 +1,122 @@
+"""Many executions at once, tool calls at once, cancellation, and a free event loop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import anyio
+import pytest
+
+import codemode
+
+from .conftest import make_tools
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_parallel_tool_calls_run_concurrently(driver: codemode.IsolateDriver) -> None:
+    active = 0
+    peak = 0
+
+    async def slow(args: dict[str, Any]) -> dict[str, Any]:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await anyio.sleep(0.1)
+        active -= 1
+        return {"i": args["i"] * 2}
+
+    tool = codemode.Tool.from_schema("slow", "slow double", {"type": "object"}, None, slow)
+    cm = codemode.create_code_mode([tool], driver=driver)
+    started = time.perf_counter()
+    result = await cm.execute("const r = await Promise.all([1, 2, 3, 4, 5].map(i => external_slow({ i })))\nreturn r.map(x => x.i)")
+    elapsed = time.perf_counter() - started
+    assert result.result == [2, 4, 6, 8, 10]
+    assert peak == 5
+    assert elapsed < 0.4  # five 100 ms calls overlapped, not 500 ms in a row
+
+
+async def test_two_hundred_executions_at_once(cm: codemode.CodeMode) -> None:
+    results: dict[int, Any] = {}
+
+    async def one(n: int) -> None:
+        code = f"const a = await external_sleep({{ ms: 50 }})\nconst b = await external_echo({{ i: {n} }})\nreturn b.i * 2"
+        results[n] = await cm.execute(code)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(200):
+            tg.start_soon(one, n)
+    assert {n: r.result for n, r in results.items()} == {n: n * 2 for n in range(200)}
+
+
+async def test_long_compute_does_not_block_the_event_loop(cm: codemode.CodeMode) -> None:
+    ticks: list[float] = []
+    done = anyio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.sleep(0.02)
+        result = await cm.execute("let s = 0\nfor (let i = 0; i < 1e9; i++) s += i % 7\nreturn s", timeout=0.6)
+        done.set()
+    assert result.error is not None and result.error.kind == "timeout"
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 20
+    assert max(gaps) < 0.3  # the loop kept ticking during a 600 ms busy program
+
+
+async def test_sync_tools_run_off_the_event_loop(driver: codemode.IsolateDriver) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+
+    def blocking(args: dict[str, Any]) -> dict[str, Any]:
+        seen.append(threading.get_ident())
+        time.sleep(0.05)
+        return {"ok": args["n"]}
+
+    tool = codemode.Tool.from_schema("blocking", "sync", {"type": "object"}, None, blocking)
+    cm = codemode.create_code_mode([tool, *make_tools()], driver=driver)
+    result = await cm.execute(
+        "const r = await Promise.all([1, 2].map(n => external_blocking({ n })))\n"
+        "const s = await external_add({ a: 2, b: 3 })\nreturn [r.map(x => x.ok), s.sum]"
+    )
+    assert result.result == [[1, 2], 5]
+    assert seen and loop_thread not in seen
+
+
+async def test_cancelling_the_caller_stops_a_busy_program(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    started = time.perf_counter()
+    with anyio.move_on_after(0.2):
+        await cm.execute("while (true) {}", timeout=10, on_event=events.append)
+    assert time.perf_counter() - started < 1.0
+    assert events[-1].name == "code_mode:execution_finished"
+    assert events[-1].value["error"]["kind"] == "cancelled"
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_cancelling_the_caller_stops_a_program_waiting_on_a_tool(cm: codemode.CodeMode) -> None:
+    with anyio.move_on_after(0.1):
+        await cm.execute("return await external_sleep({ ms: 5000 })")
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_tool_completion_order_does_not_matter(driver: codemode.IsolateDriver) -> None:
+    async def delayed(args: dict[str, Any]) -> dict[str, Any]:
+        await anyio.sleep(args["ms"] / 1000)
+        return {"ms": args["ms"]}
+
+    tool = codemode.Tool.from_schema("delayed", "wait", {"type": "object"}, None, delayed)
+    cm = codemode.create_code_mode([tool], driver=driver)
+    code = """
+    const order: number[] = []
+    await Promise.all([60, 10, 30].map(async ms => { await external_delayed({ ms }); order.push(ms) }))
+    return order
+    """
+    assert (await cm.execute(code)).result == [10, 30, 60]
