@@ -120,3 +120,28 @@ async def test_tool_completion_order_does_not_matter(driver: codemode.IsolateDri
     return order
     """
     assert (await cm.execute(code)).result == [10, 30, 60]
+
+
+async def test_handlers_keep_their_task_across_suspension(driver: codemode.IsolateDriver) -> None:
+    """Cancel scopes and timeouts entered before a tool's first suspension stay valid."""
+    import sniffio
+
+    async def scoped(args: dict[str, Any]) -> dict[str, Any]:
+        with anyio.fail_after(5):
+            await anyio.sleep(0.01)
+            with anyio.move_on_after(0.01) as scope:
+                await anyio.sleep(1)
+        if sniffio.current_async_library() == "asyncio":
+            import asyncio
+
+            me = asyncio.current_task()
+            async with asyncio.timeout(5):
+                await asyncio.sleep(0.01)
+            assert asyncio.current_task() is me
+        return {"i": args["i"], "cancelled": scope.cancelled_caught}
+
+    tool = codemode.Tool.from_schema("scoped", "uses cancel scopes", {"type": "object"}, None, scoped)
+    cm = codemode.create_code_mode([tool], driver=driver)
+    result = await cm.execute("return await Promise.all([1, 2, 3].map(i => external_scoped({ i })))")
+    assert result.success, result.error
+    assert result.result == [{"i": i, "cancelled": True} for i in (1, 2, 3)]

@@ -261,7 +261,7 @@ class _Run:
             self.task_group.start_soon(_await, coro)
             return
         task = _start_eagerly(self.loop, coro)
-        if not task.done():
+        if task is not None:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -403,38 +403,34 @@ async def _await(awaitable: Awaitable[None]) -> None:
 
 
 # -- eager tasks -------------------------------------------------------------------------
-# A task whose first step runs now, inside the task (so `current_task()`, cancel scopes and
-# context variables are the task's own), and is only scheduled if it suspends.
+# A tool call's coroutine runs its first step at once, as the current task of its own, with
+# its own copy of the context. If it finishes there, no task is ever scheduled (the common
+# case for tools that answer from memory); if it suspends, that same task carries it on, so
+# `current_task()`, cancel scopes and timeouts entered in the first step stay valid.
 
 if sys.version_info >= (3, 12):
 
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    def _start_eagerly(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None] | None:
+        task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+        return None if task.done() else task
 
-else:  # Python 3.10 / 3.11: emulate eager start with the C task registry
-
+else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     _enter_task = asyncio.tasks._enter_task
     _leave_task = asyncio.tasks._leave_task
 
-    class _FirstStep:
-        __slots__ = ("coro", "done", "error", "yielded")
-
-        def __init__(self, coro: Coroutine[Any, Any, None]) -> None:
-            self.coro = coro
-            self.done = False
-            self.error: BaseException | None = None
-            self.yielded: Any = None
-
     class _Continue:
-        """Awaitable that resumes a coroutine suspended after its first step."""
+        """Awaitable that carries on a coroutine suspended after its first step."""
 
-        __slots__ = ("state",)
+        __slots__ = ("coro", "yielded")
 
-        def __init__(self, state: _FirstStep) -> None:
-            self.state = state
+        def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+            self.coro = coro
+            self.yielded = yielded
 
         def __await__(self) -> Generator[Any, Any, None]:
-            coro, value = self.state.coro, self.state.yielded
+            coro, value = self.coro, self.yielded
             while True:
                 try:
                     sent = yield value
@@ -452,32 +448,28 @@ else:  # Python 3.10 / 3.11: emulate eager start with the C task registry
                     except StopIteration:
                         return
 
-    async def _rest(state: _FirstStep) -> None:
-        if state.done:
-            if state.error is not None:
-                raise state.error
-            return
-        await _Continue(state)
+    async def _resume(rest: _Continue) -> None:
+        await rest
 
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        state = _FirstStep(coro)
+    def _start_eagerly(
+        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None] | None:
+        # The task object exists (uninitialised) before the first step so that it is the
+        # current task during that step; it is only initialised, and so scheduled, if the
+        # coroutine suspends.
+        task: asyncio.Task[None] = asyncio.Task.__new__(asyncio.Task)
         context = contextvars.copy_context()
-        task = loop.create_task(_rest(state), context=context) if sys.version_info >= (3, 11) else loop.create_task(
-            _rest(state)
-        )
         current = asyncio.current_task(loop)
         if current is not None:
             _leave_task(loop, current)
         _enter_task(loop, task)
         try:
-            state.yielded = context.run(coro.send, None)
+            yielded = context.run(coro.send, None)
         except StopIteration:
-            state.done = True
-        except BaseException as e:
-            state.done, state.error = True, e
+            return None
         finally:
             _leave_task(loop, task)
             if current is not None:
                 _enter_task(loop, current)
+        asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
         return task
-

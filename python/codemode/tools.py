@@ -35,6 +35,7 @@ class ToolBinding:
     handler: Handler
     output_schema: Mapping[str, Any] | None = None
     _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    _is_async: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _IDENTIFIER.match(self.name) or keyword.iskeyword(self.name):
@@ -46,6 +47,10 @@ class ToolBinding:
         except fastjsonschema.JsonSchemaDefinitionException as e:
             raise ValueError(f"tool {self.name!r}: invalid input schema: {e}") from e
         object.__setattr__(self, "_validate", validate)
+        is_async = inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(
+            getattr(self.handler, "__call__", None)
+        )
+        object.__setattr__(self, "_is_async", is_async)
 
     @property
     def sandbox_name(self) -> str:
@@ -54,9 +59,8 @@ class ToolBinding:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(
-            getattr(self.handler, "__call__", None)
-        )
+        """True when the handler is a coroutine function (sync handlers run in a thread)."""
+        return self._is_async
 
     def validate(self, args: Any) -> Any:
         """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""

@@ -1,0 +1,467 @@
+"""Run the shared workloads through codemode's public API and report wall-time percentiles.
+
+Usage: ``python3 benches/run.py [--only W1,W2] [--json out.json] [--quick]``
+
+Each sample is one ``await cm.execute(code)`` (strip, fresh context, run, dispose), timed with
+``time.perf_counter()`` after the warm-up runs, and its result is checked against tools.json's
+``expectedResult``. Then the W9 limit tests (timeout and memory, host unharmed afterwards; W9e
+also in a fresh process for host RSS) and the TypeScript feature probes. Exits 1 if any check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import gc
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import codemode
+from workload_tools import SPEC, WORKLOADS_DIR, build_tools
+
+BENCH_DIR = Path(__file__).resolve().parent
+RSS_PROBE = BENCH_DIR / "rss_probe.py"
+DEFAULT_JSON = Path("bench-results/latest.json")
+
+LIMIT_KINDS = {"W9a": "timeout", "W9b": "timeout", "W9c": "timeout", "W9d": "memory", "W9e": "memory"}
+"""The error kind each limit test must fail with."""
+LIMIT_OVERRIDES: dict[str, dict[str, Any]] = {"W9b": {"max_tool_calls": 10**9}}
+"""W9b measures the timeout over awaited tool calls. codemode answers them so fast that the default
+cap of 10,000 calls per execution would stop the loop first (as ``invalid_args``, in about 50 ms), so
+the cap is lifted for this test to let the timeout be what stops it."""
+RSS_LIMIT_TESTS = ("W9e",)
+"""Limit tests also run in a fresh child process to measure host RSS growth."""
+SYNTAX_ALLOWED = ("namespace",)
+"""TS feature probes that may instead fail with kind ``syntax`` (value namespaces)."""
+DEFERRED_SHOWN_MS = 0.1
+"""Loop work left behind by an execution is shown in the table from this median (ms) on."""
+FEATURES_SELECTOR = "ts"
+"""``--only`` token that selects the TS feature probes."""
+
+
+@dataclass
+class Failures:
+    """Every failed check of the run; printed at the end and written to the JSON."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, test: str, problem: str, code: str, result: codemode.ExecutionResult | None) -> None:
+        """Record a failed check, with the program, the error and the result that came back."""
+        entry: dict[str, Any] = {"test": test, "problem": problem, "program": code}
+        if result is not None:
+            entry["success"] = result.success
+            entry["error"] = result.error.model_dump(exclude_none=True) if result.error else None
+            entry["result"] = _shorten(result.result)
+        self.items.append(entry)
+        print(f"  !! {test}: {problem}", flush=True)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load_program(file_field: str) -> str:
+    """The TypeScript of a tools.json ``file`` entry (``workloads/...``), from benches/workloads."""
+    return (WORKLOADS_DIR.parent / file_field).read_text(encoding="utf-8")
+
+
+def json_equal(actual: Any, expected: Any) -> bool:
+    """Equality of JSON values: numbers by value (4 == 4.0), booleans only equal booleans."""
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return type(actual) is type(expected) and actual == expected
+    if isinstance(expected, int | float):
+        return isinstance(actual, int | float) and actual == expected
+    if isinstance(expected, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(expected)
+            and all(json_equal(a, e) for a, e in zip(actual, expected, strict=True))
+        )
+    if isinstance(expected, dict):
+        return (
+            isinstance(actual, dict)
+            and actual.keys() == expected.keys()
+            and all(json_equal(actual[k], v) for k, v in expected.items())
+        )
+    return type(actual) is type(expected) and actual == expected
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks."""
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def scaled(count: int, quick: bool) -> int:
+    """Run count, divided by 10 (at least 3) with ``--quick``."""
+    return max(3, count // 10) if quick else count
+
+
+def selected(test_id: str, only: set[str] | None) -> bool:
+    """Whether ``--only`` selects this test (``W9`` selects every W9 limit test)."""
+    return only is None or test_id in only or (test_id.startswith("W9") and "W9" in only)
+
+
+def _shorten(value: Any, limit: int = 300) -> Any:
+    """A value as is if its JSON is short, else the start of its JSON."""
+    text = json.dumps(value, default=str)
+    return value if len(text) <= limit else text[:limit] + "..."
+
+
+def _error_text(result: codemode.ExecutionResult) -> str:
+    """``kind name: message`` of a failed result, or a note that it succeeded."""
+    if result.error is None:
+        return f"succeeded with {_shorten(result.result)!r}"
+    return f"{result.error.kind} {result.error.name}: {result.error.message}"
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and software the numbers were measured on."""
+    return {
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "codemode": importlib.metadata.version("codemode"),
+    }
+
+
+# ---------------------------------------------------------------- W1-W8
+
+
+async def drain_event_loop(iterations: int = 3) -> float:
+    """Let the event loop run what an execution left scheduled; the ms it took.
+
+    A host application yields to its loop between requests; a bare ``await cm.execute()`` loop
+    may not (when no tool suspends), and callbacks left by the previous execution would pile up.
+    """
+    started = time.perf_counter()
+    for _ in range(iterations):
+        await asyncio.sleep(0)
+    return (time.perf_counter() - started) * 1000
+
+
+async def timed_execute(
+    cm: codemode.CodeMode, code: str, **limits: Any
+) -> tuple[float, codemode.ExecutionResult]:
+    """One ``execute()`` and its wall time in ms."""
+    started = time.perf_counter()
+    result = await cm.execute(code, **limits)
+    return (time.perf_counter() - started) * 1000, result
+
+
+def check_result(
+    test: str, code: str, result: codemode.ExecutionResult, expected: Any, failures: Failures
+) -> bool:
+    """Whether ``result`` succeeded with ``expected``; records a failure if not."""
+    if result.success and json_equal(result.result, expected):
+        return True
+    problem = f"expected {_shorten(expected)!r}, got {_error_text(result)}"
+    failures.add(test, problem, code, result)
+    return False
+
+
+async def bench_workload(spec: dict[str, Any], quick: bool, failures: Failures) -> dict[str, Any] | None:
+    """Warm up, then time ``runs`` executions of one workload; None if a result was wrong."""
+    code = load_program(spec["file"])
+    test = f"{spec['id']} {spec['name']}"
+    cm = codemode.create_code_mode(
+        tools=build_tools(), timeout=spec["timeoutMs"] / 1000, memory_limit_mb=spec["memoryLimitMb"]
+    )
+    try:
+        for _ in range(spec["warmup"]):
+            _, result = await timed_execute(cm, code)
+            await drain_event_loop()
+            if not check_result(f"{test} (warm-up)", code, result, spec["expectedResult"], failures):
+                return None
+        gc.collect()
+        samples: list[float] = []
+        deferred: list[float] = []
+        for _ in range(scaled(spec["runs"], quick)):
+            elapsed, result = await timed_execute(cm, code)
+            deferred.append(await drain_event_loop())
+            if not check_result(test, code, result, spec["expectedResult"], failures):
+                return None
+            samples.append(elapsed)
+    finally:
+        await cm.aclose()
+    return summarise(spec, samples, deferred, result)
+
+
+def summarise(
+    spec: dict[str, Any], samples: list[float], deferred: list[float], last: codemode.ExecutionResult
+) -> dict[str, Any]:
+    """p50/p95/min/mean of the samples (ms), the median loop work left behind (``deferred``),
+    and µs per tool call for the tool-call workloads."""
+    stats: dict[str, Any] = {
+        "name": spec["name"],
+        "p50_ms": statistics.median(samples),
+        "p95_ms": percentile(samples, 95),
+        "min_ms": min(samples),
+        "mean_ms": statistics.fmean(samples),
+        "runs": len(samples),
+        "warmup": spec["warmup"],
+        "deferred_p50_ms": statistics.median(deferred),
+        "samples_ms": samples,
+    }
+    if "toolCalls" in spec:
+        stats["tool_calls"] = last.tool_calls
+        stats["us_per_tool_call"] = stats["p50_ms"] * 1000 / spec["toolCalls"]
+    return stats
+
+
+def format_workload(test_id: str, stats: dict[str, Any]) -> str:
+    """One table line, e.g. ``W2 hello   p50   0.082 ms   p95   0.120 ms   min 0.070 ms   (500 runs)``."""
+    line = (
+        f"{test_id:<4}{stats['name']:<18}p50 {stats['p50_ms']:>9.3f} ms   p95 {stats['p95_ms']:>9.3f} ms   "
+        f"min {stats['min_ms']:>9.3f} ms   ({stats['runs']} runs)"
+    )
+    if "us_per_tool_call" in stats:
+        line += f"   {stats['us_per_tool_call']:.2f} µs/call"
+    if stats["deferred_p50_ms"] >= DEFERRED_SHOWN_MS:
+        line += f"   [+{stats['deferred_p50_ms']:.3f} ms deferred loop work]"
+    return line
+
+
+async def run_workloads(only: set[str] | None, quick: bool, failures: Failures) -> dict[str, Any]:
+    """Every selected workload W1-W8, printed as it finishes."""
+    specs = [spec for spec in SPEC["workloads"] if selected(spec["id"], only)]
+    if specs:
+        print("\nWorkloads (wall time per execute(), after warm-up)")
+    results: dict[str, Any] = {}
+    for spec in specs:
+        stats = await bench_workload(spec, quick, failures)
+        if stats is not None:
+            results[spec["id"]] = stats
+            print(format_workload(spec["id"], stats), flush=True)
+    return results
+
+
+# ---------------------------------------------------------------- W9 limits
+
+
+async def run_limit(spec: dict[str, Any], failures: Failures) -> dict[str, Any]:
+    """Run one limit test in this process; then check ``return 1+1`` still gives 2."""
+    code = load_program(spec["file"])
+    test = f"{spec['id']} {spec['name']}"
+    expected_kind = LIMIT_KINDS[spec["id"]]
+    cm = codemode.create_code_mode(tools=build_tools())
+    try:
+        await cm.execute("return 1+1")
+        elapsed, result = await timed_execute(
+            cm,
+            code,
+            timeout=spec["timeoutMs"] / 1000,
+            memory_limit_mb=spec["memoryLimitMb"],
+            **LIMIT_OVERRIDES.get(spec["id"], {}),
+        )
+        _, after = await timed_execute(cm, "return 1+1")
+    finally:
+        await cm.aclose()
+    kind = result.error.kind if result.error else None
+    if result.success or kind != expected_kind:
+        failures.add(test, f"expected a {expected_kind} failure, got {_error_text(result)}", code, result)
+    after_ok = after.success and after.result == 2
+    if not after_ok:
+        failures.add(f"{test} (after)", f"`return 1+1` gave {_error_text(after)}", "return 1+1", after)
+    outcome: dict[str, Any] = {
+        "name": spec["name"],
+        "timeout_ms": spec["timeoutMs"],
+        "memory_limit_mb": spec["memoryLimitMb"],
+        "expected_kind": expected_kind,
+        "success": result.success,
+        "error_kind": kind,
+        "error_message": result.error.message if result.error else None,
+        "elapsed_ms": elapsed,
+        "after_ok": after_ok,
+    }
+    if expected_kind == "timeout":
+        outcome["overshoot_ms"] = elapsed - spec["timeoutMs"]
+    return outcome
+
+
+async def probe_rss(spec: dict[str, Any], failures: Failures) -> dict[str, Any]:
+    """Run one limit test in a fresh child process (rss_probe.py) and return its measurements."""
+    test = f"{spec['id']} {spec['name']} (fresh process)"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(RSS_PROBE),
+        str(WORKLOADS_DIR.parent / spec["file"]),
+        "--timeout-ms",
+        str(spec["timeoutMs"]),
+        "--memory-limit-mb",
+        str(spec["memoryLimitMb"]),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        problem = f"probe exited with {process.returncode}: {stderr.decode(errors='replace')[-500:]}"
+        failures.add(test, problem, load_program(spec["file"]), None)
+        return {"exit_code": process.returncode}
+    probe: dict[str, Any] = json.loads(stdout)
+    expected_kind = LIMIT_KINDS[spec["id"]]
+    if probe["success"] or probe["error_kind"] != expected_kind or not probe["after_ok"]:
+        failures.add(test, f"expected a {expected_kind} failure then 1+1 = 2, got {probe}", "", None)
+    return probe
+
+
+def format_limit(test_id: str, outcome: dict[str, Any]) -> str:
+    """One line of the limits table."""
+    kind = outcome["error_kind"] or ("success" if outcome["success"] else "?")
+    status = "ok" if kind == outcome["expected_kind"] and not outcome["success"] else "FAIL"
+    line = (
+        f"{test_id:<4}{outcome['name']:<21}{kind:<13}{status:<5} stopped in {outcome['elapsed_ms']:>8.1f} ms"
+    )
+    if "overshoot_ms" in outcome:
+        line += f"  (overshoot {outcome['overshoot_ms']:+.1f} ms, timeout {outcome['timeout_ms']} ms)"
+    else:
+        line += f"  (limit {outcome['memory_limit_mb']} MiB)"
+    line += "   then 1+1 = 2 " + ("ok" if outcome["after_ok"] else "FAIL")
+    return line
+
+
+def format_rss(test_id: str, probe: dict[str, Any]) -> str:
+    """The line of a fresh-process RSS measurement."""
+    if "elapsed_ms" not in probe:
+        return f"{test_id:<4}fresh process: probe failed (exit code {probe.get('exit_code')})"
+    peak = probe["peak_rss_growth_mib"]
+    peak_text = f"{peak:.1f} MiB" if peak is not None else "below the earlier high-water mark"
+    return (
+        f"{test_id:<4}fresh process: {probe['error_kind']} in {probe['elapsed_ms']:.1f} ms; host RSS "
+        f"{probe['rss_before_mib']:.1f} -> {probe['rss_after_mib']:.1f} MiB "
+        f"(growth {probe['rss_growth_mib']:+.1f} MiB, peak growth {peak_text})"
+    )
+
+
+async def run_limits(only: set[str] | None, failures: Failures) -> dict[str, Any]:
+    """Every selected W9 limit test, printed as it finishes."""
+    specs = [spec for spec in SPEC["limits"] if selected(spec["id"], only)]
+    if specs:
+        print("\nLimits (one execute() each, with the test's timeoutMs / memoryLimitMb)")
+    results: dict[str, Any] = {}
+    for spec in specs:
+        outcome = await run_limit(spec, failures)
+        print(format_limit(spec["id"], outcome), flush=True)
+        if spec["id"] in RSS_LIMIT_TESTS:
+            outcome["fresh_process"] = await probe_rss(spec, failures)
+            print(format_rss(spec["id"], outcome["fresh_process"]), flush=True)
+        results[spec["id"]] = outcome
+    return results
+
+
+# ---------------------------------------------------------------- TS features
+
+
+async def run_feature(cm: codemode.CodeMode, spec: dict[str, Any], failures: Failures) -> dict[str, Any]:
+    """Run one TS feature probe: it must return its expectedResult (or, if allowed, fail as syntax)."""
+    name = Path(spec["file"]).stem
+    code = load_program(spec["file"])
+    elapsed, result = await timed_execute(cm, code)
+    kind = result.error.kind if result.error else None
+    if result.success and json_equal(result.result, spec["expectedResult"]):
+        status = "ok"
+    elif name in SYNTAX_ALLOWED and kind == "syntax":
+        status = "syntax (allowed)"
+    else:
+        status = "FAIL"
+        check_result(f"ts-features/{name}", code, result, spec["expectedResult"], failures)
+    return {
+        "status": status,
+        "expected": spec["expectedResult"],
+        "result": result.result,
+        "error_kind": kind,
+        "error_message": result.error.message if result.error else None,
+        "elapsed_ms": elapsed,
+    }
+
+
+async def run_features(failures: Failures) -> dict[str, Any]:
+    """Every TS feature probe, printed as it finishes."""
+    print("\nTypeScript features")
+    cm = codemode.create_code_mode(tools=build_tools())
+    results: dict[str, Any] = {}
+    try:
+        for spec in SPEC["tsFeatures"]:
+            name = Path(spec["file"]).stem
+            outcome = await run_feature(cm, spec, failures)
+            results[name] = outcome
+            detail = outcome["error_message"] if outcome["status"] != "ok" else json.dumps(outcome["result"])
+            print(f"  {name:<26}{outcome['status']:<18}{detail}", flush=True)
+    finally:
+        await cm.aclose()
+    return results
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description="Run the shared workloads through codemode.")
+    parser.add_argument(
+        "--only",
+        help="comma-separated ids to run, e.g. W1,W2 (W9 = all limit tests, W9a..W9e one, ts = TS features)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"output file (default {DEFAULT_JSON})"
+    )
+    parser.add_argument("--quick", action="store_true", help="run counts / 10 (at least 3), for smoke tests")
+    return parser.parse_args(argv)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    """Write the report, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the selected sections, print the tables, write the JSON; 1 if any check failed."""
+    only = {token.strip() for token in args.only.split(",") if token.strip()} if args.only else None
+    failures = Failures()
+    info = machine_info()
+    print(
+        f"codemode {info['codemode']} | Python {info['python']} | {info['platform']} | "
+        f"{info['processor'] or info['machine']} x{info['cpu_count']}" + (" | --quick" if args.quick else "")
+    )
+    report: dict[str, Any] = {
+        "machine": info,
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "workloads": await run_workloads(only, args.quick, failures),
+        "limits": await run_limits(only, failures),
+    }
+    if only is None or FEATURES_SELECTOR in only:
+        report["ts_features"] = await run_features(failures)
+    report["failures"] = failures.items
+    write_json(args.json, report)
+    print(f"\nWrote {args.json}")
+    if failures.items:
+        print(f"\n{len(failures.items)} CHECK(S) FAILED:")
+        for item in failures.items:
+            print(f"  {item['test']}: {item['problem']}")
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Entry point: ``python3 benches/run.py``."""
+    sys.exit(asyncio.run(run(parse_args())))
+
+
+if __name__ == "__main__":
+    main()
