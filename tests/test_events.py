@@ -82,3 +82,23 @@ async def test_failure_events_carry_the_error(cm: codemode.CodeMode) -> None:
     events.clear()
     await cm.execute("while (true) {}", timeout=0.1, on_event=events.append)
     assert events[-1].value["success"] is False and events[-1].value["error"]["kind"] == "timeout"
+
+
+async def test_console_lines_and_calls_of_one_step_keep_their_order(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    code = "console.log('a')\nconst p = external_echo({ i: 1 })\nconsole.log('b')\nconst q = external_echo({ i: 2 })\nconsole.log('c')\nawait Promise.all([p, q])"
+    await cm.execute(code, on_event=events.append)
+    names = [
+        (e.name.removeprefix("code_mode:"), e.value.get("text") or e.value.get("args"))
+        for e in events
+        if e.name in ("code_mode:console", "code_mode:external_call")
+    ]
+    assert names == [("console", "a"), ("external_call", {"i": 1}), ("console", "b"), ("external_call", {"i": 2}), ("console", "c")]
+
+
+async def test_logs_of_a_restarted_first_step_are_not_repeated(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    code = "console.log('once')\nlet s = 0\nfor (let i = 0; i < 3e6; i++) s += i\nreturn s"
+    result = await cm.execute(code, on_event=events.append)
+    assert result.success and result.logs == ["once"]
+    assert [e.value["text"] for e in events if e.name == "code_mode:console"] == ["once"]

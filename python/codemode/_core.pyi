@@ -23,8 +23,8 @@ def code_frame(source: str, line: int, column: int) -> str:
 class CancelHandle:
     def cancel(self) -> None: ...
 
-LogTuple = tuple[str, str, float]
-"""(level, text with level prefix, timestamp in ms since the epoch)"""
+LogTuple = tuple[str, str, float, int]
+"""(level, text with level prefix, timestamp in ms since the epoch, tool calls made before it)"""
 CallTuple = tuple[int, int, str]
 """(call id, tool index, JSON arguments)"""
 ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]

@@ -189,11 +189,8 @@ class _Run:
                     )
                 first = False
                 settles = []
-                if logs:
-                    self._record_logs(logs)
                 if status == _core.WAITING:
-                    for call in calls:
-                        self._start_call(*call)
+                    self._dispatch(calls, logs)
                     if self.events:
                         await self._flush_events()
                     if not self.completions:
@@ -204,11 +201,13 @@ class _Run:
                             await self._wait(wait)
                     settles, self.completions = self.completions, []
                     continue
-                if status == _core.YIELDED:
+                if status == _core.YIELDED:  # its logs are dropped: the re-run writes them again
                     execution.close()
                     execution = self._new_execution()
                     in_thread = first = True
                     continue
+                if logs:
+                    self._record_logs(logs)
                 result = self._finish(status, payload)
                 await self._flush_events()
                 return result
@@ -236,6 +235,22 @@ class _Run:
         self.wakeup = None
 
     # -- tool calls ----------------------------------------------------------------------
+
+    def _dispatch(self, calls: list[tuple[int, int, str]], logs: list[tuple[str, str, float, int]]) -> None:
+        """Start the step's tool calls, with its console lines in the order they happened."""
+        if not logs:
+            for call in calls:
+                self._start_call(*call)
+            return
+        made = self.calls
+        pending = iter(calls)
+        for line in logs:
+            while made < line[3]:
+                self._start_call(*next(pending))
+                made += 1
+            self._record_logs([line])
+        for call in pending:
+            self._start_call(*call)
 
     def _start_call(self, call_id: int, tool_index: int, args_json: str) -> None:
         binding = self.bindings[tool_index]
@@ -312,8 +327,8 @@ class _Run:
 
     # -- results, logs and events --------------------------------------------------------
 
-    def _record_logs(self, logs: list[tuple[str, str, float]]) -> None:
-        for level, text, timestamp in logs:
+    def _record_logs(self, logs: list[tuple[str, str, float, int]]) -> None:
+        for level, text, timestamp, _ in logs:
             self.logs.append(text)
             if self.on_event is not None:
                 self.events.append(
@@ -352,6 +367,8 @@ class _Run:
 
     def _error(self, payload: tuple[str, str, str, list[tuple[str, int, int]]]) -> ExecutionError:
         kind, name, message, frames = payload
+        if kind == "timeout":
+            message = f"{message} of {self.limits.timeout * 1000:g} ms"
         program = self.program
         mapped = [(fn, *program.original_position(line, column)) for fn, line, column in frames]
         line = column = frame = stack = None

@@ -168,7 +168,7 @@ impl Execution {
         }
         let logs = PyList::empty(py);
         for line in output.logs {
-            logs.append((line.level.as_str(), line.text, line.timestamp_ms))?;
+            logs.append((line.level.as_str(), line.text, line.timestamp_ms, line.calls_before))?;
         }
         let (status, payload): (u8, Bound<'py, PyAny>) = match output.status {
             isolate::Status::Done(Ok(json)) => (DONE_OK, PyString::new(py, &json).into_any()),

@@ -471,14 +471,7 @@ impl Execution {
         let error = match self.control.reason.load(Relaxed) {
             NO_REASON => return None,
             YIELD => return Some(Status::Yielded),
-            TIMEOUT => {
-                let ms = self.control.deadline_ns / 1_000_000;
-                JsError::new(
-                    ErrorKind::Timeout,
-                    "TimeoutError",
-                    format!("the execution exceeded its time limit ({ms} ms)"),
-                )
-            }
+            TIMEOUT => JsError::new(ErrorKind::Timeout, "TimeoutError", "the execution exceeded its time limit"),
             MEMORY => memory_error_with(self.limits.memory_bytes),
             CANCELLED => JsError::new(
                 ErrorKind::Cancelled,
@@ -731,10 +724,12 @@ fn install_prelude<'js>(
             if fail {
                 log_control.output_overflow.store(true, Relaxed);
             } else {
+                let calls_before = s.calls_made;
                 s.logs.push(LogLine {
                     level: LogLevel::Warn,
                     text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
                     timestamp_ms: now_ms(),
+                    calls_before,
                 });
             }
             return;
@@ -746,10 +741,12 @@ fn install_prelude<'js>(
         } else {
             format!("{prefix}{text}")
         };
+        let calls_before = s.calls_made;
         s.logs.push(LogLine {
             level,
             text,
             timestamp_ms: now_ms(),
+            calls_before,
         });
     })?;
 

@@ -161,6 +161,9 @@ pub struct LogLine {
     pub text: String,
     /// Wall-clock time it was written, milliseconds since the Unix epoch.
     pub timestamp_ms: f64,
+    /// How many tool calls the program had made when it wrote this line, so a host can
+    /// interleave lines and calls of one step in the order they happened.
+    pub calls_before: u32,
 }
 
 /// A tool call made by the program, to be answered with a [`Settle`].
