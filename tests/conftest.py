@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import pytest
-
 import codemode
+import pytest
 
 DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {"quickjs": codemode.QuickJSDriver}
 

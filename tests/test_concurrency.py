@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
 
 import anyio
-import pytest
-
 import codemode
+import pytest
 
 from .conftest import make_tools
 
@@ -31,7 +31,9 @@ async def test_parallel_tool_calls_run_concurrently(driver: codemode.IsolateDriv
     tool = codemode.Tool.from_schema("slow", "slow double", {"type": "object"}, None, slow)
     cm = codemode.create_code_mode([tool], driver=driver)
     started = time.perf_counter()
-    result = await cm.execute("const r = await Promise.all([1, 2, 3, 4, 5].map(i => external_slow({ i })))\nreturn r.map(x => x.i)")
+    result = await cm.execute(
+        "const r = await Promise.all([1, 2, 3, 4, 5].map(i => external_slow({ i })))\nreturn r.map(x => x.i)"
+    )
     elapsed = time.perf_counter() - started
     assert result.result == [2, 4, 6, 8, 10]
     assert peak == 5
@@ -63,10 +65,12 @@ async def test_long_compute_does_not_block_the_event_loop(cm: codemode.CodeMode)
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker)
         await anyio.sleep(0.02)
-        result = await cm.execute("let s = 0\nfor (let i = 0; i < 1e9; i++) s += i % 7\nreturn s", timeout=0.6)
+        result = await cm.execute(
+            "let s = 0\nfor (let i = 0; i < 1e9; i++) s += i % 7\nreturn s", timeout=0.6
+        )
         done.set()
     assert result.error is not None and result.error.kind == "timeout"
-    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert len(ticks) > 20
     assert max(gaps) < 0.3  # the loop kept ticking during a 600 ms busy program
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import codemode
+import pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +152,9 @@ async def test_deadlocked_program(cm: codemode.CodeMode) -> None:
 
 
 async def test_exception_in_timer_callback(cm: codemode.CodeMode) -> None:
-    code = "await new Promise(r => { setTimeout(() => { throw new Error('in timer') }, 1); setTimeout(r, 50) })"
+    code = (
+        "await new Promise(r => { setTimeout(() => { throw new Error('in timer') }, 1); setTimeout(r, 50) })"
+    )
     error = await failure(cm, code)
     assert (error.kind, error.message) == ("runtime", "in timer")
 
@@ -172,6 +173,12 @@ async def test_tool_returning_non_json_is_a_tool_error(driver: codemode.IsolateD
 
 
 async def test_next_execution_after_every_kind_of_failure(cm: codemode.CodeMode) -> None:
-    for code in ["return (", "throw 1", "await external_fail({})", "return 1n", "return await external_nope({})"]:
+    for code in [
+        "return (",
+        "throw 1",
+        "await external_fail({})",
+        "return 1n",
+        "return await external_nope({})",
+    ]:
         assert not (await cm.execute(code)).success
         assert (await cm.execute("return 1 + 1")).result == 2

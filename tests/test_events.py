@@ -6,9 +6,8 @@ import time
 from typing import Any
 
 import anyio
-import pytest
-
 import codemode
+import pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,9 @@ async def test_console_events_arrive_while_the_program_runs(cm: codemode.CodeMod
             arrivals[event.value["text"]] = time.perf_counter()
 
     started = time.perf_counter()
-    await cm.execute("console.log('early')\nawait external_sleep({ ms: 300 })\nconsole.log('late')", on_event=on_event)
+    await cm.execute(
+        "console.log('early')\nawait external_sleep({ ms: 300 })\nconsole.log('late')", on_event=on_event
+    )
     assert arrivals["early"] - started < 0.2  # delivered before the 300 ms tool call ended
     assert arrivals["late"] - started >= 0.3
 
@@ -93,7 +94,13 @@ async def test_console_lines_and_calls_of_one_step_keep_their_order(cm: codemode
         for e in events
         if e.name in ("code_mode:console", "code_mode:external_call")
     ]
-    assert names == [("console", "a"), ("external_call", {"i": 1}), ("console", "b"), ("external_call", {"i": 2}), ("console", "c")]
+    assert names == [
+        ("console", "a"),
+        ("external_call", {"i": 1}),
+        ("console", "b"),
+        ("external_call", {"i": 2}),
+        ("console", "c"),
+    ]
 
 
 async def test_logs_of_a_restarted_first_step_are_not_repeated(cm: codemode.CodeMode) -> None:

@@ -10,16 +10,17 @@ import time
 from typing import Any
 
 import anyio
-import pytest
-
 import codemode
+import pytest
 
 from .conftest import make_tools
 
 pytestmark = pytest.mark.anyio
 
 
-async def expect_failure(cm: codemode.CodeMode, code: str, kind: str, **limits: Any) -> codemode.ExecutionError:
+async def expect_failure(
+    cm: codemode.CodeMode, code: str, kind: str, **limits: Any
+) -> codemode.ExecutionError:
     result = await cm.execute(code, **limits)
     assert not result.success, result.result
     assert result.error is not None
@@ -41,8 +42,13 @@ async def test_busy_loop_times_out(cm: codemode.CodeMode) -> None:
 
 
 async def test_timeout_covers_awaited_tool_loop(cm: codemode.CodeMode) -> None:
-    elapsed = await timed(cm, "let i = 0\nwhile (true) { await external_echo({ i: i++ }) }", "timeout", timeout=0.2,
-                          max_tool_calls=100_000_000)
+    elapsed = await timed(
+        cm,
+        "let i = 0\nwhile (true) { await external_echo({ i: i++ }) }",
+        "timeout",
+        timeout=0.2,
+        max_tool_calls=100_000_000,
+    )
     assert 0.2 <= elapsed < 2.0
 
 
@@ -79,9 +85,15 @@ async def test_memory_error_caught_by_program_still_fails(cm: codemode.CodeMode)
 
 
 async def test_string_and_json_bombs(cm: codemode.CodeMode) -> None:
-    await expect_failure(cm, "let s = 'x'.repeat(1024); for (;;) s = s.repeat(2)", "memory", memory_limit_mb=16)
-    await expect_failure(cm, "const a = new Array(1e6).fill('abc'); return JSON.stringify(a).repeat(100)", "memory",
-                         memory_limit_mb=16)
+    await expect_failure(
+        cm, "let s = 'x'.repeat(1024); for (;;) s = s.repeat(2)", "memory", memory_limit_mb=16
+    )
+    await expect_failure(
+        cm,
+        "const a = new Array(1e6).fill('abc'); return JSON.stringify(a).repeat(100)",
+        "memory",
+        memory_limit_mb=16,
+    )
 
 
 async def test_typed_array_bomb(cm: codemode.CodeMode) -> None:
@@ -89,9 +101,13 @@ async def test_typed_array_bomb(cm: codemode.CodeMode) -> None:
 
 
 async def test_deep_recursion(cm: codemode.CodeMode) -> None:
-    error = await expect_failure(cm, "function f(n: number): number { return f(n + 1) + 1 }\nreturn f(0)", "memory")
+    error = await expect_failure(
+        cm, "function f(n: number): number { return f(n + 1) + 1 }\nreturn f(0)", "memory"
+    )
     assert error.name in ("RangeError", "InternalError")
-    result = await cm.execute("function f(n: number): number { return f(n + 1) }\ntry { f(0) } catch (e: any) { return e.name }")
+    result = await cm.execute(
+        "function f(n: number): number { return f(n + 1) }\ntry { f(0) } catch (e: any) { return e.name }"
+    )
     assert result.success and result.result in ("RangeError", "InternalError")
 
 
@@ -119,7 +135,9 @@ async def test_concurrent_tool_calls_are_capped_and_queued(driver: codemode.Isol
 
     tool = codemode.Tool.from_schema("slow", "slow echo", {"type": "object"}, None, slow)
     cm = codemode.create_code_mode([tool], driver=driver, max_concurrent_tool_calls=8)
-    result = await cm.execute("const r = await Promise.all(Array.from({ length: 40 }, (_, i) => external_slow({ i })))\nreturn r.length")
+    result = await cm.execute(
+        "const r = await Promise.all(Array.from({ length: 40 }, (_, i) => external_slow({ i })))\nreturn r.length"
+    )
     assert result.result == 40
     assert peak == 8
 
@@ -131,7 +149,9 @@ async def test_log_output_is_truncated_with_marker(driver: codemode.IsolateDrive
     assert len(result.logs) == 101
     assert result.logs[99] == "line 99"
     assert "truncated" in result.logs[100]
-    result = await cm.execute("for (let i = 0; i < 100; i++) console.log('y'.repeat(100000))\nreturn 1", max_log_bytes=250_000)
+    result = await cm.execute(
+        "for (let i = 0; i < 100; i++) console.log('y'.repeat(100000))\nreturn 1", max_log_bytes=250_000
+    )
     assert result.success
     assert len(result.logs) == 3 and "truncated" in result.logs[-1]
 
@@ -195,7 +215,9 @@ RSS_PROBE = textwrap.dedent(
 
 def test_memory_bomb_does_not_grow_the_host() -> None:
     """Run the bomb in a child process and read that process's RSS before and after."""
-    out = subprocess.run([sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
     report = json.loads(out.stdout)
     assert report["kind"] == "memory"
     assert report["after"] == 2

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import codemode
+import pytest
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +30,16 @@ async def test_no_host_objects(cm: codemode.CodeMode, code: str) -> None:
 async def test_no_module_loading(cm: codemode.CodeMode) -> None:
     result = await cm.execute("try { await import('os') } catch (e: any) { return e.name }\nreturn 'loaded'")
     assert result.success and result.result != "loaded"
-    result = await cm.execute("try { await import('./x.js') } catch (e: any) { return e.name }\nreturn 'loaded'")
+    result = await cm.execute(
+        "try { await import('./x.js') } catch (e: any) { return e.name }\nreturn 'loaded'"
+    )
     assert result.success and result.result != "loaded"
 
 
 async def test_only_expected_globals(cm: codemode.CodeMode) -> None:
-    result = await cm.execute("return Object.getOwnPropertyNames(globalThis).filter(n => /^[a-z_$]/.test(n)).sort()")
+    result = await cm.execute(
+        "return Object.getOwnPropertyNames(globalThis).filter(n => /^[a-z_$]/.test(n)).sort()"
+    )
     allowed = {
         "atob", "btoa", "clearTimeout", "console", "decodeURI", "decodeURIComponent", "encodeURI",
         "encodeURIComponent", "escape", "eval", "globalThis", "isFinite", "isNaN", "parseFloat", "parseInt",
@@ -90,5 +93,7 @@ async def test_prototype_tricks_in_tool_results_are_inert(driver: codemode.Isola
 
     tool = codemode.Tool.from_schema("evil", "evil", {"type": "object"}, None, evil)
     cm = codemode.create_code_mode([tool], driver=driver)
-    result = await cm.execute("const r = await external_evil({})\nreturn [({} as any).polluted ?? null, Object.keys(r).length]")
+    result = await cm.execute(
+        "const r = await external_evil({})\nreturn [({} as any).polluted ?? null, Object.keys(r).length]"
+    )
     assert result.result == [None, 2]

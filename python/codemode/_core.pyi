@@ -20,6 +20,9 @@ def strip_types(source: str) -> StripResult:
 def code_frame(source: str, line: int, column: int) -> str:
     """A short code frame with a caret under (line, column), both 1-based."""
 
+def set_prewarm(count: int) -> None:
+    """Keep ``count`` fresh engines ready on a background thread (0: make each on demand)."""
+
 class CancelHandle:
     def cancel(self) -> None: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 EventName = Literal[
     "code_mode:execution_started",
@@ -29,7 +29,7 @@ class Event:
         return {"type": "CUSTOM", "name": self.name, "value": self.value}
 
 
-EventCallback = Callable[[Event], Union[None, Awaitable[None]]]
+EventCallback = Callable[[Event], None | Awaitable[None]]
 """Receives each event as it happens, in order. If it returns an awaitable, the execution
 awaits it before going on."""
 

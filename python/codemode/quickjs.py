@@ -334,7 +334,12 @@ class _Run:
                 self.events.append(
                     Event(
                         "code_mode:console",
-                        {"toolCallId": self.tool_call_id, "timestamp": timestamp, "level": level, "text": text},
+                        {
+                            "toolCallId": self.tool_call_id,
+                            "timestamp": timestamp,
+                            "level": level,
+                            "text": text,
+                        },
                     )
                 )
 
@@ -377,7 +382,10 @@ class _Run:
             frame = _core.code_frame(program.source, line, column)
         if mapped or kind in ("runtime", "tool", "invalid_args", "memory"):
             stack = "\n".join(
-                [f"{name}: {message}", *(f"    at {fn} ({_PROGRAM_FILE}:{ln}:{col})" for fn, ln, col in mapped)]
+                [
+                    f"{name}: {message}",
+                    *(f"    at {fn} ({_PROGRAM_FILE}:{ln}:{col})" for fn, ln, col in mapped),
+                ]
             )
         return ExecutionError.model_construct(
             kind=kind, name=name, message=message, line=line, column=column, frame=frame, stack=stack

@@ -7,11 +7,11 @@ import keyword
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import fastjsonschema
 
-Handler = Callable[[dict[str, Any]], Union[Any, Awaitable[Any]]]
+Handler = Callable[[dict[str, Any]], Any | Awaitable[Any]]
 """Receives the validated input object; returns (or resolves to) a JSON value."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
@@ -47,9 +47,8 @@ class ToolBinding:
         except fastjsonschema.JsonSchemaDefinitionException as e:
             raise ValueError(f"tool {self.name!r}: invalid input schema: {e}") from e
         object.__setattr__(self, "_validate", validate)
-        is_async = inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(
-            getattr(self.handler, "__call__", None)
-        )
+        call_method = type(self.handler).__dict__.get("__call__")  # async callable objects
+        is_async = inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(call_method)
         object.__setattr__(self, "_is_async", is_async)
 
     @property

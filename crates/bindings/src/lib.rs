@@ -49,7 +49,9 @@ impl StripResult {
 fn strip_types(py: Python<'_>, source: &str) -> PyResult<StripResult> {
     match py.detach(|| tsstrip::strip(source)) {
         Ok(inner) => Ok(StripResult { inner }),
-        Err(d) => Err(TypeScriptSyntaxError::new_err((d.message, d.line, d.column, d.frame))),
+        Err(d) => Err(TypeScriptSyntaxError::new_err((
+            d.message, d.line, d.column, d.frame,
+        ))),
     }
 }
 
@@ -111,9 +113,13 @@ impl Execution {
             max_result_bytes,
         };
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
-        let created = py.detach(|| isolate::Execution::new(javascript, &tool_names, limits, deadline));
+        let created =
+            py.detach(|| isolate::Execution::new(javascript, &tool_names, limits, deadline));
         let cancel = created.as_ref().ok().map(|e| e.cancel_handle());
-        Self { inner: Mutex::new(Some(created)), cancel }
+        Self {
+            inner: Mutex::new(Some(created)),
+            cancel,
+        }
     }
 
     /// A handle that cancels this execution from any thread.
@@ -139,8 +145,14 @@ impl Execution {
             let text = text_of(&text)?;
             let settle = match outcome {
                 0 => isolate::Settle::Ok(text),
-                1 => isolate::Settle::Err { kind: isolate::HostErrorKind::Tool, message: text },
-                _ => isolate::Settle::Err { kind: isolate::HostErrorKind::InvalidArgs, message: text },
+                1 => isolate::Settle::Err {
+                    kind: isolate::HostErrorKind::Tool,
+                    message: text,
+                },
+                _ => isolate::Settle::Err {
+                    kind: isolate::HostErrorKind::InvalidArgs,
+                    message: text,
+                },
             };
             converted.push((id, settle));
         }
@@ -168,23 +180,35 @@ impl Execution {
         }
         let logs = PyList::empty(py);
         for line in output.logs {
-            logs.append((line.level.as_str(), line.text, line.timestamp_ms, line.calls_before))?;
+            logs.append((
+                line.level.as_str(),
+                line.text,
+                line.timestamp_ms,
+                line.calls_before,
+            ))?;
         }
         let (status, payload): (u8, Bound<'py, PyAny>) = match output.status {
             isolate::Status::Done(Ok(json)) => (DONE_OK, PyString::new(py, &json).into_any()),
             isolate::Status::Done(Err(e)) => (DONE_ERROR, error_tuple(py, &e)?.into_any()),
-            isolate::Status::Waiting { next_timer } => {
-                (WAITING, next_timer.map(|d| d.as_secs_f64()).into_pyobject(py)?.into_any())
-            }
+            isolate::Status::Waiting { next_timer } => (
+                WAITING,
+                next_timer
+                    .map(|d| d.as_secs_f64())
+                    .into_pyobject(py)?
+                    .into_any(),
+            ),
             isolate::Status::Yielded => (YIELDED, py.None().into_bound(py)),
         };
         (status, calls, logs, payload).into_pyobject(py)
     }
 
-    /// Free the engine now (idempotent). Dropping the object does the same.
+    /// Release the engine now (idempotent); it is freed off this thread when engines are
+    /// prewarmed. Dropping the object frees it too.
     fn close(&self) {
         let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        drop(taken);
+        if let Some(Ok(execution)) = taken {
+            execution.dispose();
+        }
     }
 }
 
@@ -204,6 +228,12 @@ fn error_tuple<'py>(py: Python<'py>, e: &isolate::JsError) -> PyResult<Bound<'py
     (e.kind.as_str(), e.name.as_str(), e.message.as_str(), frames).into_pyobject(py)
 }
 
+/// Keep `count` engines ready on a background thread (0: make each one on demand).
+#[pyfunction]
+fn set_prewarm(count: usize) {
+    isolate::set_prewarm(count);
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StripResult>()?;
@@ -211,7 +241,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<CancelHandle>()?;
     m.add_function(wrap_pyfunction!(strip_types, m)?)?;
     m.add_function(wrap_pyfunction!(code_frame, m)?)?;
-    m.add("TypeScriptSyntaxError", m.py().get_type::<TypeScriptSyntaxError>())?;
+    m.add_function(wrap_pyfunction!(set_prewarm, m)?)?;
+    m.add(
+        "TypeScriptSyntaxError",
+        m.py().get_type::<TypeScriptSyntaxError>(),
+    )?;
     m.add("DONE_OK", DONE_OK)?;
     m.add("DONE_ERROR", DONE_ERROR)?;
     m.add("WAITING", WAITING)?;

@@ -21,7 +21,7 @@ fn main() {
         step.push(t.elapsed());
         assert!(matches!(out.status, Status::Done(Ok(_))));
         let t = Instant::now();
-        drop(exec);
+        exec.dispose();
         drop_t.push(t.elapsed());
     }
     for (name, mut v) in [("new", new), ("step", step), ("drop", drop_t)] {

@@ -4,7 +4,7 @@
 //! allocation here makes the limit exact, and the `exceeded` flag lets the interrupt
 //! handler stop a program that catches its own out-of-memory error.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rquickjs::allocator::Allocator;
@@ -14,13 +14,14 @@ use rquickjs::allocator::Allocator;
 const UNWIND_RESERVE: usize = 2 << 20;
 
 pub(crate) struct LimitedAllocator {
-    limit: usize,
+    /// Adjustable: engines are made ahead of time and get their limit when taken.
+    limit: Arc<AtomicUsize>,
     used: usize,
     exceeded: Arc<AtomicBool>,
 }
 
 impl LimitedAllocator {
-    pub(crate) fn new(limit: usize, exceeded: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(limit: Arc<AtomicUsize>, exceeded: Arc<AtomicBool>) -> Self {
         Self {
             limit,
             used: 0,
@@ -29,9 +30,9 @@ impl LimitedAllocator {
     }
 
     fn admit(&mut self, grow: usize) -> bool {
-        let mut ceiling = self.limit;
+        let mut ceiling = self.limit.load(Ordering::Relaxed);
         if self.exceeded.load(Ordering::Relaxed) {
-            ceiling += UNWIND_RESERVE;
+            ceiling = ceiling.saturating_add(UNWIND_RESERVE);
         }
         if self.used.saturating_add(grow) > ceiling {
             self.exceeded.store(true, Ordering::Relaxed);

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,9 +34,9 @@ const YIELD: u8 = 4;
 const OUTPUT: u8 = 5;
 
 /// State the interrupt handler reads; shared with [`CancelHandle`].
-struct Control {
+pub(crate) struct Control {
     start: Instant,
-    deadline_ns: u64,
+    deadline_ns: AtomicU64,
     slice_ns: AtomicU64,
     reason: AtomicU8,
     cancelled: AtomicBool,
@@ -45,13 +45,30 @@ struct Control {
 }
 
 impl Control {
+    pub(crate) fn new(memory_exceeded: Arc<AtomicBool>) -> Self {
+        Self {
+            start: Instant::now(),
+            deadline_ns: AtomicU64::new(u64::MAX),
+            slice_ns: AtomicU64::new(u64::MAX),
+            reason: AtomicU8::new(NO_REASON),
+            cancelled: AtomicBool::new(false),
+            output_overflow: AtomicBool::new(false),
+            memory_exceeded,
+        }
+    }
+
+    fn set_deadline(&self, deadline: Instant) {
+        let ns = deadline.saturating_duration_since(self.start).as_nanos() as u64;
+        self.deadline_ns.store(ns, Relaxed);
+    }
+
     fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 
     /// Called by QuickJS every few thousand operations: true stops the program with an
     /// uncatchable error. Once a reason is set it sticks.
-    fn should_interrupt(&self) -> bool {
+    pub(crate) fn should_interrupt(&self) -> bool {
         if self.reason.load(Relaxed) != NO_REASON {
             return true;
         }
@@ -63,7 +80,7 @@ impl Control {
             OUTPUT
         } else {
             let now = self.now_ns();
-            if now >= self.deadline_ns {
+            if now >= self.deadline_ns.load(Relaxed) {
                 TIMEOUT
             } else if now >= self.slice_ns.load(Relaxed) {
                 YIELD
@@ -91,7 +108,11 @@ impl CancelHandle {
 }
 
 /// Host-side state the native functions of the prelude write into.
-struct Shared {
+pub(crate) struct Shared {
+    max_calls: u32,
+    max_log_bytes: usize,
+    max_log_lines: usize,
+    fail_on_log_overflow: bool,
     calls: Vec<ToolCall>,
     pending: HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>,
     next_call_id: u64,
@@ -142,52 +163,52 @@ impl Execution {
         limits: Limits,
         deadline: Instant,
     ) -> Result<Self, JsError> {
-        let memory_exceeded = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let control = Arc::new(Control {
-            start,
-            deadline_ns: deadline.saturating_duration_since(start).as_nanos() as u64,
-            slice_ns: AtomicU64::new(u64::MAX),
-            reason: AtomicU8::new(NO_REASON),
-            cancelled: AtomicBool::new(false),
-            output_overflow: AtomicBool::new(false),
-            memory_exceeded: memory_exceeded.clone(),
+        let engine = crate::pool::take().map_err(|_| {
+            JsError::new(
+                ErrorKind::Runtime,
+                "InternalError",
+                "could not create the engine",
+            )
+        })?;
+        let Engine {
+            helpers,
+            shared,
+            control,
+            memory_limit,
+            context,
+            runtime,
+        } = engine;
+        memory_limit.store(limits.memory_bytes, Relaxed);
+        runtime.set_max_stack_size(limits.stack_bytes);
+        control.set_deadline(deadline);
+        {
+            let mut s = shared.borrow_mut();
+            s.max_calls = limits.max_tool_calls;
+            s.max_log_bytes = limits.max_log_bytes;
+            s.max_log_lines = limits.max_log_lines;
+            s.fail_on_log_overflow = limits.fail_on_log_overflow;
+        }
+        let installed = context.with(|ctx| -> rquickjs::Result<()> {
+            let helpers = helpers.clone().restore(&ctx)?;
+            let names = Array::new(ctx.clone())?;
+            for (i, name) in tool_names.iter().enumerate() {
+                names.set(i, name.as_str())?;
+            }
+            let install: Function = helpers.get("installTools")?;
+            install.call((names, limits.max_tool_calls))
         });
-        let setup_error = |what: &str| {
-            let kind = if memory_exceeded.load(Relaxed) {
+        if installed.is_err() {
+            let kind = if control.memory_exceeded.load(Relaxed) {
                 ErrorKind::Memory
             } else {
                 ErrorKind::Runtime
             };
-            JsError::new(kind, "InternalError", format!("could not {what}"))
-        };
-        let runtime = Runtime::new_with_alloc(LimitedAllocator::new(
-            limits.memory_bytes,
-            memory_exceeded.clone(),
-        ))
-        .map_err(|_| setup_error("create the engine runtime"))?;
-        runtime.set_max_stack_size(limits.stack_bytes);
-        let handler_control = control.clone();
-        runtime.set_interrupt_handler(Some(Box::new(move || handler_control.should_interrupt())));
-        let context =
-            Context::full(&runtime).map_err(|_| setup_error("create the engine context"))?;
-
-        let shared = Rc::new(RefCell::new(Shared {
-            calls: Vec::new(),
-            pending: HashMap::new(),
-            next_call_id: 1,
-            calls_made: 0,
-            logs: Vec::new(),
-            log_bytes: 0,
-            log_lines: 0,
-            log_truncated: false,
-            timers: BTreeSet::new(),
-            timer_due: HashMap::new(),
-        }));
-
-        let helpers = context
-            .with(|ctx| install_prelude(&ctx, &shared, &control, tool_names, &limits))
-            .map_err(|_| setup_error("install the sandbox prelude"))?;
+            return Err(JsError::new(
+                kind,
+                "InternalError",
+                "could not install the tools",
+            ));
+        }
 
         let mut program = String::with_capacity(javascript.len() + 32);
         program.push_str(WRAP_PREFIX);
@@ -206,6 +227,11 @@ impl Execution {
             context,
             _runtime: runtime,
         })
+    }
+
+    /// Free the engine, on the pool's background thread when there is one.
+    pub fn dispose(self) {
+        crate::pool::dispose(self);
     }
 
     /// A handle that cancels this execution from any thread.
@@ -471,7 +497,11 @@ impl Execution {
         let error = match self.control.reason.load(Relaxed) {
             NO_REASON => return None,
             YIELD => return Some(Status::Yielded),
-            TIMEOUT => JsError::new(ErrorKind::Timeout, "TimeoutError", "the execution exceeded its time limit"),
+            TIMEOUT => JsError::new(
+                ErrorKind::Timeout,
+                "TimeoutError",
+                "the execution exceeded its time limit",
+            ),
             MEMORY => memory_error_with(self.limits.memory_bytes),
             CANCELLED => JsError::new(
                 ErrorKind::Cancelled,
@@ -666,22 +696,73 @@ fn load_prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     value.into_function().ok_or(rquickjs::Error::Unknown)
 }
 
+/// A runtime with its context and prelude, made before it is needed (see `pool`).
+pub(crate) struct Engine {
+    helpers: Persistent<Object<'static>>,
+    shared: Rc<RefCell<Shared>>,
+    control: Arc<Control>,
+    memory_limit: Arc<AtomicUsize>,
+    context: Context,
+    runtime: Runtime,
+}
+
+// SAFETY: as for `Execution`: exclusively owned, never used by two threads at once. An
+// engine holds no pending calls or timers before it is taken, and its fields drop in order
+// (handles before context before runtime).
+unsafe impl Send for Engine {}
+
+impl Engine {
+    /// A fresh runtime, context and prelude, with no tools and no limits set yet.
+    pub(crate) fn new() -> rquickjs::Result<Self> {
+        let memory_exceeded = Arc::new(AtomicBool::new(false));
+        let memory_limit = Arc::new(AtomicUsize::new(usize::MAX));
+        let control = Arc::new(Control::new(memory_exceeded.clone()));
+        let runtime =
+            Runtime::new_with_alloc(LimitedAllocator::new(memory_limit.clone(), memory_exceeded))?;
+        let handler_control = control.clone();
+        runtime.set_interrupt_handler(Some(Box::new(move || handler_control.should_interrupt())));
+        let context = Context::full(&runtime)?;
+        let shared = Rc::new(RefCell::new(Shared {
+            max_calls: 0,
+            max_log_bytes: 0,
+            max_log_lines: 0,
+            fail_on_log_overflow: false,
+            calls: Vec::new(),
+            pending: HashMap::new(),
+            next_call_id: 1,
+            calls_made: 0,
+            logs: Vec::new(),
+            log_bytes: 0,
+            log_lines: 0,
+            log_truncated: false,
+            timers: BTreeSet::new(),
+            timer_due: HashMap::new(),
+        }));
+        let helpers = context.with(|ctx| install_prelude(&ctx, &shared, &control))?;
+        Ok(Self {
+            helpers,
+            shared,
+            control,
+            memory_limit,
+            context,
+            runtime,
+        })
+    }
+}
+
 fn install_prelude<'js>(
     ctx: &Ctx<'js>,
     shared: &Rc<RefCell<Shared>>,
     control: &Arc<Control>,
-    tool_names: &[String],
-    limits: &Limits,
 ) -> rquickjs::Result<Persistent<Object<'static>>> {
     let setup = load_prelude(ctx)?;
 
     let calls = shared.clone();
-    let max_calls = limits.max_tool_calls;
     let host_call = Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>, tool: u32, json: String| -> rquickjs::Result<Value<'js>> {
             let mut s = calls.borrow_mut();
-            if s.calls_made >= max_calls {
+            if s.calls_made >= s.max_calls {
                 return Ok(Value::new_null(ctx));
             }
             s.calls_made += 1;
@@ -706,25 +787,21 @@ fn install_prelude<'js>(
 
     let logs = shared.clone();
     let log_control = control.clone();
-    let (max_bytes, max_lines, fail) = (
-        limits.max_log_bytes,
-        limits.max_log_lines,
-        limits.fail_on_log_overflow,
-    );
     let host_log = Function::new(ctx.clone(), move |level: u32, text: String| {
         let mut s = logs.borrow_mut();
         if s.log_truncated {
             return;
         }
+        let (max_lines, max_bytes) = (s.max_log_lines, s.max_log_bytes);
         let level = LogLevel::from_code(level);
         let prefix = level.prefix();
         let size = prefix.len() + text.len();
+        let calls_before = s.calls_made;
         if s.log_lines + 1 > max_lines || s.log_bytes + size > max_bytes {
             s.log_truncated = true;
-            if fail {
+            if s.fail_on_log_overflow {
                 log_control.output_overflow.store(true, Relaxed);
             } else {
-                let calls_before = s.calls_made;
                 s.logs.push(LogLine {
                     level: LogLevel::Warn,
                     text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
@@ -741,7 +818,6 @@ fn install_prelude<'js>(
         } else {
             format!("{prefix}{text}")
         };
-        let calls_before = s.calls_made;
         s.logs.push(LogLine {
             level,
             text,
@@ -766,17 +842,6 @@ fn install_prelude<'js>(
         }
     })?;
 
-    let names = Array::new(ctx.clone())?;
-    for (i, name) in tool_names.iter().enumerate() {
-        names.set(i, name.as_str())?;
-    }
-    let helpers: Object = setup.call((
-        host_call,
-        host_log,
-        host_timer,
-        host_clear_timer,
-        names,
-        max_calls,
-    ))?;
+    let helpers: Object = setup.call((host_call, host_log, host_timer, host_clear_timer))?;
     Ok(Persistent::save(ctx, helpers))
 }

@@ -10,11 +10,13 @@
 
 mod alloc;
 mod execution;
+mod pool;
 mod stack;
 
 use std::time::Duration;
 
 pub use execution::{CancelHandle, Execution};
+pub use pool::set_prewarm;
 
 /// Hard limits for one execution.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 // It receives the host's native functions, installs `console`, timers and one
 // `external_<name>` per tool on the global object, and returns the helpers the
 // host needs. The native functions stay in this closure: the program cannot reach them.
-(function (hostCall, hostLog, hostTimer, hostClearTimer, toolNames, maxCalls) {
+(function (hostCall, hostLog, hostTimer, hostClearTimer) {
   "use strict";
   const G = globalThis;
   const stringify = JSON.stringify;
@@ -66,34 +66,35 @@
     return e;
   }
 
-  for (let i = 0; i < toolNames.length; i++) {
-    const index = i;
-    const fname = "external_" + toolNames[i];
-    const fn = {
-      [fname](input) {
-        let json;
-        try {
-          json = stringify(input === undefined ? {} : input);
-        } catch (err) {
-          return Promise.reject(hostError("InvalidArgumentsError",
-            fname + ": the argument cannot be serialised as JSON (" + err.message + ")", "invalid_args"));
-        }
-        if (json === undefined || json[0] !== "{") {
-          return Promise.reject(hostError("InvalidArgumentsError",
-            fname + ": the argument must be a JSON object, got " + format(input), "invalid_args"));
-        }
-        const promise = hostCall(index, json);
-        if (promise === null) {
-          return Promise.reject(hostError("InvalidArgumentsError",
-            fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args"));
-        }
-        return promise;
-      },
-    }[fname];
-    define(G, fname, { value: fn, writable: false, enumerable: true, configurable: false });
-  }
-
   return {
+    installTools(toolNames, maxCalls) {
+      for (let i = 0; i < toolNames.length; i++) {
+        const index = i;
+        const fname = "external_" + toolNames[i];
+        const fn = {
+          [fname](input) {
+            let json;
+            try {
+              json = stringify(input === undefined ? {} : input);
+            } catch (err) {
+              return Promise.reject(hostError("InvalidArgumentsError",
+                fname + ": the argument cannot be serialised as JSON (" + err.message + ")", "invalid_args"));
+            }
+            if (json === undefined || json[0] !== "{") {
+              return Promise.reject(hostError("InvalidArgumentsError",
+                fname + ": the argument must be a JSON object, got " + format(input), "invalid_args"));
+            }
+            const promise = hostCall(index, json);
+            if (promise === null) {
+              return Promise.reject(hostError("InvalidArgumentsError",
+                fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args"));
+            }
+            return promise;
+          },
+        }[fname];
+        define(G, fname, { value: fn, writable: false, enumerable: true, configurable: false });
+      }
+    },
     fire(id) {
       const callback = timers.get(id);
       if (callback !== undefined) {
