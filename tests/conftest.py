@@ -9,7 +9,11 @@ import anyio
 import codemode
 import pytest
 
-DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {"quickjs": codemode.QuickJSDriver}
+DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
+    "quickjs": codemode.QuickJSDriver,
+    # every step in a worker thread: the path long-running programs take
+    "quickjs-threaded": lambda: codemode.QuickJSDriver(inline_slice=None),
+}
 
 
 @pytest.fixture(params=["asyncio", "trio"])

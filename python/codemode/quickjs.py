@@ -43,10 +43,11 @@ class QuickJSDriver:
     """The embedded QuickJS engine: microsecond start-up, a fresh runtime per execution.
 
     ``inline_slice``: how long (seconds) the first step of a program may run on the event
-    loop's thread before it is moved to a worker thread.
+    loop's thread before it is moved to a worker thread. ``None`` runs every step in a
+    worker thread (slower tool calls, but the loop's thread never runs JavaScript).
     """
 
-    def __init__(self, *, inline_slice: float = 0.002) -> None:
+    def __init__(self, *, inline_slice: float | None = 0.002) -> None:
         self.inline_slice = inline_slice
 
     async def create_context(
@@ -66,7 +67,9 @@ class QuickJSDriver:
 class QuickJSContext:
     """Tools and limits; each :meth:`execute` runs in a fresh QuickJS runtime."""
 
-    def __init__(self, bindings: Mapping[str, ToolBinding], limits: Limits, inline_slice: float) -> None:
+    def __init__(
+        self, bindings: Mapping[str, ToolBinding], limits: Limits, inline_slice: float | None
+    ) -> None:
         self._bindings = list(bindings.values())
         self._names = [b.name for b in self._bindings]
         self.limits = limits
@@ -171,7 +174,7 @@ class _Run:
     async def _steps(self) -> ExecutionResult:
         deadline = self.started + self.limits.timeout
         execution = self._new_execution()
-        in_thread = False
+        in_thread = self.inline_slice is None
         stepping_in_thread = False
         settles: list[tuple[int, int, str | bytes]] = []
         first = True
