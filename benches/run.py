@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import codemode
 from workload_tools import SPEC, WORKLOADS_DIR, build_tools
+
+import codemode
 
 BENCH_DIR = Path(__file__).resolve().parent
 RSS_PROBE = BENCH_DIR / "rss_probe.py"

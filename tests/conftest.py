@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import codemode
 import pytest
+
+import codemode
 
 DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
     "quickjs": codemode.QuickJSDriver,

@@ -8,8 +8,9 @@ import time
 from typing import Any
 
 import anyio
-import codemode
 import pytest
+
+import codemode
 
 from .conftest import make_tools
 

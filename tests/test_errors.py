@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import codemode
 import pytest
+
+import codemode
 
 pytestmark = pytest.mark.anyio
 

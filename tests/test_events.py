@@ -6,8 +6,9 @@ import time
 from typing import Any
 
 import anyio
-import codemode
 import pytest
+
+import codemode
 
 pytestmark = pytest.mark.anyio
 

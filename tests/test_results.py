@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import codemode
 import pytest
+
+import codemode
 
 pytestmark = pytest.mark.anyio
 

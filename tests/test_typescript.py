@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import codemode
 import pytest
+
+import codemode
 
 pytestmark = pytest.mark.anyio
 
