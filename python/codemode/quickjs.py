@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import sys
 import time
@@ -273,15 +274,42 @@ class _Run:
 
     def _launch(self, call_id: int, binding: ToolBinding, args: Any) -> None:
         self.running += 1
-        coro = self._call(call_id, binding, args, time.perf_counter())
-        if self.loop is None:
-            assert self.task_group is not None
-            self.task_group.start_soon(_await, coro)
+        started = time.perf_counter()
+        if self.loop is None or not binding.is_async:
+            coro = self._call(call_id, binding, args, started)
+            if self.loop is None:
+                assert self.task_group is not None
+                self.task_group.start_soon(_await, coro)
+            else:
+                self._track(_start_eagerly(self.loop, coro)[1])
             return
-        task = _start_eagerly(self.loop, coro)
-        if task is not None:
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+        # asyncio and an async handler: its first step runs now, usually to the end.
+        try:
+            done, outcome = _start_eagerly(self.loop, binding.handler(args))
+        except Exception as e:
+            self._settle(call_id, binding, started, error=_tool_error(e))
+            return
+        if done:
+            self._settle(call_id, binding, started, result=outcome)
+        else:
+            self._track(outcome, functools.partial(self._task_done, call_id, binding, started))
+
+    def _track(self, task: asyncio.Task[Any] | None, on_done: Any = None) -> None:
+        if task is None:
+            return
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        if on_done is not None:
+            task.add_done_callback(on_done)
+
+    def _task_done(self, call_id: int, binding: ToolBinding, started: float, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._settle(call_id, binding, started, result=task.result())
+        elif isinstance(error, Exception):
+            self._settle(call_id, binding, started, error=_tool_error(error))
 
     async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
         try:
@@ -292,8 +320,7 @@ class _Run:
                 if inspect.isawaitable(result):
                     result = await result
         except Exception as e:
-            message = str(e) or type(e).__name__
-            self._settle(call_id, binding, started, error=(_SETTLE_TOOL_ERROR, message))
+            self._settle(call_id, binding, started, error=_tool_error(e))
         else:
             self._settle(call_id, binding, started, result=result)
 
@@ -419,6 +446,11 @@ class _Run:
                     raise
 
 
+def _tool_error(error: BaseException) -> tuple[int, str]:
+    """How a handler's exception reaches the program: a ToolError with its message."""
+    return _SETTLE_TOOL_ERROR, str(error) or type(error).__name__
+
+
 def _cancel(execution: _core.Execution) -> None:
     try:
         execution.cancel_handle().cancel()
@@ -438,11 +470,13 @@ async def _await(awaitable: Awaitable[None]) -> None:
 
 if sys.version_info >= (3, 12):
 
-    def _start_eagerly(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None] | None:
+    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
+        failed, is raised), else ``(False, task)``."""
         task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-        return None if task.done() else task
+        if task.done():
+            return True, task.result()
+        return False, task
 
 else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     _enter_task = asyncio.tasks._enter_task
@@ -453,11 +487,11 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
 
         __slots__ = ("coro", "yielded")
 
-        def __init__(self, coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+        def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
             self.coro = coro
             self.yielded = yielded
 
-        def __await__(self) -> Generator[Any, Any, None]:
+        def __await__(self) -> Generator[Any, Any, Any]:
             coro, value = self.coro, self.yielded
             while True:
                 try:
@@ -468,24 +502,24 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
                 except BaseException as exc:
                     try:
                         value = coro.throw(exc)
-                    except StopIteration:
-                        return
+                    except StopIteration as stop:
+                        return stop.value
                 else:
                     try:
                         value = coro.send(sent)
-                    except StopIteration:
-                        return
+                    except StopIteration as stop:
+                        return stop.value
 
-    async def _resume(rest: _Continue) -> None:
-        await rest
+    async def _resume(rest: _Continue) -> Any:
+        return await rest
 
-    def _start_eagerly(
-        loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, None]
-    ) -> asyncio.Task[None] | None:
+    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
+        failed, is raised), else ``(False, task)``."""
         # The task object exists (uninitialised) before the first step so that it is the
         # current task during that step; it is only initialised, and so scheduled, if the
         # coroutine suspends.
-        task: asyncio.Task[None] = asyncio.Task.__new__(asyncio.Task)
+        task: asyncio.Task[Any] = asyncio.Task.__new__(asyncio.Task)
         context = contextvars.copy_context()
         current = asyncio.current_task(loop)
         if current is not None:
@@ -493,11 +527,11 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
         _enter_task(loop, task)
         try:
             yielded = context.run(coro.send, None)
-        except StopIteration:
-            return None
+        except StopIteration as stop:
+            return True, stop.value
         finally:
             _leave_task(loop, task)
             if current is not None:
                 _enter_task(loop, current)
         asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
-        return task
+        return False, task

@@ -14,6 +14,7 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
 use crate::alloc::LimitedAllocator;
+use crate::json;
 use crate::stack::{program_frames, PROGRAM_FILE};
 use crate::{
     ErrorKind, HostErrorKind, JsError, Limits, LogLevel, LogLine, Settle, Status, StepOutput,
@@ -359,18 +360,12 @@ impl Execution {
             return;
         };
         let outcome = match settle {
-            Settle::Ok(json) => match ctx.json_parse(json) {
+            Settle::Ok(text) => match json::parse(ctx, &text) {
                 Ok(value) => resolve.restore(ctx).and_then(|f| f.call::<_, ()>((value,))),
                 Err(_) => {
                     let _ = ctx.catch();
-                    reject_with(
-                        ctx,
-                        helpers,
-                        reject,
-                        "ToolError",
-                        "the tool returned invalid JSON",
-                        "tool",
-                    )
+                    let message = "the tool's result could not be read as JSON";
+                    reject_with(ctx, helpers, reject, "ToolError", message, "tool")
                 }
             },
             Settle::Err { kind, message } => {
@@ -760,7 +755,19 @@ fn install_prelude<'js>(
     let calls = shared.clone();
     let host_call = Function::new(
         ctx.clone(),
-        move |ctx: Ctx<'js>, tool: u32, json: String| -> rquickjs::Result<Value<'js>> {
+        // The call's promise; `false` when the argument is not a JSON object, `null` when the
+        // call limit is reached; throws when the argument cannot be serialised.
+        move |ctx: Ctx<'js>, tool: u32, input: Value<'js>| -> rquickjs::Result<Value<'js>> {
+            let json = match json::stringify_plain(&input)? {
+                Some(json) => json,
+                None => match ctx.json_stringify(input)? {
+                    Some(json) => json.to_string()?,
+                    None => return Ok(Value::new_bool(ctx, false)),
+                },
+            };
+            if !json.starts_with('{') {
+                return Ok(Value::new_bool(ctx, false));
+            }
             let mut s = calls.borrow_mut();
             if s.calls_made >= s.max_calls {
                 return Ok(Value::new_null(ctx));

@@ -10,6 +10,7 @@
 
 mod alloc;
 mod execution;
+mod json;
 mod pool;
 mod stack;
 

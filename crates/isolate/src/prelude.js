@@ -73,25 +73,24 @@
         const fname = "external_" + toolNames[i];
         const fn = {
           [fname](input) {
-            let json;
-            try {
-              json = stringify(input === undefined ? {} : input);
-            } catch (err) {
-              return Promise.reject(hostError("InvalidArgumentsError",
-                fname + ": the argument cannot be serialised as JSON (" + err.message + ")", "invalid_args"));
-            }
-            if (json === undefined || json[0] !== "{") {
-              return Promise.reject(hostError("InvalidArgumentsError",
-                fname + ": the argument must be a JSON object, got " + format(input), "invalid_args"));
-            }
-            const promise = hostCall(index, json);
-            if (promise === null) {
-              return Promise.reject(hostError("InvalidArgumentsError",
-                fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args"));
-            }
-            return promise;
-          },
-        }[fname];
+          let promise;
+          try {
+            promise = hostCall(index, input === undefined ? {} : input);
+          } catch (err) {
+            return Promise.reject(hostError("InvalidArgumentsError",
+              fname + ": the argument cannot be serialised as JSON (" + err.message + ")", "invalid_args"));
+          }
+          if (promise === false) {
+            return Promise.reject(hostError("InvalidArgumentsError",
+              fname + ": the argument must be a JSON object, got " + format(input), "invalid_args"));
+          }
+          if (promise === null) {
+            return Promise.reject(hostError("InvalidArgumentsError",
+              fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args"));
+          }
+          return promise;
+        },
+      }[fname];
         define(G, fname, { value: fn, writable: false, enumerable: true, configurable: false });
       }
     },

@@ -1,0 +1,323 @@
+//! JSON across the bridge without the engine's `JSON.stringify` / `JSON.parse`.
+//!
+//! Tool arguments and results are usually small objects; for those QuickJS's JSON functions
+//! cost microseconds of fixed overhead each. Plain data (plain objects, arrays, strings,
+//! numbers, booleans, null) is written and built here directly, with `JSON.stringify`'s
+//! rules; anything else (`toJSON`, class instances, Dates, Maps, proxies, BigInts, cycles)
+//! is left to the engine's own functions, so the observable result is the same.
+
+use std::fmt::Write as _;
+
+use rquickjs::object::Property;
+use rquickjs::{qjs, Array, Ctx, Object, Type, Value};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+const CLASS_OBJECT: u32 = 1;
+const CLASS_ARRAY: u32 = 2;
+const MAX_DEPTH: usize = 64;
+
+/// `JSON.stringify(value)` when `value` is plain data; `Ok(None)` when it is not (use the
+/// engine's `JSON.stringify`).
+pub(crate) fn stringify_plain(value: &Value<'_>) -> rquickjs::Result<Option<String>> {
+    let mut out = String::with_capacity(32);
+    Ok(write_value(value, &mut out, 0)?.then_some(out))
+}
+
+fn write_value(value: &Value<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
+    match value.type_of() {
+        Type::Null => out.push_str("null"),
+        Type::Bool => out.push_str(if value.as_bool() == Some(true) {
+            "true"
+        } else {
+            "false"
+        }),
+        Type::Int => {
+            let _ = write!(out, "{}", value.as_int().unwrap_or_default());
+        }
+        Type::Float => write_number(value.as_float().unwrap_or(f64::NAN), out),
+        Type::String => {
+            let Some(text) = value.as_string() else {
+                return Ok(false);
+            };
+            let Ok(text) = text.to_string() else {
+                return Ok(false);
+            };
+            write_string(&text, out);
+        }
+        Type::Array | Type::Object if depth < MAX_DEPTH => {
+            let Some(object) = value.as_object() else {
+                return Ok(false);
+            };
+            // SAFETY: reading the class id of a live object value.
+            let class = unsafe { qjs::JS_GetClassID(value.as_raw()) };
+            if !object.get::<_, Value>("toJSON")?.is_undefined() {
+                return Ok(false);
+            }
+            return match class {
+                CLASS_ARRAY => write_array(object, out, depth),
+                CLASS_OBJECT => write_object(object, out, depth),
+                _ => Ok(false),
+            };
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn write_array(object: &Object<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
+    let Some(array) = object.as_array() else {
+        return Ok(false);
+    };
+    out.push('[');
+    for i in 0..array.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        let item: Value = array.get(i)?;
+        if skipped(&item) {
+            out.push_str("null");
+        } else if !write_value(&item, out, depth + 1)? {
+            return Ok(false);
+        }
+    }
+    out.push(']');
+    Ok(true)
+}
+
+fn write_object(object: &Object<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
+    out.push('{');
+    let mut first = true;
+    for entry in object.props::<String, Value>() {
+        let (key, item) = entry?;
+        if skipped(&item) {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_string(&key, out);
+        out.push(':');
+        if !write_value(&item, out, depth + 1)? {
+            return Ok(false);
+        }
+    }
+    out.push('}');
+    Ok(true)
+}
+
+/// Values `JSON.stringify` leaves out of objects (and writes as `null` in arrays).
+fn skipped(value: &Value<'_>) -> bool {
+    matches!(
+        value.type_of(),
+        Type::Undefined | Type::Uninitialized | Type::Function | Type::Constructor | Type::Symbol
+    )
+}
+
+fn write_number(f: f64, out: &mut String) {
+    if !f.is_finite() {
+        out.push_str("null");
+    } else if f == 0.0 {
+        out.push('0');
+    } else if f.abs() < 1e21 {
+        let _ = write!(out, "{f}");
+    } else {
+        let _ = write!(out, "{f:e}");
+    }
+}
+
+fn write_string(text: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
+/// `JSON.parse(text)`. Values are built directly; what this reader refuses (nesting
+/// deeper than 128, lone surrogate escapes, invalid JSON) goes to the engine's `JSON.parse`,
+/// which has the last word. Property order is kept, and keys such as `__proto__` become own
+/// data properties, as `JSON.parse` makes them.
+pub(crate) fn parse<'js>(ctx: &Ctx<'js>, text: &str) -> rquickjs::Result<Value<'js>> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let built = Builder { ctx }
+        .deserialize(&mut deserializer)
+        .and_then(|v| deserializer.end().map(|()| v));
+    match built {
+        Ok(value) => Ok(value),
+        Err(_) => ctx.json_parse(text),
+    }
+}
+
+struct Builder<'a, 'js> {
+    ctx: &'a Ctx<'js>,
+}
+
+fn engine<E: serde::de::Error>(_: rquickjs::Error) -> E {
+    E::custom("the engine could not allocate the value")
+}
+
+impl<'de, 'js> DeserializeSeed<'de> for Builder<'_, 'js> {
+    type Value = Value<'js>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Value<'js>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, 'js> Visitor<'de> for Builder<'_, 'js> {
+    type Value = Value<'js>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Value<'js>, E> {
+        Ok(Value::new_null(self.ctx.clone()))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value<'js>, E> {
+        Ok(Value::new_bool(self.ctx.clone(), v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value<'js>, E> {
+        Ok(match i32::try_from(v) {
+            Ok(i) => Value::new_int(self.ctx.clone(), i),
+            Err(_) => Value::new_float(self.ctx.clone(), v as f64),
+        })
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value<'js>, E> {
+        Ok(match i32::try_from(v) {
+            Ok(i) => Value::new_int(self.ctx.clone(), i),
+            Err(_) => Value::new_float(self.ctx.clone(), v as f64),
+        })
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value<'js>, E> {
+        Ok(Value::new_number(self.ctx.clone(), v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value<'js>, E> {
+        rquickjs::String::from_str(self.ctx.clone(), v)
+            .map(|s| s.into_value())
+            .map_err(engine)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'js>, A::Error> {
+        let array = Array::new(self.ctx.clone()).map_err(engine)?;
+        let mut i = 0;
+        while let Some(item) = seq.next_element_seed(Builder { ctx: self.ctx })? {
+            array.set(i, item).map_err(engine)?;
+            i += 1;
+        }
+        Ok(array.into_value())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'js>, A::Error> {
+        let object = Object::new(self.ctx.clone()).map_err(engine)?;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let item = map.next_value_seed(Builder { ctx: self.ctx })?;
+            let property = Property::from(item).writable().enumerable().configurable();
+            object.prop(key.as_ref(), property).map_err(engine)?;
+        }
+        Ok(object.into_value())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rquickjs::{Context, Runtime};
+
+    use super::*;
+
+    fn with_ctx(f: impl FnOnce(&Ctx<'_>)) {
+        let runtime = Runtime::new().unwrap();
+        let context = Context::full(&runtime).unwrap();
+        context.with(|ctx| f(&ctx));
+    }
+
+    #[test]
+    fn plain_values_match_json_stringify() {
+        with_ctx(|ctx| {
+            for source in [
+                "({ a: 1, b: 'x\"\\n\\u0001', c: [1, undefined, () => 1, null], d: { e: true, f: undefined } })",
+                "[1.5, -0, 1e21, 1e-7, NaN, Infinity, 2 ** 53, -12]",
+                "({ 'ü ✓': '😀', '': 0 })",
+                "'just a string'",
+            ] {
+                let value: Value = ctx.eval(source).unwrap();
+                let ours = stringify_plain(&value).unwrap().expect("plain");
+                let theirs = ctx.json_stringify(value).unwrap().unwrap().to_string().unwrap();
+                let a: serde_json::Value = serde_json::from_str(&ours).unwrap();
+                let b: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+                assert_eq!(a, b, "{source}: {ours} vs {theirs}");
+            }
+        });
+    }
+
+    #[test]
+    fn non_plain_values_are_left_to_the_engine() {
+        with_ctx(|ctx| {
+            for source in [
+                "new Date(0)",
+                "({ toJSON() { return 1 } })",
+                "new Map()",
+                "10n",
+                "(() => { const a = {}; a.a = a; return a })()",
+                "new Proxy({}, {})",
+                "({ nested: [new Date(0)] })",
+                "undefined",
+            ] {
+                let value: Value = ctx.eval(source).unwrap();
+                assert!(stringify_plain(&value).unwrap().is_none(), "{source}");
+            }
+        });
+    }
+
+    #[test]
+    fn parse_builds_own_properties_in_order() {
+        with_ctx(|ctx| {
+            let value = parse(
+                ctx,
+                r#"{"b":1,"a":[true,null,"x",2.5,-3,12345678901],"__proto__":{"p":1}}"#,
+            )
+            .unwrap();
+            ctx.globals().set("v", value).unwrap();
+            let check: String = ctx
+                .eval("JSON.stringify([Object.keys(v), v.p === undefined, Object.getPrototypeOf(v) === Object.prototype, v.__proto__])")
+                .unwrap();
+            assert_eq!(check, r#"[["b","a","__proto__"],true,true,{"p":1}]"#);
+            assert!(parse(ctx, "{").is_err());
+            let _ = ctx.catch();
+            assert!(parse(ctx, "[1] 2").is_err());
+            let _ = ctx.catch();
+            let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+            assert!(parse(ctx, &deep).unwrap().is_array());
+            let lone: Value = parse(ctx, r#""\ud800""#).unwrap();
+            assert_eq!(lone.as_string().unwrap().to_string().is_err(), true);
+        });
+    }
+}
