@@ -317,7 +317,7 @@ mod tests {
             let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
             assert!(parse(ctx, &deep).unwrap().is_array());
             let lone: Value = parse(ctx, r#""\ud800""#).unwrap();
-            assert_eq!(lone.as_string().unwrap().to_string().is_err(), true);
+            assert!(lone.as_string().unwrap().to_string().is_err());
         });
     }
 }
