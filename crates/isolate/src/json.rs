@@ -6,9 +6,9 @@
 //! rules; anything else (`toJSON`, class instances, Dates, Maps, proxies, BigInts, cycles)
 //! is left to the engine's own functions, so the observable result is the same.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 
-use rquickjs::object::Property;
 use rquickjs::{qjs, Array, Ctx, Object, Type, Value};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
@@ -159,9 +159,14 @@ fn write_string(text: &str, out: &mut String) {
 /// data properties, as `JSON.parse` makes them.
 pub(crate) fn parse<'js>(ctx: &Ctx<'js>, text: &str) -> rquickjs::Result<Value<'js>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let built = Builder { ctx }
+    let atoms = AtomCache {
+        ctx: ctx.clone(),
+        entries: RefCell::new(Vec::new()),
+    };
+    let built = Builder { ctx, atoms: &atoms }
         .deserialize(&mut deserializer)
         .and_then(|v| deserializer.end().map(|()| v));
+    drop(atoms);
     match built {
         Ok(value) => Ok(value),
         Err(_) => ctx.json_parse(text),
@@ -170,6 +175,53 @@ pub(crate) fn parse<'js>(ctx: &Ctx<'js>, text: &str) -> rquickjs::Result<Value<'
 
 struct Builder<'a, 'js> {
     ctx: &'a Ctx<'js>,
+    atoms: &'a AtomCache<'js>,
+}
+
+/// Property keys of one parse: a list of results usually repeats the same few keys, and
+/// looking each one up in the engine's atom table again is most of the cost of a property.
+struct AtomCache<'js> {
+    ctx: Ctx<'js>,
+    entries: RefCell<Vec<(String, qjs::JSAtom)>>,
+}
+
+impl AtomCache<'_> {
+    const SIZE: usize = 64;
+
+    fn get(&self, key: &str) -> qjs::JSAtom {
+        let mut entries = self.entries.borrow_mut();
+        if let Some((_, atom)) = entries.iter().find(|(k, _)| k == key) {
+            return *atom;
+        }
+        // SAFETY: a new atom from a live context; freed in Drop (or below, when not cached).
+        let atom = unsafe {
+            qjs::JS_NewAtomLen(
+                self.ctx.as_raw().as_ptr(),
+                key.as_ptr().cast(),
+                key.len() as _,
+            )
+        };
+        if entries.len() < Self::SIZE && atom != qjs::JS_ATOM_NULL {
+            entries.push((key.to_owned(), atom));
+        }
+        atom
+    }
+
+    fn release(&self, atom: qjs::JSAtom) {
+        if !self.entries.borrow().iter().any(|(_, a)| *a == atom) {
+            // SAFETY: an atom made by `get` and not kept in the cache.
+            unsafe { qjs::JS_FreeAtom(self.ctx.as_raw().as_ptr(), atom) };
+        }
+    }
+}
+
+impl Drop for AtomCache<'_> {
+    fn drop(&mut self) {
+        for (_, atom) in self.entries.get_mut().drain(..) {
+            // SAFETY: each cached atom was made by `get` and is freed once.
+            unsafe { qjs::JS_FreeAtom(self.ctx.as_raw().as_ptr(), atom) };
+        }
+    }
 }
 
 fn engine<E: serde::de::Error>(_: rquickjs::Error) -> E {
@@ -229,7 +281,10 @@ impl<'de, 'js> Visitor<'de> for Builder<'_, 'js> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'js>, A::Error> {
         let array = Array::new(self.ctx.clone()).map_err(engine)?;
         let mut i = 0;
-        while let Some(item) = seq.next_element_seed(Builder { ctx: self.ctx })? {
+        while let Some(item) = seq.next_element_seed(Builder {
+            ctx: self.ctx,
+            atoms: self.atoms,
+        })? {
             array.set(i, item).map_err(engine)?;
             i += 1;
         }
@@ -238,10 +293,34 @@ impl<'de, 'js> Visitor<'de> for Builder<'_, 'js> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'js>, A::Error> {
         let object = Object::new(self.ctx.clone()).map_err(engine)?;
+        let raw_ctx = self.ctx.as_raw().as_ptr();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let item = map.next_value_seed(Builder { ctx: self.ctx })?;
-            let property = Property::from(item).writable().enumerable().configurable();
-            object.prop(key.as_ref(), property).map_err(engine)?;
+            let item = map.next_value_seed(Builder {
+                ctx: self.ctx,
+                atoms: self.atoms,
+            })?;
+            let atom = self.atoms.get(&key);
+            if atom == qjs::JS_ATOM_NULL {
+                return Err(engine(rquickjs::Error::Allocation));
+            }
+            // SAFETY: a new reference for the call to own; `item` drops its own.
+            let raw_item = unsafe { qjs::JS_DupValue(raw_ctx, item.as_raw()) };
+            drop(item);
+            // SAFETY: defines an own data property (as JSON.parse does, so `__proto__` stays
+            // a plain key); the call takes ownership of the value.
+            let defined = unsafe {
+                qjs::JS_DefinePropertyValue(
+                    raw_ctx,
+                    object.as_raw(),
+                    atom,
+                    raw_item,
+                    qjs::JS_PROP_C_W_E as i32,
+                )
+            };
+            self.atoms.release(atom);
+            if defined < 0 {
+                return Err(engine(rquickjs::Error::Exception));
+            }
         }
         Ok(object.into_value())
     }
