@@ -421,6 +421,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--json", type=Path, default=DEFAULT_JSON, help=f"output file (default {DEFAULT_JSON})"
     )
     parser.add_argument("--quick", action="store_true", help="run counts / 10 (at least 3), for smoke tests")
+    parser.add_argument(
+        "--prewarm", type=int, default=None, help="engines kept ready on a background thread (QuickJSDriver)"
+    )
     return parser.parse_args(argv)
 
 
@@ -433,6 +436,8 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 async def run(args: argparse.Namespace) -> int:
     """Run the selected sections, print the tables, write the JSON; 1 if any check failed."""
     only = {token.strip() for token in args.only.split(",") if token.strip()} if args.only else None
+    if args.prewarm is not None:
+        codemode.QuickJSDriver(prewarm=args.prewarm)  # a process-wide setting
     failures = Failures()
     info = machine_info()
     print(
@@ -443,6 +448,7 @@ async def run(args: argparse.Namespace) -> int:
         "machine": info,
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "prewarm": args.prewarm,
         "workloads": await run_workloads(only, args.quick, failures),
         "limits": await run_limits(only, failures),
     }

@@ -46,10 +46,17 @@ class QuickJSDriver:
     ``inline_slice``: how long (seconds) the first step of a program may run on the event
     loop's thread before it is moved to a worker thread. ``None`` runs every step in a
     worker thread (slower tool calls, but the loop's thread never runs JavaScript).
+
+    ``prewarm``: how many fresh engines a background thread keeps ready, and whether it
+    frees finished ones (a process-wide setting; ``None`` leaves it as it is). Each engine
+    still serves exactly one execution. Worth it when executions come with pauses between
+    them (as they do behind a model); in a tight loop the thread competes for the CPU.
     """
 
-    def __init__(self, *, inline_slice: float | None = 0.002) -> None:
+    def __init__(self, *, inline_slice: float | None = 0.002, prewarm: int | None = None) -> None:
         self.inline_slice = inline_slice
+        if prewarm is not None:
+            _core.set_prewarm(prewarm)
 
     async def create_context(
         self,

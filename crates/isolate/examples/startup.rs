@@ -4,6 +4,10 @@ use std::time::{Duration, Instant};
 use isolate::{Execution, Limits, Status};
 
 fn main() {
+    let prewarm = std::env::var("PREWARM")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(2);
+    isolate::set_prewarm(prewarm);
     let tools = vec!["echo".to_owned()];
     let (mut new, mut step, mut drop_t) = (vec![], vec![], vec![]);
     for _ in 0..2000 {

@@ -89,6 +89,11 @@ pub(crate) fn take() -> rquickjs::Result<Engine> {
 pub(crate) fn dispose(execution: Execution) {
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|p| p.into_inner());
+    if state.target == 0 {
+        drop(state);
+        drop(execution);
+        return;
+    }
     state.finished.push(execution);
     pool.wake.notify_one();
 }
