@@ -272,7 +272,8 @@ class _Run:
         try:
             args = binding.validate(args)
         except InvalidArguments as e:
-            self._settle(call_id, binding, time.perf_counter(), error=(_SETTLE_INVALID, str(e)))
+            error = (_SETTLE_INVALID, str(e))
+            self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)
             return
         if self.running >= self.limits.max_concurrent_tool_calls:
             self.queued.append((call_id, binding, args))
@@ -339,12 +340,16 @@ class _Run:
         *,
         result: Any = None,
         error: tuple[int, str] | None = None,
+        launched: bool = True,
     ) -> None:
         if error is None:
             try:
+                result = binding.check_output(result)
                 self.completions.append((call_id, _SETTLE_OK, orjson.dumps(result, default=_json_default)))
             except TypeError as e:
                 error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
+            except Exception as e:
+                error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned an invalid result: {e}")
         if error is not None:
             self.completions.append((call_id, *error))
         if self.on_event is not None:
@@ -357,7 +362,7 @@ class _Run:
                 self.emit("code_mode:external_error", value)
         if self.wakeup is not None:
             self.wakeup.set()
-        if error is None or error[0] == _SETTLE_TOOL_ERROR:
+        if launched:
             self.running -= 1
             if self.queued and self.running < self.limits.max_concurrent_tool_calls:
                 self._launch(*self.queued.popleft())
@@ -454,8 +459,10 @@ class _Run:
 
 
 def _tool_error(error: BaseException) -> tuple[int, str]:
-    """How a handler's exception reaches the program: a ToolError with its message."""
-    return _SETTLE_TOOL_ERROR, str(error) or type(error).__name__
+    """How a handler's exception reaches the program: an InvalidArgumentsError for
+    :class:`InvalidArguments`, else a ToolError, with the exception's message."""
+    kind = _SETTLE_INVALID if isinstance(error, InvalidArguments) else _SETTLE_TOOL_ERROR
+    return kind, str(error) or type(error).__name__
 
 
 def _cancel(execution: _core.Execution) -> None:

@@ -18,7 +18,10 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
 class InvalidArguments(Exception):
-    """The program called a tool with arguments that do not match its input schema."""
+    """The program called a tool with arguments that do not match its input schema.
+
+    Raise it from a handler too: the call then rejects inside the program with an
+    ``InvalidArgumentsError`` (instead of a ``ToolError``) carrying the message."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,11 @@ class ToolBinding:
     def is_async(self) -> bool:
         """True when the handler is a coroutine function (sync handlers run in a thread)."""
         return self._is_async
+
+    def check_output(self, result: Any) -> Any:
+        """The handler's result as it goes back to the program (hook for output validation;
+        raise to fail the call with a ToolError). The default returns it unchanged."""
+        return result
 
     def validate(self, args: Any) -> Any:
         """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""
