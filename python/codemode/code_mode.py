@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
+
+import anyio
 
 from . import _core
 from .driver import IsolateContext, IsolateDriver, Program
-from .events import EventCallback, now_ms
+from .events import Event, EventCallback, now_ms
+from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool
 from .limits import Limits
+from .prompt import compact_system_prompt, system_prompt
 from .results import ExecutionError, ExecutionResult
 from .tools import ToolBinding
 
@@ -23,7 +29,14 @@ def compile_typescript(typescript: str) -> Program:
 class CodeMode:
     """Runs model-written TypeScript against a set of tools, each time in a fresh sandbox."""
 
-    def __init__(self, tools: Sequence[ToolBinding], driver: IsolateDriver, limits: Limits) -> None:
+    def __init__(
+        self,
+        tools: Sequence[ToolBinding],
+        driver: IsolateDriver,
+        limits: Limits,
+        *,
+        prompt: Literal["full", "compact"] = "full",
+    ) -> None:
         bindings: dict[str, ToolBinding] = {}
         for tool in tools:
             if tool.name in bindings:
@@ -32,7 +45,41 @@ class CodeMode:
         self.tools: dict[str, ToolBinding] = bindings
         self.driver = driver
         self.limits = limits
+        self.prompt_mode = prompt
         self._context: IsolateContext | None = None
+
+    @functools.cached_property
+    def declarations(self) -> str:
+        """TypeScript declarations of every tool (for the prompt, editors and type checks)."""
+        from .declarations import render_declarations
+
+        return render_declarations(list(self.tools.values()))
+
+    def declarations_for(self, names: Sequence[str]) -> str:
+        """Declarations of some tools only (by tool name)."""
+        from .declarations import render_declarations
+
+        return render_declarations([self.tools[n] for n in names if n in self.tools])
+
+    @functools.cached_property
+    def system_prompt(self) -> str:
+        """Instructions and declarations for the model; the same tools give the same text."""
+        if self.prompt_mode == "compact":
+            return compact_system_prompt(list(self.tools.values()), self.limits)
+        return system_prompt(self.declarations, self.limits)
+
+    @functools.cached_property
+    def tool(self) -> ModelTool:
+        """The ``execute_typescript`` tool: name, description, input JSON Schema and ``call``."""
+        return execute_typescript_tool(self.execute)
+
+    @functools.cached_property
+    def model_tools(self) -> list[ModelTool]:
+        """Every tool to give the model: ``execute_typescript``, plus ``get_tool_declarations``
+        when the prompt is compact."""
+        if self.prompt_mode == "compact":
+            return [self.tool, discovery_tool(self.declarations_for, list(self.tools))]
+        return [self.tool]
 
     async def _get_context(self) -> IsolateContext:
         if self._context is None:
@@ -76,6 +123,28 @@ class CodeMode:
             kwargs["limits"] = limits
         return await context.execute(program, **kwargs)
 
+    async def stream(
+        self, code: str, *, tool_call_id: str | None = None, **limit_overrides: Any
+    ) -> AsyncIterator[Event | ExecutionResult]:
+        """Run ``code`` and yield its live events as they happen, then the result."""
+        send, receive = anyio.create_memory_object_stream[Event | ExecutionResult](math.inf)
+
+        async def run() -> None:
+            async with send:
+                result = await self.execute(
+                    code, tool_call_id=tool_call_id, on_event=send.send_nowait, **limit_overrides
+                )
+                send.send_nowait(result)
+
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(run)
+            async for item in receive:
+                yield item
+
+    def execute_sync(self, code: str, **kwargs: Any) -> ExecutionResult:
+        """Blocking convenience for scripts (runs its own event loop); prefer ``execute``."""
+        return anyio.run(functools.partial(self.execute, code, **kwargs))
+
     async def aclose(self) -> None:
         """Dispose the underlying context (idempotent)."""
         if self._context is not None:
@@ -118,14 +187,19 @@ def create_code_mode(
     driver: IsolateDriver | None = None,
     timeout: float = 30.0,
     memory_limit_mb: float = 128,
+    prompt: Literal["full", "compact"] = "full",
     **limits: Any,
 ) -> CodeMode:
     """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
 
-    Further keyword arguments set other :class:`codemode.Limits` fields.
+    ``prompt="compact"`` keeps only names and one-line descriptions in the system prompt and
+    adds a discovery tool returning declarations on demand (for large tool sets). Further
+    keyword arguments set other :class:`codemode.Limits` fields.
     """
     if driver is None:
         from .quickjs import QuickJSDriver
 
         driver = QuickJSDriver()
-    return CodeMode(tools, driver, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits))
+    return CodeMode(
+        tools, driver, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits), prompt=prompt
+    )

@@ -1,13 +1,14 @@
-"""A real execution on the embedded engine: top products with their average ratings.
+"""Demo tools: a small store with best-selling products and their customer ratings.
 
-Run it with ``python3 -m codemode.demo``. It builds two tools from JSON Schema, runs the
-TypeScript a model would write for "which products sell best and how are they rated?", and
-prints the result and the live timeline of the execution.
+    codemode run examples/top_products.ts --tools codemode.demo
+
+runs the TypeScript a model would write for "which products sell best and how are they
+rated?" against these tools on the embedded engine, and prints the live timeline and the
+result.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import codemode
@@ -25,23 +26,6 @@ RATINGS = {
     ]
     for p, product in enumerate(PRODUCTS)
 }
-
-PROGRAM = """\
-interface Product { id: string; name: string; totalSales: number; price: number }
-
-const top = await external_getTopProducts({ limit: 5 })
-console.log(`ranking ${top.products.length} products`)
-
-const ratings = await Promise.all(
-  top.products.map((p: Product) => external_getProductRatings({ productId: p.id })),
-)
-
-return top.products.map((product: Product, i: number) => {
-  const scores = ratings[i].ratings.map((r: { score: number }) => r.score)
-  const avg = scores.reduce((sum: number, s: number) => sum + s, 0) / scores.length
-  return { name: product.name, sales: product.totalSales, averageRating: Math.round(avg * 100) / 100 }
-})
-"""
 
 
 async def get_top_products(args: dict[str, Any]) -> dict[str, Any]:
@@ -75,25 +59,3 @@ TOOLS = [
         get_product_ratings,
     ),
 ]
-
-
-def print_event(event: codemode.Event) -> None:
-    value = {k: v for k, v in event.value.items() if k not in ("toolCallId", "timestamp")}
-    detail = ", ".join(f"{k}={v!r}" for k, v in value.items() if k not in ("result",))
-    print(f"  {event.name.removeprefix('code_mode:'):<20} {detail[:100]}")
-
-
-async def main() -> None:
-    cm = codemode.create_code_mode(TOOLS, driver=codemode.QuickJSDriver(), timeout=5.0, memory_limit_mb=64)
-    print("timeline:")
-    result = await cm.execute(PROGRAM, tool_call_id="demo", on_event=print_event)
-    print("result:")
-    for row in result.result or []:
-        print(f"  {row['name']:<24} sales {row['sales']:>6}   average rating {row['averageRating']}")
-    print(f"logs: {result.logs}   duration: {result.duration_ms:.2f} ms   tool calls: {result.tool_calls}")
-    if not result.success:
-        raise SystemExit(f"demo failed: {result.error}")
-
-
-if __name__ == "__main__":
-    asyncio.run(main())

@@ -1,0 +1,159 @@
+"""The ``codemode`` command: run a program against a module's tools, or print the prompt.
+
+    codemode run program.ts --tools package.module [--json] [--timeout S] [--memory-mb M]
+    codemode prompt --tools package.module [--compact] [--json]
+
+``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
+sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .code_mode import create_code_mode
+from .events import Event
+from .prompt import approximate_tokens
+from .results import ExecutionResult
+from .tools import ToolBinding
+
+
+def load_tools(spec: str) -> list[ToolBinding]:
+    """The tools of a module given by dotted name or file path."""
+    if spec.endswith(".py") or "/" in spec:
+        path = Path(spec).resolve()
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise SystemExit(f"codemode: cannot load {spec}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))
+        module = importlib.import_module(spec)
+    listed = getattr(module, "TOOLS", None)
+    if listed is not None:
+        tools = list(listed)
+    else:
+        tools = [value for value in vars(module).values() if isinstance(value, ToolBinding)]
+    if not all(isinstance(t, ToolBinding) for t in tools):
+        raise SystemExit(f"codemode: {spec}.TOOLS must hold codemode tools")
+    return tools
+
+
+class Timeline:
+    """Prints each event as a line, relative to the start of the execution."""
+
+    def __init__(self) -> None:
+        self.start: float | None = None
+        self.events: list[dict[str, Any]] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event.to_dict())
+        value = event.value
+        if self.start is None:
+            self.start = value["timestamp"]
+        at = value["timestamp"] - self.start
+        name = event.name.removeprefix("code_mode:")
+        print(f"{at:9.2f} ms  {_describe(name, value)}", flush=True)
+
+
+def _describe(name: str, value: dict[str, Any]) -> str:
+    if name == "execution_started":
+        return "started"
+    if name == "console":
+        return f"console  {value['text']}"
+    if name == "external_call":
+        return f"call     {value['function']}({_short(value['args'])})"
+    if name == "external_result":
+        return f"result   {value['function']} -> {_short(value['result'])}  ({value['duration_ms']:.2f} ms)"
+    if name == "external_error":
+        return f"error    {value['function']}: {value['error']}  ({value['duration_ms']:.2f} ms)"
+    outcome = "ok" if value.get("success") else f"failed ({value.get('error', {}).get('kind', '?')})"
+    return f"finished {outcome} in {value['duration_ms']:.2f} ms"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _print_result(result: ExecutionResult) -> None:
+    if result.success:
+        print("result:")
+        print(json.dumps(result.result, indent=2, ensure_ascii=False))
+        return
+    error = result.error
+    assert error is not None
+    where = f" at line {error.line}, column {error.column}" if error.line else ""
+    print(f"{error.kind} error{where}: {error.name}: {error.message}")
+    if error.frame:
+        print(error.frame)
+
+
+def _run(args: argparse.Namespace) -> int:
+    code = Path(args.program).read_text(encoding="utf-8") if args.program != "-" else sys.stdin.read()
+    tools = load_tools(args.tools) if args.tools else []
+    limits: dict[str, Any] = {"timeout": args.timeout, "memory_limit_mb": args.memory_mb}
+    cm = create_code_mode(tools, **limits)
+    timeline = Timeline()
+    if not args.json:
+        print("timeline:")
+    result = cm.execute_sync(code, tool_call_id="cli", on_event=None if args.json else timeline)
+    if args.json:
+        print(json.dumps(result.to_tool_output(), indent=2, ensure_ascii=False))
+    else:
+        _print_result(result)
+    return 0 if result.success else 1
+
+
+def _prompt(args: argparse.Namespace) -> int:
+    tools = load_tools(args.tools)
+    cm = create_code_mode(tools, prompt="compact" if args.compact else "full")
+    if args.json:
+        payload = {
+            "system_prompt": cm.system_prompt,
+            "approximate_tokens": approximate_tokens(cm.system_prompt),
+            "tools": [
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                for t in cm.model_tools
+            ],
+        }
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        print(cm.system_prompt)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``codemode`` console script."""
+    parser = argparse.ArgumentParser(prog="codemode", description="Code Mode: one execute_typescript tool.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a TypeScript program and print the result and a timeline")
+    run.add_argument("program", help="the program file (- for standard input)")
+    run.add_argument("--tools", help="module (dotted name or .py file) holding the tools")
+    run.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
+    run.add_argument("--memory-mb", type=float, default=128, help="engine heap limit in MiB (default 128)")
+    run.add_argument("--json", action="store_true", help="print the tool output as JSON, no timeline")
+    run.set_defaults(handler=_run)
+    prompt = commands.add_parser("prompt", help="print the system prompt for a module's tools")
+    prompt.add_argument("--tools", required=True, help="module (dotted name or .py file) holding the tools")
+    prompt.add_argument("--compact", action="store_true", help="names and one-line descriptions only")
+    prompt.add_argument("--json", action="store_true", help="print prompt, token estimate and tool schemas")
+    prompt.set_defaults(handler=_prompt)
+    args = parser.parse_args(argv)
+    if hasattr(signal, "SIGPIPE"):  # `codemode ... | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
