@@ -7,12 +7,13 @@ functions ``external_<name>(input)``.
 
 from ._core import TypeScriptSyntaxError
 from .code_mode import CodeMode, compile_typescript, create_code_mode
+from .decorators import PydanticTool, tool
 from .driver import IsolateContext, IsolateDriver, Program
 from .events import Event, EventCallback
 from .limits import Limits
 from .quickjs import QuickJSContext, QuickJSDriver
 from .results import ErrorKind, ExecutionError, ExecutionResult
-from .tools import InvalidArguments, Tool, ToolBinding
+from .tools import InvalidArguments, Tool, ToolBinding, js_identifier
 
 __all__ = [
     "CodeMode",
@@ -26,6 +27,7 @@ __all__ = [
     "IsolateDriver",
     "Limits",
     "Program",
+    "PydanticTool",
     "QuickJSContext",
     "QuickJSDriver",
     "Tool",
@@ -33,4 +35,6 @@ __all__ = [
     "TypeScriptSyntaxError",
     "compile_typescript",
     "create_code_mode",
+    "js_identifier",
+    "tool",
 ]

@@ -17,7 +17,7 @@ from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool
 from .limits import Limits
 from .prompt import compact_system_prompt, system_prompt
 from .results import ExecutionError, ExecutionResult
-from .tools import ToolBinding
+from .tools import ToolBinding, index_tools
 
 
 def compile_typescript(typescript: str) -> Program:
@@ -37,12 +37,7 @@ class CodeMode:
         *,
         prompt: Literal["full", "compact"] = "full",
     ) -> None:
-        bindings: dict[str, ToolBinding] = {}
-        for tool in tools:
-            if tool.name in bindings:
-                raise ValueError(f"two tools are named {tool.name!r}")
-            bindings[tool.name] = tool
-        self.tools: dict[str, ToolBinding] = bindings
+        self.tools: dict[str, ToolBinding] = index_tools(tools)
         self.driver = driver
         self.limits = limits
         self.prompt_mode = prompt

@@ -18,7 +18,7 @@ arithmetic, and returns the answer, instead of calling tools one at a time.
 Rules:
 - The program is the body of an async function: use top-level `await` and `return` a JSON value; \
 that value is what you get back.
-- Call a function as `await external_<name>({ ... })` with one object argument shaped as declared. \
+- Call a function as `await external_<name>({{ ... }})` with one object argument shaped as declared. \
 Every call returns a Promise: await it.
 - Run independent calls together with `await Promise.all([...])`.
 - `console.log` output comes back with the result; keep it short.

@@ -3,18 +3,60 @@
 from __future__ import annotations
 
 import inspect
-import keyword
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import unicodedata
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 
-Handler = Callable[[dict[str, Any]], Any | Awaitable[Any]]
-"""Receives the validated input object; returns (or resolves to) a JSON value."""
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+Handler = Callable[[Any], Any | Awaitable[Any]]
+"""Receives the validated input (the object :meth:`ToolBinding.validate` returns: a dict for
+schema tools, a model instance for pydantic tools); returns (or resolves to) a JSON value."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+_NOT_IDENTIFIER_CHARS = re.compile(r"[^A-Za-z0-9_$]+")
+
+JS_RESERVED_WORDS = frozenset(
+    # reserved words, strict-mode reserved words, literals, and names strict code cannot bind
+    "await break case catch class const continue debugger default delete do else enum export extends "
+    "false finally for function if implements import in instanceof interface let new null package "
+    "private protected public return static super switch this throw true try typeof var void while "
+    "with yield arguments eval".split()
+)
+"""Names that are not usable as JavaScript identifiers (or not in strict code)."""
+
+
+def is_js_identifier(name: str) -> bool:
+    """True when ``name`` is an ASCII JavaScript identifier and not a reserved word."""
+    return bool(_IDENTIFIER.match(name)) and name not in JS_RESERVED_WORDS
+
+
+def js_identifier(name: str) -> str:
+    """The JavaScript identifier a tool named ``name`` gets (``name`` itself when it is one).
+
+    MCP- and OpenAPI-style names are converted: accents are dropped (``café`` -> ``cafe``),
+    every run of other characters becomes ``_`` (``get-user`` -> ``get_user``,
+    ``user.list`` -> ``user_list``), a leading digit gets a ``_`` before it
+    (``2fa`` -> ``_2fa``) and a reserved word one after it (``delete`` -> ``delete_``).
+    Raises ``ValueError`` for an empty name.
+    """
+    if is_js_identifier(name):
+        return name
+    if not name:
+        raise ValueError("a tool name cannot be empty")
+    decomposed = unicodedata.normalize("NFKD", name)
+    ascii_name = "".join(c for c in decomposed if not unicodedata.combining(c))
+    converted = _NOT_IDENTIFIER_CHARS.sub("_", ascii_name)
+    if converted[0].isdigit():
+        converted = "_" + converted
+    if converted in JS_RESERVED_WORDS:
+        converted += "_"
+    return converted
 
 
 class InvalidArguments(Exception):
@@ -28,8 +70,11 @@ class InvalidArguments(Exception):
 class ToolBinding:
     """A host function exposed in the sandbox as ``external_<name>``.
 
-    ``handler`` gets the input object and may be async or sync; sync handlers run in a
-    worker thread so they never block the event loop.
+    ``name`` must be a JavaScript identifier (see :func:`js_identifier`); ``original_name``
+    is the name the tool had before conversion (it defaults to ``name``). ``handler`` gets
+    the validated input and may be async or sync; sync handlers run in a worker thread so
+    they never block the event loop. With ``validate_output`` the handler's result is
+    checked against ``output_schema``.
     """
 
     name: str
@@ -37,22 +82,38 @@ class ToolBinding:
     input_schema: Mapping[str, Any]
     handler: Handler
     output_schema: Mapping[str, Any] | None = None
+    original_name: str | None = None
+    validate_output: bool = False
     _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    _validate_result: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
     _is_async: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not _IDENTIFIER.match(self.name) or keyword.iskeyword(self.name):
-            raise ValueError(f"tool name {self.name!r} is not a valid identifier")
+        if not is_js_identifier(self.name):
+            raise ValueError(
+                f"tool name {self.name!r} is not a valid JavaScript identifier "
+                f"(Tool.from_schema converts names: this one would become {_suggestion(self.name)})"
+            )
+        if self.original_name is None:
+            object.__setattr__(self, "original_name", self.name)
         if not callable(self.handler):
             raise TypeError(f"tool {self.name!r}: handler must be callable")
-        try:
-            validate = fastjsonschema.compile(dict(self.input_schema))
-        except fastjsonschema.JsonSchemaDefinitionException as e:
-            raise ValueError(f"tool {self.name!r}: invalid input schema: {e}") from e
-        object.__setattr__(self, "_validate", validate)
+        self._compile_schemas()
         call_method = type(self.handler).__dict__.get("__call__")  # async callable objects
         is_async = inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(call_method)
         object.__setattr__(self, "_is_async", is_async)
+
+    def _compile_schemas(self) -> None:
+        """Compile the JSON Schema validators (input always, output with ``validate_output``)."""
+        object.__setattr__(self, "_validate", self._compile("input", self.input_schema))
+        if self.validate_output and self.output_schema is not None:
+            object.__setattr__(self, "_validate_result", self._compile("output", self.output_schema))
+
+    def _compile(self, which: str, schema: Mapping[str, Any]) -> Callable[[Any], Any]:
+        try:
+            return fastjsonschema.compile(dict(schema))
+        except fastjsonschema.JsonSchemaDefinitionException as e:
+            raise ValueError(f"tool {self.name!r}: invalid {which} schema: {e}") from e
 
     @property
     def sandbox_name(self) -> str:
@@ -65,9 +126,15 @@ class ToolBinding:
         return self._is_async
 
     def check_output(self, result: Any) -> Any:
-        """The handler's result as it goes back to the program (hook for output validation;
-        raise to fail the call with a ToolError). The default returns it unchanged."""
-        return result
+        """The handler's result as it goes back to the program; raise to fail the call with a
+        ToolError. Checks it against the output schema when ``validate_output`` is set,
+        else returns it unchanged."""
+        if self._validate_result is None:
+            return result
+        try:
+            return self._validate_result(result)
+        except fastjsonschema.JsonSchemaValueException as e:
+            raise ValueError(_schema_message(e, "result")) from None
 
     def validate(self, args: Any) -> Any:
         """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""
@@ -75,12 +142,24 @@ class ToolBinding:
         try:
             return self._validate(args)
         except fastjsonschema.JsonSchemaValueException as e:
-            message = e.message.replace("data.", "input.", 1).replace("data ", "input ", 1)
+            message = _schema_message(e, "input")
             raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: {message}") from None
 
 
+def _schema_message(error: fastjsonschema.JsonSchemaValueException, root: str) -> str:
+    return error.message.replace("data.", f"{root}.", 1).replace("data ", f"{root} ", 1)
+
+
+def _suggestion(name: str) -> str:
+    try:
+        return repr(js_identifier(name))
+    except ValueError as e:
+        return f"nothing: {e}"
+
+
 class Tool(ToolBinding):
-    """A tool for a code mode. Build one from a JSON Schema with :meth:`Tool.from_schema`."""
+    """A tool for a code mode: from a JSON Schema with :meth:`Tool.from_schema`, from pydantic
+    models with :meth:`Tool.from_pydantic`, or from a typed function with ``@codemode.tool``."""
 
     @classmethod
     def from_schema(
@@ -90,12 +169,77 @@ class Tool(ToolBinding):
         input_schema: Mapping[str, Any],
         output_schema: Mapping[str, Any] | None,
         handler: Handler,
+        *,
+        validate_output: bool = False,
     ) -> Tool:
-        """A tool from raw JSON Schema (MCP and OpenAPI style)."""
+        """A tool from raw JSON Schema (MCP and OpenAPI style); ``handler`` gets the input dict.
+
+        ``name`` is converted to a JavaScript identifier when it is not one (see
+        :func:`js_identifier`); the given name stays available as ``original_name``.
+
+        ``validate_output`` checks each result against ``output_schema``. It is off by
+        default: MCP and OpenAPI output schemas are often advisory rather than exact, and
+        validating a large result (a 1 MB one takes milliseconds) costs time on every call.
+        """
         return cls(
-            name=name,
+            name=js_identifier(name),
             description=description,
             input_schema=input_schema,
             output_schema=output_schema,
             handler=handler,
+            original_name=name,
+            validate_output=validate_output,
         )
+
+    @classmethod
+    def from_pydantic(
+        cls,
+        name: str,
+        description: str,
+        input_model: type[BaseModel],
+        output_model: Any | None,
+        handler: Callable[[Any], Any],
+        *,
+        validate_output: bool = True,
+        redact_errors: bool = False,
+    ) -> Tool:
+        """A tool whose input is the pydantic model ``input_model``: ``handler`` (sync or
+        async) receives the validated model instance. Its result is validated against
+        ``output_model`` (any type pydantic handles; ``None`` for no output schema) unless
+        ``validate_output`` is false, and dumped to JSON data by it.
+
+        ``redact_errors`` hides the text of the handler's exceptions from the program (it
+        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
+        """
+        from .decorators import pydantic_tool
+
+        return pydantic_tool(
+            name,
+            description,
+            input_model,
+            output_model,
+            handler,
+            validate_output=validate_output,
+            redact_errors=redact_errors,
+        )
+
+
+def index_tools(tools: Iterable[ToolBinding]) -> dict[str, ToolBinding]:
+    """The tools keyed by name; ``ValueError`` when two of them have the same name (naming
+    the names they were given, when conversion made them clash)."""
+    by_name: dict[str, ToolBinding] = {}
+    for tool in tools:
+        other = by_name.get(tool.name)
+        if other is not None:
+            raise ValueError(_clash(other, tool))
+        by_name[tool.name] = tool
+    return by_name
+
+
+def _clash(first: ToolBinding, second: ToolBinding) -> str:
+    if first.original_name == second.original_name:
+        return f"two tools are named {first.original_name!r}"
+    return (
+        f"tools {first.original_name!r} and {second.original_name!r} both become "
+        f"{first.sandbox_name} in the program; rename one of them"
+    )
