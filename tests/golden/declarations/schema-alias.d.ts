@@ -1,0 +1,6 @@
+/** A binary tree, or null when empty */
+type TreeNode = {
+  value: number;
+  left?: TreeNode;
+  right?: TreeNode;
+} | null;
