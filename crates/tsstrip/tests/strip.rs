@@ -4,29 +4,44 @@ use std::path::PathBuf;
 
 use tsstrip::{code_frame, strip, Diagnostic, Stripped};
 
+/// The corpus: the crate's own programs (`tests/corpus`) plus the shared workload programs the
+/// benchmarks run (`benches/workloads`), named `workload-*`, `feature-*` and `limits-*`.
+fn corpus_sources() -> Vec<(&'static str, PathBuf)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let workloads = root.join("../../benches/workloads");
+    vec![
+        ("", root.join("tests/corpus")),
+        ("workload-", workloads.clone()),
+        ("feature-", workloads.join("ts-features")),
+        ("limits-", workloads.join("W9-limits")),
+    ]
+}
+
 fn corpus() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("tests/corpus")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "ts"))
-        .collect();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for (prefix, dir) in corpus_sources() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "ts") {
+                let name = format!("{prefix}{}", path.file_name().unwrap().to_string_lossy());
+                files.push((name, path));
+            }
+        }
+    }
     files.sort();
     assert!(files.len() >= 30, "corpus has {} files", files.len());
     files
         .into_iter()
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).expect("read"))
-        })
+        .map(|(name, path)| (name, std::fs::read_to_string(&path).expect("read")))
         .collect()
 }
 
 fn corpus_file(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/corpus")
-        .join(name);
-    std::fs::read_to_string(path).expect("corpus file")
+    corpus()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no corpus file {name}"))
+        .1
 }
 
 fn ok(ts: &str) -> Stripped {
