@@ -1,0 +1,347 @@
+"""The pydantic-ai integration: a real Agent.run driven by FunctionModel, programs in the real engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pytest
+from pydantic import BaseModel
+
+pytest.importorskip("pydantic_ai")
+
+from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, Tool  # noqa: E402
+from pydantic_ai.messages import (  # noqa: E402
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+
+import codemode  # noqa: E402
+from codemode.integrations.pydantic_ai import (  # noqa: E402
+    CodeModeEvent,
+    CodeModeToolset,
+    to_codemode_tools,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # pydantic-ai runs on asyncio only
+
+
+# -- the application's tools ---------------------------------------------------------------------
+
+
+@dataclass
+class Shop:
+    """The agent's dependencies; tools that take a RunContext read them."""
+
+    discount: float
+    prices: dict[str, float] = field(default_factory=lambda: {"A-1": 2.5, "B-2": 4.0})
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+
+SHOP = Shop(discount=0)  # plain tools have no RunContext: they use this module-level instance
+
+
+async def get_price(sku: str) -> float:
+    """Price of one unit of a product.
+
+    Args:
+        sku: The product SKU.
+    """
+    SHOP.calls.append(("get_price", {"sku": sku}))
+    SHOP.in_flight += 1
+    SHOP.max_in_flight = max(SHOP.max_in_flight, SHOP.in_flight)
+    await anyio.sleep(0.01)  # both Promise.all calls are in flight here
+    SHOP.in_flight -= 1
+    return SHOP.prices[sku]
+
+
+def apply_discount(ctx: RunContext[Shop], amount: float, quantity: int = 1) -> dict[str, Any]:
+    """Total for a quantity after the customer's discount (a sync tool that takes the RunContext)."""
+    ctx.deps.calls.append(
+        (
+            "apply_discount",
+            {"amount": amount, "quantity": quantity, "tool_name": ctx.tool_name, "call": ctx.tool_call_id},
+        )
+    )
+    return {"total": round(amount * quantity * (1 - ctx.deps.discount), 2), "currency": "EUR"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_shop() -> None:
+    SHOP.calls.clear()
+    SHOP.in_flight = SHOP.max_in_flight = 0
+
+
+# -- a scripted model ----------------------------------------------------------------------------
+
+
+@dataclass
+class Script:
+    """A FunctionModel that sends one program, then answers from the tool return."""
+
+    program: str
+    seen: list[tuple[list[ModelMessage], AgentInfo]] = field(default_factory=list)
+
+    def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        self.seen.append((list(messages), info))
+        returned = [p for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
+        if not returned:
+            call = ToolCallPart("execute_typescript", {"typescriptCode": self.program}, tool_call_id="call_1")
+            return ModelResponse(parts=[call])
+        output = returned[0].content
+        if output["success"]:
+            return ModelResponse(parts=[TextPart(f"The order costs {output['result']['total']} EUR.")])
+        return ModelResponse(parts=[TextPart(f"The program failed ({output['error']['kind']}).")])
+
+    @property
+    def model(self) -> FunctionModel:
+        return FunctionModel(self)
+
+    def tool_return(self) -> ToolReturnPart:
+        """The execute_typescript return the model received on its second turn."""
+        messages = self.seen[1][0]
+        return next(p for m in messages for p in m.parts if isinstance(p, ToolReturnPart))
+
+
+ORDER_PROGRAM = """
+const [a, b] = await Promise.all([
+  external_get_price({ sku: "A-1" }),
+  external_get_price({ sku: "B-2" }),
+]);
+const order = await external_apply_discount({ amount: a + b, quantity: 2 });
+console.log(`subtotal ${a + b}`);
+return order;
+"""
+
+
+# -- the agent loop ------------------------------------------------------------------------------
+
+
+async def test_agent_runs_a_program_over_wrapped_tools() -> None:
+    events: list[codemode.Event] = []
+    toolset = CodeModeToolset.from_tools([get_price, Tool(apply_discount)], on_event=events.append)
+    script = Script(ORDER_PROGRAM)
+    agent = Agent(script.model, deps_type=Shop, toolsets=[toolset])
+    shop = Shop(discount=0.1)
+
+    result = await agent.run("What do two of each cost?", deps=shop)
+
+    # the program ran in the sandbox: its events, and the tools' own records
+    names = [e.name for e in events]
+    assert names[0] == "code_mode:execution_started" and names[-1] == "code_mode:execution_finished"
+    called = [e.value["function"] for e in events if e.name == "code_mode:external_call"]
+    assert called == ["external_get_price", "external_get_price", "external_apply_discount"]
+    assert {e.value["toolCallId"] for e in events} == {"call_1"}
+    assert SHOP.calls == [("get_price", {"sku": "A-1"}), ("get_price", {"sku": "B-2"})]
+    assert SHOP.max_in_flight == 2  # Promise.all ran both calls at once
+    # the RunContext tool got this run's context, under its own name, in the model's call
+    assert shop.calls == [
+        ("apply_discount", {"amount": 6.5, "quantity": 2, "tool_name": "apply_discount", "call": "call_1"})
+    ]
+
+    # the model saw the program's output, and the answer used it
+    output = script.tool_return().content
+    assert output == {"success": True, "result": {"total": 11.7, "currency": "EUR"}, "logs": ["subtotal 6.5"]}
+    assert result.output == "The order costs 11.7 EUR."
+
+    # one tool with codemode's schema; the declarations reached the model in the instructions
+    messages, info = script.seen[0]
+    assert [t.name for t in info.function_tools] == ["execute_typescript"]
+    assert info.function_tools[0].parameters_json_schema["required"] == ["typescriptCode"]
+    request = messages[0]
+    assert isinstance(request, ModelRequest) and request.instructions is not None
+    for expected in (
+        "declare function external_get_price(",
+        "declare function external_apply_discount(",
+        "Price of one unit of a product.",
+        "sku: string;",
+        "Promise.all",
+    ):
+        assert expected in request.instructions
+    assert toolset.instructions.strip() in request.instructions
+    assert "ctx" not in toolset.code_mode.declarations  # the RunContext is not part of the schema
+
+
+async def test_syntax_error_is_a_tool_return_the_model_sees() -> None:
+    toolset = CodeModeToolset.from_tools([get_price])
+    script = Script("const total = (await external_get_price({ sku: 'A-1' }) * ;\nreturn total")
+    agent = Agent(script.model, toolsets=[toolset])
+
+    result = await agent.run("price?")
+
+    output = script.tool_return().content
+    assert output["success"] is False
+    assert output["error"]["kind"] == "syntax" and output["error"]["name"] == "SyntaxError"
+    assert output["error"]["line"] == 1
+    assert result.output == "The program failed (syntax)."
+    assert SHOP.calls == []  # nothing ran
+
+
+async def test_events_are_forwarded_into_the_run_event_stream() -> None:
+    toolset = CodeModeToolset.from_tools([get_price, apply_discount])
+    script = Script(ORDER_PROGRAM)
+    agent = Agent(script.model, deps_type=Shop, toolsets=[toolset])
+    forwarded: list[CodeModeEvent] = []
+    async with agent.iter("cost?", deps=Shop(discount=0)) as run:
+        async for node in run:
+            if Agent.is_call_tools_node(node):
+                async with node.stream(run.ctx) as stream:
+                    forwarded.extend([e async for e in stream if isinstance(e, CodeModeEvent)])
+    assert run.result is not None and run.result.output == "The order costs 13 EUR."
+    assert forwarded[0].event_name == "code_mode:execution_started"
+    assert forwarded[-1].event_name == "code_mode:execution_finished"
+    results = [e.value["result"] for e in forwarded if e.event_name == "code_mode:external_result"]
+    assert sorted(results[:2]) == [2.5, 4.0] and results[2] == {"total": 13.0, "currency": "EUR"}
+    assert {e.tool_call_id for e in forwarded} == {"call_1"}
+    assert all(e.name == "code_mode" for e in forwarded)
+
+
+async def test_native_tools_and_function_toolsets_together() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def tax(args: dict[str, Any]) -> dict[str, Any]:
+        seen.append(args)
+        return {"tax": round(args["amount"] * 0.2, 2)}
+
+    native = codemode.Tool.from_schema(
+        "tax",
+        "Tax due on an amount",
+        {"type": "object", "properties": {"amount": {"type": "number"}}, "required": ["amount"]},
+        None,
+        tax,
+    )
+    pricing = FunctionToolset([get_price], instructions="Prices are in EUR.")
+    toolset = CodeModeToolset.from_tools([native, pricing])
+    script = Script(
+        "const price = await external_get_price({ sku: 'B-2' });\n"
+        "const { tax } = await external_tax({ amount: price });\n"
+        "return { total: price + tax }"
+    )
+    result = await Agent(script.model, toolsets=[toolset]).run("with tax?")
+    assert result.output == "The order costs 4.8 EUR."
+    assert seen == [{"amount": 4.0}]
+    instructions = script.seen[0][0][0].instructions
+    assert instructions is not None
+    assert "declare function external_tax(" in instructions and "Prices are in EUR." in instructions
+
+
+async def test_validation_and_tool_failures_reach_the_program() -> None:
+    def even_quantity(ctx: RunContext[Any], sku: str, quantity: int) -> None:
+        if quantity % 2:
+            raise ModelRetry("quantity must be even")
+
+    def reserve(sku: str, quantity: int) -> str:
+        """Reserve stock."""
+        raise ModelRetry(f"{sku} is out of stock")
+
+    toolset = CodeModeToolset.from_tools([Tool(reserve, args_validator=even_quantity)])
+    script = Script(
+        """
+        const errors = [];
+        for (const input of [{ sku: "A-1", quantity: "two" }, { sku: "A-1", quantity: 3 }, { sku: "A-1", quantity: 2 }]) {
+          try { await external_reserve(input) } catch (e) { errors.push(`${e.name}: ${e.message}`) }
+        }
+        return { total: errors }
+        """
+    )
+    await Agent(script.model, toolsets=[toolset]).run("reserve")
+    errors = script.tool_return().content["result"]["total"]
+    assert errors[0].startswith("InvalidArgumentsError: external_reserve: invalid arguments")  # JSON Schema
+    assert errors[1] == "InvalidArgumentsError: external_reserve: invalid arguments: quantity must be even"
+    assert errors[2] == "ToolError: A-1 is out of stock"
+
+
+async def test_prompt_in_the_tool_description() -> None:
+    toolset = CodeModeToolset.from_tools([get_price], prompt_placement="description")
+    script = Script("return { total: await external_get_price({ sku: 'A-1' }) }")
+    result = await Agent(script.model, toolsets=[toolset]).run("price?")
+    assert result.output == "The order costs 2.5 EUR."
+    info = script.seen[0][1]
+    assert not info.instructions
+    description = info.function_tools[0].description
+    assert description is not None and "declare function external_get_price(" in description
+
+
+async def test_compact_prompt_adds_the_discovery_tool() -> None:
+    toolset = CodeModeToolset.from_tools([get_price, apply_discount], prompt="compact")
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = [p for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
+        if not returned:
+            args = {"names": ["external_apply_discount"]}
+            return ModelResponse(parts=[ToolCallPart("get_tool_declarations", args, tool_call_id="d1")])
+        return ModelResponse(parts=[TextPart(returned[0].content["declarations"])])
+
+    result = await Agent(FunctionModel(model), deps_type=Shop, toolsets=[toolset]).run("?", deps=Shop(0))
+    assert "declare function external_apply_discount(" in result.output
+    assert "external_get_price" not in result.output
+
+
+# -- building the toolset ------------------------------------------------------------------------
+
+
+def test_unsupported_tools_are_rejected_clearly() -> None:
+    async def hide(ctx: RunContext[Any], tool_def: Any) -> Any:
+        return None
+
+    with pytest.raises(ValueError, match="prepare function"):
+        CodeModeToolset.from_tools([Tool(get_price, prepare=hide)])
+    with pytest.raises(ValueError, match="requires approval"):
+        CodeModeToolset.from_tools([Tool(get_price, requires_approval=True)])
+    with pytest.raises(TypeError, match="only FunctionToolsets"):
+        CodeModeToolset.from_tools([FunctionToolset([get_price]).prefixed("shop")])
+    with pytest.raises(ValueError, match="two tools are named 'get_price'"):
+        CodeModeToolset.from_tools([get_price, FunctionToolset([get_price])])
+
+
+def test_converted_tools_keep_pydantic_ai_schemas() -> None:
+    tools = {t.name: t for t in to_codemode_tools([get_price, apply_discount])}
+    assert tools["get_price"].input_schema == Tool(get_price).tool_def.parameters_json_schema
+    assert tools["apply_discount"].input_schema["properties"]["quantity"]["default"] == 1
+    assert tools["get_price"].output_schema == {"type": "number"}
+
+
+async def test_wrapped_tools_need_an_agent_run() -> None:
+    toolset = CodeModeToolset.from_tools([get_price])
+    result = await toolset.code_mode.execute("return await external_get_price({ sku: 'A-1' })")
+    assert result.error is not None and result.error.kind == "tool"
+    assert "inside an agent run" in result.error.message
+    await toolset.aclose()
+
+
+class Line(BaseModel):
+    sku: str
+    quantity: int = 1
+
+
+class Quote(BaseModel):
+    total: float
+    lines: list[Line]
+
+
+async def quote(lines: list[Line], note: str | None = None) -> Quote:
+    """Quote an order (pydantic models in and out)."""
+    return Quote(total=sum(SHOP.prices[line.sku] * line.quantity for line in lines), lines=lines)
+
+
+async def test_pydantic_model_arguments_and_results() -> None:
+    toolset = CodeModeToolset.from_tools([quote])
+    assert "interface Line {" in toolset.code_mode.declarations  # from pydantic-ai's $defs
+    script = Script("return await external_quote({ lines: [{ sku: 'A-1', quantity: 2 }, { sku: 'B-2' }] })")
+    result = await Agent(script.model, toolsets=[toolset]).run("quote")
+    assert result.output == "The order costs 9 EUR."
+    lines = script.tool_return().content["result"]["lines"]
+    assert lines == [{"sku": "A-1", "quantity": 2}, {"sku": "B-2", "quantity": 1}]  # defaults filled in
