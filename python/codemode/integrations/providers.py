@@ -1,0 +1,193 @@
+"""Raw tool definitions and tool-call execution for the OpenAI and Anthropic APIs.
+
+No SDK is needed (nor imported): the definitions are plain dicts to put in a request's
+``tools``, and :func:`execute_tool_call` takes the tool call as the SDK returns it (a pydantic
+object) or as a dict, and returns the tool-result message to send back::
+
+    cm = codemode.create_code_mode(tools)
+    response = client.chat.completions.create(
+        model=..., tools=[openai_tool(cm)],
+        messages=[{"role": "system", "content": cm.system_prompt}, *messages],
+    )
+    for call in response.choices[0].message.tool_calls or []:
+        messages.append(await execute_tool_call(cm, call))
+
+The declarations of the tools go in the system prompt (``cm.system_prompt``) by default: the
+tool description stays short, within the 1024-character limit some OpenAI deployments still
+enforce. Pass ``include_declarations=True`` to put the whole prompt in the description instead.
+
+Every definition function takes a :class:`~codemode.CodeMode` (its ``execute_typescript``
+tool) or one of its :attr:`~codemode.CodeMode.model_tools` (e.g. ``get_tool_declarations``
+with ``prompt="compact"``); :func:`execute_tool_call` runs whichever of them a call names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..code_mode import CodeMode
+from ..events import EventCallback
+from ..execute_tool import ModelTool
+
+__all__ = ["anthropic_tool", "execute_tool_call", "openai_responses_tool", "openai_tool"]
+
+Provider = Literal["openai_chat", "openai_responses", "anthropic"]
+
+
+def openai_tool(
+    cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
+) -> dict[str, Any]:
+    """The tool for OpenAI Chat Completions' ``tools``:
+    ``{"type": "function", "function": {name, description, parameters, strict}}``."""
+    tool, description = _tool_and_description(cm, include_declarations)
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "description": description,
+        "parameters": _schema(tool),
+        "strict": strict,
+    }
+    return {"type": "function", "function": function}
+
+
+def openai_responses_tool(
+    cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
+) -> dict[str, Any]:
+    """The tool for the OpenAI Responses API's ``tools``:
+    ``{"type": "function", name, description, parameters, strict}``."""
+    tool, description = _tool_and_description(cm, include_declarations)
+    return {
+        "type": "function",
+        "name": tool.name,
+        "description": description,
+        "parameters": _schema(tool),
+        "strict": strict,
+    }
+
+
+def anthropic_tool(cm: CodeMode | ModelTool, *, include_declarations: bool = False) -> dict[str, Any]:
+    """The tool for the Anthropic Messages API's ``tools``: ``{name, description, input_schema}``."""
+    tool, description = _tool_and_description(cm, include_declarations)
+    return {"name": tool.name, "description": description, "input_schema": _schema(tool)}
+
+
+async def execute_tool_call(
+    cm: CodeMode, call: Any, *, on_event: EventCallback | None = None
+) -> dict[str, Any]:
+    """Run one tool call of the model and return the tool-result message for its provider.
+
+    ``call`` is an SDK object or a dict of one of these shapes:
+
+    - OpenAI Chat Completions ``message.tool_calls[i]`` (``id``, ``function.name``,
+      ``function.arguments`` as a JSON string) -> ``{"role": "tool", "tool_call_id", "content"}``
+    - OpenAI Responses ``function_call`` output item (``call_id``, ``name``, ``arguments``)
+      -> ``{"type": "function_call_output", "call_id", "output"}``
+    - Anthropic ``tool_use`` content block (``id``, ``name``, ``input``)
+      -> ``{"type": "tool_result", "tool_use_id", "content", "is_error"}``
+
+    The content is the tool's JSON output as text (``{"success": ..., "result"/"error": ...,
+    "logs": [...]}``). The call id becomes the execution's ``tool_call_id`` (in events).
+    Arguments that are not a JSON object, or a tool name the code mode does not have, give an
+    error result for the model; a ``call`` of none of these shapes raises ``TypeError``.
+    """
+    parsed = _parse_call(call)
+    if parsed.error is not None:
+        output = _invalid_arguments(parsed.error)
+    else:
+        output = await _run(cm, parsed, on_event)
+    return _result_message(parsed, output)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A provider tool call, normalised."""
+
+    provider: Provider
+    call_id: str
+    name: str
+    arguments: dict[str, Any] | None
+    error: str | None = None
+
+
+def _tool_and_description(source: CodeMode | ModelTool, include_declarations: bool) -> tuple[ModelTool, str]:
+    if isinstance(source, CodeMode):
+        return source.tool, source.system_prompt if include_declarations else source.tool.description
+    if include_declarations:
+        raise ValueError("include_declarations needs the CodeMode, not one of its model tools")
+    return source, source.description
+
+
+def _schema(tool: ModelTool) -> dict[str, Any]:
+    return json.loads(json.dumps(tool.input_schema))  # a deep, plain-dict copy
+
+
+def _field(obj: Any, key: str) -> Any:
+    """``obj[key]`` for a mapping, ``obj.key`` for an SDK object; ``None`` when missing."""
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def _parse_call(call: Any) -> _Call:
+    kind = _field(call, "type")
+    if kind == "tool_use":
+        return _with_arguments("anthropic", _field(call, "id"), _field(call, "name"), _field(call, "input"))
+    if kind == "function_call":
+        return _with_arguments(
+            "openai_responses", _field(call, "call_id"), _field(call, "name"), _field(call, "arguments")
+        )
+    function = _field(call, "function")
+    if function is not None:
+        return _with_arguments(
+            "openai_chat", _field(call, "id"), _field(function, "name"), _field(function, "arguments")
+        )
+    raise TypeError(
+        "not a tool call: expected an OpenAI chat tool call, a Responses function_call item or "
+        f"an Anthropic tool_use block, got {type(call).__name__}"
+    )
+
+
+def _with_arguments(provider: Provider, call_id: Any, name: Any, arguments: Any) -> _Call:
+    if not isinstance(call_id, str) or not call_id:
+        raise TypeError(f"the {provider} tool call has no id")
+    if not isinstance(name, str):
+        raise TypeError(f"the {provider} tool call has no tool name")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except ValueError as e:
+            return _Call(provider, call_id, name, None, f"{name}: the arguments are not valid JSON: {e}")
+    if not isinstance(arguments, Mapping):
+        return _Call(provider, call_id, name, None, f"{name}: the arguments must be a JSON object")
+    return _Call(provider, call_id, name, dict(arguments))
+
+
+async def _run(cm: CodeMode, call: _Call, on_event: EventCallback | None) -> dict[str, Any]:
+    tools = {tool.name: tool for tool in cm.model_tools}
+    tool = tools.get(call.name)
+    if tool is None:
+        return _invalid_arguments(f"there is no tool {call.name!r}; the tools are: {', '.join(tools)}")
+    assert call.arguments is not None
+    return await tool.call(call.arguments, tool_call_id=call.call_id, on_event=on_event)
+
+
+def _invalid_arguments(message: str) -> dict[str, Any]:
+    """The output for a call that could not run (same shape as a failed execution)."""
+    error = {"kind": "invalid_args", "name": "InvalidArgumentsError", "message": message}
+    return {"success": False, "error": error, "logs": []}
+
+
+def _result_message(call: _Call, output: dict[str, Any]) -> dict[str, Any]:
+    content = json.dumps(output, ensure_ascii=False, separators=(",", ":"))
+    if call.provider == "openai_chat":
+        return {"role": "tool", "tool_call_id": call.call_id, "content": content}
+    if call.provider == "openai_responses":
+        return {"type": "function_call_output", "call_id": call.call_id, "output": content}
+    return {
+        "type": "tool_result",
+        "tool_use_id": call.call_id,
+        "content": content,
+        "is_error": output.get("success") is not True,
+    }

@@ -1,0 +1,298 @@
+"""Raw OpenAI / Anthropic tool definitions and tool-call execution (no SDK needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+import codemode
+from codemode.execute_tool import EXECUTE_DESCRIPTION, EXECUTE_INPUT_SCHEMA
+from codemode.integrations.providers import (
+    anthropic_tool,
+    execute_tool_call,
+    openai_responses_tool,
+    openai_tool,
+)
+
+from ..conftest import make_tools
+
+pytestmark = pytest.mark.anyio
+
+PROGRAM = "console.log('adding')\nreturn (await external_add({ a: 2, b: 3 })).sum"
+PARAMETERS = json.loads(json.dumps(EXECUTE_INPUT_SCHEMA))
+
+
+@pytest.fixture
+def cm() -> codemode.CodeMode:
+    return codemode.create_code_mode(make_tools(), timeout=10.0)
+
+
+def _typed(type_: Any, value: Any) -> Any:
+    """``value`` validated against one of an SDK's request TypedDicts."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(type_).validate_python(value)
+
+
+# -- definitions -----------------------------------------------------------------------------
+
+
+def test_openai_chat_tool(cm: codemode.CodeMode) -> None:
+    assert openai_tool(cm) == {
+        "type": "function",
+        "function": {
+            "name": "execute_typescript",
+            "description": EXECUTE_DESCRIPTION,
+            "parameters": PARAMETERS,
+            "strict": True,
+        },
+    }
+    assert PARAMETERS["additionalProperties"] is False and PARAMETERS["required"] == ["typescriptCode"]
+    assert openai_tool(cm, strict=False)["function"]["strict"] is False
+    assert openai_tool(cm, include_declarations=True)["function"]["description"] == cm.system_prompt
+
+
+def test_openai_responses_tool(cm: codemode.CodeMode) -> None:
+    assert openai_responses_tool(cm) == {
+        "type": "function",
+        "name": "execute_typescript",
+        "description": EXECUTE_DESCRIPTION,
+        "parameters": PARAMETERS,
+        "strict": True,
+    }
+
+
+def test_anthropic_tool(cm: codemode.CodeMode) -> None:
+    assert anthropic_tool(cm) == {
+        "name": "execute_typescript",
+        "description": EXECUTE_DESCRIPTION,
+        "input_schema": PARAMETERS,
+    }
+    described = anthropic_tool(cm, include_declarations=True)["description"]
+    assert "declare function external_add" in described
+
+
+def test_definitions_are_copies(cm: codemode.CodeMode) -> None:
+    tool = openai_tool(cm)
+    tool["function"]["parameters"]["properties"]["extra"] = {}
+    assert "extra" not in cm.tool.input_schema["properties"]
+
+
+def test_compact_prompt_discovery_tool() -> None:
+    cm = codemode.create_code_mode(make_tools(), prompt="compact")
+    discovery = cm.model_tools[1]
+    assert openai_tool(discovery)["function"]["name"] == "get_tool_declarations"
+    assert anthropic_tool(discovery)["input_schema"]["required"] == ["names"]
+    with pytest.raises(ValueError, match="CodeMode"):
+        openai_responses_tool(discovery, include_declarations=True)
+
+
+def test_definitions_match_the_sdk_types(cm: codemode.CodeMode) -> None:
+    pytest.importorskip("openai")
+    pytest.importorskip("anthropic")
+    from anthropic.types import ToolParam
+    from openai.types.chat import ChatCompletionFunctionToolParam
+    from openai.types.responses import FunctionToolParam
+
+    assert _typed(ChatCompletionFunctionToolParam, openai_tool(cm)) == openai_tool(cm)
+    assert _typed(FunctionToolParam, openai_responses_tool(cm)) == openai_responses_tool(cm)
+    assert _typed(ToolParam, anthropic_tool(cm)) == anthropic_tool(cm)
+
+
+# -- executing calls (dicts) -------------------------------------------------------------------
+
+
+def _output(content: str) -> dict[str, Any]:
+    return json.loads(content)
+
+
+OK = {"success": True, "result": 5, "logs": ["adding"]}
+
+
+async def test_openai_chat_call(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    call = {
+        "id": "call_abc",
+        "type": "function",
+        "function": {"name": "execute_typescript", "arguments": json.dumps({"typescriptCode": PROGRAM})},
+    }
+    message = await execute_tool_call(cm, call, on_event=events.append)
+    assert message["role"] == "tool" and message["tool_call_id"] == "call_abc"
+    assert set(message) == {"role", "tool_call_id", "content"}
+    assert _output(message["content"]) == OK
+    assert events and {e.value["toolCallId"] for e in events} == {"call_abc"}
+
+
+async def test_openai_responses_call(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    item = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_xyz",
+        "name": "execute_typescript",
+        "arguments": json.dumps({"typescriptCode": PROGRAM}),
+    }
+    message = await execute_tool_call(cm, item, on_event=events.append)
+    assert message == {"type": "function_call_output", "call_id": "call_xyz", "output": message["output"]}
+    assert _output(message["output"]) == OK
+    assert {e.value["toolCallId"] for e in events} == {"call_xyz"}
+
+
+async def test_anthropic_call(cm: codemode.CodeMode) -> None:
+    events: list[codemode.Event] = []
+    block = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "execute_typescript",
+        "input": {"typescriptCode": PROGRAM},
+    }
+    message = await execute_tool_call(cm, block, on_event=events.append)
+    assert message == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": message["content"],
+        "is_error": False,
+    }
+    assert _output(message["content"]) == OK
+    assert {e.value["toolCallId"] for e in events} == {"toolu_1"}
+
+
+async def test_failing_program_is_an_error_result(cm: codemode.CodeMode) -> None:
+    block = {
+        "type": "tool_use",
+        "id": "toolu_2",
+        "name": "execute_typescript",
+        "input": {"typescriptCode": "await external_fail({ sku: 'X-1' })"},
+    }
+    message = await execute_tool_call(cm, block)
+    assert message["is_error"] is True
+    output = _output(message["content"])
+    assert output["success"] is False and output["error"]["kind"] == "tool"
+    assert "inventory service unavailable for X-1" in output["error"]["message"]
+
+    chat = {
+        "id": "c",
+        "function": {"name": "execute_typescript", "arguments": '{"typescriptCode": "return ("}'},
+    }
+    assert _output((await execute_tool_call(cm, chat))["content"])["error"]["kind"] == "syntax"
+
+
+@pytest.mark.parametrize("arguments", ['{"typescriptCode": "return 1"', "not json", "[1, 2]", '"return 1"'])
+async def test_malformed_arguments_are_an_error_result(cm: codemode.CodeMode, arguments: str) -> None:
+    chat = {
+        "id": "call_bad",
+        "type": "function",
+        "function": {"name": "execute_typescript", "arguments": arguments},
+    }
+    message = await execute_tool_call(cm, chat)
+    assert message["tool_call_id"] == "call_bad"
+    output = _output(message["content"])
+    assert output["success"] is False and output["error"]["kind"] == "invalid_args"
+    assert output["error"]["name"] == "InvalidArgumentsError"
+
+    item = {
+        "type": "function_call",
+        "call_id": "call_bad2",
+        "name": "execute_typescript",
+        "arguments": arguments,
+    }
+    assert _output((await execute_tool_call(cm, item))["output"])["success"] is False
+
+
+async def test_wrong_arguments_and_unknown_tools_are_error_results(cm: codemode.CodeMode) -> None:
+    block = {"type": "tool_use", "id": "t", "name": "execute_typescript", "input": {"code": "return 1"}}
+    message = await execute_tool_call(cm, block)
+    assert message["is_error"] and _output(message["content"])["error"]["kind"] == "invalid_args"
+
+    block = {"type": "tool_use", "id": "t", "name": "execute_python", "input": {"typescriptCode": "return 1"}}
+    output = _output((await execute_tool_call(cm, block))["content"])
+    assert output["success"] is False and "execute_python" in output["error"]["message"]
+    assert "execute_typescript" in output["error"]["message"]
+
+
+async def test_not_a_tool_call_raises(cm: codemode.CodeMode) -> None:
+    with pytest.raises(TypeError, match="not a tool call"):
+        await execute_tool_call(cm, {"role": "assistant", "content": "hi"})
+    with pytest.raises(TypeError, match="no id"):
+        await execute_tool_call(cm, {"type": "tool_use", "name": "execute_typescript", "input": {}})
+
+
+async def test_discovery_call_in_compact_mode() -> None:
+    cm = codemode.create_code_mode(make_tools(), prompt="compact")
+    item = {
+        "type": "function_call",
+        "call_id": "call_d",
+        "name": "get_tool_declarations",
+        "arguments": '{"names": ["external_echo"]}',
+    }
+    output = _output((await execute_tool_call(cm, item))["output"])
+    assert output["success"] and "external_echo" in output["declarations"]
+
+
+# -- executing calls (the SDKs' own objects) ---------------------------------------------------
+
+
+async def test_openai_sdk_objects(cm: codemode.CodeMode) -> None:
+    pytest.importorskip("openai")
+    from openai.types.chat import ChatCompletionMessageFunctionToolCall, ChatCompletionToolMessageParam
+    from openai.types.chat.chat_completion_message_function_tool_call import Function
+    from openai.types.responses import ResponseFunctionToolCall
+    from openai.types.responses.response_input_param import FunctionCallOutput
+
+    arguments = json.dumps({"typescriptCode": PROGRAM})
+    chat_call = ChatCompletionMessageFunctionToolCall(
+        id="call_sdk", type="function", function=Function(name="execute_typescript", arguments=arguments)
+    )
+    message = await execute_tool_call(cm, chat_call)
+    assert _typed(ChatCompletionToolMessageParam, message) == message
+    assert message["tool_call_id"] == "call_sdk" and _output(message["content"]) == OK
+
+    item = ResponseFunctionToolCall(
+        type="function_call", id="fc_sdk", call_id="call_sdk2", name="execute_typescript", arguments=arguments
+    )
+    result = await execute_tool_call(cm, item)
+    assert _typed(FunctionCallOutput, result) == result
+    assert result["call_id"] == "call_sdk2" and _output(result["output"]) == OK
+
+    broken = ResponseFunctionToolCall(
+        type="function_call", call_id="call_sdk3", name="execute_typescript", arguments='{"typescriptCode": '
+    )
+    assert _output((await execute_tool_call(cm, broken))["output"])["error"]["kind"] == "invalid_args"
+
+
+async def test_anthropic_sdk_objects(cm: codemode.CodeMode) -> None:
+    pytest.importorskip("anthropic")
+    from anthropic.types import ToolResultBlockParam, ToolUseBlock
+
+    block = ToolUseBlock(
+        type="tool_use", id="toolu_sdk", name="execute_typescript", input={"typescriptCode": PROGRAM}
+    )
+    result = await execute_tool_call(cm, block)
+    assert _typed(ToolResultBlockParam, result) == result
+    assert result["tool_use_id"] == "toolu_sdk" and result["is_error"] is False
+    assert _output(result["content"]) == OK
+
+    failing = ToolUseBlock(
+        type="tool_use",
+        id="toolu_f",
+        name="execute_typescript",
+        input={"typescriptCode": "throw new Error('no')"},
+    )
+    result = await execute_tool_call(cm, failing)
+    assert result["is_error"] is True and _output(result["content"])["error"]["message"] == "no"
+
+
+# -- no SDK imports ------------------------------------------------------------------------------
+
+
+def test_providers_imports_no_sdk() -> None:
+    code = (
+        "import sys, codemode.integrations.providers\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'openai', 'anthropic', 'agents'})\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
