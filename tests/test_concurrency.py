@@ -150,3 +150,22 @@ async def test_handlers_keep_their_task_across_suspension(driver: codemode.Isola
     result = await cm.execute("return await Promise.all([1, 2, 3].map(i => external_scoped({ i })))")
     assert result.success, result.error
     assert result.result == [{"i": i, "cancelled": True} for i in (1, 2, 3)]
+
+
+def test_executions_from_other_threads() -> None:
+    """Engines are made ahead on a background thread; any thread may run executions
+    (frameworks call sync tools from worker threads)."""
+    cm = codemode.create_code_mode(make_tools())
+    assert cm.execute_sync("return 1").result == 1
+    results: list[object] = []
+
+    def work(n: int) -> None:
+        for i in range(5):
+            results.append(cm.execute_sync(f"return (await external_echo({{ i: {n * 10 + i} }})).i").result)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == sorted(n * 10 + i for n in range(4) for i in range(5))

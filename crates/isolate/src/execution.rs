@@ -179,6 +179,10 @@ impl Execution {
             context,
             runtime,
         } = engine;
+        // The engine may have been made on another thread: read this thread's stack top
+        // before any JavaScript runs here (QuickJS measures its stack limit from it).
+        // SAFETY: the runtime pointer is valid for the life of `context`.
+        unsafe { qjs::JS_UpdateStackTop(context.get_runtime_ptr()) };
         memory_limit.store(limits.memory_bytes, Relaxed);
         runtime.set_max_stack_size(limits.stack_bytes);
         control.set_deadline(deadline);
@@ -189,34 +193,13 @@ impl Execution {
             s.max_log_lines = limits.max_log_lines;
             s.fail_on_log_overflow = limits.fail_on_log_overflow;
         }
-        let installed = context.with(|ctx| -> rquickjs::Result<()> {
-            let helpers = helpers.clone().restore(&ctx)?;
-            let names = Array::new(ctx.clone())?;
-            for (i, name) in tool_names.iter().enumerate() {
-                names.set(i, name.as_str())?;
-            }
-            let install: Function = helpers.get("installTools")?;
-            install.call((names, limits.max_tool_calls))
-        });
-        if installed.is_err() {
-            let kind = if control.memory_exceeded.load(Relaxed) {
-                ErrorKind::Memory
-            } else {
-                ErrorKind::Runtime
-            };
-            return Err(JsError::new(
-                kind,
-                "InternalError",
-                "could not install the tools",
-            ));
-        }
-
         let mut program = String::with_capacity(javascript.len() + 32);
         program.push_str(WRAP_PREFIX);
         program.push_str(javascript);
         program.push_str(WRAP_SUFFIX);
-
-        Ok(Self {
+        // From here on `Execution`'s drop order applies (handles before context and runtime),
+        // also when installing the tools fails.
+        let execution = Self {
             main: None,
             helpers,
             shared,
@@ -227,7 +210,29 @@ impl Execution {
             steps: 0,
             context,
             _runtime: runtime,
-        })
+        };
+        let installed = execution.context.with(|ctx| -> rquickjs::Result<()> {
+            let helpers = execution.helpers.clone().restore(&ctx)?;
+            let names = Array::new(ctx.clone())?;
+            for (i, name) in tool_names.iter().enumerate() {
+                names.set(i, name.as_str())?;
+            }
+            let install: Function = helpers.get("installTools")?;
+            install.call((names, execution.limits.max_tool_calls))
+        });
+        if installed.is_err() {
+            let kind = if execution.control.memory_exceeded.load(Relaxed) {
+                ErrorKind::Memory
+            } else {
+                ErrorKind::Runtime
+            };
+            return Err(JsError::new(
+                kind,
+                "InternalError",
+                "could not install the tools",
+            ));
+        }
+        Ok(execution)
     }
 
     /// Free the engine, on the pool's background thread when there is one.

@@ -210,3 +210,34 @@ fn global_scope_is_clean() {
     }
     eprintln!("{names:?}");
 }
+
+#[test]
+fn executions_run_on_threads_other_than_the_one_that_made_the_engine() {
+    // Engines are prewarmed on a background thread and used on others; each thread must see
+    // its own stack top. Run several in a row on fresh threads.
+    for i in 0..8 {
+        let handle = std::thread::spawn(move || run(&format!("return {i} + 1")).0.unwrap());
+        assert_eq!(handle.join().unwrap(), format!("{}", i + 1));
+    }
+    let tools = vec!["echo".to_owned()];
+    let mut exec = Execution::new(
+        "return (await external_echo({ i: 5 })).i",
+        &tools,
+        Limits::default(),
+        Instant::now() + Duration::from_secs(5),
+    )
+    .unwrap();
+    let first = exec.step(vec![], None);
+    let call = first.calls[0].clone();
+    let out = std::thread::spawn(move || {
+        let out = exec.step(vec![(call.id, Settle::Ok(call.args_json))], None);
+        (out.status, exec)
+    })
+    .join()
+    .unwrap();
+    assert!(
+        matches!(out.0, Status::Done(Ok(ref r)) if r == "5"),
+        "{:?}",
+        out.0
+    );
+}
