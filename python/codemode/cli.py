@@ -2,6 +2,8 @@
 
     codemode run program.ts --tools package.module [--json] [--timeout S] [--memory-mb M]
     codemode prompt --tools package.module [--compact] [--json]
+    codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--port N]
+    codemode mcp proxy [--name NAME] [--upstream COMMAND]... [--config FILE] [-- COMMAND ...]
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
 sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
@@ -10,6 +12,7 @@ sequence when it has one, otherwise every :class:`codemode.ToolBinding` at modul
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import importlib.util
 import json
@@ -18,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from .code_mode import create_code_mode
 from .events import Event
@@ -133,6 +138,107 @@ def _prompt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp_module() -> Any:
+    try:
+        from .integrations import mcp
+    except ImportError as e:
+        raise SystemExit(f"codemode mcp needs the mcp extra: pip install 'codemode[mcp]' ({e})") from None
+    return mcp
+
+
+def _serving_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"transport": args.transport, "host": args.host, "port": args.port, "path": args.path}
+
+
+def _code_mode_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "timeout": args.timeout,
+        "memory_limit_mb": args.memory_mb,
+        "prompt": "compact" if args.compact else "full",
+    }
+
+
+def _announce(args: argparse.Namespace) -> None:
+    if args.transport == "streamable-http":
+        url = f"http://{args.host}:{args.port}{args.path}"
+        print(f"codemode: MCP server at {url}", file=sys.stderr, flush=True)
+
+
+def _mcp_serve(args: argparse.Namespace) -> int:
+    mcp = _mcp_module()
+    cm = create_code_mode(load_tools(args.tools), **_code_mode_options(args))
+
+    async def run() -> None:
+        try:
+            await mcp.serve(cm, name=args.name or "codemode", **_serving_options(args))
+        finally:
+            await cm.aclose()
+
+    _announce(args)
+    try:
+        anyio.run(run)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _mcp_proxy(args: argparse.Namespace) -> int:
+    mcp = _mcp_module()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    commands = [*args.upstream, *([command] if command else [])]
+    if args.config and commands:
+        raise SystemExit("codemode mcp proxy: give upstream servers with --config or as commands, not both")
+    if args.config:
+        servers: Any = mcp.load_servers_config(args.config)
+    elif commands:
+        servers = [mcp.server_spec(c) for c in commands]
+    else:
+        raise SystemExit("codemode mcp proxy: give an upstream server (-- COMMAND, --upstream or --config)")
+    _announce(args)
+    options = {**_serving_options(args), **_code_mode_options(args)}
+    try:
+        anyio.run(functools.partial(mcp.serve_proxy, servers, name=args.name or "codemode-proxy", **options))
+    except KeyboardInterrupt:
+        return 130
+    except mcp.McpConnectError as e:
+        raise SystemExit(f"codemode mcp proxy: {e}") from None
+    return 0
+
+
+def _add_mcp_commands(commands: Any) -> None:
+    mcp = commands.add_parser("mcp", help="serve execute_typescript over MCP, or code mode over MCP servers")
+    actions = mcp.add_subparsers(dest="mcp_command", required=True)
+    serve = actions.add_parser("serve", help="serve a module's tools as one execute_typescript MCP tool")
+    serve.add_argument("--tools", required=True, help="module (dotted name or .py file) holding the tools")
+    serve.set_defaults(handler=_mcp_serve)
+    proxy = actions.add_parser(
+        "proxy",
+        help="serve one execute_typescript MCP tool over the tools of other MCP servers",
+        usage="%(prog)s [options] [--upstream COMMAND]... [--config FILE] [-- COMMAND [ARGS ...]]",
+    )
+    proxy.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="an upstream server: a command line (shell-quoted) or an http(s) URL; repeat for several",
+    )
+    proxy.add_argument(
+        "--config", help='JSON file {"mcpServers": {NAME: {"command", "args", "env"} or {"url"}}}'
+    )
+    proxy.add_argument("command", nargs=argparse.REMAINDER, help="after --: one upstream server command")
+    proxy.set_defaults(handler=_mcp_proxy)
+    for action in (serve, proxy):
+        action.add_argument("--name", help="the server name this MCP server reports")
+        action.add_argument("--transport", choices=["stdio", "streamable-http"], default="stdio")
+        action.add_argument("--host", default="127.0.0.1", help="streamable HTTP host (default 127.0.0.1)")
+        action.add_argument("--port", type=int, default=8000, help="streamable HTTP port (default 8000)")
+        action.add_argument("--path", default="/mcp", help="streamable HTTP path (default /mcp)")
+        action.add_argument("--timeout", type=float, default=30.0, help="seconds per execution (default 30)")
+        action.add_argument("--memory-mb", type=float, default=128, help="heap limit in MiB (default 128)")
+        action.add_argument("--compact", action="store_true", help="compact prompt, get_tool_declarations")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codemode`` console script."""
     parser = argparse.ArgumentParser(prog="codemode", description="Code Mode: one execute_typescript tool.")
@@ -149,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompt.add_argument("--compact", action="store_true", help="names and one-line descriptions only")
     prompt.add_argument("--json", action="store_true", help="print prompt, token estimate and tool schemas")
     prompt.set_defaults(handler=_prompt)
+    _add_mcp_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGPIPE"):  # `codemode ... | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
