@@ -1,0 +1,70 @@
+"""Skills: programs that worked, saved as named, typed, trusted functions.
+
+A :class:`Skill` is TypeScript (the body of an async function receiving ``input``) plus its
+metadata. Skills live in a :class:`SkillStore`: :class:`MemorySkillStore`,
+:class:`FileSkillStore` (files to review in a pull request), :class:`SQLiteSkillStore` (the
+embedded default) or :class:`PostgresSkillStore` (``pip install "codemode[postgres]"``). Every
+run is recorded in the store, and a :class:`TrustStrategy` promotes (or demotes) the skill.
+
+```python
+from codemode.skills import Skill, SQLiteSkillStore
+
+async with SQLiteSkillStore("skills.db") as store:
+    await store.save(Skill(name="double", description="Double a number", code="return input.n * 2;"))
+    skill = await store.record_run("double", success=True)
+    hits = await store.search("double a number", limit=5)
+```
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .file import FileSkillStore
+from .memory import MemorySkillStore
+from .models import (
+    TRUST_LEVELS,
+    InvalidSkillName,
+    Skill,
+    SkillNotFoundError,
+    SkillStats,
+    SkillSummary,
+    TrustLevel,
+    trust_rank,
+    validate_skill_name,
+)
+from .sqlite import SQLiteSkillStore
+from .store import SkillStore
+from .trust import Threshold, TrustFunction, TrustStrategy
+
+if TYPE_CHECKING:
+    from .postgres import PostgresSkillStore
+
+__all__ = [
+    "TRUST_LEVELS",
+    "FileSkillStore",
+    "InvalidSkillName",
+    "MemorySkillStore",
+    "PostgresSkillStore",
+    "SQLiteSkillStore",
+    "Skill",
+    "SkillNotFoundError",
+    "SkillStats",
+    "SkillStore",
+    "SkillSummary",
+    "Threshold",
+    "TrustFunction",
+    "TrustLevel",
+    "TrustStrategy",
+    "trust_rank",
+    "validate_skill_name",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # psycopg is an optional extra: import the Postgres store only when it is asked for
+    if name == "PostgresSkillStore":
+        from .postgres import PostgresSkillStore
+
+        return PostgresSkillStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

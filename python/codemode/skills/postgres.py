@@ -1,0 +1,247 @@
+"""Skills in PostgreSQL (``pip install "codemode[postgres]"``: psycopg 3).
+
+Each call runs psycopg's blocking API in a worker thread (psycopg's own async API runs only on
+asyncio; this way the store works on asyncio and trio alike). Every write is one transaction;
+run counts are incremented in SQL (``executions = executions + 1``, the row stays locked until
+the trust level is written), and saves of one name are serialized with an advisory lock, so
+several processes can share one database. Search uses PostgreSQL full-text search: a
+``tsvector`` per skill (``simple`` configuration: whole words, no stemming; the name weighted
+``A``, the description ``B``, the hints ``C``) and ``ts_rank``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import psycopg
+
+from .models import Skill, SkillNotFoundError, SkillSummary
+from .store import (
+    FIELD_WEIGHTS,
+    ROW_COLUMNS,
+    StoreBase,
+    new_version,
+    query_words,
+    search_fields,
+    summary_fields,
+)
+from .trust import TrustStrategy
+
+T = TypeVar("T")
+
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+# ts_rank's weights are given for D, C, B, A: hints (C) and description (B) against the name (A)
+_RANK_WEIGHTS = f"{{0.1, {FIELD_WEIGHTS[2] / FIELD_WEIGHTS[0]}, {FIELD_WEIGHTS[1] / FIELD_WEIGHTS[0]}, 1.0}}"
+
+_COLUMNS = ROW_COLUMNS
+
+
+class PostgresSkillStore(StoreBase):
+    """A :class:`~.store.SkillStore` in the PostgreSQL database at ``dsn``.
+
+    The tables (``<table_prefix>skills`` and ``<table_prefix>skill_versions``) are created on
+    first use.
+    """
+
+    def __init__(
+        self, dsn: str, *, trust: TrustStrategy | None = None, table_prefix: str = "codemode_"
+    ) -> None:
+        super().__init__(trust)
+        if not _PREFIX.fullmatch(table_prefix):
+            raise ValueError("table_prefix must be lowercase letters, digits and underscores")
+        self.dsn = dsn
+        self._skills = f"{table_prefix}skills"
+        self._versions = f"{table_prefix}skill_versions"
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[Any] | None = None
+
+    async def get(self, name: str, *, version: int | None = None) -> Skill | None:
+        return await self._run(self._fetch, name, version)
+
+    async def versions(self, name: str) -> list[int]:
+        rows = await self._run(
+            self._query, f"SELECT version FROM {self._versions} WHERE name = %s ORDER BY version", (name,)
+        )
+        return [row[0] for row in rows]
+
+    async def save(self, skill: Skill) -> Skill:
+        return await self._run(self._save, skill)
+
+    async def delete(self, name: str) -> bool:
+        return await self._run(self._delete, name)
+
+    async def list_index(self) -> list[SkillSummary]:
+        rows = await self._run(self._query, f"SELECT {_COLUMNS} FROM {self._latest} ORDER BY v.name", ())
+        return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
+
+    async def search(self, query: str, limit: int = 10) -> list[SkillSummary]:
+        terms = query_words(query)
+        if not terms or limit <= 0:
+            return []
+        sql = (
+            f"SELECT {_COLUMNS} FROM {self._latest}, to_tsquery('simple', %s) q "
+            "WHERE s.search @@ q ORDER BY ts_rank(%s::float4[], s.search, q) DESC, v.name LIMIT %s"
+        )
+        rows = await self._run(self._query, sql, (" | ".join(terms), _RANK_WEIGHTS, limit))
+        return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
+
+    async def record_run(
+        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
+    ) -> Skill:
+        strategy = trust if trust is not None else self.trust
+        return await self._run(self._record_run, name, success, version, strategy)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+        await anyio.to_thread.run_sync(close)
+
+    # -- blocking implementations, each under the connection lock
+
+    @property
+    def _latest(self) -> str:
+        return f"{self._versions} v JOIN {self._skills} s ON s.name = v.name AND s.version = v.version"
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
+            with self._lock:
+                return function(self._connect(), *args)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        if self._connection is None or self._connection.closed:
+            connection = psycopg.connect(self.dsn, autocommit=True)
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self._skills,))
+                connection.execute(
+                    f"""CREATE TABLE IF NOT EXISTS {self._versions} (
+                        name text NOT NULL,
+                        version integer NOT NULL,
+                        description text NOT NULL,
+                        code text NOT NULL,
+                        input_schema text NOT NULL,
+                        output_schema text,
+                        usage_hints text NOT NULL,
+                        depends_on text NOT NULL,
+                        trust_level text NOT NULL,
+                        executions bigint NOT NULL DEFAULT 0,
+                        successes bigint NOT NULL DEFAULT 0,
+                        recent text NOT NULL DEFAULT '',
+                        last_run_at timestamptz,
+                        created_at timestamptz NOT NULL,
+                        updated_at timestamptz NOT NULL,
+                        PRIMARY KEY (name, version))"""
+                )
+                connection.execute(
+                    f"""CREATE TABLE IF NOT EXISTS {self._skills} (
+                        name text PRIMARY KEY,
+                        version integer NOT NULL,
+                        search tsvector NOT NULL)"""
+                )
+                connection.execute(
+                    f"CREATE INDEX IF NOT EXISTS {self._skills}_search ON {self._skills} USING gin (search)"
+                )
+            self._connection = connection
+        return self._connection
+
+    @staticmethod
+    def _query(connection: psycopg.Connection[Any], sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        return connection.execute(sql, parameters).fetchall()
+
+    def _fetch(self, connection: psycopg.Connection[Any], name: str, version: int | None) -> Skill | None:
+        if version is None:
+            row = connection.execute(
+                f"SELECT {_COLUMNS}, v.code FROM {self._latest} WHERE v.name = %s", (name,)
+            ).fetchone()
+        else:
+            row = connection.execute(
+                f"SELECT {_COLUMNS}, v.code FROM {self._versions} v WHERE v.name = %s AND v.version = %s",
+                (name, version),
+            ).fetchone()
+        return Skill.model_validate({**summary_fields(row), "code": row[-1]}) if row is not None else None
+
+    def _save(self, connection: psycopg.Connection[Any], skill: Skill) -> Skill:
+        with connection.transaction():
+            connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self._skills}:{skill.name}",)
+            )
+            stored = new_version(skill, self._fetch(connection, skill.name, None), self.trust)
+            connection.execute(
+                f"INSERT INTO {self._versions} (name, version, description, code, input_schema, "
+                "output_schema, usage_hints, depends_on, trust_level, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    stored.name,
+                    stored.version,
+                    stored.description,
+                    stored.code,
+                    json.dumps(stored.input_schema),
+                    json.dumps(stored.output_schema) if stored.output_schema is not None else None,
+                    json.dumps(stored.usage_hints),
+                    json.dumps(stored.depends_on),
+                    stored.trust_level,
+                    stored.created_at,
+                    stored.updated_at,
+                ),
+            )
+            name_text, description, hints = search_fields(stored)
+            connection.execute(
+                f"INSERT INTO {self._skills} (name, version, search) VALUES (%s, %s, "
+                "setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B') "
+                "|| setweight(to_tsvector('simple', %s), 'C')) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version, search = excluded.search",
+                (stored.name, stored.version, name_text, description, hints),
+            )
+            return stored
+
+    def _delete(self, connection: psycopg.Connection[Any], name: str) -> bool:
+        with connection.transaction():
+            deleted = connection.execute(f"DELETE FROM {self._skills} WHERE name = %s", (name,)).rowcount
+            connection.execute(f"DELETE FROM {self._versions} WHERE name = %s", (name,))
+            return deleted > 0
+
+    def _record_run(
+        self,
+        connection: psycopg.Connection[Any],
+        name: str,
+        success: bool,
+        version: int | None,
+        trust: TrustStrategy,
+    ) -> Skill:
+        with connection.transaction():
+            if version is None:
+                row = connection.execute(
+                    f"SELECT version FROM {self._skills} WHERE name = %s", (name,)
+                ).fetchone()
+                number = row[0] if row is not None else None
+            else:
+                number = version
+            updated = connection.execute(
+                f"UPDATE {self._versions} SET executions = executions + 1, successes = successes + %s, "
+                "recent = right(recent || %s, %s), last_run_at = now() WHERE name = %s AND version = %s "
+                "RETURNING version",
+                (1 if success else 0, "1" if success else "0", trust.demotion_window, name, number),
+            ).fetchone()
+            if number is None or updated is None:
+                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+            skill = self._fetch(connection, name, number)
+            assert skill is not None
+            level = trust.evaluate(skill.stats, skill.trust_level)
+            if level != skill.trust_level:
+                connection.execute(
+                    f"UPDATE {self._versions} SET trust_level = %s WHERE name = %s AND version = %s",
+                    (level, name, number),
+                )
+                skill = skill.model_copy(update={"trust_level": level})
+            return skill

@@ -1,0 +1,260 @@
+"""Skills in one SQLite file: the embedded default for anything persistent.
+
+Standard ``sqlite3`` in WAL mode, each call in a worker thread. Every write is one transaction
+started with ``BEGIN IMMEDIATE`` (the database's write lock), so saves and run recording from
+several processes serialize; counts are incremented in SQL (``executions = executions + 1``).
+Search uses SQLite's own FTS5 index and its ``bm25()`` ranking.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from .models import Skill, SkillNotFoundError, SkillSummary, utc_now
+from .store import (
+    FIELD_WEIGHTS,
+    ROW_COLUMNS,
+    StoreBase,
+    new_version,
+    query_words,
+    search_fields,
+    summary_fields,
+)
+from .trust import TrustStrategy
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS skill_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    code TEXT NOT NULL,
+    input_schema TEXT NOT NULL,
+    output_schema TEXT,
+    usage_hints TEXT NOT NULL,
+    depends_on TEXT NOT NULL,
+    trust_level TEXT NOT NULL,
+    executions INTEGER NOT NULL DEFAULT 0,
+    successes INTEGER NOT NULL DEFAULT 0,
+    recent TEXT NOT NULL DEFAULT '',
+    last_run_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS skills (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    version INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS skills_fts USING fts5(name, description, hints, tokenize='unicode61');
+"""
+
+_COLUMNS = ROW_COLUMNS
+_LATEST = "skill_versions v JOIN skills s ON s.name = v.name AND s.version = v.version"
+
+
+class SQLiteSkillStore(StoreBase):
+    """A :class:`~.store.SkillStore` in the SQLite database at ``path`` (created if missing)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, trust: TrustStrategy | None = None, timeout: float = 30.0
+    ) -> None:
+        super().__init__(trust)
+        self.path = os.fspath(path)
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    async def get(self, name: str, *, version: int | None = None) -> Skill | None:
+        return await self._run(self._get, name, version)
+
+    async def versions(self, name: str) -> list[int]:
+        rows = await self._run(
+            self._query, "SELECT version FROM skill_versions WHERE name = ? ORDER BY version", (name,)
+        )
+        return [row[0] for row in rows]
+
+    async def save(self, skill: Skill) -> Skill:
+        return await self._run(self._save, skill)
+
+    async def delete(self, name: str) -> bool:
+        return await self._run(self._delete, name)
+
+    async def list_index(self) -> list[SkillSummary]:
+        rows = await self._run(self._query, f"SELECT {_COLUMNS} FROM {_LATEST} ORDER BY v.name", ())
+        return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
+
+    async def search(self, query: str, limit: int = 10) -> list[SkillSummary]:
+        terms = query_words(query)
+        if not terms or limit <= 0:
+            return []
+        match = " OR ".join(f'"{term}"' for term in terms)
+        weights = ", ".join(str(weight) for weight in FIELD_WEIGHTS)
+        sql = (
+            f"SELECT {_COLUMNS} FROM skills_fts f JOIN skills s ON s.id = f.rowid "
+            "JOIN skill_versions v ON v.name = s.name AND v.version = s.version "
+            f"WHERE skills_fts MATCH ? ORDER BY bm25(skills_fts, {weights}), v.name LIMIT ?"
+        )
+        rows = await self._run(self._query, sql, (match, limit))
+        return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
+
+    async def record_run(
+        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
+    ) -> Skill:
+        strategy = trust if trust is not None else self.trust
+        return await self._run(self._record_run, name, success, version, strategy)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
+
+        await anyio.to_thread.run_sync(close)
+
+    # -- blocking implementations, each under the connection lock
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
+            with self._lock:
+                return function(self._connect(), *args)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with _transaction(connection):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            self._connection = connection
+        return self._connection
+
+    @staticmethod
+    def _query(connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        return connection.execute(sql, parameters).fetchall()
+
+    @staticmethod
+    def _fetch(connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
+        if version is None:
+            row = connection.execute(
+                f"SELECT {_COLUMNS}, v.code FROM {_LATEST} WHERE v.name = ?", (name,)
+            ).fetchone()
+        else:
+            row = connection.execute(
+                f"SELECT {_COLUMNS}, v.code FROM skill_versions v WHERE v.name = ? AND v.version = ?",
+                (name, version),
+            ).fetchone()
+        return Skill.model_validate({**summary_fields(row), "code": row[-1]}) if row is not None else None
+
+    def _get(self, connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
+        return self._fetch(connection, name, version)
+
+    def _save(self, connection: sqlite3.Connection, skill: Skill) -> Skill:
+        with _transaction(connection):
+            stored = new_version(skill, self._fetch(connection, skill.name, None), self.trust)
+            connection.execute(
+                "INSERT INTO skill_versions (name, version, description, code, input_schema, output_schema, "
+                "usage_hints, depends_on, trust_level, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    stored.name,
+                    stored.version,
+                    stored.description,
+                    stored.code,
+                    json.dumps(stored.input_schema),
+                    json.dumps(stored.output_schema) if stored.output_schema is not None else None,
+                    json.dumps(stored.usage_hints),
+                    json.dumps(stored.depends_on),
+                    stored.trust_level,
+                    stored.created_at.isoformat(),
+                    stored.updated_at.isoformat(),
+                ),
+            )
+            (row_id,) = connection.execute(
+                "INSERT INTO skills (name, version) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET version = excluded.version RETURNING id",
+                (stored.name, stored.version),
+            ).fetchone()
+            connection.execute("DELETE FROM skills_fts WHERE rowid = ?", (row_id,))
+            connection.execute(
+                "INSERT INTO skills_fts (rowid, name, description, hints) VALUES (?, ?, ?, ?)",
+                (row_id, *search_fields(stored)),
+            )
+            return stored
+
+    def _delete(self, connection: sqlite3.Connection, name: str) -> bool:
+        with _transaction(connection):
+            row = connection.execute("DELETE FROM skills WHERE name = ? RETURNING id", (name,)).fetchone()
+            if row is None:
+                return False
+            connection.execute("DELETE FROM skills_fts WHERE rowid = ?", (row[0],))
+            connection.execute("DELETE FROM skill_versions WHERE name = ?", (name,))
+            return True
+
+    def _record_run(
+        self,
+        connection: sqlite3.Connection,
+        name: str,
+        success: bool,
+        version: int | None,
+        trust: TrustStrategy,
+    ) -> Skill:
+        with _transaction(connection):
+            if version is None:
+                row = connection.execute("SELECT version FROM skills WHERE name = ?", (name,)).fetchone()
+                number = row[0] if row is not None else None
+            else:
+                number = version
+            cursor = connection.execute(
+                "UPDATE skill_versions SET executions = executions + 1, successes = successes + ?, "
+                "recent = substr(recent || ?, -?), last_run_at = ? WHERE name = ? AND version = ?",
+                (
+                    1 if success else 0,
+                    "1" if success else "0",
+                    trust.demotion_window,
+                    utc_now().isoformat(),
+                    name,
+                    number,
+                ),
+            )
+            if number is None or cursor.rowcount == 0:
+                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+            skill = self._fetch(connection, name, number)
+            assert skill is not None
+            level = trust.evaluate(skill.stats, skill.trust_level)
+            if level != skill.trust_level:
+                connection.execute(
+                    "UPDATE skill_versions SET trust_level = ? WHERE name = ? AND version = ?",
+                    (level, name, number),
+                )
+                skill = skill.model_copy(update={"trust_level": level})
+            return skill
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

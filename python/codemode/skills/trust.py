@@ -1,0 +1,198 @@
+"""How a skill earns trust from its runs, and loses it again.
+
+A :class:`TrustStrategy` is a pure function of a version's :class:`~.models.SkillStats` and its
+current level. With thresholds (the default):
+
+* **promotion**: the level becomes the highest one whose thresholds the stats meet: at least
+  ``runs`` executions, and a success rate of at least ``rate`` both over every run of the version
+  and over the recent runs (so a demoted skill climbs back only once its recent runs are good);
+* **demotion**: otherwise, when the success rate over the recent runs (the last
+  ``demotion_window`` outcomes, fewer before that many runs) falls below the rate threshold of
+  the current level, the skill drops one level.
+
+Rates are compared exactly (``9/10`` meets ``0.9``; ``899/1000`` does not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .models import TRUST_LEVELS, SkillStats, TrustLevel, trust_rank, utc_now
+
+TrustFunction = Callable[[SkillStats, TrustLevel], TrustLevel]
+"""A custom rule: ``(stats, current level) -> new level``."""
+
+DEFAULT_DEMOTION_WINDOW = 20
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """What a level takes: at least ``runs`` executions and a success rate of at least ``rate``."""
+
+    runs: int
+    rate: float
+
+    def __post_init__(self) -> None:
+        if self.runs < 0:
+            raise ValueError("a threshold's runs cannot be negative")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("a threshold's rate is a fraction between 0 and 1")
+
+
+def _rate_at_least(successes: int, runs: int, rate: float) -> bool:
+    """``successes / runs >= rate``, exactly (no float rounding); False for no runs unless rate is 0."""
+    if runs == 0:
+        return rate == 0.0
+    return Fraction(successes, runs) >= Fraction(str(rate))
+
+
+@dataclass(frozen=True)
+class TrustStrategy:
+    """When a skill is promoted or demoted. Build one with the class methods.
+
+    ``provisional`` and ``trusted`` are the thresholds of the two upper levels (``None`` for a
+    level that cannot be earned); ``function``, when given, replaces the thresholds and decides
+    alone (no automatic demotion); ``initial`` is the level of a version that has not run yet.
+    ``demotion_window`` is how many recent outcomes the stores keep and demotion looks at;
+    ``demotion=False`` turns demotion off.
+    """
+
+    name: str
+    provisional: Threshold | None = None
+    trusted: Threshold | None = None
+    function: TrustFunction | None = field(default=None, compare=False)
+    initial: TrustLevel = "untrusted"
+    demotion: bool = True
+    demotion_window: int = DEFAULT_DEMOTION_WINDOW
+
+    def __post_init__(self) -> None:
+        if self.demotion_window < 1:
+            raise ValueError("demotion_window must be at least 1")
+
+    @classmethod
+    def default(
+        cls, *, demotion: bool = True, demotion_window: int = DEFAULT_DEMOTION_WINDOW
+    ) -> TrustStrategy:
+        """Provisional at 10+ runs and >= 90 % success, trusted at 100+ runs and >= 95 %."""
+        return cls(
+            "default",
+            Threshold(10, 0.9),
+            Threshold(100, 0.95),
+            demotion=demotion,
+            demotion_window=demotion_window,
+        )
+
+    @classmethod
+    def relaxed(
+        cls, *, demotion: bool = True, demotion_window: int = DEFAULT_DEMOTION_WINDOW
+    ) -> TrustStrategy:
+        """Provisional at 3+ runs and >= 80 % success, trusted at 10+ runs and >= 90 %."""
+        return cls(
+            "relaxed",
+            Threshold(3, 0.8),
+            Threshold(10, 0.9),
+            demotion=demotion,
+            demotion_window=demotion_window,
+        )
+
+    @classmethod
+    def always_trusted(cls) -> TrustStrategy:
+        """Every skill is trusted from its first save, whatever its runs."""
+        return cls("always_trusted", function=_always_trusted, initial="trusted", demotion=False)
+
+    @classmethod
+    def custom(
+        cls,
+        *,
+        provisional: tuple[int, float] | Threshold | None = None,
+        trusted: tuple[int, float] | Threshold | None = None,
+        function: TrustFunction | None = None,
+        initial: TrustLevel = "untrusted",
+        demotion: bool = True,
+        demotion_window: int = DEFAULT_DEMOTION_WINDOW,
+    ) -> TrustStrategy:
+        """Thresholds of your own (``(runs, rate)`` per level), or a function of your own.
+
+        ``function(stats, current) -> level`` decides alone; it sees ``stats.recent`` (the last
+        ``demotion_window`` outcomes) to demote by its own rule.
+        """
+        if function is not None and (provisional is not None or trusted is not None):
+            raise ValueError("give either thresholds or a function, not both")
+        if function is None and provisional is None and trusted is None:
+            raise ValueError("give thresholds (provisional=, trusted=) or a function")
+        return cls(
+            "custom",
+            _threshold(provisional),
+            _threshold(trusted),
+            function=function,
+            initial=initial,
+            demotion=demotion,
+            demotion_window=demotion_window,
+        )
+
+    def threshold(self, level: TrustLevel) -> Threshold | None:
+        """The threshold of ``level`` (``None`` for ``untrusted`` or a level that cannot be earned)."""
+        if level == "provisional":
+            return self.provisional
+        if level == "trusted":
+            return self.trusted
+        return None
+
+    def evaluate(self, stats: SkillStats, current: TrustLevel) -> TrustLevel:
+        """The level a version at ``current`` has after its stats became ``stats``."""
+        if self.function is not None:
+            level = self.function(stats, current)
+            if level not in TRUST_LEVELS:
+                raise ValueError(f"trust function returned {level!r}, not one of {TRUST_LEVELS}")
+            return level
+        earned = self.earned(stats)
+        if trust_rank(earned) > trust_rank(current):
+            return earned
+        if self.demotion and self.should_demote(stats, current):
+            return TRUST_LEVELS[trust_rank(current) - 1]
+        return current
+
+    def earned(self, stats: SkillStats) -> TrustLevel:
+        """The highest level whose threshold the stats meet, over all and over recent runs."""
+        recent = stats.recent[-self.demotion_window :]
+        for level in ("trusted", "provisional"):
+            threshold = self.threshold(level)
+            if (
+                threshold is not None
+                and stats.executions >= threshold.runs
+                and _rate_at_least(stats.successes, stats.executions, threshold.rate)
+                and (not recent or _rate_at_least(sum(recent), len(recent), threshold.rate))
+            ):
+                return level
+        return "untrusted"
+
+    def should_demote(self, stats: SkillStats, current: TrustLevel) -> bool:
+        """True when the recent success rate is below the rate threshold of ``current``."""
+        threshold = self.threshold(current)
+        recent = stats.recent[-self.demotion_window :]
+        if threshold is None or not recent:
+            return False
+        return not _rate_at_least(sum(recent), len(recent), threshold.rate)
+
+
+def _always_trusted(stats: SkillStats, current: TrustLevel) -> TrustLevel:
+    return "trusted"
+
+
+def _threshold(value: tuple[int, float] | Threshold | None) -> Threshold | None:
+    if value is None or isinstance(value, Threshold):
+        return value
+    runs, rate = value
+    return Threshold(runs, rate)
+
+
+def record_outcome(stats: SkillStats, success: bool, window: int) -> SkillStats:
+    """``stats`` after one more run (a new object; ``recent`` keeps the last ``window`` outcomes)."""
+    return SkillStats(
+        executions=stats.executions + 1,
+        successes=stats.successes + (1 if success else 0),
+        recent=[*stats.recent, success][-window:],
+        last_run_at=utc_now(),
+    )
