@@ -180,7 +180,10 @@ async def bench_workload(spec: dict[str, Any], quick: bool, failures: Failures) 
     code = load_program(spec["file"])
     test = f"{spec['id']} {spec['name']}"
     cm = codemode.create_code_mode(
-        tools=build_tools(), timeout=spec["timeoutMs"] / 1000, memory_limit_mb=spec["memoryLimitMb"]
+        tools=build_tools(),
+        driver=DRIVER,
+        timeout=spec["timeoutMs"] / 1000,
+        memory_limit_mb=spec["memoryLimitMb"],
     )
     try:
         for _ in range(spec["warmup"]):
@@ -259,7 +262,7 @@ async def run_limit(spec: dict[str, Any], failures: Failures) -> dict[str, Any]:
     code = load_program(spec["file"])
     test = f"{spec['id']} {spec['name']}"
     expected_kind = LIMIT_KINDS[spec["id"]]
-    cm = codemode.create_code_mode(tools=build_tools())
+    cm = codemode.create_code_mode(tools=build_tools(), driver=DRIVER)
     try:
         await cm.execute("return 1+1")
         elapsed, result = await timed_execute(
@@ -393,7 +396,7 @@ async def run_feature(cm: codemode.CodeMode, spec: dict[str, Any], failures: Fai
 async def run_features(failures: Failures) -> dict[str, Any]:
     """Every TS feature probe, printed as it finishes."""
     print("\nTypeScript features")
-    cm = codemode.create_code_mode(tools=build_tools())
+    cm = codemode.create_code_mode(tools=build_tools(), driver=DRIVER)
     results: dict[str, Any] = {}
     try:
         for spec in SPEC["tsFeatures"]:
@@ -410,6 +413,10 @@ async def run_features(failures: Failures) -> dict[str, Any]:
 # ---------------------------------------------------------------- main
 
 
+DRIVER: codemode.IsolateDriver | None = None
+"""The engine every code mode of the run uses (``--driver``; None: the default, QuickJS)."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description="Run the shared workloads through codemode.")
@@ -424,6 +431,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--prewarm", type=int, default=None, help="engines kept ready on a background thread (QuickJSDriver)"
     )
+    parser.add_argument(
+        "--driver", choices=("quickjs", "v8"), default="quickjs", help="the engine (v8 needs codemode[v8])"
+    )
     return parser.parse_args(argv)
 
 
@@ -436,8 +446,10 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
 async def run(args: argparse.Namespace) -> int:
     """Run the selected sections, print the tables, write the JSON; 1 if any check failed."""
     only = {token.strip() for token in args.only.split(",") if token.strip()} if args.only else None
+    global DRIVER
     if args.prewarm is not None:
         codemode.QuickJSDriver(prewarm=args.prewarm)  # a process-wide setting
+    DRIVER = codemode.V8Driver() if args.driver == "v8" else None
     failures = Failures()
     info = machine_info()
     print(
@@ -449,6 +461,7 @@ async def run(args: argparse.Namespace) -> int:
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick,
         "prewarm": args.prewarm,
+        "driver": args.driver,
         "workloads": await run_workloads(only, args.quick, failures),
         "limits": await run_limits(only, failures),
     }

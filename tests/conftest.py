@@ -14,7 +14,16 @@ DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
     "quickjs": codemode.QuickJSDriver,
     # every step in a worker thread: the path long-running programs take
     "quickjs-threaded": lambda: codemode.QuickJSDriver(inline_slice=None),
+    "v8": codemode.V8Driver,
 }
+
+
+def _v8_missing() -> str | None:
+    try:
+        codemode.v8.find_node()
+    except RuntimeError as e:
+        return str(e)
+    return None
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -24,6 +33,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(params=sorted(DRIVERS))
 def driver(request: pytest.FixtureRequest) -> codemode.IsolateDriver:
+    if request.param == "v8" and (missing := _v8_missing()) is not None:
+        pytest.skip(missing)
     return DRIVERS[request.param]()
 
 

@@ -14,6 +14,7 @@ from .limits import Limits
 from .quickjs import QuickJSContext, QuickJSDriver
 from .results import ErrorKind, ExecutionError, ExecutionResult
 from .tools import InvalidArguments, Tool, ToolBinding, js_identifier
+from .v8 import V8Context, V8Driver
 
 __all__ = [
     "CodeMode",
@@ -33,6 +34,8 @@ __all__ = [
     "Tool",
     "ToolBinding",
     "TypeScriptSyntaxError",
+    "V8Context",
+    "V8Driver",
     "compile_typescript",
     "create_code_mode",
     "js_identifier",

@@ -1,0 +1,158 @@
+"""V8-specific behaviour: the Node.js host process, hard memory, escapes through the host realm.
+
+The engine-neutral contract runs on V8 through the ``driver`` fixture (conftest.DRIVERS);
+these tests cover what only this driver has: a worker process that can die and come back,
+memory outside the V8 heap, and the ``vm`` realm boundary.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import codemode
+
+from .conftest import _v8_missing, make_tools
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(_v8_missing() is not None, reason=str(_v8_missing())),
+]
+
+
+@pytest.fixture
+def v8() -> codemode.CodeMode:
+    return codemode.create_code_mode(make_tools(), driver=codemode.V8Driver(), timeout=10.0)
+
+
+async def test_compute_runs_on_the_jit(v8: codemode.CodeMode) -> None:
+    code = "let s = 0\nfor (let i = 0; i < 2e7; i++) s += i % 7\nreturn s"
+    await v8.execute(code)  # warm
+    started = time.perf_counter()
+    result = await v8.execute(code)
+    assert result.result == 59999997
+    assert time.perf_counter() - started < 0.3  # QuickJS needs about 0.35 s here
+
+
+async def test_memory_bomb_kills_only_its_worker(v8: codemode.CodeMode) -> None:
+    code = "const c: number[][] = []\nwhile (true) { c.push(new Array(1_000_000).fill(c.length)) }"
+    result = await v8.execute(code, memory_limit_mb=128)
+    assert result.error is not None and result.error.kind == "memory"
+    assert "128 MiB" in result.error.message
+    assert (await v8.execute("return 1 + 1")).result == 2
+
+
+async def test_array_buffer_memory_counts_even_when_caught(v8: codemode.CodeMode) -> None:
+    code = "const keep: Uint8Array[] = []\ntry { for (;;) keep.push(new Uint8Array(4 << 20)) } catch (e) {}\nreturn keep.length"
+    result = await v8.execute(code, memory_limit_mb=32)
+    assert result.error is not None and result.error.kind == "memory"
+    small = await v8.execute("return new Float64Array(1000).map((_, i) => i).reduce((a, b) => a + b)")
+    assert small.result == 499500
+
+
+async def test_host_process_death_fails_the_run_and_restarts() -> None:
+    driver = codemode.V8Driver()
+    cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
+    assert (await cm.execute("return 1")).result == 1
+    host = driver._get_host()
+
+    async def kill_soon() -> None:
+        import anyio
+
+        await anyio.sleep(0.1)
+        host.proc.kill()
+
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(kill_soon)
+        result = await cm.execute("return await external_sleep({ ms: 5000 })")
+    assert result.error is not None and result.error.kind == "runtime"
+    assert "exited" in result.error.message
+    assert (await cm.execute("return 2")).result == 2
+    assert driver._get_host() is not host
+    driver.close()
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # errors of the host realm must never reach the program
+        "try { await import('fs') } catch (e: any) { return typeof e.constructor.constructor('return process')() }",
+        "try { await eval(\"import('fs')\") } catch (e: any) { return typeof e.constructor.constructor('return process')() }",
+        "(Error as any).prepareStackTrace = (e: any, s: any[]) => s\nreturn typeof (new Error('x').stack as any)",
+        "return typeof (globalThis as any).constructor.constructor('return process')()",
+        "function f(): any { try { return f() } catch (e: any) { try { console.log('x') } catch (e2: any) { return e2.constructor.constructor('return typeof process')() } } }\nreturn f()",
+    ],
+)
+async def test_no_way_to_the_host_realm(v8: codemode.CodeMode, code: str) -> None:
+    result = await v8.execute(code)
+    if result.success:
+        assert result.result in ("undefined", "string", None), result.result
+    else:
+        assert result.error is not None and result.error.kind in ("runtime", "memory"), result.error
+        assert "process" not in result.error.message or "not defined" in result.error.message
+
+
+async def test_leftover_work_after_return_does_not_block_the_next_run(v8: codemode.CodeMode) -> None:
+    result = await v8.execute("(async () => { for (;;) await null })()\nreturn 'returned'")
+    assert result.result == "returned"
+    started = time.perf_counter()
+    assert (await v8.execute("return 1 + 1")).result == 2
+    assert time.perf_counter() - started < 2.0
+
+
+async def test_more_executions_than_workers_wait_their_turn() -> None:
+    import anyio
+
+    cm = codemode.create_code_mode(make_tools(), driver=codemode.V8Driver(max_workers=2), timeout=10.0)
+    results: list[object] = []
+
+    async def one(n: int) -> None:
+        results.append((await cm.execute(f"await external_sleep({{ ms: 20 }})\nreturn {n}")).result)
+
+    async with anyio.create_task_group() as tg:
+        for n in range(8):
+            tg.start_soon(one, n)
+    assert sorted(results) == list(range(8))  # type: ignore[type-var]
+
+
+RSS_PROBE = textwrap.dedent(
+    """
+    import asyncio, json, time
+    import psutil
+    import codemode
+
+    async def main():
+        cm = codemode.create_code_mode([], driver=codemode.V8Driver())
+        await cm.execute("return 1 + 1")
+        process = psutil.Process()
+        before = process.memory_info().rss
+        started = time.perf_counter()
+        bomb = "const c: number[][] = []\\nwhile (true) { c.push(new Array(1_000_000).fill(c.length)) }"
+        result = await cm.execute(bomb, memory_limit_mb=128)
+        elapsed = time.perf_counter() - started
+        peak = max(process.memory_info().rss, before)
+        after = await cm.execute("return 1 + 1")
+        print(json.dumps({"kind": result.error.kind, "elapsed": elapsed, "growth": peak - before,
+                          "after": after.result}))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_memory_bomb_leaves_the_python_host_alone() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=60, check=True
+    )
+    report = json.loads(out.stdout)
+    assert report["kind"] == "memory"
+    assert report["after"] == 2
+    assert report["growth"] < 16 * 1024 * 1024, report
+    assert report["elapsed"] < 5.0, report
