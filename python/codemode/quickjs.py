@@ -72,8 +72,9 @@ class QuickJSDriver:
         )
 
 
-class QuickJSContext:
-    """Tools and limits; each :meth:`execute` runs in a fresh QuickJS runtime."""
+class EngineContext:
+    """Tools and limits shared by the engines' contexts; each :meth:`execute` runs the
+    program in a fresh engine, made by the subclass's ``_new_run``."""
 
     def __init__(
         self, bindings: Mapping[str, ToolBinding], limits: Limits, inline_slice: float | None
@@ -83,6 +84,11 @@ class QuickJSContext:
         self.limits = limits
         self._inline_slice = inline_slice
         self._disposed = False
+
+    def _new_run(
+        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
+    ) -> _Run:
+        raise NotImplementedError
 
     async def execute(
         self,
@@ -96,18 +102,26 @@ class QuickJSContext:
         if self._disposed:
             raise RuntimeError("this context has been disposed")
         program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
-        run = _Run(self, program, limits or self.limits, on_event, tool_call_id)
-        return await run.run()
+        return await self._new_run(program, limits or self.limits, on_event, tool_call_id).run()
 
     async def dispose(self) -> None:
         """Refuse further executions (idempotent). Engines are freed after each execution."""
         self._disposed = True
 
-    async def __aenter__(self) -> QuickJSContext:
+    async def __aenter__(self) -> EngineContext:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.dispose()
+
+
+class QuickJSContext(EngineContext):
+    """Tools and limits; each :meth:`execute` runs in a fresh QuickJS runtime."""
+
+    def _new_run(
+        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
+    ) -> _Run:
+        return _Run(self, program, limits, on_event, tool_call_id)
 
 
 def _json_default(value: Any) -> Any:
@@ -122,7 +136,7 @@ class _Run:
 
     def __init__(
         self,
-        context: QuickJSContext,
+        context: EngineContext,
         program: Program,
         limits: Limits,
         on_event: EventCallback | None,

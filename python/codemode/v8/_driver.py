@@ -34,7 +34,7 @@ from .. import _core
 from ..driver import Program
 from ..events import EventCallback, now_ms
 from ..limits import Limits
-from ..quickjs import _SETTLE_INVALID, _Run
+from ..quickjs import _SETTLE_INVALID, EngineContext, _Run
 from ..results import ExecutionResult
 from ..tools import InvalidArguments, ToolBinding
 
@@ -113,41 +113,17 @@ class V8Driver:
             host.close()
 
 
-class V8Context:
+class V8Context(EngineContext):
     """Tools and limits; each :meth:`execute` runs in a fresh V8 context."""
 
     def __init__(self, driver: V8Driver, bindings: Mapping[str, ToolBinding], limits: Limits) -> None:
+        super().__init__(bindings, limits, None)
         self._driver = driver
-        self._bindings = list(bindings.values())
-        self._names = [b.name for b in self._bindings]
-        self._inline_slice = None
-        self.limits = limits
-        self._disposed = False
 
-    async def execute(
-        self,
-        javascript: str | Program,
-        *,
-        on_event: EventCallback | None = None,
-        tool_call_id: str | None = None,
-        limits: Limits | None = None,
-    ) -> ExecutionResult:
-        """Run a program body (top-level ``await`` and ``return`` allowed) to its result."""
-        if self._disposed:
-            raise RuntimeError("this context has been disposed")
-        program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
-        run = _V8Run(self, program, limits or self.limits, on_event, tool_call_id)
-        return await run.run()
-
-    async def dispose(self) -> None:
-        """Refuse further executions (idempotent). Workers belong to the driver."""
-        self._disposed = True
-
-    async def __aenter__(self) -> V8Context:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.dispose()
+    def _new_run(
+        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
+    ) -> _V8Run:
+        return _V8Run(self, program, limits, on_event, tool_call_id)
 
 
 def _memory_mib(limits: Limits) -> int:
