@@ -4,6 +4,7 @@
     codemode prompt --tools package.module [--compact] [--json]
     codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--port N]
     codemode mcp proxy [--name NAME] [--upstream COMMAND]... [--config FILE] [-- COMMAND ...]
+    codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
 sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
@@ -256,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompt.add_argument("--json", action="store_true", help="print prompt, token estimate and tool schemas")
     prompt.set_defaults(handler=_prompt)
     _add_mcp_commands(commands)
+    from .skills.cli import add_skills_commands
+
+    add_skills_commands(commands)
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGPIPE"):  # `codemode ... | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
