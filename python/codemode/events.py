@@ -14,6 +14,10 @@ EventName = Literal[
     "code_mode:external_result",
     "code_mode:external_error",
     "code_mode:execution_finished",
+    "code_mode:skill_call",
+    "code_mode:skill_result",
+    "code_mode:skill_error",
+    "code_mode:skill_registered",
 ]
 
 

@@ -42,7 +42,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import fastjsonschema
 
@@ -55,7 +55,7 @@ from .models import InvalidSkillName, Skill, SkillSummary, validate_skill_name
 from .store import SkillStore
 from .trust import TrustStrategy
 
-SKILL_REGISTERED = "code_mode:skill_registered"
+SKILL_REGISTERED: Final = "code_mode:skill_registered"
 """The event emitted when a skill (or a new version of one) is stored."""
 
 RunExample = Callable[[Skill, Any], Awaitable[ExecutionResult]]
@@ -477,7 +477,7 @@ class SkillRegistry:
         if self.on_event is None:
             return
         event = Event(
-            SKILL_REGISTERED,  # type: ignore[arg-type]
+            SKILL_REGISTERED,
             {
                 "toolCallId": None,
                 "timestamp": now_ms(),
