@@ -33,6 +33,15 @@ from .models import (
     trust_rank,
     validate_skill_name,
 )
+from .sandbox import SKILL_CALL, SKILL_ERROR, SKILL_RESULT, Approve, SkillRuntime
+from .selection import (
+    BM25SkillSelector,
+    LLMSkillSelector,
+    SkillContext,
+    SkillSelector,
+    pydantic_ai_completion,
+    with_skills,
+)
 from .sqlite import SQLiteSkillStore
 from .store import SkillStore
 from .trust import Threshold, TrustFunction, TrustStrategy
@@ -41,14 +50,23 @@ if TYPE_CHECKING:
     from .postgres import PostgresSkillStore
 
 __all__ = [
+    "SKILL_CALL",
+    "SKILL_ERROR",
+    "SKILL_RESULT",
     "TRUST_LEVELS",
+    "Approve",
+    "BM25SkillSelector",
     "FileSkillStore",
     "InvalidSkillName",
+    "LLMSkillSelector",
     "MemorySkillStore",
     "PostgresSkillStore",
     "SQLiteSkillStore",
     "Skill",
+    "SkillContext",
     "SkillNotFoundError",
+    "SkillRuntime",
+    "SkillSelector",
     "SkillStats",
     "SkillStore",
     "SkillSummary",
@@ -56,8 +74,10 @@ __all__ = [
     "TrustFunction",
     "TrustLevel",
     "TrustStrategy",
+    "pydantic_ai_completion",
     "trust_rank",
     "validate_skill_name",
+    "with_skills",
 ]
 
 

@@ -1,0 +1,408 @@
+"""Skills inside the sandbox (``skill_<name>``) and as direct tools, through the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import codemode
+from codemode.skills import (
+    SKILL_CALL,
+    SKILL_ERROR,
+    SKILL_RESULT,
+    MemorySkillStore,
+    Skill,
+    SkillRuntime,
+    SQLiteSkillStore,
+    TrustStrategy,
+)
+
+pytestmark = pytest.mark.anyio
+
+NUMBER_IN = {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]}
+VALUE_OUT = {"type": "object", "properties": {"value": {"type": "number"}}, "required": ["value"]}
+
+
+async def _add(args: dict[str, Any]) -> dict[str, Any]:
+    return {"sum": args["a"] + args["b"]}
+
+
+def make_cm() -> codemode.CodeMode:
+    add_schema = {
+        "type": "object",
+        "properties": {"a": {"type": "number"}, "b": {"type": "number"}},
+        "required": ["a", "b"],
+    }
+    return codemode.create_code_mode(
+        tools=[codemode.Tool.from_schema("add", "Add two numbers", add_schema, None, _add)], timeout=5
+    )
+
+
+DOUBLE = Skill(
+    name="double",
+    description="Double a number with the add tool",
+    code="const r = await external_add({ a: input.n, b: input.n });\nreturn { value: r.sum };",
+    input_schema=NUMBER_IN,
+    output_schema=VALUE_OUT,
+)
+QUADRUPLE = Skill(
+    name="quadruple",
+    description="Four times a number",
+    code=(
+        "const once = await skill_double({ n: input.n });\n"
+        "if (input.n < 0) {\n"
+        "  throw new Error('negative numbers are not supported');\n"
+        "}\n"
+        "return (await skill_double({ n: once.value })).value;"
+    ),
+    input_schema=NUMBER_IN,
+    output_schema={"type": "number"},
+    depends_on=["double"],
+)
+
+
+@pytest.fixture
+async def store() -> MemorySkillStore:
+    memory = MemorySkillStore(trust=TrustStrategy.relaxed())
+    await memory.save(DOUBLE)
+    await memory.save(QUADRUPLE)
+    return memory
+
+
+async def runtime_for(store: MemorySkillStore, **kwargs: Any) -> SkillRuntime:
+    skills = [await store.get("double"), await store.get("quadruple")]
+    return SkillRuntime(make_cm(), [s for s in skills if s is not None], store=store, **kwargs)
+
+
+async def test_skills_call_skills_inside_a_program(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    result = await runtime.execute(
+        "const [a, b] = await Promise.all([skill_quadruple({ n: 3 }), skill_double({ n: 5 })]);\n"
+        "console.log('done');\n"
+        "return a + b.value;"
+    )
+    assert result.success, result.error
+    assert result.result == 22
+    assert result.logs == ["done"]  # the runs line is taken out of the logs
+    assert result.tool_calls == 3
+    double = await store.get("double")
+    quadruple = await store.get("quadruple")
+    assert double is not None and quadruple is not None
+    assert (double.stats.executions, double.stats.successes) == (3, 3)
+    assert (quadruple.stats.executions, quadruple.stats.successes) == (1, 1)
+
+
+async def test_model_errors_keep_their_line_and_column(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    for code in (
+        "const x = null;\nreturn x.y;",
+        "  null.x;",
+        "enum E { A }\nconst s: string = 'a';\nnull.x;",
+    ):
+        result = await runtime.execute(code)
+        plain = await runtime.cm.execute(code)  # the same program without skills
+        assert result.error is not None and plain.error is not None
+        assert result.error.model_dump(exclude={"stack"}) == plain.error.model_dump(exclude={"stack"})
+        assert result.error.line is not None
+
+
+async def test_a_skill_error_points_into_the_skill(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    result = await runtime.execute("const v = await skill_quadruple({ n: -1 });\nreturn v;")
+    assert not result.success and result.error is not None
+    error = result.error
+    assert error.kind == "runtime"
+    assert error.message.endswith("(in skill quadruple line 3, column 13)")
+    assert (error.line, error.column) == (3, 13)
+    assert error.frame is not None and error.frame.startswith("skill quadruple:\n")
+    assert "throw new Error('negative numbers are not supported');" in error.frame
+    assert "skill:quadruple:3:13" in (error.stack or "")
+    assert "__cm_" not in (error.stack or "")  # the runtime's own frames are left out
+    quadruple = await store.get("quadruple")
+    double = await store.get("double")
+    assert quadruple is not None and double is not None
+    assert (quadruple.stats.executions, quadruple.stats.successes) == (1, 0)
+    assert (double.stats.executions, double.stats.successes) == (1, 1)
+
+
+async def test_a_skill_error_caught_by_the_program(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    result = await runtime.execute(
+        "try { await skill_quadruple({ n: -2 }); } catch (e) { return e.message; }"
+    )
+    assert result.success and result.result == "negative numbers are not supported"
+    quadruple = await store.get("quadruple")
+    assert quadruple is not None and quadruple.stats.executions == 1
+
+
+async def test_invalid_input_is_refused_and_not_counted(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    result = await runtime.execute("return await skill_double({ n: 'two' });")
+    assert result.error is not None
+    assert result.error.kind == "invalid_args"
+    assert result.error.name == "InvalidArgumentsError"
+    assert result.error.message == "skill_double: invalid input: input.n must be number"
+    assert result.error.line == 1 and result.error.column is not None  # the call site
+    missing = await runtime.execute("return await skill_double({});")
+    assert missing.error is not None
+    assert missing.error.message == 'skill_double: invalid input: input must have property "n"'
+    double = await store.get("double")
+    assert double is not None and double.stats.executions == 0
+
+
+async def test_invalid_output_fails_the_call_and_counts_as_a_failure() -> None:
+    store = MemorySkillStore()
+    await store.save(
+        Skill(
+            name="broken",
+            description="Returns the wrong shape",
+            code="return { value: 'not a number' };",
+            input_schema={"type": "object"},
+            output_schema=VALUE_OUT,
+        )
+    )
+    broken = await store.get("broken")
+    assert broken is not None
+    runtime = SkillRuntime(make_cm(), [broken], store=store)
+    result = await runtime.execute("return await skill_broken({});")
+    assert result.error is not None
+    assert result.error.kind == "tool"
+    assert result.error.name == "SkillError"
+    assert result.error.message == "skill_broken returned an invalid result: output.value must be number"
+    stored = await store.get("broken")
+    assert stored is not None and (stored.stats.executions, stored.stats.successes) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("schema", "good", "bad", "message"),
+    [
+        (
+            {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+            "[1, 2]",
+            "[1.5]",
+            "input[0] must be integer",
+        ),
+        ({"enum": ["a", "b"]}, "'a'", "'c'", 'input must be one of ["a","b"]'),
+        ({"type": "string", "pattern": "^x+$"}, "'xx'", "'xy'", 'input must match "^x+$"'),
+        ({"type": "number", "minimum": 0, "maximum": 9}, "3", "10", "input must be <= 9"),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": False},
+            "{a: 'x'}",
+            "{a: 'x', b: 1}",
+            "input.b is not allowed",
+        ),
+        (
+            {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "null",
+            "1",
+            "input must match one of the allowed shapes",
+        ),
+        (
+            {"$defs": {"P": {"type": "object", "required": ["id"]}}, "$ref": "#/$defs/P"},
+            "{id: 1}",
+            "{}",
+            'input must have property "id"',
+        ),
+    ],
+)
+async def test_schema_keywords(schema: dict[str, Any], good: str, bad: str, message: str) -> None:
+    skill = Skill(name="echo_input", description="Echo", code="return input;", input_schema=schema)
+    runtime = SkillRuntime(make_cm(), [skill])
+    ok = await runtime.execute(f"return await skill_echo_input({good});")
+    assert ok.success, ok.error
+    refused = await runtime.execute(f"return await skill_echo_input({bad});")
+    assert refused.error is not None
+    assert refused.error.message == f"skill_echo_input: invalid input: {message}"
+
+
+async def test_events_come_before_execution_finished(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    events: list[codemode.Event] = []
+    result = await runtime.execute(
+        "const q = await skill_quadruple({ n: 1 });\n"
+        "try { await skill_double({ n: 'x' }); } catch (e) {}\n"
+        "console.log('hi');\n"
+        "return q;",
+        tool_call_id="call_7",
+        on_event=events.append,
+    )
+    assert result.success
+    names = [e.name for e in events]
+    assert names[0] == "code_mode:execution_started"
+    assert names[-1] == "code_mode:execution_finished"
+    skill_events = [(e.name, e.value["skill"]) for e in events if e.name.startswith("code_mode:skill_")]
+    assert skill_events == [
+        (SKILL_CALL, "quadruple"),
+        (SKILL_CALL, "double"),
+        (SKILL_RESULT, "double"),
+        (SKILL_CALL, "double"),
+        (SKILL_RESULT, "double"),
+        (SKILL_RESULT, "quadruple"),
+        (SKILL_CALL, "double"),
+        (SKILL_ERROR, "double"),
+    ]
+    assert all(e.value["toolCallId"] == "call_7" for e in events)
+    consoles = [e.value["text"] for e in events if e.name == "code_mode:console"]
+    assert consoles == ["hi"]
+    calls = [e.value for e in events if e.name == SKILL_CALL]
+    assert calls[0]["input"] == {"n": 1}
+    results = [e.value for e in events if e.name == SKILL_RESULT]
+    assert results[-1]["result"] == 4
+    error = next(e.value for e in events if e.name == SKILL_ERROR)
+    assert error["error"] == "skill_double: invalid input: input.n must be number"
+
+
+async def test_failed_execution_event_carries_the_mapped_error(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    events: list[codemode.Event] = []
+    await runtime.execute("return await skill_quadruple({ n: -1 });", on_event=events.append)
+    finished = events[-1]
+    assert finished.name == "code_mode:execution_finished"
+    assert finished.value["error"]["line"] == 3
+    assert "in skill quadruple" in finished.value["error"]["message"]
+
+
+async def test_syntax_errors_are_the_models_own(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    result = await runtime.execute("const x = await skill_double({ n: 1 }\nreturn x;")
+    assert result.error is not None
+    assert (result.error.kind, result.error.line, result.error.column) == ("syntax", 2, 1)
+
+
+async def test_typescript_in_skills_and_program_maps_positions() -> None:
+    skill = Skill(
+        name="colors",
+        description="An enum in a skill",
+        code="enum C { Red, Green }\nconst x: number = input.n;\nif (x > 1) throw new Error('big');\nreturn C.Green;",
+        input_schema=NUMBER_IN,
+    )
+    runtime = SkillRuntime(make_cm(), [skill])
+    ok = await runtime.execute(
+        "enum D { A }\nconst y: number = await skill_colors({ n: 0 });\nreturn y + D.A;"
+    )
+    assert ok.success and ok.result == 1
+    failed = await runtime.execute("enum D { A }\nreturn await skill_colors({ n: 2 });")
+    assert failed.error is not None
+    assert (failed.error.line, failed.error.column) == (3, 22)
+
+
+async def test_declarations_include_the_skills(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    declarations = runtime.declarations
+    assert (
+        "declare function skill_double(input: SkillDoubleInput): Promise<SkillDoubleOutput>;" in declarations
+    )
+    assert "declare function skill_quadruple(input: SkillQuadrupleInput): Promise<SkillQuadrupleOutput>;" in (
+        declarations
+    )
+    assert "/** Double a number with the add tool */" in declarations
+    assert "type SkillQuadrupleOutput = number;" in declarations
+
+
+async def test_promotion_after_enough_successes_with_the_relaxed_strategy(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store, trust=TrustStrategy.relaxed())
+    for n in range(2):
+        assert (await runtime.execute(f"return await skill_double({{ n: {n} }});")).success
+    assert runtime.skills["double"].trust_level == "untrusted"
+    assert (await runtime.execute("return await skill_double({ n: 2 });")).success
+    assert runtime.skills["double"].trust_level == "provisional"  # 3 runs, 100 %
+    stored = await store.get("double")
+    assert stored is not None and stored.trust_level == "provisional"
+    result = await runtime.execute("for (let i = 0; i < 7; i++) await skill_double({ n: i }); return 1;")
+    assert result.success
+    assert runtime.skills["double"].trust_level == "trusted"  # 10 runs
+
+
+async def test_the_direct_skill_tool(store: MemorySkillStore) -> None:
+    runtime = await runtime_for(store)
+    tool = runtime.skill_tool("quadruple")
+    assert tool.name == "quadruple"
+    assert tool.description == "Four times a number"
+    assert tool.input_schema == NUMBER_IN
+    assert await tool.call({"n": 2}) == {"success": True, "result": 8, "logs": []}
+    failed = await tool.call({"n": -1})
+    assert failed["success"] is False and failed["error"]["line"] == 3
+    invalid = await tool.call({"n": "x"})
+    assert invalid["error"]["kind"] == "invalid_args"
+    quadruple = await store.get("quadruple")
+    assert quadruple is not None and (quadruple.stats.executions, quadruple.stats.successes) == (2, 1)
+
+
+async def test_approve_is_consulted_before_an_untrusted_skill_runs(store: MemorySkillStore) -> None:
+    asked: list[str] = []
+
+    async def approve(skill: Skill) -> bool:
+        asked.append(skill.name)
+        return skill.name == "double"
+
+    runtime = await runtime_for(store, approve=approve)
+    assert (await runtime.execute("return (await skill_double({ n: 1 })).value;")).result == 2
+    assert asked == ["double"]
+    asked.clear()
+    refused = await runtime.execute("return await skill_quadruple({ n: 1 });")
+    assert sorted(asked) == ["double", "quadruple"]
+    assert refused.error is not None
+    assert refused.error.name == "SkillError"
+    assert refused.error.message == "skill_quadruple: not approved to run"
+    # a skill the program does not mention is not approved either (no dynamic way around)
+    asked.clear()
+    sneaky = await runtime.execute("return await globalThis.eval('skill_' + 'quadruple')({ n: 1 });")
+    assert not sneaky.success
+    assert asked == []
+    trusted = TrustStrategy.always_trusted()
+    always = MemorySkillStore(trust=trusted)
+    await always.save(DOUBLE)
+    skill = await always.get("double")
+    assert skill is not None
+    asked.clear()
+    runtime = SkillRuntime(make_cm(), [skill], store=always, approve=approve)
+    assert (await runtime.execute("return await skill_double({ n: 1 });")).success
+    assert asked == []  # trusted skills run without asking
+
+
+async def test_missing_dependency_rejects_with_a_message() -> None:
+    runtime = SkillRuntime(make_cm(), [QUADRUPLE])  # double is not loaded
+    result = await runtime.execute("return await skill_quadruple({ n: 1 });")
+    assert result.error is not None
+    assert result.error.message.startswith("skill_double: there is no such skill")
+
+
+async def test_a_skill_that_does_not_parse_is_left_out() -> None:
+    bad = Skill(name="bad", description="Broken", code="return {;")
+    runtime = SkillRuntime(make_cm(), [bad, DOUBLE])
+    assert sorted(runtime.skills) == ["double"]
+    assert (await runtime.execute("return (await skill_double({ n: 2 })).value;")).result == 4
+
+
+async def test_runs_are_recorded_in_sqlite(tmp_path: Path) -> None:
+    async with SQLiteSkillStore(tmp_path / "skills.db", trust=TrustStrategy.relaxed()) as sqlite:
+        await sqlite.save(DOUBLE)
+        skill = await sqlite.get("double")
+        assert skill is not None
+        runtime = SkillRuntime(make_cm(), [skill], store=sqlite)
+        result = await runtime.execute("for (let i = 0; i < 4; i++) await skill_double({ n: i }); return 0;")
+        assert result.success
+        stored = await sqlite.get("double")
+        assert stored is not None
+        assert stored.stats.executions == 4 and stored.trust_level == "provisional"
+
+
+async def test_every_driver(driver: codemode.IsolateDriver, store: MemorySkillStore) -> None:
+    cm = codemode.create_code_mode(
+        tools=[codemode.Tool.from_schema("add", "Add", {"type": "object"}, None, _add)], driver=driver
+    )
+    skills = [s for s in [await store.get("double"), await store.get("quadruple")] if s is not None]
+    runtime = SkillRuntime(cm, skills, store=store)
+    try:
+        assert (await runtime.execute("return await skill_quadruple({ n: 2 });")).result == 8
+        failed = await runtime.execute("return await skill_quadruple({ n: -2 });")
+        assert failed.error is not None and failed.error.line == 3
+        assert "(in skill quadruple line 3, column " in failed.error.message
+        invalid = await runtime.execute("return await skill_quadruple({ n: 'x' });")
+        assert invalid.error is not None and invalid.error.kind == "invalid_args"
+        quadruple = await store.get("quadruple")
+        assert quadruple is not None and quadruple.stats.executions == 2
+    finally:
+        await cm.aclose()
