@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -189,37 +189,24 @@ async def test_pending_tool_calls_are_cancelled_on_timeout(driver: codemode.Isol
     assert finished == []
 
 
-RSS_PROBE = textwrap.dedent(
-    """
-    import asyncio, json, time
-    import psutil
-    import codemode
+RSS_PROBE = str(Path(__file__).with_name("rss_probe.py"))
 
-    async def main():
-        cm = codemode.create_code_mode([])
-        await cm.execute("return 1 + 1")
-        process = psutil.Process()
-        before = process.memory_info().rss
-        started = time.perf_counter()
-        bomb = "const c: number[][] = []\\nwhile (true) { c.push(new Array(1_000_000).fill(c.length)) }"
-        result = await cm.execute(bomb, memory_limit_mb=32)
-        elapsed = time.perf_counter() - started
-        peak = max(process.memory_info().rss, before)
-        after = await cm.execute("return 1 + 1")
-        print(json.dumps({"kind": result.error.kind, "elapsed": elapsed, "growth": peak - before,
-                          "after": after.result}))
 
-    asyncio.run(main())
-    """
-)
+def probe_memory_bomb(driver: str, memory_limit_mb: int) -> dict[str, Any]:
+    """Run the memory bomb in a fresh child process; its RSS growth, error kind and time."""
+    out = subprocess.run(
+        [sys.executable, RSS_PROBE, driver, str(memory_limit_mb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(out.stdout)
 
 
 def test_memory_bomb_does_not_grow_the_host() -> None:
     """Run the bomb in a child process and read that process's RSS before and after."""
-    out = subprocess.run(
-        [sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=60, check=True
-    )
-    report = json.loads(out.stdout)
+    report = probe_memory_bomb("quickjs", 32)
     assert report["kind"] == "memory"
     assert report["after"] == 2
     assert report["growth"] < 64 * 1024 * 1024, report

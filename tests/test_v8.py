@@ -7,10 +7,6 @@ memory outside the V8 heap, and the ``vm`` realm boundary.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
@@ -18,6 +14,7 @@ import pytest
 import codemode
 
 from .conftest import _v8_missing, make_tools
+from .test_limits import probe_memory_bomb
 
 pytestmark = [
     pytest.mark.anyio,
@@ -122,36 +119,8 @@ async def test_more_executions_than_workers_wait_their_turn() -> None:
     assert sorted(results) == list(range(8))  # type: ignore[type-var]
 
 
-RSS_PROBE = textwrap.dedent(
-    """
-    import asyncio, json, time
-    import psutil
-    import codemode
-
-    async def main():
-        cm = codemode.create_code_mode([], driver=codemode.V8Driver())
-        await cm.execute("return 1 + 1")
-        process = psutil.Process()
-        before = process.memory_info().rss
-        started = time.perf_counter()
-        bomb = "const c: number[][] = []\\nwhile (true) { c.push(new Array(1_000_000).fill(c.length)) }"
-        result = await cm.execute(bomb, memory_limit_mb=128)
-        elapsed = time.perf_counter() - started
-        peak = max(process.memory_info().rss, before)
-        after = await cm.execute("return 1 + 1")
-        print(json.dumps({"kind": result.error.kind, "elapsed": elapsed, "growth": peak - before,
-                          "after": after.result}))
-
-    asyncio.run(main())
-    """
-)
-
-
 def test_memory_bomb_leaves_the_python_host_alone() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", RSS_PROBE], capture_output=True, text=True, timeout=60, check=True
-    )
-    report = json.loads(out.stdout)
+    report = probe_memory_bomb("v8", 128)
     assert report["kind"] == "memory"
     assert report["after"] == 2
     assert report["growth"] < 16 * 1024 * 1024, report

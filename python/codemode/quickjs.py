@@ -278,9 +278,12 @@ class _Run:
             self._start_call(*call)
 
     def _start_call(self, call_id: int, tool_index: int, args_json: str) -> None:
+        self._start_parsed_call(call_id, tool_index, orjson.loads(args_json))
+
+    def _start_parsed_call(self, call_id: int, tool_index: int, args: Any) -> None:
+        """Validate a call's arguments, then run it, or queue it past the concurrency cap."""
         binding = self.bindings[tool_index]
         self.calls += 1
-        args = orjson.loads(args_json)
         if self.on_event is not None:
             self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": args})
         try:

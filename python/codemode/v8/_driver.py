@@ -34,9 +34,9 @@ from .. import _core
 from ..driver import Program
 from ..events import EventCallback, now_ms
 from ..limits import Limits
-from ..quickjs import _SETTLE_INVALID, EngineContext, _Run
+from ..quickjs import EngineContext, _Run
 from ..results import ExecutionResult
-from ..tools import InvalidArguments, ToolBinding
+from ..tools import ToolBinding
 
 HOST_SCRIPT = Path(__file__).with_name("host.mjs")
 _LEVELS = ("log", "info", "warn", "error", "debug")
@@ -345,22 +345,6 @@ class _V8Run(_Run):
                 why = f"the V8 host process exited (code {message[2]})"
                 return self._finish(_FAILED, ("runtime", "InternalError", why, []))
         return None
-
-    def _start_parsed_call(self, call_id: int, tool_index: int, args: Any) -> None:
-        binding = self.bindings[tool_index]
-        self.calls += 1
-        if self.on_event is not None:
-            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": args})
-        try:
-            args = binding.validate(args)
-        except InvalidArguments as e:
-            error = (_SETTLE_INVALID, str(e))
-            self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)
-            return
-        if self.running >= self.limits.max_concurrent_tool_calls:
-            self.queued.append((call_id, binding, args))
-            return
-        self._launch(call_id, binding, args)
 
     def _send_settles(self) -> None:
         completions, self.completions = self.completions, []
