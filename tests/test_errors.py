@@ -185,3 +185,14 @@ async def test_next_execution_after_every_kind_of_failure(cm: codemode.CodeMode)
     ]:
         assert not (await cm.execute(code)).success
         assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_redacted_tool_errors(driver: codemode.IsolateDriver, caplog: pytest.LogCaptureFixture) -> None:
+    async def leaky(args: dict[str, object]) -> None:
+        raise RuntimeError("password=hunter2 rejected by db-7.internal")
+
+    tool = codemode.Tool.from_schema("leaky", "fails", {"type": "object"}, None, leaky, redact_errors=True)
+    cm = codemode.create_code_mode([tool], driver=driver)
+    error = await failure(cm, "return await external_leaky({})")
+    assert (error.kind, error.name, error.message) == ("tool", "ToolError", "external_leaky failed")
+    assert "hunter2" in caplog.text  # the host still logs the real exception

@@ -171,6 +171,7 @@ class Tool(ToolBinding):
         handler: Handler,
         *,
         validate_output: bool = False,
+        redact_errors: bool = False,
     ) -> Tool:
         """A tool from raw JSON Schema (MCP and OpenAPI style); ``handler`` gets the input dict.
 
@@ -180,7 +181,14 @@ class Tool(ToolBinding):
         ``validate_output`` checks each result against ``output_schema``. It is off by
         default: MCP and OpenAPI output schemas are often advisory rather than exact, and
         validating a large result (a 1 MB one takes milliseconds) costs time on every call.
+
+        ``redact_errors`` hides the text of the handler's exceptions from the program (it
+        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
         """
+        if redact_errors:
+            from .decorators import _guard, _is_async
+
+            handler = _guard(handler, _is_async(handler), f"external_{js_identifier(name)}")
         return cls(
             name=js_identifier(name),
             description=description,
