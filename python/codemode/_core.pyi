@@ -28,8 +28,8 @@ class CancelHandle:
 
 LogTuple = tuple[str, str, float, int]
 """(level, text with level prefix, timestamp in ms since the epoch, tool calls made before it)"""
-CallTuple = tuple[int, int, str]
-"""(call id, tool index, JSON arguments)"""
+Calls = tuple[list[int], list[int], str]
+"""(call ids, tool indexes, the arguments as one JSON array: element i belongs to call ids[i])"""
 ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
 """(kind, name, message, frames as (function, line, column), innermost first)"""
 
@@ -57,9 +57,15 @@ class Execution:
     ) -> None: ...
     def cancel_handle(self) -> CancelHandle: ...
     def step(
-        self, settles: list[tuple[int, int, str | bytes]], slice: float | None = None
-    ) -> tuple[int, list[CallTuple], list[LogTuple], str | ErrorTuple | float | None]:
-        """Run until idle. settles: (call id, 0=JSON result | 1=tool error | 2=invalid arguments, text).
+        self,
+        ids: list[int],
+        outcomes: bytes | bytearray,
+        answers: str | bytes | bytearray,
+        slice: float | None = None,
+    ) -> tuple[int, Calls, list[LogTuple], str | ErrorTuple | float | None]:
+        """Settle calls, then run until idle. Call ``ids[i]`` ends with ``outcomes[i]`` (0 result,
+        1 tool error, 2 invalid arguments) and element ``i`` of the JSON array ``answers`` (the
+        result, or the error message).
 
         Returns (status, calls, logs, payload): status 0 done (payload: result JSON), 1 failed
         (payload: ErrorTuple), 2 waiting (payload: seconds to the next timer or None), 3 yielded

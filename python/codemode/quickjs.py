@@ -151,7 +151,11 @@ class _Run:
         self.tool_call_id = tool_call_id
         self.events: list[Event] = []
         self.logs: list[str] = []
-        self.completions: list[tuple[int, int, str | bytes]] = []
+        # Answers gathered for the next step: call ids, outcome codes, and their JSON (results
+        # or error messages) as the elements of one array, each followed by a comma.
+        self.answer_ids: list[int] = []
+        self.answer_outcomes = bytearray()
+        self.answer_json = bytearray(b"[")
         self.wakeup: anyio.Event | None = None
         self.running = 0
         self.queued: deque[tuple[int, ToolBinding, Any]] = deque()
@@ -198,33 +202,33 @@ class _Run:
         execution = self._new_execution()
         in_thread = self.inline_slice is None
         stepping_in_thread = False
-        settles: list[tuple[int, int, str | bytes]] = []
+        ids: list[int] = []
+        outcomes = json = b""
         first = True
         try:
             while True:
                 if in_thread:
                     stepping_in_thread = True
                     status, calls, logs, payload = await anyio.to_thread.run_sync(
-                        execution.step, settles, None, abandon_on_cancel=True
+                        execution.step, ids, outcomes, json, None, abandon_on_cancel=True
                     )
                     stepping_in_thread = False
                 else:
                     status, calls, logs, payload = execution.step(
-                        settles, self.inline_slice if first else None
+                        ids, outcomes, json, self.inline_slice if first else None
                     )
                 first = False
-                settles = []
                 if status == _core.WAITING:
                     self._dispatch(calls, logs)
                     if self.events:
                         await self._flush_events()
-                    if not self.completions:
+                    if not self.answer_ids:
                         wait = deadline - time.perf_counter()
                         if payload is not None:
                             wait = min(wait, payload)  # type: ignore[type-var]
                         if wait > 0:
                             await self._wait(wait)
-                    settles, self.completions = self.completions, []
+                    ids, outcomes, json = self._take_answers()
                     continue
                 if status == _core.YIELDED:  # its logs are dropped: the re-run writes them again
                     execution.close()
@@ -261,24 +265,26 @@ class _Run:
 
     # -- tool calls ----------------------------------------------------------------------
 
-    def _dispatch(self, calls: list[tuple[int, int, str]], logs: list[tuple[str, str, float, int]]) -> None:
+    def _dispatch(self, calls: _core.Calls, logs: list[tuple[str, str, float, int]]) -> None:
         """Start the step's tool calls, with its console lines in the order they happened."""
+        ids, tools, args_json = calls
         if not logs:
-            for call in calls:
-                self._start_call(*call)
+            if len(ids) == 1:  # the common case: one call awaited at a time
+                self._start_parsed_call(ids[0], tools[0], orjson.loads(args_json)[0])
+            elif ids:
+                start = self._start_parsed_call
+                for call_id, tool, args in zip(ids, tools, orjson.loads(args_json), strict=True):
+                    start(call_id, tool, args)
             return
+        pending = zip(ids, tools, orjson.loads(args_json), strict=True)
         made = self.calls
-        pending = iter(calls)
         for line in logs:
             while made < line[3]:
-                self._start_call(*next(pending))
+                self._start_parsed_call(*next(pending))
                 made += 1
             self._record_logs([line])
         for call in pending:
-            self._start_call(*call)
-
-    def _start_call(self, call_id: int, tool_index: int, args_json: str) -> None:
-        self._start_parsed_call(call_id, tool_index, orjson.loads(args_json))
+            self._start_parsed_call(*call)
 
     def _start_parsed_call(self, call_id: int, tool_index: int, args: Any) -> None:
         """Validate a call's arguments, then run it, or queue it past the concurrency cap."""
@@ -299,7 +305,8 @@ class _Run:
 
     def _launch(self, call_id: int, binding: ToolBinding, args: Any) -> None:
         self.running += 1
-        started = time.perf_counter()
+        # Only events report durations.
+        started = 0.0 if self.on_event is None else time.perf_counter()
         if self.loop is None or not binding.is_async:
             coro = self._call(call_id, binding, args, started)
             if self.loop is None:
@@ -362,13 +369,13 @@ class _Run:
         if error is None:
             try:
                 result = binding.check_output(result)
-                self.completions.append((call_id, _SETTLE_OK, orjson.dumps(result, default=_json_default)))
+                self._answer(call_id, _SETTLE_OK, orjson.dumps(result, default=_json_default))
             except TypeError as e:
                 error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
             except Exception as e:
                 error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned an invalid result: {e}")
         if error is not None:
-            self.completions.append((call_id, *error))
+            self._answer(call_id, error[0], orjson.dumps(error[1]))
         if self.on_event is not None:
             duration_ms = (time.perf_counter() - started) * 1000
             if error is None:
@@ -383,6 +390,25 @@ class _Run:
             self.running -= 1
             if self.queued and self.running < self.limits.max_concurrent_tool_calls:
                 self._launch(*self.queued.popleft())
+
+    def _answer(self, call_id: int, outcome: int, json: bytes) -> None:
+        """Keep a call's answer (JSON: the result, or the error message) for the next step."""
+        self.answer_ids.append(call_id)
+        self.answer_outcomes.append(outcome)
+        # Copied in at once, so the small bytes object is freed now: a thousand answers do
+        # not each hold a buffer of their own until the step.
+        self.answer_json += json
+        self.answer_json += b","
+
+    def _take_answers(self) -> tuple[list[int], bytearray, bytearray]:
+        """The answers for the next step (ids, outcomes, one JSON array); starts afresh."""
+        ids, outcomes, json = self.answer_ids, self.answer_outcomes, self.answer_json
+        if ids:
+            json[-1] = 0x5D  # the last comma becomes the closing "]"
+        else:
+            json += b"]"
+        self.answer_ids, self.answer_outcomes, self.answer_json = [], bytearray(), bytearray(b"[")
+        return ids, outcomes, json
 
     # -- results, logs and events --------------------------------------------------------
 
@@ -512,6 +538,7 @@ if sys.version_info >= (3, 12):
 else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     _enter_task = asyncio.tasks._enter_task
     _leave_task = asyncio.tasks._leave_task
+    _current_tasks = asyncio.tasks._current_tasks  # what current_task() reads, without the call
 
     class _Continue:
         """Awaitable that carries on a coroutine suspended after its first step."""
@@ -552,7 +579,7 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
         # coroutine suspends.
         task: asyncio.Task[Any] = asyncio.Task.__new__(asyncio.Task)
         context = contextvars.copy_context()
-        current = asyncio.current_task(loop)
+        current = _current_tasks.get(loop)
         if current is not None:
             _leave_task(loop, current)
         _enter_task(loop, task)

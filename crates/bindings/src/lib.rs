@@ -4,12 +4,18 @@
 //! the GIL released.
 
 use std::sync::Mutex;
+
+/// Rust-side allocations (swc's syntax trees, the bridge's buffers) go to mimalloc, which
+/// keeps freed memory for reuse instead of handing it back to the system after each
+/// execution and faulting it in again on the next.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString, PyTuple};
 
 create_exception!(
     _core,
@@ -130,32 +136,27 @@ impl Execution {
             .ok_or_else(|| PyRuntimeError::new_err("the execution failed to start"))
     }
 
-    /// Run JavaScript until it is idle. `settles`: `[(call_id, outcome, text)]` with outcome
-    /// 0 = result (JSON str or bytes), 1 = tool error message, 2 = invalid-arguments message.
-    /// Returns `(status, calls, logs, payload)`.
-    #[pyo3(signature = (settles, slice=None))]
+    /// Run JavaScript until it is idle, first settling the calls answered since the last
+    /// step: `ids[i]` ends with outcome `outcomes[i]` (0 = result, 1 = tool error,
+    /// 2 = invalid arguments) and element `i` of the JSON array `answers` (the result, or
+    /// the error message). Returns `(status, calls, logs, payload)`.
+    #[pyo3(signature = (ids, outcomes, answers, slice=None))]
     fn step<'py>(
         &self,
         py: Python<'py>,
-        settles: Vec<(u64, u8, Bound<'py, PyAny>)>,
+        ids: Vec<u64>,
+        outcomes: &Bound<'py, PyAny>,
+        answers: &Bound<'py, PyAny>,
         slice: Option<f64>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let mut converted = Vec::with_capacity(settles.len());
-        for (id, outcome, text) in settles {
-            let text = text_of(&text)?;
-            let settle = match outcome {
-                0 => isolate::Settle::Ok(text),
-                1 => isolate::Settle::Err {
-                    kind: isolate::HostErrorKind::Tool,
-                    message: text,
-                },
-                _ => isolate::Settle::Err {
-                    kind: isolate::HostErrorKind::InvalidArgs,
-                    message: text,
-                },
-            };
-            converted.push((id, settle));
-        }
+        let converted = isolate::Settles::from_parts(
+            ids,
+            bytes_of(outcomes)?
+                .into_iter()
+                .map(isolate::Outcome::from_code)
+                .collect(),
+            text_of(answers)?,
+        );
         let slice = slice.map(|s| Duration::from_secs_f64(s.max(0.0)));
         let output = py.detach(|| {
             let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,15 +170,13 @@ impl Execution {
             Ok(o) => o,
             Err(Some(e)) => {
                 self.close();
-                let empty = PyList::empty(py);
-                return (DONE_ERROR, empty.clone(), empty, error_tuple(py, &e)?).into_pyobject(py);
+                let calls = calls_tuple(py, Vec::new())?;
+                let logs = PyList::empty(py);
+                return (DONE_ERROR, calls, logs, error_tuple(py, &e)?).into_pyobject(py);
             }
             Err(None) => return Err(PyRuntimeError::new_err("the execution is closed")),
         };
-        let calls = PyList::empty(py);
-        for call in output.calls {
-            calls.append((call.id, call.tool, call.args_json))?;
-        }
+        let calls = calls_tuple(py, output.calls)?;
         let logs = PyList::empty(py);
         for line in output.logs {
             logs.append((
@@ -212,12 +211,44 @@ impl Execution {
     }
 }
 
-fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+/// The bytes of a `bytes` or `bytearray`, or the UTF-8 of a `str`.
+fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(bytes) = value.cast::<PyBytes>() {
-        return String::from_utf8(bytes.as_bytes().to_vec())
-            .map_err(|_| PyRuntimeError::new_err("tool result is not UTF-8"));
+        Ok(bytes.as_bytes().to_vec())
+    } else if let Ok(array) = value.cast::<PyByteArray>() {
+        Ok(array.to_vec())
+    } else {
+        Ok(value.extract::<String>()?.into_bytes())
     }
-    value.extract::<String>()
+}
+
+/// The text of a `str`, `bytes` or `bytearray` (UTF-8).
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    String::from_utf8(bytes_of(value)?)
+        .map_err(|_| PyRuntimeError::new_err("tool result is not UTF-8"))
+}
+
+/// A step's tool calls as `(ids, tool indexes, arguments)`: the arguments are one JSON
+/// array (element `i` belongs to call `ids[i]`), so the host parses them in one go.
+fn calls_tuple<'py>(
+    py: Python<'py>,
+    calls: Vec<isolate::ToolCall>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut args =
+        String::with_capacity(2 + calls.iter().map(|c| c.args_json.len() + 1).sum::<usize>());
+    args.push('[');
+    let mut ids = Vec::with_capacity(calls.len());
+    let mut tools = Vec::with_capacity(calls.len());
+    for (i, call) in calls.into_iter().enumerate() {
+        if i > 0 {
+            args.push(',');
+        }
+        args.push_str(&call.args_json);
+        ids.push(call.id);
+        tools.push(call.tool);
+    }
+    args.push(']');
+    (PyList::new(py, ids)?, PyList::new(py, tools)?, args).into_pyobject(py)
 }
 
 fn error_tuple<'py>(py: Python<'py>, e: &isolate::JsError) -> PyResult<Bound<'py, PyTuple>> {

@@ -1,7 +1,7 @@
 //! Times a 1 MB tool result (W7) through the bridge.
 use std::time::{Duration, Instant};
 
-use isolate::{Execution, Limits, Settle, Status};
+use isolate::{Execution, Limits, Settles, Status};
 
 /// The W7 orders (benches/workloads/tools.json, `data.orders.generator`) as JSON text.
 fn orders_json(count: usize) -> String {
@@ -34,9 +34,11 @@ fn main() {
             Instant::now() + Duration::from_secs(5),
         )
         .unwrap();
-        let out = exec.step(vec![], None);
+        let out = exec.step(Settles::new(), None);
         let id = out.calls[0].id;
-        let out = exec.step(vec![(id, Settle::Ok(payload.clone()))], None);
+        let mut settles = Settles::new();
+        settles.ok(id, &payload);
+        let out = exec.step(settles, None);
         assert!(matches!(out.status, Status::Done(Ok(ref n)) if n == "11300"));
         drop(exec);
         samples.push(t.elapsed());

@@ -1,7 +1,7 @@
 //! Prints what 1,000 parallel and 1,000 sequential echo calls cost in the engine alone.
 use std::time::{Duration, Instant};
 
-use isolate::{Execution, Limits, Settle, Status};
+use isolate::{Execution, Limits, Settles, Status};
 
 fn run(js: &str) -> Duration {
     let tools = vec!["echo".to_owned()];
@@ -13,11 +13,11 @@ fn run(js: &str) -> Duration {
         Instant::now() + Duration::from_secs(5),
     )
     .unwrap();
-    let mut settles = Vec::new();
+    let mut settles = Settles::new();
     loop {
         let out = exec.step(std::mem::take(&mut settles), None);
         for call in out.calls {
-            settles.push((call.id, Settle::Ok(call.args_json)));
+            settles.ok(call.id, &call.args_json);
         }
         if let Status::Done(r) = out.status {
             r.unwrap();

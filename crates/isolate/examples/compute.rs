@@ -1,7 +1,7 @@
 //! Times the compute workloads (W5 loop, W6 sort) in the engine alone.
 use std::time::{Duration, Instant};
 
-use isolate::{Execution, Limits, Status};
+use isolate::{Execution, Limits, Settles, Status};
 
 fn run(js: &str) -> Duration {
     let t = Instant::now();
@@ -12,7 +12,7 @@ fn run(js: &str) -> Duration {
         Instant::now() + Duration::from_secs(30),
     )
     .unwrap();
-    let out = exec.step(vec![], None);
+    let out = exec.step(Settles::new(), None);
     assert!(
         matches!(out.status, Status::Done(Ok(_))),
         "{:?}",

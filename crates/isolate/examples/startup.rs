@@ -1,7 +1,7 @@
 //! Prints what a fresh execution of `return 1+1` costs (medians of 2,000).
 use std::time::{Duration, Instant};
 
-use isolate::{Execution, Limits, Status};
+use isolate::{Execution, Limits, Settles, Status};
 
 fn main() {
     let prewarm = std::env::var("PREWARM")
@@ -21,7 +21,7 @@ fn main() {
         .unwrap();
         new.push(t.elapsed());
         let t = Instant::now();
-        let out = exec.step(vec![], None);
+        let out = exec.step(Settles::new(), None);
         step.push(t.elapsed());
         assert!(matches!(out.status, Status::Done(Ok(_))));
         let t = Instant::now();

@@ -17,8 +17,7 @@ use crate::alloc::LimitedAllocator;
 use crate::json;
 use crate::stack::{program_frames, PROGRAM_FILE};
 use crate::{
-    ErrorKind, HostErrorKind, JsError, Limits, LogLevel, LogLine, Settle, Status, StepOutput,
-    ToolCall,
+    ErrorKind, JsError, Limits, LogLevel, LogLine, Outcome, Settles, Status, StepOutput, ToolCall,
 };
 
 const PRELUDE: &str = include_str!("prelude.js");
@@ -26,6 +25,9 @@ const PRELUDE: &str = include_str!("prelude.js");
 /// line numbers are unchanged; columns on line 1 are corrected by its length.
 const WRAP_PREFIX: &str = "(async function () {";
 const WRAP_SUFFIX: &str = "\n})";
+
+const GC_THRESHOLD_MIN: usize = 256 << 10;
+const GC_THRESHOLD_MAX: usize = 4 << 20;
 
 const NO_REASON: u8 = 0;
 const TIMEOUT: u8 = 1;
@@ -108,6 +110,8 @@ impl CancelHandle {
     }
 }
 
+type Resolvers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
+
 /// Host-side state the native functions of the prelude write into.
 pub(crate) struct Shared {
     max_calls: u32,
@@ -115,8 +119,9 @@ pub(crate) struct Shared {
     max_log_lines: usize,
     fail_on_log_overflow: bool,
     calls: Vec<ToolCall>,
-    pending: HashMap<u64, (Persistent<Function<'static>>, Persistent<Function<'static>>)>,
-    next_call_id: u64,
+    /// The resolve and reject functions of call `id`, at index `id - 1`, until settled.
+    pending: Vec<Option<Resolvers>>,
+    open_calls: usize,
     calls_made: u32,
     logs: Vec<LogLine>,
     log_bytes: usize,
@@ -185,6 +190,11 @@ impl Execution {
         unsafe { qjs::JS_UpdateStackTop(context.get_runtime_ptr()) };
         memory_limit.store(limits.memory_bytes, Relaxed);
         runtime.set_max_stack_size(limits.stack_bytes);
+        // QuickJS collects cycles whenever its heap grows past a threshold, first at 256 KiB:
+        // a program that makes a thousand promises would collect several times over. Most
+        // garbage is freed by reference counting anyway, so start at an eighth of the limit.
+        runtime
+            .set_gc_threshold((limits.memory_bytes / 8).clamp(GC_THRESHOLD_MIN, GC_THRESHOLD_MAX));
         control.set_deadline(deadline);
         {
             let mut s = shared.borrow_mut();
@@ -250,7 +260,7 @@ impl Execution {
     /// `settles` answers tool calls handed out by earlier steps. `slice` (first step only)
     /// lets the host bound how long this step may run before it gives up with
     /// [`Status::Yielded`] — only possible while nothing has been observable yet.
-    pub fn step(&mut self, settles: Vec<(u64, Settle)>, slice: Option<Duration>) -> StepOutput {
+    pub fn step(&mut self, settles: Settles, slice: Option<Duration>) -> StepOutput {
         let first = self.steps == 0;
         self.steps += 1;
         let slice_ns = match (first, slice) {
@@ -291,12 +301,7 @@ impl Execution {
         }
     }
 
-    fn run<'js>(
-        &mut self,
-        ctx: &Ctx<'js>,
-        program: Option<String>,
-        settles: Vec<(u64, Settle)>,
-    ) -> Status {
+    fn run<'js>(&mut self, ctx: &Ctx<'js>, program: Option<String>, settles: Settles) -> Status {
         let helpers = match self.helpers.clone().restore(ctx) {
             Ok(h) => h,
             Err(_) => {
@@ -313,8 +318,8 @@ impl Execution {
                 Err(status) => return status,
             }
         }
-        for (id, settle) in settles {
-            self.settle(ctx, &helpers, id, settle);
+        if !settles.is_empty() {
+            self.settle(ctx, &helpers, settles);
         }
         run_jobs(ctx);
         if let Some(status) = self.interrupted_status() {
@@ -360,30 +365,58 @@ impl Execution {
         }
     }
 
-    fn settle<'js>(&mut self, ctx: &Ctx<'js>, helpers: &Object<'js>, id: u64, settle: Settle) {
-        let Some((resolve, reject)) = self.shared.borrow_mut().pending.remove(&id) else {
-            return;
+    /// Resolve or reject every call `settles` answers (unknown or already settled ids are
+    /// skipped). The answers are parsed as one array; if that fails, every call of the
+    /// batch rejects with a `ToolError`.
+    fn settle<'js>(&mut self, ctx: &Ctx<'js>, helpers: &Object<'js>, settles: Settles) {
+        let (ids, outcomes, json) = settles.into_parts();
+        let answers = match json::parse(ctx, &json) {
+            Ok(value) => value.into_array(),
+            Err(_) => {
+                let _ = ctx.catch();
+                None
+            }
         };
-        let outcome = match settle {
-            Settle::Ok(text) => match json::parse(ctx, &text) {
-                Ok(value) => resolve.restore(ctx).and_then(|f| f.call::<_, ()>((value,))),
-                Err(_) => {
-                    let _ = ctx.catch();
+        for (i, (id, outcome)) in ids.into_iter().zip(outcomes).enumerate() {
+            let Some((resolve, reject)) = self.take_resolvers(id) else {
+                continue;
+            };
+            let answer = answers.as_ref().map(|a| a.get::<Value>(i));
+            let settled = match (outcome, answer) {
+                (Outcome::Ok, Some(Ok(value))) => {
+                    resolve.restore(ctx).and_then(|f| f.call::<_, ()>((value,)))
+                }
+                (Outcome::Ok, _) => {
                     let message = "the tool's result could not be read as JSON";
                     reject_with(ctx, helpers, reject, "ToolError", message, "tool")
                 }
-            },
-            Settle::Err { kind, message } => {
-                let (name, kind) = match kind {
-                    HostErrorKind::Tool => ("ToolError", "tool"),
-                    HostErrorKind::InvalidArgs => ("InvalidArgumentsError", "invalid_args"),
-                };
-                reject_with(ctx, helpers, reject, name, &message, kind)
+                (outcome, answer) => {
+                    let message = answer
+                        .and_then(|a| a.ok())
+                        .and_then(|v| v.into_string())
+                        .and_then(|s| s.to_string().ok())
+                        .unwrap_or_else(|| "the tool failed".to_owned());
+                    let (name, kind) = match outcome {
+                        Outcome::InvalidArgs => ("InvalidArgumentsError", "invalid_args"),
+                        _ => ("ToolError", "tool"),
+                    };
+                    reject_with(ctx, helpers, reject, name, &message, kind)
+                }
+            };
+            if settled.is_err() {
+                let _ = ctx.catch();
             }
-        };
-        if outcome.is_err() {
-            let _ = ctx.catch();
         }
+    }
+
+    fn take_resolvers(&self, id: u64) -> Option<Resolvers> {
+        let mut shared = self.shared.borrow_mut();
+        let slot = shared
+            .pending
+            .get_mut(usize::try_from(id).ok()?.checked_sub(1)?)?;
+        let resolvers = slot.take()?;
+        shared.open_calls -= 1;
+        Some(resolvers)
     }
 
     fn fire_due_timers<'js>(
@@ -476,7 +509,7 @@ impl Execution {
             }
             PromiseState::Pending => {
                 let shared = self.shared.borrow();
-                if shared.pending.is_empty() && shared.timers.is_empty() {
+                if shared.open_calls == 0 && shared.timers.is_empty() {
                     return Status::Done(Err(JsError::new(
                         ErrorKind::Runtime,
                         "DeadlockError",
@@ -728,8 +761,8 @@ impl Engine {
             max_log_lines: 0,
             fail_on_log_overflow: false,
             calls: Vec::new(),
-            pending: HashMap::new(),
-            next_call_id: 1,
+            pending: Vec::new(),
+            open_calls: 0,
             calls_made: 0,
             logs: Vec::new(),
             log_bytes: 0,
@@ -779,15 +812,12 @@ fn install_prelude<'js>(
             }
             s.calls_made += 1;
             let (promise, resolve, reject) = ctx.promise()?;
-            let id = s.next_call_id;
-            s.next_call_id += 1;
-            s.pending.insert(
-                id,
-                (
-                    Persistent::save(&ctx, resolve),
-                    Persistent::save(&ctx, reject),
-                ),
-            );
+            s.pending.push(Some((
+                Persistent::save(&ctx, resolve),
+                Persistent::save(&ctx, reject),
+            )));
+            s.open_calls += 1;
+            let id = s.pending.len() as u64;
             s.calls.push(ToolCall {
                 id,
                 tool,

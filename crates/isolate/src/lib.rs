@@ -4,7 +4,7 @@
 //! [`Execution::step`] runs JavaScript until it has nothing left to do, then hands back
 //! every tool call the program made (to be answered by the host in any order), the
 //! console lines it wrote, and when the next timer is due. The host settles calls with
-//! [`Settle`] values in the next step. Values cross the boundary only as JSON text.
+//! [`Settles`] in the next step. Values cross the boundary only as JSON text.
 //!
 //! Nothing here knows about Python; the bindings crate converts.
 
@@ -169,7 +169,7 @@ pub struct LogLine {
     pub calls_before: u32,
 }
 
-/// A tool call made by the program, to be answered with a [`Settle`].
+/// A tool call made by the program, to be answered through [`Settles`].
 #[derive(Debug, Clone)]
 pub struct ToolCall {
     pub id: u64,
@@ -179,25 +179,91 @@ pub struct ToolCall {
     pub args_json: String,
 }
 
-/// How a host error appears inside the program.
+/// How a settled call ends inside the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostErrorKind {
-    /// `ToolError`: the tool itself failed.
-    Tool,
-    /// `InvalidArgumentsError`: the arguments did not validate.
-    InvalidArgs,
+#[repr(u8)]
+pub enum Outcome {
+    /// The call resolves with the tool's result.
+    Ok = 0,
+    /// The call rejects with a `ToolError`: the tool itself failed.
+    ToolError = 1,
+    /// The call rejects with an `InvalidArgumentsError`: the arguments did not validate.
+    InvalidArgs = 2,
 }
 
-/// The host's answer to one tool call.
-#[derive(Debug, Clone)]
-pub enum Settle {
-    /// The tool returned this JSON text.
-    Ok(String),
-    /// The tool failed; the call rejects with an `Error` named after the kind.
-    Err {
-        kind: HostErrorKind,
-        message: String,
-    },
+impl Outcome {
+    /// The outcome with this code (0, 1, 2); unknown codes are tool errors.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => Outcome::Ok,
+            2 => Outcome::InvalidArgs,
+            _ => Outcome::ToolError,
+        }
+    }
+}
+
+/// The host's answers to tool calls, handed to one step together: one JSON array whose
+/// element `i` answers call `ids[i]`: the tool's result for [`Outcome::Ok`], else the
+/// error message as a JSON string. The engine parses the array once, whatever its length.
+#[derive(Debug, Clone, Default)]
+pub struct Settles {
+    ids: Vec<u64>,
+    outcomes: Vec<Outcome>,
+    /// `[` and the elements so far, comma-separated; `]` is added when read.
+    json: String,
+}
+
+impl Settles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Settles built elsewhere: `json_array` is the whole JSON array text.
+    pub fn from_parts(ids: Vec<u64>, outcomes: Vec<Outcome>, json_array: String) -> Self {
+        let mut json = json_array;
+        if json.ends_with(']') {
+            json.pop();
+        }
+        Self {
+            ids,
+            outcomes,
+            json,
+        }
+    }
+
+    /// Resolve call `id` with the tool's result, `json` (JSON text).
+    pub fn ok(&mut self, id: u64, json: &str) {
+        self.push(id, Outcome::Ok, json);
+    }
+
+    /// Reject call `id` with an error of `outcome`'s kind carrying `message`.
+    pub fn error(&mut self, id: u64, outcome: Outcome, message: &str) {
+        let text = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".to_owned());
+        self.push(id, outcome, &text);
+    }
+
+    fn push(&mut self, id: u64, outcome: Outcome, json: &str) {
+        self.json.push(if self.ids.is_empty() { '[' } else { ',' });
+        self.json.push_str(json);
+        self.ids.push(id);
+        self.outcomes.push(outcome);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub(crate) fn into_parts(mut self) -> (Vec<u64>, Vec<Outcome>, String) {
+        if self.json.is_empty() {
+            self.json.push('[');
+        }
+        self.json.push(']');
+        (self.ids, self.outcomes, self.json)
+    }
 }
 
 /// What a step ended with.

@@ -2,27 +2,23 @@
 
 use std::time::{Duration, Instant};
 
-use isolate::{ErrorKind, Execution, HostErrorKind, JsError, Limits, Settle, Status};
+use isolate::{ErrorKind, Execution, JsError, Limits, Outcome, Settles, Status};
 
 /// Runs `js` answering every tool call at once: tool 0 echoes, tool 1 fails.
 fn run_with(js: &str, limits: Limits, timeout: Duration) -> (Result<String, JsError>, Vec<String>) {
     let tools = vec!["echo".to_owned(), "fail".to_owned()];
     let mut exec = Execution::new(js, &tools, limits, Instant::now() + timeout).expect("runtime");
-    let mut settles = Vec::new();
+    let mut settles = Settles::new();
     let mut logs = Vec::new();
     loop {
         let out = exec.step(std::mem::take(&mut settles), None);
         logs.extend(out.logs.into_iter().map(|l| l.text));
         for call in out.calls {
-            let settle = if call.tool == 0 {
-                Settle::Ok(call.args_json)
+            if call.tool == 0 {
+                settles.ok(call.id, &call.args_json);
             } else {
-                Settle::Err {
-                    kind: HostErrorKind::Tool,
-                    message: "boom".into(),
-                }
-            };
-            settles.push((call.id, settle));
+                settles.error(call.id, Outcome::ToolError, "boom");
+            }
         }
         match out.status {
             Status::Done(r) => return (r, logs),
@@ -193,7 +189,7 @@ fn first_step_yields_when_slice_exceeded() {
         Instant::now() + Duration::from_secs(5),
     )
     .unwrap();
-    let out = exec.step(vec![], Some(Duration::from_millis(2)));
+    let out = exec.step(Settles::new(), Some(Duration::from_millis(2)));
     assert!(matches!(out.status, Status::Yielded));
 }
 
@@ -227,10 +223,12 @@ fn executions_run_on_threads_other_than_the_one_that_made_the_engine() {
         Instant::now() + Duration::from_secs(5),
     )
     .unwrap();
-    let first = exec.step(vec![], None);
+    let first = exec.step(Settles::new(), None);
     let call = first.calls[0].clone();
     let out = std::thread::spawn(move || {
-        let out = exec.step(vec![(call.id, Settle::Ok(call.args_json))], None);
+        let mut settles = Settles::new();
+        settles.ok(call.id, &call.args_json);
+        let out = exec.step(settles, None);
         (out.status, exec)
     })
     .join()
@@ -239,5 +237,65 @@ fn executions_run_on_threads_other_than_the_one_that_made_the_engine() {
         matches!(out.0, Status::Done(Ok(ref r)) if r == "5"),
         "{:?}",
         out.0
+    );
+}
+
+/// Runs `js` once, answers every call of its first step with `answer`, and returns the result.
+fn answer_first_step(
+    js: &str,
+    answer: impl FnOnce(&[isolate::ToolCall]) -> Settles,
+) -> Result<String, JsError> {
+    let tools = vec!["echo".to_owned()];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut exec = Execution::new(js, &tools, Limits::default(), deadline).unwrap();
+    let first = exec.step(Settles::new(), None);
+    let out = exec.step(answer(&first.calls), None);
+    match out.status {
+        Status::Done(r) => r,
+        other => panic!("not done: {other:?}"),
+    }
+}
+
+#[test]
+fn one_batch_settles_results_and_both_error_kinds_in_any_order() {
+    let js = "const out = await Promise.allSettled([external_echo({a: 1}), external_echo({b: 2}), external_echo({c: 3})])\n\
+              return out.map(o => o.status === 'fulfilled' ? o.value : [o.reason.name, o.reason.message])";
+    let r = answer_first_step(js, |calls| {
+        let mut settles = Settles::new();
+        settles.error(calls[2].id, Outcome::InvalidArgs, "c: \"bad\"");
+        settles.ok(calls[0].id, &calls[0].args_json);
+        settles.error(calls[1].id, Outcome::ToolError, "down");
+        settles
+    });
+    assert_eq!(
+        r.unwrap(),
+        r#"[{"a":1},["ToolError","down"],["InvalidArgumentsError","c: \"bad\""]]"#
+    );
+}
+
+#[test]
+fn unknown_and_repeated_ids_are_ignored() {
+    let js = "return (await external_echo({ i: 1 })).i";
+    let r = answer_first_step(js, |calls| {
+        let mut settles = Settles::new();
+        settles.ok(999, "{\"i\":7}");
+        settles.ok(calls[0].id, "{\"i\":2}");
+        settles.ok(calls[0].id, "{\"i\":3}");
+        settles
+    });
+    assert_eq!(r.unwrap(), "2");
+}
+
+#[test]
+fn an_unreadable_batch_rejects_its_calls_with_tool_errors() {
+    let js = "try { await external_echo({}) } catch (e) { return [e.name, e.message] }";
+    let r = answer_first_step(js, |calls| {
+        let mut settles = Settles::new();
+        settles.ok(calls[0].id, "{not json");
+        settles
+    });
+    assert_eq!(
+        r.unwrap(),
+        r#"["ToolError","the tool's result could not be read as JSON"]"#
     );
 }

@@ -238,6 +238,7 @@ class _V8Run(_Run):
         self.notify: Callable[[], object] = lambda: None
         self.host: _Host | None = None
         self.run_id = 0
+        self.completions: list[bytes] = []
 
     # -- messages from the host (reader thread) ------------------------------------------
 
@@ -346,12 +347,10 @@ class _V8Run(_Run):
                 return self._finish(_FAILED, ("runtime", "InternalError", why, []))
         return None
 
+    def _answer(self, call_id: int, outcome: int, json: bytes) -> None:
+        self.completions.append(b"S %d %d %d " % (self.run_id, call_id, outcome) + json + b"\n")
+
     def _send_settles(self) -> None:
         completions, self.completions = self.completions, []
-        parts = []
-        for call_id, status, payload in completions:
-            if isinstance(payload, str):
-                payload = orjson.dumps(payload)
-            parts.append(b"S %d %d %d " % (self.run_id, call_id, status) + payload + b"\n")
         assert self.host is not None
-        self.host.send(b"".join(parts))
+        self.host.send(b"".join(completions))
