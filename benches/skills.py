@@ -1,7 +1,9 @@
 """Skills benchmarks: the cost of a ``skill_*`` call over the same code inline, and
-``with_skills`` (BM25 selection of 5) with 10,000 skills stored in SQLite.
+``with_skills`` (BM25 selection of 5) and the store's own search with 10,000 skills stored in
+SQLite (or in memory with ``--store memory``).
 
     python3 benches/skills.py [--skills 10000] [--calls 10000] [--repeat 200]
+    python3 benches/skills.py --store memory --no-calls    # the memory store's search only
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import anyio
 
 import codemode
-from codemode.skills import Skill, SkillRuntime, SQLiteSkillStore, with_skills
+from codemode.skills import MemorySkillStore, Skill, SkillRuntime, SkillStore, SQLiteSkillStore, with_skills
 
 DOUBLE = Skill(
     name="double",
@@ -82,10 +84,18 @@ async def _time(awaitable) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
-async def selection(count: int, repeat: int) -> None:
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p90 of ``samples`` (seconds) in milliseconds."""
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.9)] * 1000
+
+
+async def selection(count: int, repeat: int, kind: str) -> None:
     cm = codemode.create_code_mode(tools=[])
     with tempfile.TemporaryDirectory() as directory:
-        store = SQLiteSkillStore(Path(directory) / "skills.db")
+        store: SkillStore = (
+            MemorySkillStore() if kind == "memory" else SQLiteSkillStore(Path(directory) / "skills.db")
+        )
         started = time.perf_counter()
         for index in range(count):
             a, b, c = (
@@ -115,15 +125,24 @@ async def selection(count: int, repeat: int) -> None:
             ctx = await with_skills(cm, store=store, messages=messages)
             samples.append(time.perf_counter() - started)
         assert len(ctx.selected) == 5, ctx.selected
-        samples.sort()
-        p50, p90 = statistics.median(samples) * 1000, samples[int(len(samples) * 0.9)] * 1000
-        print(f"with_skills, {count} skills on SQLite, 5 selected: p50 {p50:.2f} ms, p90 {p90:.2f} ms")
+        p50, p90 = _percentiles(samples)
+        print(f"with_skills, {count} skills in {kind}, 5 selected: p50 {p50:.2f} ms, p90 {p90:.2f} ms")
+        query = "weather forecast city paris send summary email"
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            hits = await store.search(query, 5)
+            samples.append(time.perf_counter() - started)
+        assert len(hits) == 5, hits
+        p50, p90 = _percentiles(samples)
+        print(f"store.search, {count} skills in {kind}, limit 5: p50 {p50:.2f} ms, p90 {p90:.2f} ms")
         await store.aclose()
 
 
 async def main(args: argparse.Namespace) -> None:
-    await call_overhead(args.calls, args.repeat_calls)
-    await selection(args.skills, args.repeat)
+    if args.calls_bench:
+        await call_overhead(args.calls, args.repeat_calls)
+    await selection(args.skills, args.repeat, args.store)
 
 
 if __name__ == "__main__":
@@ -132,4 +151,8 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--repeat-calls", type=int, default=20)
+    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument(
+        "--no-calls", dest="calls_bench", action="store_false", help="skip the skill_* call overhead part"
+    )
     anyio.run(main, parser.parse_args())

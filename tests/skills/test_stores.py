@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 import time
+from collections import Counter
 
 import anyio
 import pytest
 
 from codemode.skills import (
     FileSkillStore,
+    MemorySkillStore,
     Skill,
     SkillNotFoundError,
     SkillStats,
@@ -17,6 +21,7 @@ from codemode.skills import (
     SkillSummary,
     TrustStrategy,
 )
+from codemode.skills.store import FIELD_WEIGHTS, SearchIndex, bm25_rank, query_words, search_fields, words
 
 from .conftest import StoreLocation, worker
 
@@ -226,6 +231,76 @@ async def test_search_sees_the_latest_version(store: SkillStore) -> None:
     assert await store.search("sales") == []
     [hit] = await store.search("inventory")
     assert (hit.name, hit.version) == ("report_maker", 2)
+
+
+def reference_rank(summaries: list[SkillSummary], query: str, limit: int) -> list[tuple[str, float]]:
+    """BM25 as documented, computed over every skill (no index): ``(name, score)``, best first."""
+    k1, b = 1.2, 0.75
+    terms = query_words(query)
+    if not terms or not summaries or limit <= 0:
+        return []
+    fields = {s.name: [Counter(words(text)) for text in search_fields(s)] for s in summaries}
+    lengths = {name: sum(sum(field.values()) for field in f) for name, f in fields.items()}
+    average = sum(lengths.values()) / len(summaries) or 1.0
+    scored = []
+    for name, doc in fields.items():
+        score = 0.0
+        for term in terms:
+            containing = sum(1 for other in fields.values() if any(term in field for field in other))
+            idf = max(math.log((len(summaries) - containing + 0.5) / (containing + 0.5)), 1e-6)
+            tf = sum(weight * field[term] for weight, field in zip(FIELD_WEIGHTS, doc, strict=True))
+            if tf:
+                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[name] / average))
+        if score > 0:
+            scored.append((name, score))
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored[:limit]
+
+
+async def test_the_memory_index_ranks_like_bm25_over_every_skill() -> None:
+    """The memory store's inverted index, kept up to date by saves, new versions, runs and
+    deletes, gives the very ranking of BM25 computed over every skill."""
+    vocabulary = "weather city report sales email invoice total user stock price send fetch the a of".split()
+    rng = random.Random(7)
+    store = MemorySkillStore()
+
+    def text(count: int) -> str:
+        return " ".join(rng.choice(vocabulary) for _ in range(count))
+
+    names = [f"{rng.choice(vocabulary)}_{index}" for index in range(120)]
+    for step in range(400):
+        name = rng.choice(names)
+        action = rng.random()
+        if action < 0.6:
+            hints = [text(rng.randint(0, 4)) for _ in range(rng.randint(0, 2))]
+            await store.save(make_skill(name, description=text(rng.randint(1, 9)), usage_hints=hints))
+        elif action < 0.75:
+            await store.delete(name)
+        elif await store.versions(name):
+            await store.record_run(name, rng.random() < 0.8)
+        if step % 20 == 0:
+            index = await store.list_index()
+            for query in ("weather", "sales report total", "the of a", "send email user 3", "unknown"):
+                for limit in (1, 5, 200):
+                    expected = reference_rank(index, query, limit)
+                    hits = await store.search(query, limit)
+                    assert [hit.name for hit in hits] == [name for name, _ in expected], (query, limit)
+                    by_name = {s.name: s for s in index}
+                    assert all(hit == by_name[hit.name] for hit in hits)  # latest stats and version
+                    assert [s.name for s in bm25_rank(index, query, limit)] == [n for n, _ in expected]
+
+
+def test_search_index_scores_only_the_skills_holding_a_query_word() -> None:
+    index = SearchIndex(
+        make_skill(name, description=description, usage_hints=[]) for name, description, _ in SEARCH_SKILLS
+    )
+    assert len(index) == len(SEARCH_SKILLS) and "tie_a" in index
+    assert [s.name for s in index.search("quarterly", 10)] == ["tie_a", "tie_b"]
+    assert index.remove("tie_a") and not index.remove("tie_a")
+    assert [s.name for s in index.search("quarterly", 10)] == ["tie_b"]
+    index.remove("tie_b")
+    assert index.search("quarterly", 10) == [] and "quarterly" not in index._postings
+    assert index.search("", 10) == [] and index.search("city", 0) == []
 
 
 # -- persistence

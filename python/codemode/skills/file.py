@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from .models import InvalidSkillName, Skill, SkillNotFoundError, SkillSummary, validate_skill_name
-from .store import SearchDocument, StoreBase, bm25_rank, code_digest, new_version, summaries_by_name
+from .store import StoreBase, bm25_rank, code_digest, new_version, summaries_by_name
 from .trust import TrustStrategy, record_outcome
 
 T = TypeVar("T")
@@ -68,7 +68,7 @@ class FileSkillStore(StoreBase):
 
     async def search(self, query: str, limit: int = 10) -> list[SkillSummary]:
         summaries = await self.list_index()
-        return bm25_rank([SearchDocument.of(summary) for summary in summaries], query, limit)
+        return bm25_rank(summaries, query, limit)
 
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None

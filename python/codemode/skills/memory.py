@@ -5,18 +5,22 @@ from __future__ import annotations
 import threading
 
 from .models import Skill, SkillNotFoundError, SkillSummary
-from .store import SearchDocument, StoreBase, bm25_rank, new_version, summaries_by_name
+from .store import SearchIndex, StoreBase, new_version, summaries_by_name
 from .trust import TrustStrategy, record_outcome
 
 
 class MemorySkillStore(StoreBase):
-    """A :class:`~.store.SkillStore` in memory; gone when the process ends."""
+    """A :class:`~.store.SkillStore` in memory; gone when the process ends.
+
+    Search reads an inverted index (:class:`~.store.SearchIndex`) kept up to date by every save
+    and delete, so it scores only the skills that hold a word of the query.
+    """
 
     def __init__(self, *, trust: TrustStrategy | None = None) -> None:
         super().__init__(trust)
         self._lock = threading.Lock()
         self._versions: dict[str, dict[int, Skill]] = {}
-        self._documents: dict[str, SearchDocument] = {}
+        self._index = SearchIndex()
 
     async def get(self, name: str, *, version: int | None = None) -> Skill | None:
         with self._lock:
@@ -35,12 +39,12 @@ class MemorySkillStore(StoreBase):
             versions = self._versions.setdefault(skill.name, {})
             stored = new_version(skill, versions[max(versions)] if versions else None, self.trust)
             versions[stored.version] = stored
-            self._documents[stored.name] = SearchDocument.of(stored.summary())
+            self._index.add(stored.summary())
             return stored.model_copy(deep=True)
 
     async def delete(self, name: str) -> bool:
         with self._lock:
-            self._documents.pop(name, None)
+            self._index.remove(name)
             return self._versions.pop(name, None) is not None
 
     async def list_index(self) -> list[SkillSummary]:
@@ -51,8 +55,7 @@ class MemorySkillStore(StoreBase):
 
     async def search(self, query: str, limit: int = 10) -> list[SkillSummary]:
         with self._lock:
-            documents = list(self._documents.values())
-        return [summary.model_copy(deep=True) for summary in bm25_rank(documents, query, limit)]
+            return [summary.model_copy(deep=True) for summary in self._index.search(query, limit)]
 
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
@@ -70,5 +73,5 @@ class MemorySkillStore(StoreBase):
             )
             versions[number] = updated
             if number == max(versions):
-                self._documents[name] = SearchDocument.of(updated.summary())
+                self._index.refresh(updated.summary())
             return updated.model_copy(deep=True)

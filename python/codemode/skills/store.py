@@ -21,12 +21,12 @@ Semantics every implementation follows (one test suite checks them on all four):
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .models import Skill, SkillStats, SkillSummary, utc_now
@@ -139,50 +139,101 @@ def code_digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class SearchDocument:
-    """A skill's searched fields, split into words once."""
+class SearchIndex:
+    """An inverted index of skills' searched fields, ranked the way SQLite FTS5's ``bm25()`` is.
 
-    summary: SkillSummary
-    fields: tuple[Counter[str], ...]
-    length: int
-
-    @classmethod
-    def of(cls, summary: SkillSummary) -> SearchDocument:
-        fields = tuple(Counter(words(text)) for text in search_fields(summary))
-        return cls(summary, fields, sum(sum(field.values()) for field in fields))
-
-
-def bm25_rank(
-    documents: Sequence[SearchDocument], query: str, limit: int, *, k1: float = 1.2, b: float = 0.75
-) -> list[SkillSummary]:
-    """Rank ``documents`` for ``query`` the way SQLite FTS5's ``bm25()`` does with field weights.
-
-    Score of a document: the sum over query words of ``idf * tf * (k1 + 1) / (tf + k1 * (1 - b +
-    b * length / average length))``, ``tf`` being the weighted count of the word over the fields
-    and ``idf = log((N - n + 0.5) / (n + 0.5))`` (at least 1e-6). Ties ordered by name.
+    Each word maps to its postings: the skills containing it with the word's weighted count
+    (a match in the name counts :data:`NAME_WEIGHT` times). Each skill's length (its words over
+    every field) is kept, with their total, so :meth:`search` reads only the postings of the
+    query's words and scores only the skills holding one of them. Built incrementally with
+    :meth:`add` and :meth:`remove`. Not thread-safe: its owner locks around it.
     """
-    terms = query_words(query)
-    if not terms or not documents or limit <= 0:
-        return []
-    total = len(documents)
-    average = sum(doc.length for doc in documents) / total or 1.0
-    idf = {term: _idf(total, sum(1 for doc in documents if _contains(doc, term))) for term in terms}
-    scored: list[tuple[float, str, SkillSummary]] = []
-    for doc in documents:
-        score = 0.0
-        for term in terms:
-            tf = sum(weight * field[term] for weight, field in zip(FIELD_WEIGHTS, doc.fields, strict=True))
-            if tf:
-                score += idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc.length / average))
-        if score > 0:
-            scored.append((-score, doc.summary.name, doc.summary))
-    scored.sort(key=lambda item: (item[0], item[1]))
-    return [summary for _, _, summary in scored[:limit]]
+
+    def __init__(self, summaries: Iterable[SkillSummary] = ()) -> None:
+        self._postings: dict[str, dict[str, float]] = {}
+        self._terms: dict[str, tuple[str, ...]] = {}
+        self._lengths: dict[str, int] = {}
+        self._summaries: dict[str, SkillSummary] = {}
+        self._total_length = 0
+        for summary in summaries:
+            self.add(summary)
+
+    def __len__(self) -> int:
+        return len(self._summaries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._summaries
+
+    def add(self, summary: SkillSummary) -> None:
+        """Index ``summary``, replacing whatever was indexed under its name."""
+        name = summary.name
+        self.remove(name)
+        frequencies: dict[str, float] = {}
+        length = 0
+        for weight, text in zip(FIELD_WEIGHTS, search_fields(summary), strict=True):
+            for term, count in Counter(words(text)).items():
+                frequencies[term] = frequencies.get(term, 0.0) + weight * count
+                length += count
+        for term, frequency in frequencies.items():
+            self._postings.setdefault(term, {})[name] = frequency
+        self._terms[name] = tuple(frequencies)
+        self._lengths[name] = length
+        self._summaries[name] = summary
+        self._total_length += length
+
+    def remove(self, name: str) -> bool:
+        """Take skill ``name`` out of the index; False when it was not there."""
+        if name not in self._summaries:
+            return False
+        for term in self._terms.pop(name):
+            postings = self._postings[term]
+            del postings[name]
+            if not postings:
+                del self._postings[term]
+        self._total_length -= self._lengths.pop(name)
+        del self._summaries[name]
+        return True
+
+    def refresh(self, summary: SkillSummary) -> None:
+        """Replace the summary returned for ``summary.name`` (its stats changed, not its searched
+        text); indexes it when it is not indexed yet."""
+        if summary.name in self._summaries:
+            self._summaries[summary.name] = summary
+        else:
+            self.add(summary)
+
+    def search(self, query: str, limit: int, *, k1: float = 1.2, b: float = 0.75) -> list[SkillSummary]:
+        """The ``limit`` indexed skills most relevant to ``query``, best first.
+
+        Score of a skill: the sum over the query's words of ``idf * tf * (k1 + 1) / (tf + k1 *
+        (1 - b + b * length / average length))``, ``tf`` being the weighted count of the word in
+        the skill and ``idf = log((N - n + 0.5) / (n + 0.5))`` (at least 1e-6) for ``n`` of the
+        ``N`` skills holding it. Equal scores are ordered by name.
+        """
+        terms = query_words(query)
+        total = len(self._summaries)
+        if not terms or not total or limit <= 0:
+            return []
+        average = self._total_length / total or 1.0
+        lengths = self._lengths
+        boost, flat = k1 + 1, 1 - b
+        scores: dict[str, float] = {}
+        for term in terms:  # term at a time: each skill's score sums its words in query order
+            postings = self._postings.get(term)
+            if not postings:
+                continue
+            idf = _idf(total, len(postings))
+            for name, tf in postings.items():
+                score = idf * tf * boost / (tf + k1 * (flat + b * lengths[name] / average))
+                scores[name] = scores.get(name, 0.0) + score
+        best = heapq.nsmallest(limit, scores.items(), key=lambda item: (-item[1], item[0]))
+        return [self._summaries[name] for name, score in best if score > 0]
 
 
-def _contains(doc: SearchDocument, term: str) -> bool:
-    return any(term in field for field in doc.fields)
+def bm25_rank(summaries: Iterable[SkillSummary], query: str, limit: int) -> list[SkillSummary]:
+    """The ``limit`` of ``summaries`` most relevant to ``query``, best first (see
+    :meth:`SearchIndex.search`); for stores that do not keep an index."""
+    return SearchIndex(summaries).search(query, limit)
 
 
 def _idf(total: int, containing: int) -> float:
