@@ -205,6 +205,13 @@ WORKER = textwrap.dedent(
                 for index in range(int(args[1])):
                     await store.record_run(args[0], index % 4 != 0)
                 print("done", flush=True)
+            elif command == "record_batch":  # the same runs, five per write
+                await store.get(args[0])
+                print("ready", flush=True)
+                sys.stdin.readline()
+                for start in range(0, int(args[1]), 5):
+                    await store.record_runs(args[0], [index % 4 != 0 for index in range(start, start + 5)])
+                print("done", flush=True)
         finally:
             await store.aclose()
 

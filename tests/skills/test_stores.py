@@ -184,6 +184,88 @@ async def test_concurrent_run_recording_in_one_process(store: SkillStore) -> Non
     assert skill is not None and (skill.stats.executions, skill.stats.successes) == (40, 20)
 
 
+# -- batch recording
+
+BATCH_TRUST = TrustStrategy.relaxed(demotion_window=5)  # provisional at 3 runs, trusted at 10
+
+
+async def test_record_runs_is_record_run_for_each_outcome(store: SkillStore) -> None:
+    await store.save(make_skill("batched"))
+    await store.save(make_skill("one_by_one"))
+    batches = [
+        [True] * 10 + [False, False],  # trusted at run 10, demoted at 11 and again at 12
+        [True] * 3,
+        [],
+        [False],
+        [True, False, True, True, True, True, True],
+        [True] * 25,
+    ]
+    levels = []
+    for batch in batches:
+        batched = await store.record_runs("batched", batch, trust=BATCH_TRUST)
+        for outcome in batch:
+            await store.record_run("one_by_one", outcome, trust=BATCH_TRUST)
+        single = await store.get("one_by_one")
+        assert single is not None
+        assert batched.stats.model_dump(exclude={"last_run_at"}) == single.stats.model_dump(
+            exclude={"last_run_at"}
+        )
+        assert batched.trust_level == single.trust_level
+        stored = await store.get("batched")
+        assert stored is not None and stored.stats == batched.stats
+        assert stored.trust_level == batched.trust_level
+        levels.append(batched.trust_level)
+    # evaluated after every run: the first batch demotes twice (trusted -> provisional -> untrusted)
+    assert levels == ["untrusted", "untrusted", "untrusted", "untrusted", "provisional", "trusted"]
+    skill = await store.get("batched")
+    assert skill is not None
+    assert (skill.stats.executions, skill.stats.successes) == (48, 44)
+    assert skill.stats.recent == [True] * 5
+
+
+async def test_record_runs_demotes_a_trusted_skill(store: SkillStore) -> None:
+    await store.save(make_skill())
+    promoted = await store.record_runs("fetch_weather", [True] * 10, trust=BATCH_TRUST)
+    assert promoted.trust_level == "trusted"
+    demoted = await store.record_runs("fetch_weather", [False], trust=BATCH_TRUST)
+    assert demoted.trust_level == "provisional"  # 4/5 recent < 90 %
+    demoted = await store.record_runs("fetch_weather", [False, False], trust=BATCH_TRUST)
+    assert demoted.trust_level == "untrusted"
+    assert demoted.stats.recent == [True, True, False, False, False]
+    assert demoted.stats.last_run_at is not None
+    loaded = await store.get("fetch_weather")
+    assert loaded is not None and loaded.trust_level == "untrusted" and loaded.stats.executions == 13
+
+
+async def test_record_runs_on_a_version_and_on_nothing(store: SkillStore) -> None:
+    with pytest.raises(SkillNotFoundError):
+        await store.record_runs("nothing_here", [True])
+    with pytest.raises(SkillNotFoundError):
+        await store.record_runs("nothing_here", [])
+    await store.save(make_skill())
+    await store.save(make_skill(code="return 2;"))
+    with pytest.raises(SkillNotFoundError):
+        await store.record_runs("fetch_weather", [True], version=3)
+    unchanged = await store.record_runs("fetch_weather", [])
+    assert unchanged.version == 2 and unchanged.stats == SkillStats()
+    old = await store.record_runs("fetch_weather", [True, False, True], version=1)
+    assert (old.version, old.stats.executions, old.stats.successes) == (1, 3, 2)
+    latest = await store.get("fetch_weather")
+    assert latest is not None and latest.stats.executions == 0
+    [summary] = await store.list_index()
+    assert summary.stats.executions == 0
+
+
+async def test_concurrent_batch_recording_in_one_process(store: SkillStore) -> None:
+    await store.save(make_skill())
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(store.record_runs, "fetch_weather", [True, False, True, True, False])
+            tg.start_soon(store.record_run, "fetch_weather", True)
+    skill = await store.get("fetch_weather")
+    assert skill is not None and (skill.stats.executions, skill.stats.successes) == (120, 80)
+
+
 # -- search
 
 
@@ -337,11 +419,15 @@ async def test_persistence_across_processes(persistent_location: StoreLocation) 
         await store.aclose()
 
 
-async def test_concurrent_run_recording_across_processes(persistent_location: StoreLocation) -> None:
+@pytest.mark.parametrize("commands", [("record", "record"), ("record", "record_batch")])
+async def test_concurrent_run_recording_across_processes(
+    persistent_location: StoreLocation, commands: tuple[str, str]
+) -> None:
+    """Two processes record 100 runs each at once, one at a time or in batches of five."""
     store = persistent_location.open()
     try:
         await store.save(make_skill())
-        processes = [worker(persistent_location, "record", "fetch_weather", "100") for _ in range(2)]
+        processes = [worker(persistent_location, command, "fetch_weather", "100") for command in commands]
         for process in processes:
             assert process.stdout is not None
             assert process.stdout.readline().strip() == "ready", (

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ import anyio.to_thread
 
 from .models import InvalidSkillName, Skill, SkillNotFoundError, SkillSummary, validate_skill_name
 from .store import StoreBase, bm25_rank, code_digest, new_version, summaries_by_name
-from .trust import TrustStrategy, record_outcome
+from .trust import TrustStrategy, record_outcomes
 
 T = TypeVar("T")
 
@@ -73,8 +73,18 @@ class FileSkillStore(StoreBase):
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
     ) -> Skill:
+        return await self.record_runs(name, [success], version=version, trust=trust)
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
         strategy = trust if trust is not None else self.trust
-        return await self._run(self._record_run, name, success, version, strategy)
+        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(function, *args)
@@ -159,15 +169,17 @@ class FileSkillStore(StoreBase):
                 summaries.append(SkillSummary.model_validate(meta))
         return summaries_by_name(summaries)
 
-    def _record_run(self, name: str, success: bool, version: int | None, trust: TrustStrategy) -> Skill:
+    def _record_runs(
+        self, name: str, outcomes: list[bool], version: int | None, trust: TrustStrategy
+    ) -> Skill:
         with self._locked():
             skill = self._get(name, version)
             if skill is None:
                 raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
-            stats = record_outcome(skill.stats, success, trust.demotion_window)
-            updated = skill.model_copy(
-                update={"stats": stats, "trust_level": trust.evaluate(stats, skill.trust_level)}
-            )
+            if not outcomes:
+                return skill
+            stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
+            updated = skill.model_copy(update={"stats": stats, "trust_level": level})
             current = _read_json(self._meta_path(name))
             if current is not None and int(current["version"]) == updated.version:
                 _atomic_write(self._meta_path(name), _metadata(updated))

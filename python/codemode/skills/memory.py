@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from .models import Skill, SkillNotFoundError, SkillSummary
 from .store import SearchIndex, StoreBase, new_version, summaries_by_name
-from .trust import TrustStrategy, record_outcome
+from .trust import TrustStrategy, record_outcomes
 
 
 class MemorySkillStore(StoreBase):
@@ -60,6 +61,16 @@ class MemorySkillStore(StoreBase):
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
     ) -> Skill:
+        return await self.record_runs(name, [success], version=version, trust=trust)
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
         strategy = trust if trust is not None else self.trust
         with self._lock:
             versions = self._versions.get(name)
@@ -67,10 +78,10 @@ class MemorySkillStore(StoreBase):
             skill = versions.get(number) if versions else None
             if skill is None:
                 raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
-            stats = record_outcome(skill.stats, success, strategy.demotion_window)
-            updated = skill.model_copy(
-                update={"stats": stats, "trust_level": strategy.evaluate(stats, skill.trust_level)}
-            )
+            if not outcomes:
+                return skill.model_copy(deep=True)
+            stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, strategy)
+            updated = skill.model_copy(update={"stats": stats, "trust_level": level})
             versions[number] = updated
             if number == max(versions):
                 self._index.refresh(updated.summary())

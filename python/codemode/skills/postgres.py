@@ -2,9 +2,9 @@
 
 Each call runs psycopg's blocking API in a worker thread (psycopg's own async API runs only on
 asyncio; this way the store works on asyncio and trio alike). Every write is one transaction;
-run counts are incremented in SQL (``executions = executions + 1``, the row stays locked until
-the trust level is written), and saves of one name are serialized with an advisory lock, so
-several processes can share one database. Search uses PostgreSQL full-text search: a
+recording runs locks the version's row (``SELECT ... FOR UPDATE``) before reading its stats and
+holds it until the new stats and trust level are written, and saves of one name are serialized
+with an advisory lock, so several processes can share one database. Search uses PostgreSQL full-text search: a
 ``tsvector`` per skill (``simple`` configuration: whole words, no stemming; the name weighted
 ``A``, the description ``B``, the hints ``C``) and ``ts_rank``.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -30,7 +30,7 @@ from .store import (
     search_fields,
     summary_fields,
 )
-from .trust import TrustStrategy
+from .trust import TrustStrategy, record_outcomes
 
 T = TypeVar("T")
 
@@ -94,8 +94,18 @@ class PostgresSkillStore(StoreBase):
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
     ) -> Skill:
+        return await self.record_runs(name, [success], version=version, trust=trust)
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
         strategy = trust if trust is not None else self.trust
-        return await self._run(self._record_run, name, success, version, strategy)
+        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
 
     async def aclose(self) -> None:
         def close() -> None:
@@ -211,11 +221,11 @@ class PostgresSkillStore(StoreBase):
             connection.execute(f"DELETE FROM {self._versions} WHERE name = %s", (name,))
             return deleted > 0
 
-    def _record_run(
+    def _record_runs(
         self,
         connection: psycopg.Connection[Any],
         name: str,
-        success: bool,
+        outcomes: list[bool],
         version: int | None,
         trust: TrustStrategy,
     ) -> Skill:
@@ -227,21 +237,29 @@ class PostgresSkillStore(StoreBase):
                 number = row[0] if row is not None else None
             else:
                 number = version
-            updated = connection.execute(
-                f"UPDATE {self._versions} SET executions = executions + 1, successes = successes + %s, "
-                "recent = right(recent || %s, %s), last_run_at = now() WHERE name = %s AND version = %s "
-                "RETURNING version",
-                (1 if success else 0, "1" if success else "0", trust.demotion_window, name, number),
+            # the version's row stays locked until the transaction ends: concurrent recorders
+            # wait here and read the stats this one writes
+            locked = connection.execute(
+                f"SELECT 1 FROM {self._versions} WHERE name = %s AND version = %s FOR UPDATE",
+                (name, number),
             ).fetchone()
-            if number is None or updated is None:
+            skill = self._fetch(connection, name, number) if locked is not None else None
+            if skill is None:
                 raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
-            skill = self._fetch(connection, name, number)
-            assert skill is not None
-            level = trust.evaluate(skill.stats, skill.trust_level)
-            if level != skill.trust_level:
-                connection.execute(
-                    f"UPDATE {self._versions} SET trust_level = %s WHERE name = %s AND version = %s",
-                    (level, name, number),
-                )
-                skill = skill.model_copy(update={"trust_level": level})
-            return skill
+            if not outcomes:
+                return skill
+            stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
+            connection.execute(
+                f"UPDATE {self._versions} SET executions = %s, successes = %s, recent = %s, "
+                "last_run_at = %s, trust_level = %s WHERE name = %s AND version = %s",
+                (
+                    stats.executions,
+                    stats.successes,
+                    "".join("1" if outcome else "0" for outcome in stats.recent),
+                    stats.last_run_at,
+                    level,
+                    name,
+                    number,
+                ),
+            )
+            return skill.model_copy(update={"stats": stats, "trust_level": level})

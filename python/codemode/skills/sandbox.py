@@ -14,10 +14,11 @@ JSON Schema interpreter in JavaScript), awaits the body (the skill's code, uncha
 of its own async function), validates the output against ``output_schema`` and counts the run.
 When the program ends (returning or throwing) the ``finally`` writes the counted runs as one
 ``console.debug`` line with a marker; the host takes that line out of the logs and the console
-events, records every run in the store (``store.record_run``, in call order, which updates the
-skill's stats and trust) and emits ``code_mode:skill_call`` / ``skill_result`` / ``skill_error``
-events, before ``code_mode:execution_finished``. The skill events are therefore not live: they
-come in one batch at the end of the execution, with the times measured inside the sandbox.
+events, records the runs in the store (``store.record_runs``: one write per skill, its runs in
+call order, which updates the skill's stats and trust) and emits ``code_mode:skill_call`` /
+``skill_result`` / ``skill_error`` events, before ``code_mode:execution_finished``. The skill
+events are therefore not live: they come in one batch at the end of the execution, with the
+times measured inside the sandbox.
 
 Errors keep pointing at the source the model can act on: a position in the model's code is
 reported as is (line 1's column corrected); a position inside a skill's code is reported as that
@@ -589,17 +590,20 @@ class SkillRuntime:
                     await outcome
         return result
 
-    async def _record(self, runs: list[int]) -> None:
+    async def _record(self, runs: Sequence[int]) -> None:
+        """Record ``runs`` (``index * 2 + success`` each, in call order) in the store: one
+        ``record_runs`` per skill, however many times the program called it."""
         if self.store is None or not runs:
             return
         names = sorted(self.skills)
+        outcomes: dict[str, list[bool]] = {}
         for run in runs:
             index, success = divmod(run, 2)
-            if not 0 <= index < len(names):
-                continue
-            name = names[index]
+            if 0 <= index < len(names):
+                outcomes.setdefault(names[index], []).append(bool(success))
+        for name, batch in outcomes.items():
             try:
-                updated = await self.store.record_run(name, bool(success), trust=self.trust)
+                updated = await self.store.record_runs(name, batch, trust=self.trust)
             except SkillNotFoundError:
                 continue
             current = self.skills.get(name)

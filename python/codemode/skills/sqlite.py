@@ -1,8 +1,9 @@
 """Skills in one SQLite file: the embedded default for anything persistent.
 
 Standard ``sqlite3`` in WAL mode, each call in a worker thread. Every write is one transaction
-started with ``BEGIN IMMEDIATE`` (the database's write lock), so saves and run recording from
-several processes serialize; counts are incremented in SQL (``executions = executions + 1``).
+started with ``BEGIN IMMEDIATE`` (the database's write lock, taken before the transaction reads),
+so saves and run recording from several processes serialize: a recorder reads a version's stats,
+adds its runs and writes them back with no other write in between.
 Search uses SQLite's own FTS5 index and its ``bm25()`` ranking.
 """
 
@@ -13,12 +14,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from .models import Skill, SkillNotFoundError, SkillSummary, utc_now
+from .models import Skill, SkillNotFoundError, SkillSummary
 from .store import (
     FIELD_WEIGHTS,
     ROW_COLUMNS,
@@ -28,7 +29,7 @@ from .store import (
     search_fields,
     summary_fields,
 )
-from .trust import TrustStrategy
+from .trust import TrustStrategy, record_outcomes
 
 T = TypeVar("T")
 
@@ -111,8 +112,18 @@ class SQLiteSkillStore(StoreBase):
     async def record_run(
         self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
     ) -> Skill:
+        return await self.record_runs(name, [success], version=version, trust=trust)
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
         strategy = trust if trust is not None else self.trust
-        return await self._run(self._record_run, name, success, version, strategy)
+        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
 
     async def aclose(self) -> None:
         def close() -> None:
@@ -208,44 +219,38 @@ class SQLiteSkillStore(StoreBase):
             connection.execute("DELETE FROM skill_versions WHERE name = ?", (name,))
             return True
 
-    def _record_run(
+    def _record_runs(
         self,
         connection: sqlite3.Connection,
         name: str,
-        success: bool,
+        outcomes: list[bool],
         version: int | None,
         trust: TrustStrategy,
     ) -> Skill:
+        # BEGIN IMMEDIATE holds the database's write lock from the read to the write: no other
+        # recorder, in this process or another, runs in between
         with _transaction(connection):
-            if version is None:
-                row = connection.execute("SELECT version FROM skills WHERE name = ?", (name,)).fetchone()
-                number = row[0] if row is not None else None
-            else:
-                number = version
-            cursor = connection.execute(
-                "UPDATE skill_versions SET executions = executions + 1, successes = successes + ?, "
-                "recent = substr(recent || ?, -?), last_run_at = ? WHERE name = ? AND version = ?",
+            skill = self._fetch(connection, name, version)
+            if skill is None:
+                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+            if not outcomes:
+                return skill
+            stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
+            assert stats.last_run_at is not None
+            connection.execute(
+                "UPDATE skill_versions SET executions = ?, successes = ?, recent = ?, last_run_at = ?, "
+                "trust_level = ? WHERE name = ? AND version = ?",
                 (
-                    1 if success else 0,
-                    "1" if success else "0",
-                    trust.demotion_window,
-                    utc_now().isoformat(),
+                    stats.executions,
+                    stats.successes,
+                    "".join("1" if outcome else "0" for outcome in stats.recent),
+                    stats.last_run_at.isoformat(),
+                    level,
                     name,
-                    number,
+                    skill.version,
                 ),
             )
-            if number is None or cursor.rowcount == 0:
-                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
-            skill = self._fetch(connection, name, number)
-            assert skill is not None
-            level = trust.evaluate(skill.stats, skill.trust_level)
-            if level != skill.trust_level:
-                connection.execute(
-                    "UPDATE skill_versions SET trust_level = ? WHERE name = ? AND version = ?",
-                    (level, name, number),
-                )
-                skill = skill.model_copy(update={"trust_level": level})
-            return skill
+            return skill.model_copy(update={"stats": stats, "trust_level": level})
 
 
 @contextlib.contextmanager

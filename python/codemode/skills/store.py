@@ -11,7 +11,9 @@ Semantics every implementation follows (one test suite checks them on all four):
 * ``delete(name)`` removes the skill with every version.
 * ``record_run`` adds one run to a version's stats (the latest by default) and applies the trust
   strategy, atomically: concurrent recorders, in other tasks, threads or processes, never lose a
-  run.
+  run. ``record_runs`` adds several runs of one skill the same way in one write (a program that
+  called a skill many times): the strategy is evaluated after each run, in order, so the result
+  is that of ``record_run`` called for each outcome with no other run in between.
 * ``search(query, limit)`` ranks by relevance (BM25, or PostgreSQL's ``ts_rank``) over the name
   (split at underscores), the description and the usage hints; a match in the name weighs 3 times
   a match elsewhere. Words are matched whole and case-insensitively, any of them (OR). Equal
@@ -78,6 +80,23 @@ class SkillStore(Protocol):
 
         ``trust`` overrides the store's strategy for this call. Raises
         :class:`~.models.SkillNotFoundError` when there is no such skill or version.
+        """
+        ...
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
+        """Count several runs of ``name`` (``True`` for a success), in order, in one atomic write.
+
+        Stats and trust end as if :meth:`record_run` had been called for each outcome in turn
+        (promotions and demotions included), with no other recorder's run in between. An empty
+        ``outcomes`` changes nothing. Raises :class:`~.models.SkillNotFoundError` like
+        :meth:`record_run`; returns the version as recorded.
         """
         ...
 

@@ -15,7 +15,8 @@ Rates are compared exactly (``9/10`` meets ``0.9``; ``899/1000`` does not).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -45,7 +46,14 @@ def _rate_at_least(successes: int, runs: int, rate: float) -> bool:
     """``successes / runs >= rate``, exactly (no float rounding); False for no runs unless rate is 0."""
     if runs == 0:
         return rate == 0.0
-    return Fraction(successes, runs) >= Fraction(str(rate))
+    exact = _exact(rate)
+    return successes * exact.denominator >= exact.numerator * runs
+
+
+@functools.lru_cache(maxsize=256)
+def _exact(rate: float) -> Fraction:
+    """``rate`` as the decimal fraction it is written as (``0.9`` is 9/10, not the float's value)."""
+    return Fraction(str(rate))
 
 
 @dataclass(frozen=True)
@@ -196,3 +204,33 @@ def record_outcome(stats: SkillStats, success: bool, window: int) -> SkillStats:
         recent=[*stats.recent, success][-window:],
         last_run_at=utc_now(),
     )
+
+
+def record_outcomes(
+    stats: SkillStats, level: TrustLevel, outcomes: Iterable[bool], strategy: TrustStrategy
+) -> tuple[SkillStats, TrustLevel]:
+    """The stats and level of a version after ``outcomes``, recorded in order.
+
+    The same as :func:`record_outcome` and :meth:`TrustStrategy.evaluate` applied for each
+    outcome in turn: the level is evaluated after every run, so a batch can promote a skill and
+    then demote it again, or demote it twice. ``stats`` is not changed (a new object is returned).
+    """
+    window = strategy.demotion_window
+    now = utc_now()
+    executions, successes = stats.executions, stats.successes
+    recent = list(stats.recent)
+    counted = False
+    for success in outcomes:
+        counted = True
+        executions += 1
+        successes += 1 if success else 0
+        recent.append(bool(success))
+        if len(recent) > window:
+            del recent[: len(recent) - window]
+        step = SkillStats.model_construct(
+            executions=executions, successes=successes, recent=list(recent), last_run_at=now
+        )
+        level = strategy.evaluate(step, level)
+    if not counted:
+        return stats.model_copy(deep=True), level
+    return SkillStats(executions=executions, successes=successes, recent=recent, last_run_at=now), level
