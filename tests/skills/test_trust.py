@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from codemode.skills import SkillStats, Threshold, TrustLevel, TrustStrategy
-from codemode.skills.trust import record_outcome
+from codemode.skills.trust import record_outcome, record_outcomes
 
 
 def stats(executions: int, successes: int, recent: list[bool] | None = None) -> SkillStats:
@@ -206,3 +208,51 @@ def test_record_outcome_keeps_the_window() -> None:
     assert len(current.recent) == 7
     assert current.recent == [index % 3 != 0 for index in range(23, 30)]
     assert current.success_rate == pytest.approx(20 / 30)
+
+
+def _demote_on_two_recent_failures(stats: SkillStats, current: TrustLevel) -> TrustLevel:
+    if stats.recent[-2:] == [False, False]:
+        return "untrusted"
+    return "trusted" if stats.executions >= 5 else current
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        TrustStrategy.default(),
+        TrustStrategy.relaxed(demotion_window=5),
+        TrustStrategy.relaxed(demotion=False),
+        TrustStrategy.custom(function=_demote_on_two_recent_failures, demotion_window=3),
+    ],
+    ids=["default", "relaxed-window-5", "no-demotion", "function"],
+)
+def test_record_outcomes_is_record_outcome_and_evaluate_for_each_run(strategy: TrustStrategy) -> None:
+    rng = random.Random(3)
+    batched, one_by_one = SkillStats(), SkillStats()
+    batched_level: TrustLevel = strategy.initial
+    level: TrustLevel = strategy.initial
+    seen = set()
+    for _ in range(60):
+        batch = [rng.random() < 0.95 for _ in range(rng.choice([0, 1, 3, 12, 40]))]
+        batched, batched_level = record_outcomes(batched, batched_level, batch, strategy)
+        for outcome in batch:
+            one_by_one = record_outcome(one_by_one, outcome, strategy.demotion_window)
+            level = strategy.evaluate(one_by_one, level)
+        assert batched.model_dump(exclude={"last_run_at"}) == one_by_one.model_dump(exclude={"last_run_at"})
+        assert batched_level == level
+        seen.add(level)
+    assert len(seen) >= 2  # the sequence moved the level
+
+
+def test_record_outcomes_leaves_its_input_alone() -> None:
+    start = SkillStats(executions=2, successes=2, recent=[True, True])
+    stats, level = record_outcomes(start, "untrusted", [False] * 3, TrustStrategy.default())
+    assert start.executions == 2 and start.recent == [True, True]
+    assert (stats.executions, stats.successes, stats.recent, level) == (
+        5,
+        2,
+        [True, True, False, False, False],
+        "untrusted",
+    )
+    same, level = record_outcomes(start, "provisional", [], TrustStrategy.default())
+    assert same == start and same is not start and level == "provisional"

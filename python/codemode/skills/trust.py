@@ -15,6 +15,7 @@ Rates are compared exactly (``9/10`` meets ``0.9``; ``899/1000`` does not).
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -155,34 +156,48 @@ class TrustStrategy:
             if level not in TRUST_LEVELS:
                 raise ValueError(f"trust function returned {level!r}, not one of {TRUST_LEVELS}")
             return level
-        earned = self.earned(stats)
-        if trust_rank(earned) > trust_rank(current):
-            return earned
-        if self.demotion and self.should_demote(stats, current):
-            return TRUST_LEVELS[trust_rank(current) - 1]
-        return current
+        recent = stats.recent[-self.demotion_window :]
+        return self._level(stats.executions, stats.successes, sum(recent), len(recent), current)
 
     def earned(self, stats: SkillStats) -> TrustLevel:
         """The highest level whose threshold the stats meet, over all and over recent runs."""
         recent = stats.recent[-self.demotion_window :]
+        return self._earned(stats.executions, stats.successes, sum(recent), len(recent))
+
+    def should_demote(self, stats: SkillStats, current: TrustLevel) -> bool:
+        """True when the recent success rate is below the rate threshold of ``current``."""
+        recent = stats.recent[-self.demotion_window :]
+        return self._demote(sum(recent), len(recent), current)
+
+    # -- the thresholds' rule on counts (``recent_*``: over the last ``demotion_window`` runs)
+
+    def _level(
+        self, executions: int, successes: int, recent_successes: int, recent_runs: int, current: TrustLevel
+    ) -> TrustLevel:
+        earned = self._earned(executions, successes, recent_successes, recent_runs)
+        if trust_rank(earned) > trust_rank(current):
+            return earned
+        if self.demotion and self._demote(recent_successes, recent_runs, current):
+            return TRUST_LEVELS[trust_rank(current) - 1]
+        return current
+
+    def _earned(self, executions: int, successes: int, recent_successes: int, recent_runs: int) -> TrustLevel:
         for level in ("trusted", "provisional"):
             threshold = self.threshold(level)
             if (
                 threshold is not None
-                and stats.executions >= threshold.runs
-                and _rate_at_least(stats.successes, stats.executions, threshold.rate)
-                and (not recent or _rate_at_least(sum(recent), len(recent), threshold.rate))
+                and executions >= threshold.runs
+                and _rate_at_least(successes, executions, threshold.rate)
+                and (not recent_runs or _rate_at_least(recent_successes, recent_runs, threshold.rate))
             ):
                 return level
         return "untrusted"
 
-    def should_demote(self, stats: SkillStats, current: TrustLevel) -> bool:
-        """True when the recent success rate is below the rate threshold of ``current``."""
+    def _demote(self, recent_successes: int, recent_runs: int, current: TrustLevel) -> bool:
         threshold = self.threshold(current)
-        recent = stats.recent[-self.demotion_window :]
-        if threshold is None or not recent:
+        if threshold is None or not recent_runs:
             return False
-        return not _rate_at_least(sum(recent), len(recent), threshold.rate)
+        return not _rate_at_least(recent_successes, recent_runs, threshold.rate)
 
 
 def _always_trusted(stats: SkillStats, current: TrustLevel) -> TrustLevel:
@@ -218,19 +233,25 @@ def record_outcomes(
     window = strategy.demotion_window
     now = utc_now()
     executions, successes = stats.executions, stats.successes
-    recent = list(stats.recent)
+    recent = collections.deque(stats.recent[-window:], maxlen=window)
+    recent_successes = sum(recent)
     counted = False
-    for success in outcomes:
+    for outcome in outcomes:
+        success = bool(outcome)
         counted = True
         executions += 1
-        successes += 1 if success else 0
-        recent.append(bool(success))
-        if len(recent) > window:
-            del recent[: len(recent) - window]
-        step = SkillStats.model_construct(
-            executions=executions, successes=successes, recent=list(recent), last_run_at=now
-        )
-        level = strategy.evaluate(step, level)
+        successes += success
+        if len(recent) == window:
+            recent_successes -= recent[0]
+        recent.append(success)
+        recent_successes += success
+        if strategy.function is None:
+            level = strategy._level(executions, successes, recent_successes, len(recent), level)
+        else:
+            step = SkillStats.model_construct(
+                executions=executions, successes=successes, recent=list(recent), last_run_at=now
+            )
+            level = strategy.evaluate(step, level)
     if not counted:
         return stats.model_copy(deep=True), level
-    return SkillStats(executions=executions, successes=successes, recent=recent, last_run_at=now), level
+    return SkillStats(executions=executions, successes=successes, recent=list(recent), last_run_at=now), level
