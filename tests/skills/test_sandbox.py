@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 import codemode
@@ -406,3 +407,115 @@ async def test_every_driver(driver: codemode.IsolateDriver, store: MemorySkillSt
         assert quadruple is not None and quadruple.stats.executions == 2
     finally:
         await cm.aclose()
+
+
+# -- runs cut off by the execution's limits
+
+SPIN = Skill(name="spin", description="Never returns", code="let i = 0;\nwhile (true) { i++; }\nreturn i;")
+NAP = Skill(
+    name="nap",
+    description="Waits ten seconds",
+    code="await new Promise((resolve) => setTimeout(resolve, 10000));\nreturn 1;",
+)
+HOG = Skill(
+    name="hog",
+    description="Allocates without end",
+    code="const kept = [];\nwhile (true) { kept.push(new Array(100000).fill(input.n)); }",
+)
+
+
+async def cut_off_runtime(
+    driver: codemode.IsolateDriver | None = None, **limits: Any
+) -> tuple[SkillRuntime, MemorySkillStore]:
+    store = MemorySkillStore()
+    for skill in (DOUBLE, SPIN, NAP, HOG):
+        await store.save(skill)
+    cm = codemode.create_code_mode(
+        tools=[codemode.Tool.from_schema("add", "Add", {"type": "object"}, None, _add)],
+        driver=driver,
+        **{"timeout": 0.3, **limits},
+    )
+    skills = [await store.get(name) for name in ("double", "spin", "nap", "hog")]
+    return SkillRuntime(cm, [s for s in skills if s is not None], store=store), store
+
+
+async def stats_of(store: MemorySkillStore, name: str) -> tuple[int, int]:
+    skill = await store.get(name)
+    assert skill is not None
+    return skill.stats.executions, skill.stats.successes
+
+
+async def test_a_skill_cut_off_by_the_timeout_is_a_failed_run(driver: codemode.IsolateDriver) -> None:
+    runtime, store = await cut_off_runtime(driver)
+    try:
+        assert await stats_of(store, "spin") == (0, 0)
+        events: list[codemode.Event] = []
+        result = await runtime.execute(
+            "console.log('start');\nconst a = await skill_double({ n: 1 });\nreturn await skill_spin({});",
+            on_event=events.append,
+        )
+        assert result.error is not None and result.error.kind == "timeout"
+        assert result.logs == ["start"]  # the runtime's lines are taken out
+        assert await stats_of(store, "spin") == (1, 0)  # cut off while running: failed
+        assert await stats_of(store, "double") == (1, 1)  # it had returned: a success
+        assert runtime.skills["spin"].stats.executions == 1
+        names = [e.name for e in events]
+        assert names[-2:] == [SKILL_ERROR, "code_mode:execution_finished"]
+        assert events[-2].value["skill"] == "spin"
+        assert events[-2].value["error"].startswith("cut off while running (TimeoutError: ")
+        assert events[-1].value["error"]["kind"] == "timeout"
+        assert not any(
+            e.name == "code_mode:console" and "@@codemode" in str(e.value.get("text")) for e in events
+        )
+    finally:
+        await runtime.cm.aclose()
+
+
+async def test_a_hang_in_the_programs_own_code_blames_no_skill() -> None:
+    runtime, store = await cut_off_runtime()
+    result = await runtime.execute("await skill_double({ n: 1 });\nwhile (true) {}")
+    assert result.error is not None and result.error.kind == "timeout"
+    assert await stats_of(store, "double") == (1, 1)
+
+
+async def test_a_skill_waiting_past_the_timeout_is_a_failed_run() -> None:
+    runtime, store = await cut_off_runtime()
+    result = await runtime.execute(
+        "const [a, b] = await Promise.all([skill_nap({}), skill_nap({}), skill_double({ n: 2 })]);"
+    )
+    assert result.error is not None and result.error.kind == "timeout"
+    assert await stats_of(store, "nap") == (2, 0)  # both calls were still waiting
+    assert await stats_of(store, "double") == (1, 1)
+
+
+async def test_a_skill_cut_off_by_cancellation_is_a_failed_run() -> None:
+    runtime, store = await cut_off_runtime(timeout=30)
+    events: list[codemode.Event] = []
+    with anyio.move_on_after(0.3) as scope:
+        await runtime.execute(
+            "await skill_double({ n: 3 });\nreturn await skill_nap({});", on_event=events.append
+        )
+    assert scope.cancelled_caught
+    assert await stats_of(store, "nap") == (1, 0)
+    assert await stats_of(store, "double") == (1, 1)
+    assert [e.name for e in events][-2:] == [SKILL_ERROR, "code_mode:execution_finished"]
+    assert events[-1].value["error"] == {"kind": "cancelled"}
+
+
+async def test_a_skill_stopped_by_the_memory_limit_is_a_failed_run() -> None:
+    runtime, store = await cut_off_runtime(timeout=10, memory_limit_mb=16)
+    result = await runtime.execute("return await skill_hog({ n: 1 });")
+    assert result.error is not None and result.error.kind == "memory"
+    assert await stats_of(store, "hog") == (1, 0)
+
+
+async def test_past_the_live_lines_a_cut_off_execution_blames_no_skill() -> None:
+    runtime, store = await cut_off_runtime(timeout=1)
+    result = await runtime.execute(
+        "for (let i = 0; i < 150; i++) await skill_double({ n: i });\nreturn await skill_spin({});"
+    )
+    assert result.error is not None and result.error.kind == "timeout"
+    assert result.logs == []
+    # 200 live lines: 99 calls and returns, the 100th call, then the line saying they stopped
+    assert await stats_of(store, "double") == (99, 99)
+    assert await stats_of(store, "spin") == (0, 0)

@@ -25,10 +25,19 @@ reported as is (line 1's column corrected); a position inside a skill's code is 
 skill's line and column (``line``/``column``/``frame`` point into the skill, the message ends with
 ``(in skill <name> line N, column C)``, the stack names ``skill:<name>:N:C``).
 
-Limits: runs interrupted by the execution's limits (timeout, memory, cancellation) are not
-recorded (the ``finally`` does not run); nor are runs of a program that already filled the
-console limits (the marker line is cut). A program can write a forged marker line itself: it
-only changes the stats of skills it can call anyway.
+Runs cut off: when the execution is stopped by its timeout, its memory limit or cancellation,
+the ``finally`` does not run. So that such runs still count, the wrappers also mark each call
+and each return as it happens, one short ``console.debug`` line each (another marker, taken out
+the same way), for the first :data:`MAX_LIVE_LINES` lines of an execution (fewer with small
+console limits). Without the final line, the host records the runs those lines saw end, and
+each call they saw start and not return counts as a failed run (with a ``skill_error`` event
+saying it was cut off). Past the budget of live lines, a cut-off execution records only what
+ended before it ran out, and blames no call. A cancellation that lands while a step runs in a
+worker thread loses that step's lines.
+
+Limits: runs of a program that already filled the console limits are not recorded (the marker
+lines are cut). A program can write a forged marker line itself: it only changes the stats of
+skills it can call anyway.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
+
+import anyio
 
 from .. import _core
 from ..code_mode import compile_typescript
@@ -63,7 +74,10 @@ SKILL_RESULT: EventName = "code_mode:skill_result"
 SKILL_ERROR: EventName = "code_mode:skill_error"
 
 MARKER = "@@codemode:skill-runs@@"
+LIVE_MARKER = "@@codemode:skill-live@@"
 _LOG_PREFIX = "DEBUG: " + MARKER
+_LIVE_PREFIX = "DEBUG: " + LIVE_MARKER
+_CUT_OFF = frozenset({"timeout", "memory", "cancelled"})
 _PREFIX = "try {"
 _DENIED = "not approved to run"
 _MISSING = "there is no such skill"
@@ -72,6 +86,10 @@ _SKILL_REFERENCE = re.compile(r"\bskill_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b")
 
 MAX_SKILL_EVENTS = 1000
 """At most this many skill calls per execution are reported as events (all are recorded)."""
+
+MAX_LIVE_LINES = 200
+"""At most this many console lines per execution mark skill calls and returns as they happen
+(so a run cut off by a limit is known); fewer when the console limits are small."""
 
 _CONTEXTS: weakref.WeakKeyDictionary[CodeMode, IsolateContext] = weakref.WeakKeyDictionary()
 
@@ -83,8 +101,12 @@ var __cm_S;
 function __cm_st() {
   if (__cm_S === undefined)
     __cm_S = { r: [], e: [], d: __CM_DETAIL__, m: __CM_MAX__, v: __CM_SCHEMAS__,
-               log: console.debug };
+               log: console.debug, b: __CM_LIVE__ };
   return __cm_S;
+}
+function __cm_live(s, t) {
+  s.b--;
+  try { s.log(__CM_LIVE_MARKER__ + (s.b > 0 ? t : "x")); } catch (x) {}
 }
 var __cm_C;
 function __cm_check(s, v, p, root) {
@@ -106,6 +128,7 @@ function __cm_in(i, name, input) {
     if (s.d && s.e.length < s.m) s.e.push([2, i, "skill_" + name + ": invalid input: " + e, t]);
     throw __cm_error("InvalidArgumentsError", "skill_" + name + ": invalid input: " + e);
   }
+  if (s.b > 0) __cm_live(s, "c" + i);
   return t;
 }
 function __cm_out(i, name, out, t) {
@@ -115,16 +138,19 @@ function __cm_out(i, name, out, t) {
   if (e !== null) {
     const message = "skill_" + name + " returned an invalid result: " + e;
     s.r.push(i * 2);
+    if (s.b > 0) __cm_live(s, "" + i * 2);
     if (s.d && s.e.length < s.m) s.e.push([2, i, message, Date.now() - t]);
     throw __cm_error("SkillError", message);
   }
   s.r.push(i * 2 + 1);
+  if (s.b > 0) __cm_live(s, "" + (i * 2 + 1));
   if (s.d && s.e.length < s.m) s.e.push([1, i, out, Date.now() - t]);
   return out;
 }
 function __cm_fail(i, err, t) {
   const s = __cm_st();
   s.r.push(i * 2);
+  if (s.b > 0) __cm_live(s, "" + i * 2);
   if (s.d && s.e.length < s.m) {
     let message;
     try { message = err instanceof Error ? err.name + ": " + err.message : String(err); }
@@ -400,7 +426,7 @@ class SkillRuntime:
         for skill in values:
             self._add(skill)
         self.declared = list(declared) if declared is not None else sorted(self.skills)
-        self._suffixes: dict[tuple[bool, frozenset[str]], tuple[str, tuple[_Body, ...]]] = {}
+        self._suffixes: dict[tuple[bool, frozenset[str], int], tuple[str, tuple[_Body, ...]]] = {}
 
     # -- the skills
 
@@ -438,8 +464,8 @@ class SkillRuntime:
 
     # -- building the program
 
-    def _suffix(self, detail: bool, denied: frozenset[str]) -> tuple[str, tuple[_Body, ...]]:
-        key = (detail, denied)
+    def _suffix(self, detail: bool, denied: frozenset[str], live: int) -> tuple[str, tuple[_Body, ...]]:
+        key = (detail, denied, live)
         cached = self._suffixes.get(key)
         if cached is not None:
             return cached
@@ -450,6 +476,8 @@ class SkillRuntime:
             .replace("__CM_MAX__", str(self.max_events))
             .replace("__CM_SCHEMAS__", json.dumps(schemas))
             .replace("__CM_MARKER__", json.dumps(MARKER))
+            .replace("__CM_LIVE_MARKER__", json.dumps(LIVE_MARKER))
+            .replace("__CM_LIVE__", str(live))
             .replace("__CM_VALIDATOR__", _VALIDATOR_LITERAL)
         )
         parts = [runtime]
@@ -485,13 +513,17 @@ class SkillRuntime:
             referenced |= skill_references(skill.code) | set(skill.depends_on)
         return referenced - set(self.skills)
 
-    def layout(self, code: str, *, detail: bool = False, denied: frozenset[str] = frozenset()) -> _Layout:
+    def layout(
+        self, code: str, *, detail: bool = False, denied: frozenset[str] = frozenset(), live: int = 0
+    ) -> _Layout:
         """The JavaScript program that runs ``code`` with the skills (see the module doc).
 
-        Each part is stripped of its types on its own (the skills' once, cached), so the
-        runtime's JavaScript is never parsed by the TypeScript stripper. Raises
-        ``codemode._core.TypeScriptSyntaxError`` when ``code`` does not parse."""
-        suffix, bodies = self._suffix(detail, denied)
+        ``detail`` collects what the skill events carry; ``live`` is how many console lines may
+        mark skill calls and returns as they happen. Each part is stripped of its types on its
+        own (the skills' once, cached), so the runtime's JavaScript is never parsed by the
+        TypeScript stripper. Raises ``codemode._core.TypeScriptSyntaxError`` when ``code`` does
+        not parse."""
+        suffix, bodies = self._suffix(detail, denied, live)
         stripped = _core.strip_types(code)
         javascript = stripped.javascript
         head = f"{_PREFIX}{javascript}\n}} finally {{ __cm_flush(); }}\n"
@@ -541,46 +573,117 @@ class SkillRuntime:
     async def execute(
         self, code: str, *, tool_call_id: str | None = None, on_event: EventCallback | None = None
     ) -> ExecutionResult:
-        """Run a program (the model's TypeScript) with the skills; records every skill run."""
+        """Run a program (the model's TypeScript) with the skills; records every skill run,
+        a run cut off by the timeout, the memory limit or cancellation as a failure."""
         if not self.skills:
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
+        watched = on_event is not None or self.store is not None
         try:
-            layout = self.layout(code, detail=on_event is not None, denied=await self._denied(code))
+            layout = self.layout(
+                code,
+                detail=on_event is not None,
+                denied=await self._denied(code),
+                live=self._live_lines() if watched else 0,
+            )
         except _core.TypeScriptSyntaxError:  # the code mode reports it, with its events
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
-        payloads: list[str] = []
+        seen: list[str] = []  # the runtime's lines, as they arrive (all there is if cancelled)
         held: list[Event] = []
 
         async def relay(event: Event) -> None:
-            if event.name == "code_mode:console" and str(event.value.get("text", "")).startswith(_LOG_PREFIX):
+            if event.name == "code_mode:console":
+                text = str(event.value.get("text", ""))
+                if text.startswith((_LOG_PREFIX, _LIVE_PREFIX)):
+                    seen.append(text)
+                    return
+            if on_event is None:
                 return
             if event.name == "code_mode:execution_finished":
                 held.append(event)
                 return
-            assert on_event is not None
             outcome = on_event(event)
             if inspect.isawaitable(outcome):
                 await outcome
 
         context = await self._context()
         program = Program(layout.text, layout.text)
-        result = await context.execute(
-            program, tool_call_id=tool_call_id, on_event=relay if on_event is not None else None
-        )
+        try:
+            result = await context.execute(
+                program, tool_call_id=tool_call_id, on_event=relay if watched else None
+            )
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._settle(seen, "cancelled", None, held, tool_call_id, on_event, swallow=True)
+            raise
         logs = []
+        lines = []
         for line in result.logs:
-            if line.startswith(_LOG_PREFIX):
-                payloads.append(line[len(_LOG_PREFIX) :])
+            if line.startswith((_LOG_PREFIX, _LIVE_PREFIX)):
+                lines.append(line)
             else:
                 logs.append(line)
         error = result.error
         if error is not None:
             error = self._map_error(error, layout, code)
         result = result.model_copy(update={"logs": logs, "error": error})
-        runs, details = _parse_payloads(payloads)
-        await self._record(runs)
-        if on_event is not None:
+        await self._settle(
+            lines, error.kind if error is not None else None, error, held, tool_call_id, on_event
+        )
+        return result
+
+    def _live_lines(self) -> int:
+        """How many console lines an execution may spend marking skill calls as they happen:
+        :data:`MAX_LIVE_LINES`, at most a twentieth of the console limits."""
+        limits = self.cm.limits
+        return max(0, min(MAX_LIVE_LINES, limits.max_log_lines // 20, limits.max_log_bytes // (20 * 40)))
+
+    async def _settle(
+        self,
+        lines: list[str],
+        kind: str | None,
+        error: ExecutionError | None,
+        held: list[Event],
+        tool_call_id: str | None,
+        on_event: EventCallback | None,
+        *,
+        swallow: bool = False,
+    ) -> None:
+        """Record the runs the runtime's ``lines`` report and emit the skill events, then the
+        held ``execution_finished``. Without the final line (the program was cut off), the live
+        lines tell which runs ended and which calls were still running: when the execution
+        was cut off by a limit (``kind``), each of those counts as a failed run."""
+        payloads = [line[len(_LOG_PREFIX) :] for line in lines if line.startswith(_LOG_PREFIX)]
+        cut: list[int] = []
+        if payloads:
+            runs, details = _parse_payloads(payloads)
+        else:
+            live = [line[len(_LIVE_PREFIX) :] for line in lines if line.startswith(_LIVE_PREFIX)]
+            runs, running = _parse_live(live)
+            details = []
+            if kind in _CUT_OFF:
+                cut = running
+                runs.extend(index * 2 for index in cut)
+        try:
+            await self._record(runs)
+            if on_event is None:
+                return
             await self._emit(details, tool_call_id, on_event)
+            names = sorted(self.skills)
+            why = f"{error.name}: {error.message}" if error is not None else "CancelledError: cancelled"
+            for index in cut:
+                event = Event(
+                    SKILL_ERROR,
+                    {
+                        "toolCallId": tool_call_id,
+                        "timestamp": now_ms(),
+                        "skill": names[index],
+                        "error": f"cut off while running ({why})",
+                        "duration_ms": 0,
+                    },
+                )
+                outcome = on_event(event)
+                if inspect.isawaitable(outcome):
+                    await outcome
             for event in held:
                 value = dict(event.value)
                 if error is not None:
@@ -588,7 +691,10 @@ class SkillRuntime:
                 outcome = on_event(Event(event.name, value))
                 if inspect.isawaitable(outcome):
                     await outcome
-        return result
+        except Exception:
+            if not swallow:
+                raise
+            logger.warning("recording the runs of a cancelled execution failed", exc_info=True)
 
     async def _record(self, runs: Sequence[int]) -> None:
         """Record ``runs`` (``index * 2 + success`` each, in call order) in the store: one
@@ -726,6 +832,29 @@ class SkillRuntime:
         if skill.usage_hints:
             description += "\n" + "\n".join(f"- {hint}" for hint in skill.usage_hints)
         return ModelTool(name, description, skill.input_schema, call)
+
+
+def _parse_live(lines: list[str]) -> tuple[list[int], list[int]]:
+    """The runs the live lines report as ended (run codes, in order) and the skill indexes of
+    the calls still running, one per call (none known once the runtime stopped marking)."""
+    runs: list[int] = []
+    running: dict[int, int] = {}
+    for text in lines:
+        if text == "x":  # the budget of live lines is spent: what runs after is unknown
+            return runs, []
+        try:
+            if text.startswith("c"):
+                index = int(text[1:])
+                running[index] = running.get(index, 0) + 1
+                continue
+            run = int(text)
+        except ValueError:
+            continue
+        runs.append(run)
+        index = run // 2
+        if running.get(index):
+            running[index] -= 1
+    return runs, [index for index, count in sorted(running.items()) for _ in range(count)]
 
 
 def _parse_payloads(payloads: list[str]) -> tuple[list[int], list[list[Any]]]:
