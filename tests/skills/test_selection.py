@@ -297,6 +297,98 @@ async def test_a_skill_registered_in_the_conversation_is_usable_at_once() -> Non
     assert hot is not None and hot.stats.executions == 1
 
 
+HOT_CITY = {
+    "name": "hot_city",
+    "description": "Whether a city is hot",
+    "code": "const r = await skill_weather_report({ city: input.city });\nreturn r.includes('21');",
+    "input_schema": CITY_IN,
+    "output_schema": {"type": "boolean"},
+    "usage_hints": [],
+}
+
+
+async def test_a_skill_registered_in_the_conversation_is_in_the_prompt_and_the_tools() -> None:
+    pytest.importorskip("codemode.skills.tools")
+    cm = make_cm()
+    store = await filled(MemorySkillStore())
+    ctx = await with_skills(cm, store=store, messages=["weather"])
+    tools = {t.name: t for t in ctx.tools}
+    before = ctx.system_prompt
+    assert "skill_hot_city" not in before and "hot_city" not in tools
+    registered = await tools["register_skill"].call(HOT_CITY)
+    assert registered["success"], registered
+
+    # the prompt declares the new skill, as a fresh with_skills selecting it would
+    assert "/** Whether a city is hot */" in ctx.system_prompt
+    assert "declare function skill_hot_city(input: SkillHotCityInput): Promise<SkillHotCityOutput>;" in (
+        ctx.system_prompt
+    )
+    assert ctx.system_prompt.startswith(before.split("```typescript\n")[0])
+    assert "declare function skill_weather_report(" in ctx.system_prompt  # the selected ones stay
+    # and the skill is a direct tool of its own, added to the same list
+    assert [t.name for t in ctx.tools][-1] == "hot_city" and "hot_city" in ctx.skill_tools
+    direct = ctx.tools[-1]
+    assert direct.description == "Whether a city is hot" and direct.input_schema == CITY_IN
+    assert await direct.call({"city": "Rome"}) == {"success": True, "result": True, "logs": []}
+    assert "hot_city" not in {s.name for s in ctx.selected}  # selected: what the selector chose
+
+    # a new version: the prompt and the tool describe it, the tool is replaced, not repeated
+    updated = await tools["update_skill"].call({"name": "hot_city", "description": "Is a city warm"})
+    assert updated["success"], updated
+    assert "/** Is a city warm */" in ctx.system_prompt and "Whether a city is hot" not in ctx.system_prompt
+    assert [t.name for t in ctx.tools].count("hot_city") == 1
+    assert next(t for t in ctx.tools if t.name == "hot_city").description == "Is a city warm"
+
+    # a skill named like a management tool is declared, and the management tool stays
+    clash = await tools["register_skill"].call({**HOT_CITY, "name": "search_skills"})
+    assert clash["success"], clash
+    assert "declare function skill_search_skills(" in ctx.system_prompt
+    assert [t for t in ctx.tools if t.name == "search_skills"] == [tools["search_skills"]]
+
+    # a refused registration changes nothing
+    prompt, names = ctx.system_prompt, [t.name for t in ctx.tools]
+    refused = await tools["register_skill"].call({**HOT_CITY, "name": "skill_hot"})
+    assert refused["success"] is False
+    assert ctx.system_prompt == prompt and [t.name for t in ctx.tools] == names
+
+
+async def test_a_registered_skill_follows_the_contexts_tool_options() -> None:
+    pytest.importorskip("codemode.skills.tools")
+    cm = make_cm()
+    store = await filled(MemorySkillStore())
+    gated = await with_skills(cm, store=store, messages=["weather"], min_trust="provisional")
+    tools = {t.name: t for t in gated.tools}
+    assert (await tools["register_skill"].call(HOT_CITY))["success"]
+    assert "skill_hot_city(" in gated.system_prompt  # callable in programs: declared
+    assert "hot_city" not in {t.name for t in gated.tools}  # untrusted: no direct tool
+
+    store = await filled(MemorySkillStore())
+    no_tools = await with_skills(cm, store=store, messages=["weather"], skills_as_tools=False)
+    tools = {t.name: t for t in no_tools.tools}
+    assert (await tools["register_skill"].call(HOT_CITY))["success"]
+    assert "skill_hot_city(" in no_tools.system_prompt
+    assert "Each is also a tool of its own" not in no_tools.system_prompt
+    assert "hot_city" not in tools and "hot_city" not in {t.name for t in no_tools.tools}
+
+
+async def test_include_rebuilds_the_prompt_of_an_empty_context() -> None:
+    cm = make_cm()
+    store = MemorySkillStore()
+    ctx = await with_skills(cm, store=store, messages=["weather"], management=False)
+    assert ctx.system_prompt == cm.system_prompt and ctx.selected == []
+    for skill in SKILLS[:2]:
+        await store.save(skill)
+    report = await store.get("weather_report")
+    assert report is not None
+    ctx.include(report)
+    assert "declare function skill_weather_report(" in ctx.system_prompt
+    assert [t.name for t in ctx.tools] == ["execute_typescript", "weather_report"]
+    output = await ctx.tools[0].call(
+        {"typescriptCode": "return await skill_weather_report({ city: 'Oslo' });"}
+    )
+    assert output == {"success": True, "result": "Oslo: 21.5 C", "logs": []}
+
+
 async def test_the_llm_selector_over_a_pydantic_ai_model() -> None:
     pytest.importorskip("pydantic_ai")
     from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart

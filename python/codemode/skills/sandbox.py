@@ -401,7 +401,9 @@ class SkillRuntime:
     ``store`` records every run (with ``trust`` overriding the store's strategy); ``approve`` is
     consulted, once per execution, for every untrusted skill the program mentions (or reaches
     through its dependencies) — a skill not approved rejects with ``SkillError`` when called.
-    ``declared`` names the skills declared in the prompt (default: all).
+    ``declared`` names the skills declared in the prompt (default: all). ``listeners`` are
+    called with each skill :meth:`include` makes callable while it is declared (a new skill or
+    a new version), e.g. to rebuild a prompt.
     """
 
     def __init__(
@@ -426,6 +428,7 @@ class SkillRuntime:
         for skill in values:
             self._add(skill)
         self.declared = list(declared) if declared is not None else sorted(self.skills)
+        self.listeners: list[Callable[[Skill], None]] = []
         self._suffixes: dict[tuple[bool, frozenset[str], int], tuple[str, tuple[_Body, ...]]] = {}
 
     # -- the skills
@@ -442,6 +445,9 @@ class SkillRuntime:
         if declare and skill.name in self.skills and skill.name not in self.declared:
             self.declared.append(skill.name)
         self._suffixes.clear()
+        if skill.name in self.skills and skill.name in self.declared:
+            for listener in list(self.listeners):
+                listener(self.skills[skill.name])
 
     @property
     def declarations(self) -> str:

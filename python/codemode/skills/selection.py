@@ -5,7 +5,8 @@ from codemode.skills import SQLiteSkillStore, with_skills
 
 ctx = await with_skills(cm, store=store, messages=[{"role": "user", "content": "weather in Paris"}])
 ctx.tools          # execute_typescript (+ skill_* inside), the management tools, one tool per skill
-ctx.system_prompt  # cm's prompt plus the declarations of the selected skills
+ctx.system_prompt  # cm's prompt plus the declarations of the selected skills (and of the skills
+                   # registered during the conversation: both are kept up to date)
 ctx.selected       # the selected skills
 ```
 
@@ -218,18 +219,54 @@ def pydantic_ai_completion(model: Any) -> Callable[[str], Awaitable[str]]:
 @dataclass
 class SkillContext:
     """What one request gets: ``tools`` to give the model, ``system_prompt``, the ``selected``
-    skills, and the ``runtime`` running them. :meth:`include` makes a skill saved during the
-    conversation callable at once (the management tools' registrations are included
-    automatically)."""
+    skills, and the ``runtime`` running them.
+
+    :meth:`include` makes a skill saved during the conversation callable at once (the
+    management tools' registrations and updates are included automatically). Each inclusion
+    rebuilds ``system_prompt`` (the skill is declared in it) and, with ``skills_as_tools``,
+    adds or replaces the skill's direct tool in ``tools`` (in place) when its trust is at least
+    ``min_trust``, as :func:`with_skills` does for the selected skills; ``selected`` stays what
+    the selector chose. ``skill_tools`` names the tools of ``tools`` that are skills.
+    """
 
     tools: list[ModelTool]
     system_prompt: str
     selected: list[Skill]
     runtime: SkillRuntime
+    skills_as_tools: bool = True
+    min_trust: TrustLevel | None = None
+    skill_tools: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.runtime.listeners.append(self._included)
 
     def include(self, skill: Skill) -> None:
-        """Make ``skill`` callable as ``skill_<name>`` in the next programs of this context."""
+        """Make ``skill`` callable as ``skill_<name>`` in the next programs of this context,
+        declared in ``system_prompt`` (and a direct tool, see the class doc)."""
         self.runtime.include(skill)
+
+    def _included(self, skill: Skill) -> None:
+        """The runtime took ``skill`` (new, or a new version): bring the prompt and tools up to date."""
+        runtime = self.runtime
+        self.system_prompt = skills_prompt(runtime.cm, runtime, as_tools=self.skills_as_tools)
+        if not self.skills_as_tools:
+            return
+        name = skill.name
+        index = next((i for i, tool in enumerate(self.tools) if tool.name == name), None)
+        if index is not None and name not in self.skill_tools:
+            return  # the name is another tool's (a management tool's)
+        floor = trust_rank(self.min_trust) if self.min_trust is not None else 0
+        if trust_rank(skill.trust_level) < floor:
+            if index is not None:  # a new version starts untrusted again
+                del self.tools[index]
+                self.skill_tools.discard(name)
+            return
+        tool = runtime.skill_tool(name)
+        if index is None:
+            self.tools.append(tool)
+            self.skill_tools.add(name)
+        else:
+            self.tools[index] = tool
 
 
 SKILLS_RULES = """\
@@ -363,15 +400,20 @@ async def with_skills(
     tools = [runtime.tool]
     if management:
         tools.extend(_management_tools(cm, store, runtime, trust))
+    skill_tools: set[str] = set()
     if skills_as_tools:
         floor = trust_rank(min_trust) if min_trust is not None else 0
         taken = {tool.name for tool in tools}
         for skill in selected:
             if trust_rank(skill.trust_level) >= floor and skill.name not in taken:
                 tools.append(runtime.skill_tool(skill.name))
+                skill_tools.add(skill.name)
     return SkillContext(
         tools=tools,
         system_prompt=skills_prompt(cm, runtime, as_tools=skills_as_tools),
         selected=selected,
         runtime=runtime,
+        skills_as_tools=skills_as_tools,
+        min_trust=min_trust,
+        skill_tools=skill_tools,
     )
