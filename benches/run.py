@@ -432,7 +432,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--prewarm", type=int, default=None, help="engines kept ready on a background thread (QuickJSDriver)"
     )
     parser.add_argument(
-        "--driver", choices=("quickjs", "v8"), default="quickjs", help="the engine (v8 needs codemode[v8-engine])"
+        "--driver",
+        choices=("quickjs", "v8"),
+        default="quickjs",
+        help="the engine (v8 needs codemode[v8-engine])",
     )
     return parser.parse_args(argv)
 

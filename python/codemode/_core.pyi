@@ -27,7 +27,8 @@ class CancelHandle:
     def cancel(self) -> None: ...
 
 LogTuple = tuple[str, str, float, int]
-"""(level, text with level prefix, timestamp in ms since the epoch, tool calls made before it)"""
+"""(level, text with level prefix, timestamp in ms since the epoch, tool calls made before it);
+level ``"report"`` for a line of the report channel"""
 Calls = tuple[list[int], list[int], str]
 """(call ids, tool indexes, the arguments as one JSON array: element i belongs to call ids[i])"""
 ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
@@ -54,7 +55,10 @@ class Execution:
         max_log_lines: int,
         fail_on_log_overflow: bool,
         max_result_bytes: int,
-    ) -> None: ...
+        report_channel: bool = False,
+    ) -> None:
+        """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
+        function whose lines come back among the logs with level ``"report"``."""
     def cancel_handle(self) -> CancelHandle: ...
     def step(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -37,6 +37,7 @@ class IsolateContext(Protocol):
         *,
         on_event: EventCallback | None = None,
         tool_call_id: str | None = None,
+        on_report: Callable[[str], None] | None = None,
     ) -> ExecutionResult: ...
 
     async def dispose(self) -> None: ...

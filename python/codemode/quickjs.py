@@ -22,7 +22,7 @@ import inspect
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any
 
 import anyio
@@ -37,6 +37,9 @@ from .results import ExecutionError, ExecutionResult
 from .tools import InvalidArguments, ToolBinding
 
 _SETTLE_OK, _SETTLE_TOOL_ERROR, _SETTLE_INVALID = 0, 1, 2
+
+ReportCallback = Callable[[str], None]
+"""Receives each line of an execution's report channel (see ``execute(on_report=...)``)."""
 _PROGRAM_FILE = "program.ts"
 
 
@@ -97,12 +100,23 @@ class EngineContext:
         on_event: EventCallback | None = None,
         tool_call_id: str | None = None,
         limits: Limits | None = None,
+        on_report: ReportCallback | None = None,
     ) -> ExecutionResult:
-        """Run a program body (top-level ``await`` and ``return`` allowed) to its result."""
+        """Run a program body (top-level ``await`` and ``return`` allowed) to its result.
+
+        ``on_report`` opens the report channel: the program's function receives, as its
+        parameter ``__codemode_channel``, a function whose every line is passed to
+        ``on_report`` as it arrives (in order with the tool calls and console lines), outside
+        the console and its limits. It is meant for code a host places on line 1 before the
+        model's own, which takes the channel (and clears the parameter) before the model's
+        code runs.
+        """
         if self._disposed:
             raise RuntimeError("this context has been disposed")
         program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
-        return await self._new_run(program, limits or self.limits, on_event, tool_call_id).run()
+        run = self._new_run(program, limits or self.limits, on_event, tool_call_id)
+        run.on_report = on_report
+        return await run.run()
 
     async def dispose(self) -> None:
         """Refuse further executions (idempotent). Engines are freed after each execution."""
@@ -148,6 +162,7 @@ class _Run:
         self.program = program
         self.limits = limits
         self.on_event = on_event
+        self.on_report: ReportCallback | None = None
         self.tool_call_id = tool_call_id
         self.events: list[Event] = []
         self.logs: list[str] = []
@@ -195,6 +210,7 @@ class _Run:
             max_log_lines=limits.max_log_lines,
             fail_on_log_overflow=limits.log_overflow == "error",
             max_result_bytes=limits.max_result_bytes,
+            report_channel=self.on_report is not None,
         )
 
     async def _steps(self) -> ExecutionResult:
@@ -414,6 +430,10 @@ class _Run:
 
     def _record_logs(self, logs: list[tuple[str, str, float, int]]) -> None:
         for level, text, timestamp, _ in logs:
+            if level == "report":
+                if self.on_report is not None:
+                    self.on_report(text)
+                continue
             self.logs.append(text)
             if self.on_event is not None:
                 self.events.append(

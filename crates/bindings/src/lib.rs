@@ -94,7 +94,8 @@ struct Execution {
 impl Execution {
     #[new]
     #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
-                        max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes))]
+                        max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
+                        report_channel=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -108,6 +109,7 @@ impl Execution {
         max_log_lines: usize,
         fail_on_log_overflow: bool,
         max_result_bytes: usize,
+        report_channel: bool,
     ) -> Self {
         let limits = isolate::Limits {
             memory_bytes: memory_limit_bytes,
@@ -119,8 +121,13 @@ impl Execution {
             max_result_bytes,
         };
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
-        let created =
-            py.detach(|| isolate::Execution::new(javascript, &tool_names, limits, deadline));
+        let created = py.detach(|| {
+            let mut execution = isolate::Execution::new(javascript, &tool_names, limits, deadline)?;
+            if report_channel {
+                execution.open_report_channel();
+            }
+            Ok(execution)
+        });
         let cancel = created.as_ref().ok().map(|e| e.cancel_handle());
         Self {
             inner: Mutex::new(Some(created)),

@@ -22,8 +22,12 @@ use crate::{
 
 const PRELUDE: &str = include_str!("prelude.js");
 /// The program becomes the body of an async function. The prefix stays on line 1 so
-/// line numbers are unchanged; columns on line 1 are corrected by its length.
-const WRAP_PREFIX: &str = "(async function () {";
+/// line numbers are unchanged; columns on line 1 are corrected by its length. Its one
+/// parameter is the report channel when the host opened it (else `undefined`): code placed
+/// before the model's on line 1 takes it and clears it (which clears `arguments[0]` too).
+const WRAP_PREFIX: &str = "(async function (__codemode_channel) {";
+/// What one execution may write through its report channel; the rest is dropped.
+const REPORT_BYTES_MAX: usize = 16 << 20;
 const WRAP_SUFFIX: &str = "\n})";
 
 const GC_THRESHOLD_MIN: usize = 256 << 10;
@@ -127,6 +131,7 @@ pub(crate) struct Shared {
     log_bytes: usize,
     log_lines: usize,
     log_truncated: bool,
+    report_bytes: usize,
     timers: BTreeSet<(Instant, u32)>,
     timer_due: HashMap<u32, Instant>,
 }
@@ -142,6 +147,7 @@ pub struct Execution {
     tool_names: Vec<String>,
     limits: Limits,
     control: Arc<Control>,
+    report_channel: bool,
     steps: u64,
     context: Context,
     _runtime: Runtime,
@@ -217,6 +223,7 @@ impl Execution {
             tool_names: tool_names.to_vec(),
             limits,
             control,
+            report_channel: false,
             steps: 0,
             context,
             _runtime: runtime,
@@ -243,6 +250,15 @@ impl Execution {
             ));
         }
         Ok(execution)
+    }
+
+    /// Hand the program a report channel: a function, the wrapper's parameter
+    /// `__codemode_channel`, that writes a line the host receives among the step's logs with
+    /// [`LogLevel::Report`], outside the console and its limits (16 MiB per execution).
+    /// Meant for code the host places before the model's, which takes it before the model's
+    /// code runs. Call before the first step.
+    pub fn open_report_channel(&mut self) {
+        self.report_channel = true;
     }
 
     /// Free the engine, on the pool's background thread when there is one.
@@ -354,7 +370,16 @@ impl Execution {
                 return Err(Status::Done(Err(error)));
             }
         };
-        match func.call::<_, Promise>(()) {
+        let channel: Value = if self.report_channel {
+            self.helpers
+                .clone()
+                .restore(ctx)
+                .and_then(|h| h.get("channel"))
+                .unwrap_or_else(|_| Value::new_undefined(ctx.clone()))
+        } else {
+            Value::new_undefined(ctx.clone())
+        };
+        match func.call::<_, Promise>((channel,)) {
             Ok(p) => Ok(p),
             Err(_) => {
                 let exc = ctx.catch();
@@ -768,6 +793,7 @@ impl Engine {
             log_bytes: 0,
             log_lines: 0,
             log_truncated: false,
+            report_bytes: 0,
             timers: BTreeSet::new(),
             timer_due: HashMap::new(),
         }));
@@ -884,6 +910,28 @@ fn install_prelude<'js>(
         }
     })?;
 
-    let helpers: Object = setup.call((host_call, host_log, host_timer, host_clear_timer))?;
+    let reports = shared.clone();
+    let host_report = Function::new(ctx.clone(), move |text: String| {
+        let mut s = reports.borrow_mut();
+        if s.report_bytes + text.len() > REPORT_BYTES_MAX {
+            return;
+        }
+        s.report_bytes += text.len();
+        let calls_before = s.calls_made;
+        s.logs.push(LogLine {
+            level: LogLevel::Report,
+            text,
+            timestamp_ms: now_ms(),
+            calls_before,
+        });
+    })?;
+
+    let helpers: Object = setup.call((
+        host_call,
+        host_log,
+        host_timer,
+        host_clear_timer,
+        host_report,
+    ))?;
     Ok(Persistent::save(ctx, helpers))
 }

@@ -122,6 +122,9 @@ pub enum LogLevel {
     Warn,
     Error,
     Debug,
+    /// Not console output: a line written through the execution's report channel (see
+    /// [`Execution::open_report_channel`]).
+    Report,
 }
 
 impl LogLevel {
@@ -143,6 +146,7 @@ impl LogLevel {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
             LogLevel::Debug => "debug",
+            LogLevel::Report => "report",
         }
     }
 
@@ -153,6 +157,7 @@ impl LogLevel {
             LogLevel::Warn => "WARN: ",
             LogLevel::Error => "ERROR: ",
             LogLevel::Debug => "DEBUG: ",
+            LogLevel::Report => "",
         }
     }
 }

@@ -2,7 +2,7 @@
 // It receives the host's native functions, installs `console`, timers and one
 // `external_<name>` per tool on the global object, and returns the helpers the
 // host needs. The native functions stay in this closure: the program cannot reach them.
-(function (hostCall, hostLog, hostTimer, hostClearTimer) {
+(function (hostCall, hostLog, hostTimer, hostClearTimer, hostReport) {
   "use strict";
   const G = globalThis;
   const stringify = JSON.stringify;
@@ -102,6 +102,10 @@
       }
     },
     hostError,
+    // The report channel (handed to the program only when the host opens it).
+    channel: function report(text) {
+      hostReport(typeof text === "string" ? text : String(text));
+    },
     serialize(value) {
       const s = stringify(value);
       return s === undefined ? "null" : s;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use isolate::{ErrorKind, Execution, JsError, Limits, Outcome, Settles, Status};
+use isolate::{ErrorKind, Execution, JsError, Limits, LogLevel, Outcome, Settles, Status};
 
 /// Runs `js` answering every tool call at once: tool 0 echoes, tool 1 fails.
 fn run_with(js: &str, limits: Limits, timeout: Duration) -> (Result<String, JsError>, Vec<String>) {
@@ -298,4 +298,35 @@ fn an_unreadable_batch_rejects_its_calls_with_tool_errors() {
         r.unwrap(),
         r#"["ToolError","the tool's result could not be read as JSON"]"#
     );
+}
+
+#[test]
+fn the_report_channel_is_handed_to_the_program_only_when_opened() {
+    let tools: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let js = "const ch = __codemode_channel; __codemode_channel = undefined\n\
+              if (ch) { ch('one'); ch('two') }\n\
+              console.log('log')\n\
+              return [typeof ch, typeof arguments[0]]";
+    for opened in [false, true] {
+        let mut exec = Execution::new(js, &tools, Limits::default(), deadline).unwrap();
+        if opened {
+            exec.open_report_channel();
+        }
+        let out = exec.step(Settles::new(), None);
+        let lines: Vec<(LogLevel, String)> =
+            out.logs.into_iter().map(|l| (l.level, l.text)).collect();
+        match out.status {
+            Status::Done(Ok(r)) if opened => assert_eq!(r, r#"["function","undefined"]"#),
+            Status::Done(Ok(r)) => assert_eq!(r, r#"["undefined","undefined"]"#),
+            other => panic!("{other:?}"),
+        }
+        let mut expected = Vec::new();
+        if opened {
+            expected.push((LogLevel::Report, "one".to_owned()));
+            expected.push((LogLevel::Report, "two".to_owned()));
+        }
+        expected.push((LogLevel::Log, "log".to_owned()));
+        assert_eq!(lines, expected);
+    }
 }

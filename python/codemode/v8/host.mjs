@@ -12,18 +12,22 @@
 // Python -> host (one line each):
 //   W <memMiB> <stackKiB> <count>             keep <count> workers ready for these limits
 //   R <id> <json spec>                        run: {code, names, mem, stack, maxCalls, maxLogLines,
-//                                             maxLogBytes, failLog, maxResult}
+//                                             maxLogBytes, failLog, maxResult, channel}
 //   S <id> <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
 //   K <id>                                    kill the run (timeout, cancellation)
 // Host -> Python (one JSON array per line):
 //   [id, "c", callId, toolIndex, args]        a tool call
 //   [id, "l", level, text, timestampMs]       a console line
+//   [id, "r", text, timestampMs]              a line of the report channel (when spec.channel)
 //   [id, "d", true, resultJson]               finished with a result (the JSON as a string)
 //   [id, "d", false, kind, name, message, [[fn, line, column], ...]]
 
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 
-const WRAP_PREFIX = "(async function () {";
+// The one parameter is the report channel when the run asks for it (else undefined): code
+// placed before the model's on line 1 takes it and clears it.
+const WRAP_PREFIX = "(async function (__codemode_channel) {";
+const REPORT_BYTES_MAX = 16 << 20;
 const WRAP_SUFFIX = "\n})";
 const PROGRAM_FILE = "program.ts";
 const ENGINE_LIMITS =
@@ -318,6 +322,7 @@ function workerMain() {
       this.logLines = 0;
       this.logBytes = 0;
       this.logCut = false;
+      this.reportBytes = 0;
       this.memoryExceeded = false;
       this.helpers = null;
       this.context = null;
@@ -359,6 +364,9 @@ function workerMain() {
         function hostAlloc(bytes) {
           return self.hostAlloc(bytes);
         },
+        function hostReport(text) {
+          self.hostReport(text);
+        },
         spec.names,
         spec.maxCalls,
       );
@@ -376,6 +384,7 @@ function workerMain() {
       try {
         this.helpers.invoke(
           fn,
+          spec.channel === true,
           (value) => this.succeed(value),
           (err) => this.fail(err),
         );
@@ -411,6 +420,14 @@ function workerMain() {
         return;
       }
       this.scheduleCheck();
+    }
+
+    hostReport(text) {
+      if (this.finished) return;
+      text = typeof text === "string" ? text : "";
+      this.reportBytes += text.length;
+      if (this.reportBytes > REPORT_BYTES_MAX) return;
+      this.send(JSON.stringify([this.id, "r", text, Date.now()]));
     }
 
     hostLog(level, text) {
@@ -633,7 +650,7 @@ function workerMain() {
 // host functions and keeps them in this closure, out of the program's reach. Every value that
 // leaves it is a string or a number; every error the program can see is of its own realm.
 
-const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTimer, hostAlloc, toolNames, maxCalls) {
+const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, toolNames, maxCalls) {
   "use strict";
   const G = globalThis;
   const stringify = JSON.stringify;
@@ -788,10 +805,13 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
   }
 
   return {
-    invoke(fn, onOk, onError) {
+    invoke(fn, withChannel, onOk, onError) {
       // The reactions are this realm's functions and the engine's own then: the program
       // never gets hold of the host's callbacks, even if it replaced Promise.prototype.then.
-      apply(then, fn(), [(v) => { onOk(v); }, (e) => { onError(e); }]);
+      const channel = withChannel ? function report(text) {
+        hostReport(typeof text === "string" ? text : String(text));
+      } : undefined;
+      apply(then, fn(channel), [(v) => { onOk(v); }, (e) => { onError(e); }]);
     },
     settle(id, status, payload) {
       const entry = pending.get(id);
