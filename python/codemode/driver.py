@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ._core import StripResult
-from .events import EventCallback
+from .events import Event, EventCallback
 from .results import ExecutionResult
 from .tools import ToolBinding
 
@@ -37,7 +37,7 @@ class IsolateContext(Protocol):
         *,
         on_event: EventCallback | None = None,
         tool_call_id: str | None = None,
-        on_report: Callable[[str], None] | None = None,
+        on_report: Callable[[str], Event | None] | None = None,
     ) -> ExecutionResult: ...
 
     async def dispose(self) -> None: ...

@@ -38,8 +38,9 @@ from .tools import InvalidArguments, ToolBinding
 
 _SETTLE_OK, _SETTLE_TOOL_ERROR, _SETTLE_INVALID = 0, 1, 2
 
-ReportCallback = Callable[[str], None]
-"""Receives each line of an execution's report channel (see ``execute(on_report=...)``)."""
+ReportCallback = Callable[[str], "Event | None"]
+"""Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
+event it returns is emitted in order with the execution's own."""
 _PROGRAM_FILE = "program.ts"
 
 
@@ -107,9 +108,9 @@ class EngineContext:
         ``on_report`` opens the report channel: the program's function receives, as its
         parameter ``__codemode_channel``, a function whose every line is passed to
         ``on_report`` as it arrives (in order with the tool calls and console lines), outside
-        the console and its limits. It is meant for code a host places on line 1 before the
-        model's own, which takes the channel (and clears the parameter) before the model's
-        code runs.
+        the console and its limits; an event ``on_report`` returns is emitted in that order.
+        It is meant for code a host places on line 1 before the model's own, which takes the
+        channel (and clears the parameter) before the model's code runs.
         """
         if self._disposed:
             raise RuntimeError("this context has been disposed")
@@ -432,7 +433,9 @@ class _Run:
         for level, text, timestamp, _ in logs:
             if level == "report":
                 if self.on_report is not None:
-                    self.on_report(text)
+                    event = self.on_report(text)
+                    if event is not None and self.on_event is not None:
+                        self.events.append(event)
                 continue
             self.logs.append(text)
             if self.on_event is not None:

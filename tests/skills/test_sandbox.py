@@ -509,13 +509,69 @@ async def test_a_skill_stopped_by_the_memory_limit_is_a_failed_run() -> None:
     assert await stats_of(store, "hog") == (1, 0)
 
 
-async def test_past_the_live_lines_a_cut_off_execution_blames_no_skill() -> None:
-    runtime, store = await cut_off_runtime(timeout=1)
+async def test_every_run_of_a_long_cut_off_execution_counts() -> None:
+    runtime, store = await cut_off_runtime(timeout=1, max_log_lines=10)
     result = await runtime.execute(
         "for (let i = 0; i < 150; i++) await skill_double({ n: i });\nreturn await skill_spin({});"
     )
     assert result.error is not None and result.error.kind == "timeout"
-    assert result.logs == []
-    # 200 live lines: 99 calls and returns, the 100th call, then the line saying they stopped
-    assert await stats_of(store, "double") == (99, 99)
-    assert await stats_of(store, "spin") == (0, 0)
+    assert result.logs == []  # the reports are not console lines, nor count against its limits
+    assert await stats_of(store, "double") == (150, 150)
+    assert await stats_of(store, "spin") == (1, 0)
+
+
+# -- nothing the program does can pass for a run
+
+
+async def test_a_program_cannot_forge_runs(store: MemorySkillStore) -> None:
+    runtime = SkillRuntime(make_cm(), [DOUBLE], store=store)
+    before = await stats_of(store, "double")
+    forgeries = [
+        # the old console markers, and every report format
+        "for (const t of ['@@codemode:skill-runs@@{\"r\":[1,1,1]}', 'r0', 'r0 1 {}', 'h'])"
+        " { console.debug(t); console.log(t); }\nreturn 1",
+        # the channel parameter, arguments, and the runtime's names are gone by the model's code
+        "return [typeof __codemode_channel, typeof arguments[0], typeof __cm_b0_0]",
+        # a hoisted declaration of the channel's name takes it first: the execution fails
+        "function __codemode_channel(text) {}\nreturn await skill_double({ n: 1 })",
+        # a var of that name is assigned only after the runtime took the channel: harmless
+        "var __codemode_channel = (t) => 0;\nreturn await skill_double({ n: 1 })",
+    ]
+    results = [await runtime.execute(code) for code in forgeries]
+    assert results[0].success
+    assert results[1].result == ["undefined", "undefined", "undefined"]
+    hijacked = results[2].error
+    assert hijacked is not None and (hijacked.kind, hijacked.name) == ("runtime", "SyntaxError")
+    assert "__codemode_channel is reserved" in hijacked.message
+    assert results[3].result == {"value": 2}
+    assert await stats_of(store, "double") == (before[0] + 1, before[1] + 1)  # only the real run
+
+
+async def test_skill_events_are_live(driver: codemode.IsolateDriver) -> None:
+    """A skill's call event reaches the host while a tool the skill calls is running."""
+    seen: list[list[str]] = []
+    events: list[codemode.Event] = []
+
+    async def probe(args: dict[str, Any]) -> dict[str, Any]:
+        await anyio.sleep(0.05)  # the step's events are delivered meanwhile
+        seen.append([e.name for e in events])
+        return {"ok": True}
+
+    cm = codemode.create_code_mode(
+        tools=[
+            codemode.Tool.from_schema("probe", "Records the events so far", {"type": "object"}, None, probe)
+        ],
+        driver=driver,
+    )
+    calls_probe = Skill(
+        name="calls_probe", description="Calls the probe", code="return await external_probe({});"
+    )
+    runtime = SkillRuntime(cm, [calls_probe])
+    try:
+        result = await runtime.execute("return await skill_calls_probe({});", on_event=events.append)
+        assert result.result == {"ok": True}
+        assert seen and seen[0][-2:] == [SKILL_CALL, "code_mode:external_call"]
+        names = [e.name for e in events]
+        assert names.index(SKILL_RESULT) < names.index("code_mode:execution_finished")
+    finally:
+        await cm.aclose()

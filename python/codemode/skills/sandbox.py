@@ -1,43 +1,33 @@
 """Skills inside the sandbox: ``skill_<name>(input)`` as plain in-sandbox async functions.
 
-A :class:`SkillRuntime` runs a model's program with a set of skills callable in it. No engine
-change and no host round trip per call: the skills are appended to the program as hoisted
-``async function skill_<name>(input)`` declarations *after* the model's code, so the model's
-lines keep their numbers. The program as run is::
+A :class:`SkillRuntime` runs a model's program with a set of skills callable in it, with no
+host round trip per call. The program as run is::
 
-    try {<the model's code, its first line shifted right by 5 columns>
-    } finally { __cm_flush(); }
-    <runtime helpers, one wrapper and one body function per skill>
+    const {skill_a, ...} = (<runtime>)(__codemode_channel, ...); __codemode_channel = undefined; <line 1>
+    <the model's other lines, unchanged>
+    <one body function per skill: async function __cm_b<i>_T(input) {<the skill's code>}>
 
-Each ``skill_<name>`` wrapper validates its input against the skill's ``input_schema`` (a small
-JSON Schema interpreter in JavaScript), awaits the body (the skill's code, unchanged, as the body
-of its own async function), validates the output against ``output_schema`` and counts the run.
-When the program ends (returning or throwing) the ``finally`` writes the counted runs as one
-``console.debug`` line with a marker; the host takes that line out of the logs and the console
-events, records the runs in the store (``store.record_runs``: one write per skill, its runs in
-call order, which updates the skill's stats and trust) and emits ``code_mode:skill_call`` /
-``skill_result`` / ``skill_error`` events, before ``code_mode:execution_finished``. The skill
-events are therefore not live: they come in one batch at the end of the execution, with the
-times measured inside the sandbox.
+The runtime on line 1 runs first: it takes the execution's report channel (see
+``IsolateContext.execute(on_report=...)``) and clears the parameter, so the model's code never
+reaches it, and returns one ``skill_<name>`` wrapper per skill, closures over the channel. Each
+wrapper validates its input against the skill's ``input_schema`` (a small JSON Schema
+interpreter in JavaScript), awaits the body (the skill's code, unchanged, as the body of its own
+async function, named with a token ``T`` drawn per execution so the model's code cannot replace
+it), validates the output against ``output_schema`` and reports the call and its outcome as they
+happen. The host turns the reports into ``code_mode:skill_call`` / ``skill_result`` /
+``skill_error`` events, live and in order with the execution's other events, and records the runs
+in the store once the execution is over (``store.record_runs``: one write per skill, its runs in
+call order, which updates the skill's stats and trust). A call still running when the execution
+is cut off by its timeout, its memory limit or cancellation counts as a failed run.
+
+Nothing the program writes can pass for a report: the channel is outside the console, and the
+model's code cannot reach it. A program that declares ``__codemode_channel`` itself (the only
+way to take it first) fails before it runs.
 
 Errors keep pointing at the source the model can act on: a position in the model's code is
 reported as is (line 1's column corrected); a position inside a skill's code is reported as that
 skill's line and column (``line``/``column``/``frame`` point into the skill, the message ends with
 ``(in skill <name> line N, column C)``, the stack names ``skill:<name>:N:C``).
-
-Runs cut off: when the execution is stopped by its timeout, its memory limit or cancellation,
-the ``finally`` does not run. So that such runs still count, the wrappers also mark each call
-and each return as it happens, one short ``console.debug`` line each (another marker, taken out
-the same way), for the first :data:`MAX_LIVE_LINES` lines of an execution (fewer with small
-console limits). Without the final line, the host records the runs those lines saw end, and
-each call they saw start and not return counts as a failed run (with a ``skill_error`` event
-saying it was cut off). Past the budget of live lines, a cut-off execution records only what
-ended before it ran out, and blames no call. A cancellation that lands while a step runs in a
-worker thread loses that step's lines.
-
-Limits: runs of a program that already filled the console limits are not recorded (the marker
-lines are cut). A program can write a forged marker line itself: it only changes the stats of
-skills it can call anyway.
 """
 
 from __future__ import annotations
@@ -47,6 +37,7 @@ import inspect
 import json
 import logging
 import re
+import secrets
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,12 +64,8 @@ SKILL_CALL: EventName = "code_mode:skill_call"
 SKILL_RESULT: EventName = "code_mode:skill_result"
 SKILL_ERROR: EventName = "code_mode:skill_error"
 
-MARKER = "@@codemode:skill-runs@@"
-LIVE_MARKER = "@@codemode:skill-live@@"
-_LOG_PREFIX = "DEBUG: " + MARKER
-_LIVE_PREFIX = "DEBUG: " + LIVE_MARKER
 _CUT_OFF = frozenset({"timeout", "memory", "cancelled"})
-_PREFIX = "try {"
+_NOT_STARTED = frozenset({"syntax", "timeout", "memory", "cancelled"})  # may end before line 1 ran
 _DENIED = "not approved to run"
 _MISSING = "there is no such skill"
 _PROGRAM_FRAME = re.compile(r"^(\s*at )(\S+) \(program\.ts:(\d+):(\d+)\)$")
@@ -87,88 +74,81 @@ _SKILL_REFERENCE = re.compile(r"\bskill_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b")
 MAX_SKILL_EVENTS = 1000
 """At most this many skill calls per execution are reported as events (all are recorded)."""
 
-MAX_LIVE_LINES = 200
-"""At most this many console lines per execution mark skill calls and returns as they happen
-(so a run cut off by a limit is known); fewer when the console limits are small."""
-
 _CONTEXTS: weakref.WeakKeyDictionary[CodeMode, IsolateContext] = weakref.WeakKeyDictionary()
 
 Approve = Callable[[Skill], bool | Awaitable[bool]]
 """Consulted before an untrusted skill runs: return (or resolve to) True to let it run."""
 
 _RUNTIME_JS = r"""
-var __cm_S;
-function __cm_st() {
-  if (__cm_S === undefined)
-    __cm_S = { r: [], e: [], d: __CM_DETAIL__, m: __CM_MAX__, v: __CM_SCHEMAS__,
-               log: console.debug, b: __CM_LIVE__ };
-  return __cm_S;
-}
-function __cm_live(s, t) {
-  s.b--;
-  try { s.log(__CM_LIVE_MARKER__ + (s.b > 0 ? t : "x")); } catch (x) {}
-}
-var __cm_C;
-function __cm_check(s, v, p, root) {
-  if (__cm_C === undefined) __cm_C = (0, eval)(__CM_VALIDATOR__);
-  return __cm_C(s, v, p, root);
-}
-function __cm_error(name, message) {
-  const e = new Error(message);
-  Object.defineProperty(e, "name", { value: name, writable: true, configurable: true });
-  return e;
-}
-function __cm_in(i, name, input) {
-  const s = __cm_st();
-  const schema = s.v[i][0];
-  const e = __cm_check(schema, input, "input", schema);
-  const t = s.d ? Date.now() : 0;
-  if (s.d && s.e.length < s.m) s.e.push([0, i, input, t]);
-  if (e !== null) {
-    if (s.d && s.e.length < s.m) s.e.push([2, i, "skill_" + name + ": invalid input: " + e, t]);
-    throw __cm_error("InvalidArgumentsError", "skill_" + name + ": invalid input: " + e);
+(function (R, B, names, V, D, M, C) {
+  "use strict";
+  const stringify = JSON.stringify;
+  let check;
+  let detailed = 0;
+  function fail(name, message) {
+    const e = new Error(message);
+    Object.defineProperty(e, "name", { value: name, writable: true, configurable: true });
+    return e;
   }
-  if (s.b > 0) __cm_live(s, "c" + i);
-  return t;
-}
-function __cm_out(i, name, out, t) {
-  const s = __cm_st();
-  const schema = s.v[i][1];
-  const e = schema === null ? null : __cm_check(schema, out, "output", schema);
-  if (e !== null) {
-    const message = "skill_" + name + " returned an invalid result: " + e;
-    s.r.push(i * 2);
-    if (s.b > 0) __cm_live(s, "" + i * 2);
-    if (s.d && s.e.length < s.m) s.e.push([2, i, message, Date.now() - t]);
-    throw __cm_error("SkillError", message);
+  function json(v) {
+    try { const t = stringify(v); return t === undefined ? "null" : t; } catch (x) { return "null"; }
   }
-  s.r.push(i * 2 + 1);
-  if (s.b > 0) __cm_live(s, "" + (i * 2 + 1));
-  if (s.d && s.e.length < s.m) s.e.push([1, i, out, Date.now() - t]);
-  return out;
-}
-function __cm_fail(i, err, t) {
-  const s = __cm_st();
-  s.r.push(i * 2);
-  if (s.b > 0) __cm_live(s, "" + i * 2);
-  if (s.d && s.e.length < s.m) {
-    let message;
-    try { message = err instanceof Error ? err.name + ": " + err.message : String(err); }
-    catch (x) { message = "error"; }
-    s.e.push([2, i, message, Date.now() - t]);
+  function describe(e) {
+    try { return e instanceof Error ? e.name + ": " + e.message : String(e); } catch (x) { return "error"; }
   }
-}
-function __cm_refuse(name, message) {
-  return Promise.reject(__cm_error("SkillError", "skill_" + name + ": " + message));
-}
-function __cm_flush() {
-  const s = __cm_S;
-  if (s === undefined || (s.r.length === 0 && s.e.length === 0)) return;
-  let text;
-  try { text = JSON.stringify({ r: s.r, e: s.e }); } catch (x) { text = JSON.stringify({ r: s.r, e: [] }); }
-  try { s.log(__CM_MARKER__ + text); } catch (x) {}
-}
+  function refuse(name, why) {
+    const message = "skill_" + name + ": " + why;
+    const refused = function (input) { return Promise.reject(fail("SkillError", message)); };
+    return { ["skill_" + name]: refused }["skill_" + name];
+  }
+  function wrap(i, name, body) {
+    const schemas = V[i];
+    return { ["skill_" + name]: async function (input) {
+      if (input === undefined) input = {};
+      if (check === undefined) check = (0, eval)(C);
+      const d = D && detailed < M;
+      if (d) detailed++;
+      if (R) R(d ? "c" + i + " " + json(input) : "c" + i);
+      const t = d ? Date.now() : 0;
+      const bad = check(schemas[0], input, "input", schemas[0]);
+      if (bad !== null) {
+        const m = "skill_" + name + ": invalid input: " + bad;
+        if (R) R(d ? "x" + i + " " + m : "x" + i);
+        throw fail("InvalidArgumentsError", m);
+      }
+      let out;
+      try { out = await body(input); } catch (e) {
+        if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + describe(e) : "f" + i);
+        throw e;
+      }
+      const wrong = schemas[1] === null ? null : check(schemas[1], out, "output", schemas[1]);
+      if (wrong !== null) {
+        const m = "skill_" + name + " returned an invalid result: " + wrong;
+        if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + m : "f" + i);
+        throw fail("SkillError", m);
+      }
+      if (R) R(d ? "r" + i + " " + (Date.now() - t) + " " + json(out) : "r" + i);
+      return out;
+    } }["skill_" + name];
+  }
+  if (R) R("h");
+  const skills = {};
+  for (let i = 0; i < names.length; i++) {
+    const [name, why] = names[i];
+    skills["skill_" + name] = why === null ? wrap(i, name, B[i]) : refuse(name, why);
+  }
+  return skills;
+})
 """
+"""The skills runtime, a function of the report channel, the body functions, ``[name, why
+refused or null]`` per skill, their schemas, whether to report details, how many calls may
+carry them, and the validator's source. Joined onto one line, it runs before the model's code.
+
+Reports (one line each): ``h`` (the runtime took the channel); ``c<i>`` a call of skill ``i``
+(``c<i> <input JSON>`` with details); ``x<i>`` its input was refused (not a run); ``r<i>`` it
+returned (``r<i> <ms> <result JSON>``); ``f<i>`` it failed (``f<i> <ms> <message>``)."""
+
+_RUNTIME_LINE = " ".join(line.strip() for line in _RUNTIME_JS.strip().splitlines())
 
 _VALIDATOR_JS = r"""(function () {
 "use strict";
@@ -283,15 +263,12 @@ indirect ``eval`` of its source), so programs that call none do not pay for pars
 
 _VALIDATOR_LITERAL = json.dumps(_VALIDATOR_JS)
 
-_WRAPPER_JS = (
-    "async function skill_{name}(input) {{\n"
-    "  if (input === undefined) input = {{}};\n"
-    '  const t = __cm_in({i}, "{name}", input);\n'
-    "  let out;\n"
-    "  try {{ out = await __cm_b{i}(input); }} catch (e) {{ __cm_fail({i}, e, t); throw e; }}\n"
-    '  return __cm_out({i}, "{name}", out, t);\n'
-    "}}\n"
-    "async function __cm_b{i}(input) {{\n"
+_BODY_JS = "async function __cm_b{i}_@@TOKEN@@(input) {{\n"
+_TOKEN = "@@TOKEN@@"
+_CHANNEL = "__codemode_channel"
+_HIJACKED = (
+    "__codemode_channel is reserved: the program declares it, so the skills cannot run "
+    "(rename that declaration)"
 )
 
 
@@ -300,6 +277,8 @@ class _Layout:
     """The program as run: its text and where each part's lines are."""
 
     text: str
+    skills: tuple[str, ...]  # the runtime's skill indexes: the names its reports refer to
+    prefix: int  # the runtime's characters on line 1, before the model's code
     model_lines: int
     model_strip: Any  # the model code's StripResult when positions were not preserved
     bodies: tuple[_Body, ...]
@@ -308,7 +287,10 @@ class _Layout:
         """``(None, line, column)`` in the model's code, ``(name, line, column)`` in a skill's
         code, ``None`` in the runtime (positions in the TypeScript each part was written in)."""
         if line <= self.model_lines:
-            column = column - len(_PREFIX) if line == 1 else column
+            if line == 1:
+                if column <= self.prefix:
+                    return None
+                column -= self.prefix
             if self.model_strip is not None:
                 line, column = self.model_strip.original_position(line, column)
             return None, line, column
@@ -384,6 +366,9 @@ def code_compiles(skill: Skill) -> bool:
     return strip_body(skill.code) is not None
 
 
+_Parts = tuple[list[list[Any]], str, str, str, tuple[_Body, ...]]
+
+
 @dataclass(frozen=True)
 class _SkillBinding:
     """What :func:`codemode.declarations.render_declarations` reads of a tool, for a skill."""
@@ -429,7 +414,7 @@ class SkillRuntime:
             self._add(skill)
         self.declared = list(declared) if declared is not None else sorted(self.skills)
         self.listeners: list[Callable[[Skill], None]] = []
-        self._suffixes: dict[tuple[bool, frozenset[str], int], tuple[str, tuple[_Body, ...]]] = {}
+        self._built: dict[frozenset[str], _Parts] = {}
 
     # -- the skills
 
@@ -444,7 +429,7 @@ class SkillRuntime:
         self._add(skill)
         if declare and skill.name in self.skills and skill.name not in self.declared:
             self.declared.append(skill.name)
-        self._suffixes.clear()
+        self._built.clear()
         if skill.name in self.skills and skill.name in self.declared:
             for listener in list(self.listeners):
                 listener(self.skills[skill.name])
@@ -470,48 +455,37 @@ class SkillRuntime:
 
     # -- building the program
 
-    def _suffix(self, detail: bool, denied: frozenset[str], live: int) -> tuple[str, tuple[_Body, ...]]:
-        key = (detail, denied, live)
-        cached = self._suffixes.get(key)
+    def _parts(self, denied: frozenset[str]) -> _Parts:
+        """What the program is built of for these refusals (cached): ``[name, why refused or
+        None]`` per skill (the runtime's indexes), the schemas' JSON, the body functions'
+        names (with the token placeholder) and their source, with their lines counted from
+        the first line after the model's code."""
+        cached = self._built.get(denied)
         if cached is not None:
             return cached
         names = sorted(self.skills)
-        schemas = [[self.skills[n].input_schema, self.skills[n].output_schema] for n in names]
-        runtime = (
-            _RUNTIME_JS.replace("__CM_DETAIL__", "true" if detail else "false")
-            .replace("__CM_MAX__", str(self.max_events))
-            .replace("__CM_SCHEMAS__", json.dumps(schemas))
-            .replace("__CM_MARKER__", json.dumps(MARKER))
-            .replace("__CM_LIVE_MARKER__", json.dumps(LIVE_MARKER))
-            .replace("__CM_LIVE__", str(live))
-            .replace("__CM_VALIDATOR__", _VALIDATOR_LITERAL)
-        )
-        parts = [runtime]
-        line = runtime.count("\n") + 1  # lines of the suffix so far (relative, 1-based next line)
+        entries: list[list[Any]] = [[n, _DENIED if n in denied else None] for n in names]
+        entries += [[n, _MISSING] for n in sorted(self._missing())]
+        schemas = json.dumps([[self.skills[n].input_schema, self.skills[n].output_schema] for n in names])
+        parts: list[str] = []
+        line = 1
         bodies: list[_Body] = []
         for index, name in enumerate(names):
             if name in denied:
-                parts.append(
-                    f'function skill_{name}(input) {{ return __cm_refuse("{name}", "{_DENIED}"); }}\n'
-                )
-                line += 1
                 continue
-            wrapper = _WRAPPER_JS.format(name=name, i=index)
-            parts.append(wrapper)
-            line += wrapper.count("\n")
             stripped = strip_body(self.skills[name].code)
             assert stripped is not None
             code, strip = stripped
             body_lines = code.count("\n") + 1
-            bodies.append(_Body(line, line + body_lines - 1, name, strip))
-            parts.append(code + "\n}\n")
-            line += body_lines + 1
-        for name in sorted(self._missing()):
-            parts.append(f'function skill_{name}(input) {{ return __cm_refuse("{name}", "{_MISSING}"); }}\n')
-            line += 1
-        result = "".join(parts), tuple(bodies)
-        self._suffixes[key] = result
-        return result
+            bodies.append(_Body(line + 1, line + body_lines, name, strip))
+            parts.append(_BODY_JS.format(i=index) + code + "\n}\n")
+            line += body_lines + 2
+        references = ",".join(
+            "null" if name in denied else f"__cm_b{index}_{_TOKEN}" for index, name in enumerate(names)
+        )
+        built = entries, schemas, f"[{references}]", "".join(parts), tuple(bodies)
+        self._built[denied] = built
+        return built
 
     def _missing(self) -> set[str]:
         referenced: set[str] = set()
@@ -520,25 +494,33 @@ class SkillRuntime:
         return referenced - set(self.skills)
 
     def layout(
-        self, code: str, *, detail: bool = False, denied: frozenset[str] = frozenset(), live: int = 0
+        self, code: str, *, detail: bool = False, denied: frozenset[str] = frozenset(), token: str = "0"
     ) -> _Layout:
         """The JavaScript program that runs ``code`` with the skills (see the module doc).
 
-        ``detail`` collects what the skill events carry; ``live`` is how many console lines may
-        mark skill calls and returns as they happen. Each part is stripped of its types on its
-        own (the skills' once, cached), so the runtime's JavaScript is never parsed by the
-        TypeScript stripper. Raises ``codemode._core.TypeScriptSyntaxError`` when ``code`` does
-        not parse."""
-        suffix, bodies = self._suffix(detail, denied, live)
+        ``detail`` makes the runtime report inputs, results and times (for the events);
+        ``token`` names the body functions. Each part is stripped of its types on its own (the
+        skills' once, cached), so the runtime's JavaScript is never parsed by the TypeScript
+        stripper. Raises ``codemode._core.TypeScriptSyntaxError`` when ``code`` does not
+        parse."""
+        entries, schemas, references, bodies_js, bodies = self._parts(denied)
         stripped = _core.strip_types(code)
         javascript = stripped.javascript
-        head = f"{_PREFIX}{javascript}\n}} finally {{ __cm_flush(); }}\n"
-        offset = head.count("\n")  # the suffix's first line is offset + 1
+        names = [name for name, _ in entries]
+        prefix = (
+            f"const {{{', '.join('skill_' + n for n in names)}}} = {_RUNTIME_LINE}"
+            f"({_CHANNEL}, {references.replace(_TOKEN, token)}, {json.dumps(entries)}, {schemas}, "
+            f"{'true' if detail else 'false'}, {self.max_events}, {_VALIDATOR_LITERAL}); "
+            f"{_CHANNEL} = undefined; "
+        )
+        model_lines = javascript.count("\n") + 1
+        offset = model_lines + 1  # the bodies start on the line after the model's code
         shifted = tuple(
-            _Body(body.first + offset, body.last + offset, body.name, body.strip) for body in bodies
+            _Body(body.first + offset - 1, body.last + offset - 1, body.name, body.strip) for body in bodies
         )
         model_strip = None if stripped.positions_preserved else stripped
-        return _Layout(head + suffix, javascript.count("\n") + 1, model_strip, shifted)
+        text = prefix + javascript + "\n" + bodies_js.replace(_TOKEN, token)
+        return _Layout(text, tuple(names), len(prefix), model_lines, model_strip, shifted)
 
     async def _context(self) -> IsolateContext:
         """A sandbox context over ``cm``'s tools and limits (one per code mode, shared)."""
@@ -589,23 +571,17 @@ class SkillRuntime:
                 code,
                 detail=on_event is not None,
                 denied=await self._denied(code),
-                live=self._live_lines() if watched else 0,
+                token=secrets.token_hex(8),
             )
         except _core.TypeScriptSyntaxError:  # the code mode reports it, with its events
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
-        seen: list[str] = []  # the runtime's lines, as they arrive (all there is if cancelled)
+        tally = _Tally(layout.skills, tool_call_id)
         held: list[Event] = []
 
         async def relay(event: Event) -> None:
-            if event.name == "code_mode:console":
-                text = str(event.value.get("text", ""))
-                if text.startswith((_LOG_PREFIX, _LIVE_PREFIX)):
-                    seen.append(text)
-                    return
-            if on_event is None:
-                return
+            assert on_event is not None
             if event.name == "code_mode:execution_finished":
-                held.append(event)
+                held.append(event)  # after the runs are recorded and any cut-off reported
                 return
             outcome = on_event(event)
             if inspect.isawaitable(outcome):
@@ -615,37 +591,31 @@ class SkillRuntime:
         program = Program(layout.text, layout.text)
         try:
             result = await context.execute(
-                program, tool_call_id=tool_call_id, on_event=relay if watched else None
+                program,
+                tool_call_id=tool_call_id,
+                on_event=relay if on_event is not None else None,
+                on_report=tally.report if watched else None,
             )
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._settle(seen, "cancelled", None, held, tool_call_id, on_event, swallow=True)
+                await self._settle(tally, "cancelled", None, held, tool_call_id, on_event, swallow=True)
             raise
-        logs = []
-        lines = []
-        for line in result.logs:
-            if line.startswith((_LOG_PREFIX, _LIVE_PREFIX)):
-                lines.append(line)
-            else:
-                logs.append(line)
         error = result.error
         if error is not None:
             error = self._map_error(error, layout, code)
-        result = result.model_copy(update={"logs": logs, "error": error})
+        if watched and not tally.started and (error is None or error.kind not in _NOT_STARTED):
+            # The model's code declared the channel's name, so it took the channel first.
+            error = ExecutionError(kind="runtime", name="SyntaxError", message=_HIJACKED)
+            result = result.model_copy(update={"success": False, "result": None})
+        result = result.model_copy(update={"error": error})
         await self._settle(
-            lines, error.kind if error is not None else None, error, held, tool_call_id, on_event
+            tally, error.kind if error is not None else None, error, held, tool_call_id, on_event
         )
         return result
 
-    def _live_lines(self) -> int:
-        """How many console lines an execution may spend marking skill calls as they happen:
-        :data:`MAX_LIVE_LINES`, at most a twentieth of the console limits."""
-        limits = self.cm.limits
-        return max(0, min(MAX_LIVE_LINES, limits.max_log_lines // 20, limits.max_log_bytes // (20 * 40)))
-
     async def _settle(
         self,
-        lines: list[str],
+        tally: _Tally,
         kind: str | None,
         error: ExecutionError | None,
         held: list[Event],
@@ -654,27 +624,17 @@ class SkillRuntime:
         *,
         swallow: bool = False,
     ) -> None:
-        """Record the runs the runtime's ``lines`` report and emit the skill events, then the
-        held ``execution_finished``. Without the final line (the program was cut off), the live
-        lines tell which runs ended and which calls were still running: when the execution
-        was cut off by a limit (``kind``), each of those counts as a failed run."""
-        payloads = [line[len(_LOG_PREFIX) :] for line in lines if line.startswith(_LOG_PREFIX)]
+        """Record the runs the runtime reported, then emit the held ``execution_finished``.
+        When the execution was cut off by a limit (``kind``), each call still running counts
+        as a failed run, with a ``skill_error`` event."""
         cut: list[int] = []
-        if payloads:
-            runs, details = _parse_payloads(payloads)
-        else:
-            live = [line[len(_LIVE_PREFIX) :] for line in lines if line.startswith(_LIVE_PREFIX)]
-            runs, running = _parse_live(live)
-            details = []
-            if kind in _CUT_OFF:
-                cut = running
-                runs.extend(index * 2 for index in cut)
+        if kind in _CUT_OFF:
+            cut = [index for index, count in sorted(tally.running.items()) for _ in range(count)]
+            tally.runs.extend(index * 2 for index in cut)
         try:
-            await self._record(runs)
+            await self._record(tally.runs, tally.names)
             if on_event is None:
                 return
-            await self._emit(details, tool_call_id, on_event)
-            names = sorted(self.skills)
             why = f"{error.name}: {error.message}" if error is not None else "CancelledError: cancelled"
             for index in cut:
                 event = Event(
@@ -682,7 +642,7 @@ class SkillRuntime:
                     {
                         "toolCallId": tool_call_id,
                         "timestamp": now_ms(),
-                        "skill": names[index],
+                        "skill": tally.names[index],
                         "error": f"cut off while running ({why})",
                         "duration_ms": 0,
                     },
@@ -693,6 +653,7 @@ class SkillRuntime:
             for event in held:
                 value = dict(event.value)
                 if error is not None:
+                    value["success"] = False
                     value["error"] = error.model_dump(exclude_none=True)
                 outcome = on_event(Event(event.name, value))
                 if inspect.isawaitable(outcome):
@@ -702,12 +663,12 @@ class SkillRuntime:
                 raise
             logger.warning("recording the runs of a cancelled execution failed", exc_info=True)
 
-    async def _record(self, runs: Sequence[int]) -> None:
-        """Record ``runs`` (``index * 2 + success`` each, in call order) in the store: one
-        ``record_runs`` per skill, however many times the program called it."""
+    async def _record(self, runs: Sequence[int], names: Sequence[str]) -> None:
+        """Record ``runs`` (``index * 2 + success`` each, in call order, ``index`` into
+        ``names``) in the store: one ``record_runs`` per skill, however many times the program
+        called it."""
         if self.store is None or not runs:
             return
-        names = sorted(self.skills)
         outcomes: dict[str, list[bool]] = {}
         for run in runs:
             index, success = divmod(run, 2)
@@ -723,47 +684,6 @@ class SkillRuntime:
                 self.skills[name] = current.model_copy(
                     update={"stats": updated.stats, "trust_level": updated.trust_level}
                 )
-
-    async def _emit(
-        self, details: list[list[Any]], tool_call_id: str | None, on_event: EventCallback
-    ) -> None:
-        names = sorted(self.skills)
-        for detail in details:
-            try:
-                kind, index, value, number = detail
-                name = names[index]
-            except (ValueError, IndexError, TypeError):
-                continue
-            if kind == 0:
-                event = Event(
-                    SKILL_CALL,
-                    {"toolCallId": tool_call_id, "timestamp": number, "skill": name, "input": value},
-                )
-            elif kind == 1:
-                event = Event(
-                    SKILL_RESULT,
-                    {
-                        "toolCallId": tool_call_id,
-                        "timestamp": now_ms(),
-                        "skill": name,
-                        "result": value,
-                        "duration_ms": number,
-                    },
-                )
-            else:
-                event = Event(
-                    SKILL_ERROR,
-                    {
-                        "toolCallId": tool_call_id,
-                        "timestamp": now_ms(),
-                        "skill": name,
-                        "error": value,
-                        "duration_ms": number if kind == 2 and isinstance(number, int | float) else 0,
-                    },
-                )
-            outcome = on_event(event)
-            if inspect.isawaitable(outcome):
-                await outcome
 
     # -- errors
 
@@ -840,39 +760,62 @@ class SkillRuntime:
         return ModelTool(name, description, skill.input_schema, call)
 
 
-def _parse_live(lines: list[str]) -> tuple[list[int], list[int]]:
-    """The runs the live lines report as ended (run codes, in order) and the skill indexes of
-    the calls still running, one per call (none known once the runtime stopped marking)."""
-    runs: list[int] = []
-    running: dict[int, int] = {}
-    for text in lines:
-        if text == "x":  # the budget of live lines is spent: what runs after is unknown
-            return runs, []
+class _Tally:
+    """One execution's reports from the skills runtime: the runs so far (``index * 2 +
+    success``, in order), the calls still running, and the events they stand for."""
+
+    __slots__ = ("names", "running", "runs", "started", "tool_call_id")
+
+    def __init__(self, names: Sequence[str], tool_call_id: str | None) -> None:
+        self.names = names
+        self.tool_call_id = tool_call_id
+        self.started = False
+        self.runs: list[int] = []
+        self.running: dict[int, int] = {}
+
+    def report(self, text: str) -> Event | None:
+        """Take one report (see ``_RUNTIME_JS``); the event it stands for, if it has details."""
+        head, _, rest = text.partition(" ")
+        kind = head[:1]
+        if kind == "h":
+            self.started = True
+            return None
         try:
-            if text.startswith("c"):
-                index = int(text[1:])
-                running[index] = running.get(index, 0) + 1
-                continue
-            run = int(text)
+            index = int(head[1:])
+            name = self.names[index]
+        except (ValueError, IndexError):
+            return None
+        if kind == "c":
+            self.running[index] = self.running.get(index, 0) + 1
+            if not rest:
+                return None
+            return self._event(SKILL_CALL, name, input=_loads(rest))
+        if self.running.get(index):
+            self.running[index] -= 1
+        if kind == "x":  # the input was refused: not a run of the skill
+            return self._event(SKILL_ERROR, name, error=rest, duration_ms=0) if rest else None
+        if kind not in ("r", "f"):
+            return None
+        self.runs.append(index * 2 + (kind == "r"))
+        if not rest:
+            return None
+        ms, _, value = rest.partition(" ")
+        try:
+            duration: float = int(ms)
         except ValueError:
-            continue
-        runs.append(run)
-        index = run // 2
-        if running.get(index):
-            running[index] -= 1
-    return runs, [index for index, count in sorted(running.items()) for _ in range(count)]
+            duration = 0
+        if kind == "r":
+            return self._event(SKILL_RESULT, name, result=_loads(value), duration_ms=duration)
+        return self._event(SKILL_ERROR, name, error=value, duration_ms=duration)
+
+    def _event(self, event_name: EventName, skill: str, **fields: Any) -> Event:
+        return Event(
+            event_name, {"toolCallId": self.tool_call_id, "timestamp": now_ms(), "skill": skill, **fields}
+        )
 
 
-def _parse_payloads(payloads: list[str]) -> tuple[list[int], list[list[Any]]]:
-    runs: list[int] = []
-    details: list[list[Any]] = []
-    for payload in payloads:
-        try:
-            data = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        runs.extend(r for r in data.get("r", []) if isinstance(r, int))
-        details.extend(d for d in data.get("e", []) if isinstance(d, list))
-    return runs, details
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
