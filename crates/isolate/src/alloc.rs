@@ -56,54 +56,48 @@ fn from_mimalloc(ptr: *mut u8) -> bool {
     unsafe { mi::mi_is_in_heap_region(ptr.cast()) }
 }
 
-fn usable(ptr: *mut u8) -> usize {
-    // SAFETY: every pointer handed out by this allocator comes from mimalloc or libc malloc.
-    unsafe {
-        if from_mimalloc(ptr) {
-            mi::mi_usable_size(ptr.cast())
-        } else {
-            libc::malloc_usable_size(ptr.cast())
-        }
+/// The usable size of a block, knowing which allocator made it.
+///
+/// # Safety
+/// `ptr` is a live block of that allocator.
+unsafe fn usable_of(ptr: *mut u8, small: bool) -> usize {
+    if small {
+        mi::mi_usable_size(ptr.cast())
+    } else {
+        libc::malloc_usable_size(ptr.cast())
     }
 }
 
-fn raw_alloc(size: usize) -> *mut u8 {
-    // SAFETY: plain allocations; freed by `raw_free`.
+fn usable(ptr: *mut u8) -> usize {
+    // SAFETY: every pointer handed out by this allocator comes from mimalloc or libc malloc.
+    unsafe { usable_of(ptr, from_mimalloc(ptr)) }
+}
+
+/// A new block of `size` bytes (zeroed when `zeroed`), and its usable size.
+fn raw_alloc(size: usize, zeroed: bool) -> (*mut u8, usize) {
+    let small = size < LARGE;
+    // SAFETY: plain allocations, freed by the matching free in `dealloc` / `realloc`.
     unsafe {
-        if size >= LARGE {
-            libc::malloc(size).cast()
-        } else {
-            mi::mi_malloc(size.max(1)).cast()
+        let ptr: *mut u8 = match (small, zeroed) {
+            (true, false) => mi::mi_malloc(size.max(1)).cast(),
+            (true, true) => mi::mi_zalloc(size.max(1)).cast(),
+            (false, false) => libc::malloc(size).cast(),
+            (false, true) => libc::calloc(1, size).cast(),
+        };
+        if ptr.is_null() {
+            return (ptr, 0);
         }
+        (ptr, usable_of(ptr, small))
     }
 }
 
 /// # Safety
-/// `ptr` came from `raw_alloc` / `raw_realloc` / calloc here and is freed once.
-unsafe fn raw_free(ptr: *mut u8) {
-    if from_mimalloc(ptr) {
+/// `ptr` came from this allocator, `small` says which one, and it is freed once.
+unsafe fn raw_free(ptr: *mut u8, small: bool) {
+    if small {
         mi::mi_free(ptr.cast());
     } else {
         libc::free(ptr.cast());
-    }
-}
-
-/// # Safety
-/// As for `raw_free`; `ptr` is not null.
-unsafe fn raw_realloc(ptr: *mut u8, old: usize, new_size: usize) -> *mut u8 {
-    let small = from_mimalloc(ptr);
-    match (small, new_size >= LARGE) {
-        (true, false) => mi::mi_realloc(ptr.cast(), new_size.max(1)).cast(),
-        (false, true) => libc::realloc(ptr.cast(), new_size).cast(),
-        _ => {
-            // Moving between the two: copy what fits.
-            let new_ptr = raw_alloc(new_size);
-            if !new_ptr.is_null() {
-                std::ptr::copy_nonoverlapping(ptr, new_ptr, old.min(new_size));
-                raw_free(ptr);
-            }
-            new_ptr
-        }
     }
 }
 
@@ -114,10 +108,8 @@ unsafe impl Allocator for LimitedAllocator {
         if !self.admit(size) {
             return std::ptr::null_mut();
         }
-        let ptr = raw_alloc(size);
-        if !ptr.is_null() {
-            self.used += usable(ptr);
-        }
+        let (ptr, usable) = raw_alloc(size, false);
+        self.used += usable;
         ptr
     }
 
@@ -128,17 +120,8 @@ unsafe impl Allocator for LimitedAllocator {
         if !self.admit(total) {
             return std::ptr::null_mut();
         }
-        // SAFETY: a plain zeroed allocation.
-        let ptr: *mut u8 = unsafe {
-            if total >= LARGE {
-                libc::calloc(count, size).cast()
-            } else {
-                mi::mi_calloc(count.max(1), size.max(1)).cast()
-            }
-        };
-        if !ptr.is_null() {
-            self.used += usable(ptr);
-        }
+        let (ptr, usable) = raw_alloc(total, true);
+        self.used += usable;
         ptr
     }
 
@@ -146,21 +129,41 @@ unsafe impl Allocator for LimitedAllocator {
         if ptr.is_null() {
             return;
         }
-        self.used = self.used.saturating_sub(usable(ptr));
-        raw_free(ptr);
+        let small = from_mimalloc(ptr);
+        self.used = self.used.saturating_sub(usable_of(ptr, small));
+        raw_free(ptr, small);
     }
 
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
         if ptr.is_null() {
             return self.alloc(new_size);
         }
-        let old = usable(ptr);
+        let small = from_mimalloc(ptr);
+        let old = usable_of(ptr, small);
         if new_size > old && !self.admit(new_size - old) {
             return std::ptr::null_mut();
         }
-        let new_ptr = raw_realloc(ptr, old, new_size);
+        let (new_ptr, usable) = match (small, new_size < LARGE) {
+            (true, true) => {
+                let p: *mut u8 = mi::mi_realloc(ptr.cast(), new_size.max(1)).cast();
+                (p, if p.is_null() { 0 } else { usable_of(p, true) })
+            }
+            (false, false) => {
+                let p: *mut u8 = libc::realloc(ptr.cast(), new_size).cast();
+                (p, if p.is_null() { 0 } else { usable_of(p, false) })
+            }
+            _ => {
+                // Moving between the two: copy what fits.
+                let (p, usable) = raw_alloc(new_size, false);
+                if !p.is_null() {
+                    std::ptr::copy_nonoverlapping(ptr, p, old.min(new_size));
+                    raw_free(ptr, small);
+                }
+                (p, usable)
+            }
+        };
         if !new_ptr.is_null() {
-            self.used = self.used.saturating_sub(old) + usable(new_ptr);
+            self.used = self.used.saturating_sub(old) + usable;
         }
         new_ptr
     }
