@@ -206,6 +206,42 @@ async def test_invalid_output_fails_the_call_and_counts_as_a_failure() -> None:
             "{}",
             'input must have property "id"',
         ),
+        ({"type": "string", "format": "date"}, "'2026-02-28'", "'2026-02-30x'", "input must be a valid date"),
+        ({"type": "string", "format": "date"}, "'2026-12-01'", "'2026-13-01'", "input must be a valid date"),
+        (
+            {"type": "string", "format": "date-time"},
+            "'2026-11-27T08:00:00Z'",
+            "'yesterday'",
+            "input must be a valid date-time",
+        ),
+        ({"type": "string", "format": "email"}, "'ann@example.com'", "'ann'", "input must be a valid email"),
+        (
+            {"type": "string", "format": "uuid"},
+            "'123e4567-e89b-12d3-a456-426614174000'",
+            "'123'",
+            "input must be a valid uuid",
+        ),
+        ({"type": "string", "format": "ipv4"}, "'10.0.0.1'", "'10.0.0.256'", "input must be a valid ipv4"),
+        (
+            {"type": "string", "format": "hostname"},
+            "'api.example.com'",
+            "'-x.com'",
+            "input must be a valid hostname",
+        ),
+        ({"type": "string", "format": "made-up"}, "'anything'", "1", "input must be string"),
+        (
+            {"type": "array", "uniqueItems": True},
+            "[1, '1', {a: 1, b: 2}, {a: 2}]",
+            "[{a: 1, b: 2}, {b: 2, a: 1}]",
+            "input must not have duplicate items",
+        ),
+        ({"type": "object", "minProperties": 1}, "{a: 1}", "{}", "input must have at least 1 properties"),
+        (
+            {"type": "object", "maxProperties": 1},
+            "{a: 1}",
+            "{a: 1, b: 2}",
+            "input must have at most 1 properties",
+        ),
     ],
 )
 async def test_schema_keywords(schema: dict[str, Any], good: str, bad: str, message: str) -> None:
@@ -216,6 +252,30 @@ async def test_schema_keywords(schema: dict[str, Any], good: str, bad: str, mess
     refused = await runtime.execute(f"return await skill_echo_input({bad});")
     assert refused.error is not None
     assert refused.error.message == f"skill_echo_input: invalid input: {message}"
+
+
+async def test_defaults_are_filled_in_a_copy_of_the_input() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "q": {"type": "string"},
+            "limit": {"type": "integer", "default": 10},
+            "opts": {"type": "object", "properties": {"deep": {"type": "boolean", "default": True}}},
+            "tags": {"type": "array", "default": []},
+        },
+        "required": ["q"],
+    }
+    skill = Skill(name="echo_input", description="Echo", code="return input;", input_schema=schema)
+    runtime = SkillRuntime(make_cm(), [skill])
+    result = await runtime.execute(
+        "const arg = { q: 'x', opts: {} };\nconst out = await skill_echo_input(arg);\nreturn [out, arg];"
+    )
+    assert result.result == [
+        {"q": "x", "opts": {"deep": True}, "limit": 10, "tags": []},
+        {"q": "x", "opts": {}},  # the caller's object is left as it was
+    ]
+    given = await runtime.execute("return await skill_echo_input({ q: 'y', limit: 3 });")
+    assert given.result == {"q": "y", "limit": 3, "tags": []}
 
 
 async def test_events_come_before_execution_finished(store: MemorySkillStore) -> None:

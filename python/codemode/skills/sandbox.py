@@ -110,7 +110,8 @@ _RUNTIME_JS = r"""
       if (d) detailed++;
       if (R) R(d ? "c" + i + " " + json(input) : "c" + i);
       const t = d ? Date.now() : 0;
-      const bad = check(schemas[0], input, "input", schemas[0]);
+      if (schemas[2]) input = JSON.parse(JSON.stringify(input));
+      const bad = check(schemas[0], input, "input", schemas[0], true);
       if (bad !== null) {
         const m = "skill_" + name + ": invalid input: " + bad;
         if (R) R(d ? "x" + i + " " + m : "x" + i);
@@ -121,7 +122,7 @@ _RUNTIME_JS = r"""
         if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + describe(e) : "f" + i);
         throw e;
       }
-      const wrong = schemas[1] === null ? null : check(schemas[1], out, "output", schemas[1]);
+      const wrong = schemas[1] === null ? null : check(schemas[1], out, "output", schemas[1], false);
       if (wrong !== null) {
         const m = "skill_" + name + " returned an invalid result: " + wrong;
         if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + m : "f" + i);
@@ -169,6 +170,29 @@ function __cm_eq(a, b) {
   if (a === null || b === null || typeof a !== "object" || typeof b !== "object") return false;
   return JSON.stringify(a) === JSON.stringify(b);
 }
+const __cm_label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const __cm_formats = {
+  "date-time": /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/,
+  "date": /^\d{4}-\d{2}-\d{2}$/,
+  "time": /^\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$/,
+  "email": /^[^\s@]+@[^\s@]+\.[^\s@]+$/,
+  "uuid": /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+  "uri": /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$/,
+  "ipv4": /^((25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(25[0-5]|2[0-4]\d|1?\d?\d)$/,
+  "hostname": new RegExp("^(?=.{1,253}$)" + __cm_label + "(\\." + __cm_label + ")*$"),
+};
+function __cm_format(f, v) {
+  const re = __cm_formats[f];
+  if (re === undefined) return true;  // formats it does not know are annotations
+  if (!re.test(v)) return false;
+  return (f !== "date" && f !== "date-time") || !isNaN(Date.parse(f === "date" ? v + "T00:00:00Z" : v));
+}
+function __cm_key(x) {
+  // the same key for values JSON Schema calls equal (object keys in any order)
+  if (x === null || typeof x !== "object") return typeof x + ":" + JSON.stringify(x);
+  if (Array.isArray(x)) return "[" + x.map(__cm_key).join(",") + "]";
+  return "{" + Object.keys(x).sort().map((k) => JSON.stringify(k) + ":" + __cm_key(x[k])).join(",") + "}";
+}
 function __cm_ref(root, ref) {
   if (typeof ref !== "string" || ref[0] !== "#") return undefined;
   let node = root;
@@ -179,13 +203,14 @@ function __cm_ref(root, ref) {
   }
   return node;
 }
-function check(s, v, p, root) {
+// `fill`: put each missing property's `default` in (inputs only; the wrapper copied them).
+function check(s, v, p, root, fill) {
   if (s === true || s === undefined || s === null) return null;
   if (s === false) return p + " is not allowed";
   let e;
   if (s.$ref !== undefined) {
     const target = __cm_ref(root, s.$ref);
-    if (target !== undefined && (e = check(target, v, p, root))) return e;
+    if (target !== undefined && (e = check(target, v, p, root, fill))) return e;
   }
   const t = s.type;
   if (t !== undefined) {
@@ -217,15 +242,25 @@ function check(s, v, p, root) {
       return p + " must be at most " + s.maxLength + " characters";
     if (s.pattern !== undefined && !new RegExp(s.pattern, "u").test(v))
       return p + " must match " + JSON.stringify(s.pattern);
+    if (typeof s.format === "string" && !__cm_format(s.format, v))
+      return p + " must be a valid " + s.format;
   } else if (Array.isArray(v)) {
     if (s.minItems !== undefined && v.length < s.minItems)
       return p + " must have at least " + s.minItems + " items";
     if (s.maxItems !== undefined && v.length > s.maxItems)
       return p + " must have at most " + s.maxItems + " items";
+    if (s.uniqueItems === true) {
+      const seen = new Set();
+      for (let i = 0; i < v.length; i++) {
+        const k = __cm_key(v[i]);
+        if (seen.has(k)) return p + " must not have duplicate items";
+        seen.add(k);
+      }
+    }
     const prefix = s.prefixItems;
     for (let i = 0; i < v.length; i++) {
       const item = prefix !== undefined && i < prefix.length ? prefix[i] : s.items;
-      if (item !== undefined && (e = check(item, v[i], p + "[" + i + "]", root))) return e;
+      if (item !== undefined && (e = check(item, v[i], p + "[" + i + "]", root, fill))) return e;
     }
   } else if (v !== null && typeof v === "object") {
     const req = s.required;
@@ -233,26 +268,37 @@ function check(s, v, p, root) {
       for (let i = 0; i < req.length; i++)
         if (!(req[i] in v)) return p + " must have property " + JSON.stringify(req[i]);
     const props = s.properties, extra = s.additionalProperties;
+    if (fill && props !== undefined)
+      for (const k in props)
+        if (!(k in v) && props[k] !== null && typeof props[k] === "object" && props[k].default !== undefined)
+          v[k] = JSON.parse(JSON.stringify(props[k].default));
+    if (s.minProperties !== undefined || s.maxProperties !== undefined) {
+      const n = Object.keys(v).length;
+      if (s.minProperties !== undefined && n < s.minProperties)
+        return p + " must have at least " + s.minProperties + " properties";
+      if (s.maxProperties !== undefined && n > s.maxProperties)
+        return p + " must have at most " + s.maxProperties + " properties";
+    }
     if (props !== undefined || extra !== undefined) {
       for (const k in v) {
         const sub = props !== undefined && Object.prototype.hasOwnProperty.call(props, k) ? props[k] : extra;
-        if (sub !== undefined && (e = check(sub, v[k], p + "." + k, root))) return e;
+        if (sub !== undefined && (e = check(sub, v[k], p + "." + k, root, fill))) return e;
       }
     }
   }
   if (s.allOf !== undefined)
-    for (let i = 0; i < s.allOf.length; i++) if ((e = check(s.allOf[i], v, p, root))) return e;
+    for (let i = 0; i < s.allOf.length; i++) if ((e = check(s.allOf[i], v, p, root, fill))) return e;
   if (s.anyOf !== undefined) {
     let ok = false;
-    for (let i = 0; i < s.anyOf.length && !ok; i++) ok = check(s.anyOf[i], v, p, root) === null;
+    for (let i = 0; i < s.anyOf.length && !ok; i++) ok = check(s.anyOf[i], v, p, root, false) === null;
     if (!ok) return p + " must match one of the allowed shapes";
   }
   if (s.oneOf !== undefined) {
     let n = 0;
-    for (let i = 0; i < s.oneOf.length; i++) if (check(s.oneOf[i], v, p, root) === null) n++;
+    for (let i = 0; i < s.oneOf.length; i++) if (check(s.oneOf[i], v, p, root, false) === null) n++;
     if (n !== 1) return p + " must match exactly one of the allowed shapes";
   }
-  if (s.not !== undefined && check(s.not, v, p, root) === null)
+  if (s.not !== undefined && check(s.not, v, p, root, false) === null)
     return p + " must not match the excluded shape";
   return null;
 }
@@ -466,7 +512,16 @@ class SkillRuntime:
         names = sorted(self.skills)
         entries: list[list[Any]] = [[n, _DENIED if n in denied else None] for n in names]
         entries += [[n, _MISSING] for n in sorted(self._missing())]
-        schemas = json.dumps([[self.skills[n].input_schema, self.skills[n].output_schema] for n in names])
+        schemas = json.dumps(
+            [
+                [
+                    self.skills[n].input_schema,
+                    self.skills[n].output_schema,
+                    _has_defaults(self.skills[n].input_schema),
+                ]
+                for n in names
+            ]
+        )
         parts: list[str] = []
         line = 1
         bodies: list[_Body] = []
@@ -563,7 +618,9 @@ class SkillRuntime:
     ) -> ExecutionResult:
         """Run a program (the model's TypeScript) with the skills; records every skill run,
         a run cut off by the timeout, the memory limit or cancellation as a failure."""
-        if not self.skills:
+        if not self.skills or "skill_" not in code:
+            # The skills are consts of the program's function: code that never names one
+            # cannot reach any, so it runs as it is.
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
         watched = on_event is not None or self.store is not None
         try:
@@ -812,6 +869,16 @@ class _Tally:
         return Event(
             event_name, {"toolCallId": self.tool_call_id, "timestamp": now_ms(), "skill": skill, **fields}
         )
+
+
+def _has_defaults(schema: Any) -> bool:
+    """Whether a ``default`` appears anywhere in ``schema`` (the runtime then copies the
+    input before filling defaults in, so the caller's object is left as it was)."""
+    if isinstance(schema, dict):
+        return "default" in schema or any(_has_defaults(value) for value in schema.values())
+    if isinstance(schema, list):
+        return any(_has_defaults(value) for value in schema)
+    return False
 
 
 def _loads(text: str) -> Any:
