@@ -136,6 +136,29 @@ async def selection(count: int, repeat: int, kind: str) -> None:
         assert len(hits) == 5, hits
         p50, p90 = _percentiles(samples)
         print(f"store.search, {count} skills in {kind}, limit 5: p50 {p50:.2f} ms, p90 {p90:.2f} ms")
+        # register_skill as the model calls it in a conversation's context: every check
+        # (schemas, parse, references, cycles), the write, and the prompt rebuilt with the
+        # new skill; no example_input
+        samples = []
+        for index in range(repeat):
+            ctx = await with_skills(cm, store=store, messages=messages)
+            register = next(tool for tool in ctx.tools if tool.name == "register_skill")
+            arguments = {
+                "name": f"triple_{index}",
+                "description": "Triple a number, then double it with the double skill",
+                "code": "const d = await skill_double({ n: input.n });\nreturn { value: d.value * 3 / 2 };",
+                "input_schema": DOUBLE.input_schema,
+                "output_schema": DOUBLE.output_schema,
+                "usage_hints": ["for tripling"],
+            }
+            if index == 0:
+                await store.save(DOUBLE)
+            started = time.perf_counter()
+            outcome = await register.call(arguments)
+            samples.append(time.perf_counter() - started)
+            assert outcome["success"], outcome
+        p50, p90 = _percentiles(samples)
+        print(f"register_skill, {count} skills in {kind}: p50 {p50:.2f} ms, p90 {p90:.2f} ms")
         await store.aclose()
 
 
