@@ -169,3 +169,49 @@ def test_executions_from_other_threads() -> None:
     for thread in threads:
         thread.join()
     assert sorted(results) == sorted(n * 10 + i for n in range(4) for i in range(5))
+
+
+async def test_one_step_of_many_calls_with_every_outcome(driver: codemode.IsolateDriver) -> None:
+    """A step that starts many calls at once: answered, suspended, refused, failed, non-JSON,
+    output-checked and over the concurrency cap, each settled as it should be."""
+
+    async def answer(args: dict[str, Any]) -> dict[str, Any]:
+        return {"n": args["n"]}
+
+    async def later(args: dict[str, Any]) -> dict[str, Any]:
+        await anyio.sleep(0.01)
+        return {"n": args["n"]}
+
+    async def broken(args: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError(f"broken {args['n']}")
+
+    async def odd(args: dict[str, Any]) -> Any:
+        return {1, 2}
+
+    @codemode.tool
+    async def typed(n: int) -> int:
+        """Returns a string where an int is promised."""
+        return "x" if n < 0 else n  # type: ignore[return-value]
+
+    number = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    tools = [
+        codemode.Tool.from_schema(name, name, number, None, handler)
+        for name, handler in (("answer", answer), ("later", later), ("broken", broken), ("odd", odd))
+    ]
+    cm = codemode.create_code_mode([*tools, typed], driver=driver, max_concurrent_tool_calls=4)
+    code = """
+    const calls = []
+    for (let n = 0; n < 12; n++) calls.push(external_answer({ n }), external_later({ n }))
+    calls.push(external_answer({ n: 'x' }), external_broken({ n: 1 }), external_odd({ n: 2 }))
+    calls.push(external_typed({ n: 3 }), external_typed({ n: -1 }))
+    const out = await Promise.allSettled(calls)
+    return out.map(o => o.status === 'fulfilled' ? o.value : o.reason.name)
+    """
+    result = await cm.execute(code)
+    assert result.success, result.error
+    expected: list[Any] = []
+    for n in range(12):
+        expected += [{"n": n}, {"n": n}]
+    expected += ["InvalidArgumentsError", "ToolError", "ToolError", 3, "ToolError"]
+    assert result.result == expected
+    assert result.tool_calls == 29
