@@ -96,3 +96,32 @@ async def test_a_flood_of_reports_is_capped_and_the_host_survives(driver: codemo
     assert received <= 16 << 20
     after = await ctx.execute("return 1 + 1")
     assert after.result == 2
+
+
+LIBRARY = (
+    "(function (report) { let n = 0; return { tick(x) { n++; if (report) report('tick ' + x); return n } } })"
+)
+
+
+async def test_a_library_gets_the_channel_and_the_program_gets_its_value(
+    driver: codemode.IsolateDriver,
+) -> None:
+    ctx = await context(driver)
+    reports: list[str] = []
+    code = (
+        "const lib = __codemode_channel; __codemode_channel = undefined;\nlib.tick('a'); return lib.tick('b')"
+    )
+    result = await ctx.execute(code, on_report=reports.append, library=LIBRARY)
+    assert result.result == 2
+    assert reports == ["tick a", "tick b"]
+    quiet = await ctx.execute(code, library=LIBRARY)  # no channel: the library gets undefined
+    assert quiet.result == 2
+
+
+async def test_a_broken_library_fails_the_execution_not_the_host(driver: codemode.IsolateDriver) -> None:
+    ctx = await context(driver)
+    for library in ("(function () { throw new Error('library boom') })", "(function () {"):
+        result = await ctx.execute("return 1", library=library)
+        assert result.error is not None and result.error.kind == "runtime", result.error
+    after = await ctx.execute("return 1 + 1", library=LIBRARY)
+    assert after.result == 2

@@ -56,9 +56,12 @@ class Execution:
         fail_on_log_overflow: bool,
         max_result_bytes: int,
         report_channel: bool = False,
+        library: str | None = None,
     ) -> None:
         """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
-        function whose lines come back among the logs with level ``"report"``."""
+        function whose lines come back among the logs with level ``"report"``. ``library``:
+        JavaScript evaluating to a function, run before the program (compiled once per
+        process): the parameter becomes what it returns when called with the channel."""
     def cancel_handle(self) -> CancelHandle: ...
     def step(
         self,

@@ -38,6 +38,7 @@ class IsolateContext(Protocol):
         on_event: EventCallback | None = None,
         tool_call_id: str | None = None,
         on_report: Callable[[str], Event | None] | None = None,
+        library: str | None = None,
     ) -> ExecutionResult: ...
 
     async def dispose(self) -> None: ...

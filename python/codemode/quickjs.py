@@ -102,6 +102,7 @@ class EngineContext:
         tool_call_id: str | None = None,
         limits: Limits | None = None,
         on_report: ReportCallback | None = None,
+        library: str | None = None,
     ) -> ExecutionResult:
         """Run a program body (top-level ``await`` and ``return`` allowed) to its result.
 
@@ -111,12 +112,18 @@ class EngineContext:
         the console and its limits; an event ``on_report`` returns is emitted in that order.
         It is meant for code a host places on line 1 before the model's own, which takes the
         channel (and clears the parameter) before the model's code runs.
+
+        ``library``: JavaScript evaluating to a function, run before the program; the
+        parameter is then what that function returns when called with the channel (or with
+        ``undefined``). QuickJS compiles a library once per process, so a large one costs an
+        execution only its loading.
         """
         if self._disposed:
             raise RuntimeError("this context has been disposed")
         program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
         run = self._new_run(program, limits or self.limits, on_event, tool_call_id)
         run.on_report = on_report
+        run.library = library
         return await run.run()
 
     async def dispose(self) -> None:
@@ -164,6 +171,7 @@ class _Run:
         self.limits = limits
         self.on_event = on_event
         self.on_report: ReportCallback | None = None
+        self.library: str | None = None
         self.tool_call_id = tool_call_id
         self.events: list[Event] = []
         self.logs: list[str] = []
@@ -212,6 +220,7 @@ class _Run:
             fail_on_log_overflow=limits.log_overflow == "error",
             max_result_bytes=limits.max_result_bytes,
             report_channel=self.on_report is not None,
+            library=self.library,
         )
 
     async def _steps(self) -> ExecutionResult:

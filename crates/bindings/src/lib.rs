@@ -95,7 +95,7 @@ impl Execution {
     #[new]
     #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
                         max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
-                        report_channel=false))]
+                        report_channel=false, library=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -110,6 +110,7 @@ impl Execution {
         fail_on_log_overflow: bool,
         max_result_bytes: usize,
         report_channel: bool,
+        library: Option<&str>,
     ) -> Self {
         let limits = isolate::Limits {
             memory_bytes: memory_limit_bytes,
@@ -125,6 +126,9 @@ impl Execution {
             let mut execution = isolate::Execution::new(javascript, &tool_names, limits, deadline)?;
             if report_channel {
                 execution.open_report_channel();
+            }
+            if let Some(library) = library {
+                execution.set_library(library)?;
             }
             Ok(execution)
         });

@@ -5,8 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rquickjs::context::EvalOptions;
@@ -148,6 +148,7 @@ pub struct Execution {
     limits: Limits,
     control: Arc<Control>,
     report_channel: bool,
+    library: Option<Arc<Vec<u8>>>,
     steps: u64,
     context: Context,
     _runtime: Runtime,
@@ -224,6 +225,7 @@ impl Execution {
             limits,
             control,
             report_channel: false,
+            library: None,
             steps: 0,
             context,
             _runtime: runtime,
@@ -259,6 +261,22 @@ impl Execution {
     /// code runs. Call before the first step.
     pub fn open_report_channel(&mut self) {
         self.report_channel = true;
+    }
+
+    /// Run `source`, a host library (JavaScript evaluating to a function), before the
+    /// program: the program's parameter `__codemode_channel` becomes what the library's
+    /// function returns when called with the report channel (or `undefined` when the channel
+    /// is not open). The library is compiled to bytecode once per process (by its text), so
+    /// a large library costs each execution only its loading. Call before the first step.
+    pub fn set_library(&mut self, source: &str) -> Result<(), JsError> {
+        self.library = Some(library_bytecode(source).map_err(|message| {
+            JsError::new(
+                ErrorKind::Runtime,
+                "InternalError",
+                format!("the host library does not compile: {message}"),
+            )
+        })?);
+        Ok(())
     }
 
     /// Free the engine, on the pool's background thread when there is one.
@@ -370,7 +388,7 @@ impl Execution {
                 return Err(Status::Done(Err(error)));
             }
         };
-        let channel: Value = if self.report_channel {
+        let mut channel: Value = if self.report_channel {
             self.helpers
                 .clone()
                 .restore(ctx)
@@ -379,6 +397,25 @@ impl Execution {
         } else {
             Value::new_undefined(ctx.clone())
         };
+        if let Some(library) = self.library.clone() {
+            let built = load_bytecode(ctx, &library, false)
+                .and_then(|value| value.into_function().ok_or(rquickjs::Error::Unknown))
+                .and_then(|library| library.call::<_, Value>((channel,)));
+            channel = match built {
+                Ok(value) => value,
+                Err(_) => {
+                    let exc = ctx.catch();
+                    return Err(self.interrupted_status().unwrap_or_else(|| {
+                        let cause = self.describe(ctx, exc);
+                        Status::Done(Err(JsError::new(
+                            ErrorKind::Runtime,
+                            "InternalError",
+                            format!("the host library failed: {}: {}", cause.name, cause.message),
+                        )))
+                    }));
+                }
+            };
+        }
         match func.call::<_, Promise>((channel,)) {
             Ok(p) => Ok(p),
             Err(_) => {
@@ -694,53 +731,82 @@ fn run_jobs(ctx: &Ctx<'_>) {
     }
 }
 
+/// `source` compiled to QuickJS bytecode (a global script), or the compile error's text.
+fn compile(source: &str, file: &str) -> Result<Vec<u8>, String> {
+    let runtime = Runtime::new().map_err(|e| e.to_string())?;
+    let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+    context.with(|ctx| {
+        let raw = ctx.as_raw().as_ptr();
+        let text = CString::new(source).map_err(|_| "the source contains NUL".to_owned())?;
+        let file = CString::new(file).map_err(|_| "the file name contains NUL".to_owned())?;
+        let flags =
+            qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_STRICT | qjs::JS_EVAL_FLAG_COMPILE_ONLY;
+        // SAFETY: plain QuickJS C API use on a live context; every value is freed.
+        unsafe {
+            let compiled = qjs::JS_Eval(
+                raw,
+                text.as_ptr(),
+                source.len() as _,
+                file.as_ptr(),
+                flags as i32,
+            );
+            if qjs::JS_VALUE_GET_TAG(compiled) == qjs::JS_TAG_EXCEPTION {
+                let error = ctx.catch();
+                let message = error
+                    .as_exception()
+                    .and_then(|e| e.message())
+                    .unwrap_or_else(|| "a syntax error".to_owned());
+                return Err(message);
+            }
+            let mut len = 0;
+            let buf =
+                qjs::JS_WriteObject(raw, &mut len, compiled, qjs::JS_WRITE_OBJ_BYTECODE as i32);
+            qjs::JS_FreeValue(raw, compiled);
+            if buf.is_null() {
+                return Err("the bytecode could not be written".to_owned());
+            }
+            let bytes = std::slice::from_raw_parts(buf, len as usize).to_vec();
+            qjs::js_free(raw, buf.cast());
+            Ok(bytes)
+        }
+    })
+}
+
 /// The prelude compiled once per process; every context loads the bytecode, which is
 /// several times cheaper than parsing the source again.
 fn prelude_bytecode() -> &'static [u8] {
     static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTECODE.get_or_init(|| {
-        let runtime = Runtime::new().expect("QuickJS runtime for compiling the prelude");
-        let context = Context::full(&runtime).expect("QuickJS context for compiling the prelude");
-        context.with(|ctx| {
-            let raw = ctx.as_raw().as_ptr();
-            let source = CString::new(PRELUDE).expect("prelude has no NUL");
-            let file = CString::new("codemode:prelude").expect("no NUL");
-            let flags = qjs::JS_EVAL_TYPE_GLOBAL
-                | qjs::JS_EVAL_FLAG_STRICT
-                | qjs::JS_EVAL_FLAG_COMPILE_ONLY;
-            // SAFETY: plain QuickJS C API use on a live context; every value is freed.
-            unsafe {
-                let compiled = qjs::JS_Eval(
-                    raw,
-                    source.as_ptr(),
-                    PRELUDE.len() as _,
-                    file.as_ptr(),
-                    flags as i32,
-                );
-                assert!(
-                    qjs::JS_VALUE_GET_TAG(compiled) != qjs::JS_TAG_EXCEPTION,
-                    "the prelude does not compile"
-                );
-                let mut len = 0;
-                let buf =
-                    qjs::JS_WriteObject(raw, &mut len, compiled, qjs::JS_WRITE_OBJ_BYTECODE as i32);
-                assert!(!buf.is_null(), "the prelude does not serialise");
-                let bytes = std::slice::from_raw_parts(buf, len as usize).to_vec();
-                qjs::js_free(raw, buf.cast());
-                qjs::JS_FreeValue(raw, compiled);
-                bytes
-            }
-        })
-    })
+    BYTECODE.get_or_init(|| compile(PRELUDE, "codemode:prelude").expect("the prelude compiles"))
 }
 
-fn load_prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
-    let bytes = prelude_bytecode();
+/// Host libraries compiled once per process, by their text (a handful at most: the cache
+/// is cleared if it ever holds more than 32).
+fn library_bytecode(source: &str) -> Result<Arc<Vec<u8>>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(bytes) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(source) {
+        return Ok(bytes.clone());
+    }
+    let bytes = Arc::new(compile(source, "codemode:library")?);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= 32 {
+        cache.clear();
+    }
+    cache.insert(source.to_owned(), bytes.clone());
+    Ok(bytes)
+}
+
+/// Evaluate bytecode written by [`compile`] in `ctx`. `rom`: the bytes outlive the runtime,
+/// so QuickJS may point into them instead of copying.
+fn load_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8], rom: bool) -> rquickjs::Result<Value<'js>> {
     let raw = ctx.as_raw().as_ptr();
-    // SAFETY: the bytes were written by JS_WriteObject of this same engine build and live
-    // for the whole process (ROM data is not copied).
-    let value = unsafe {
-        let flags = qjs::JS_READ_OBJ_BYTECODE | qjs::JS_READ_OBJ_ROM_DATA;
+    let mut flags = qjs::JS_READ_OBJ_BYTECODE;
+    if rom {
+        flags |= qjs::JS_READ_OBJ_ROM_DATA;
+    }
+    // SAFETY: the bytes were written by JS_WriteObject of this same engine build; with `rom`
+    // they live for the whole process.
+    unsafe {
         let object = qjs::JS_ReadObject(raw, bytes.as_ptr(), bytes.len() as _, flags as i32);
         if qjs::JS_VALUE_GET_TAG(object) == qjs::JS_TAG_EXCEPTION {
             return Err(rquickjs::Error::Exception);
@@ -749,9 +815,14 @@ fn load_prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
         if qjs::JS_VALUE_GET_TAG(result) == qjs::JS_TAG_EXCEPTION {
             return Err(rquickjs::Error::Exception);
         }
-        Value::from_raw(ctx.clone(), result)
-    };
-    value.into_function().ok_or(rquickjs::Error::Unknown)
+        Ok(Value::from_raw(ctx.clone(), result))
+    }
+}
+
+fn load_prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    load_bytecode(ctx, prelude_bytecode(), true)?
+        .into_function()
+        .ok_or(rquickjs::Error::Unknown)
 }
 
 /// A runtime with its context and prelude, made before it is needed (see `pool`).

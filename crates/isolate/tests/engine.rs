@@ -330,3 +330,23 @@ fn the_report_channel_is_handed_to_the_program_only_when_opened() {
         assert_eq!(lines, expected);
     }
 }
+
+#[test]
+fn a_host_library_is_called_with_the_channel_and_its_value_handed_to_the_program() {
+    let tools: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let library = "(function (report) { return { hello(x) { report('hi ' + x); return x * 2 } } })";
+    let js = "const lib = __codemode_channel; __codemode_channel = undefined\nreturn lib.hello(21)";
+    let mut exec = Execution::new(js, &tools, Limits::default(), deadline).unwrap();
+    exec.open_report_channel();
+    exec.set_library(library).unwrap();
+    let out = exec.step(Settles::new(), None);
+    assert!(
+        matches!(out.status, Status::Done(Ok(ref r)) if r == "42"),
+        "{:?}",
+        out.status
+    );
+    assert_eq!(out.logs[0].text, "hi 21");
+    let mut broken = Execution::new(js, &tools, Limits::default(), deadline).unwrap();
+    assert!(broken.set_library("(function (").is_err());
+}

@@ -1,24 +1,26 @@
 """Skills inside the sandbox: ``skill_<name>(input)`` as plain in-sandbox async functions.
 
 A :class:`SkillRuntime` runs a model's program with a set of skills callable in it, with no
-host round trip per call. The program as run is::
+host round trip per call. The skills runtime is a host library (``IsolateContext.execute(
+library=...)``, compiled once per process): the engine calls it with the execution's report
+channel and hands what it returns to the program as ``__codemode_channel``. The program as
+run is::
 
-    const {skill_a, ...} = (<runtime>)(__codemode_channel, ...); __codemode_channel = undefined; <line 1>
+    const {skill_a, ...} = __codemode_channel([__cm_b0_T, ...], ...); __codemode_channel = undefined; <line 1>
     <the model's other lines, unchanged>
     <one body function per skill: async function __cm_b<i>_T(input) {<the skill's code>}>
 
-The runtime on line 1 runs first: it takes the execution's report channel (see
-``IsolateContext.execute(on_report=...)``) and clears the parameter, so the model's code never
-reaches it, and returns one ``skill_<name>`` wrapper per skill, closures over the channel. Each
-wrapper validates its input against the skill's ``input_schema`` (a small JSON Schema
-interpreter in JavaScript), awaits the body (the skill's code, unchanged, as the body of its own
-async function, named with a token ``T`` drawn per execution so the model's code cannot replace
-it), validates the output against ``output_schema`` and reports the call and its outcome as they
+Line 1 runs first: it gets one ``skill_<name>`` wrapper per skill, closures over the channel,
+and clears the parameter, so the model's code never reaches the channel. Each wrapper
+validates its input against the skill's ``input_schema`` (a small JSON Schema interpreter in
+JavaScript), awaits the body (the skill's code, unchanged, as the body of its own async
+function, named with a token ``T`` drawn per execution so the model's code cannot replace it),
+validates the output against ``output_schema`` and reports the call and its outcome as they
 happen. The host turns the reports into ``code_mode:skill_call`` / ``skill_result`` /
-``skill_error`` events, live and in order with the execution's other events, and records the runs
-in the store once the execution is over (``store.record_runs``: one write per skill, its runs in
-call order, which updates the skill's stats and trust). A call still running when the execution
-is cut off by its timeout, its memory limit or cancellation counts as a failed run.
+``skill_error`` events, live and in order with the execution's other events, and records the
+runs in the store once the execution is over (``store.record_runs``: one write per skill, its
+runs in call order, which updates the skill's stats and trust). A call still running when the
+execution is cut off by its timeout, its memory limit or cancellation counts as a failed run.
 
 Nothing the program writes can pass for a report: the channel is outside the console, and the
 model's code cannot reach it. A program that declares ``__codemode_channel`` itself (the only
@@ -80,11 +82,12 @@ Approve = Callable[[Skill], bool | Awaitable[bool]]
 """Consulted before an untrusted skill runs: return (or resolve to) True to let it run."""
 
 _RUNTIME_JS = r"""
-(function (R, B, names, V, D, M, C) {
+(function (R) {
   "use strict";
   const stringify = JSON.stringify;
-  let check;
+  const check = __CM_VALIDATOR__;
   let detailed = 0;
+  let V, D, M;
   function fail(name, message) {
     const e = new Error(message);
     Object.defineProperty(e, "name", { value: name, writable: true, configurable: true });
@@ -105,7 +108,6 @@ _RUNTIME_JS = r"""
     const schemas = V[i];
     return { ["skill_" + name]: async function (input) {
       if (input === undefined) input = {};
-      if (check === undefined) check = (0, eval)(C);
       const d = D && detailed < M;
       if (d) detailed++;
       if (R) R(d ? "c" + i + " " + json(input) : "c" + i);
@@ -132,24 +134,27 @@ _RUNTIME_JS = r"""
       return out;
     } }["skill_" + name];
   }
-  if (R) R("h");
-  const skills = {};
-  for (let i = 0; i < names.length; i++) {
-    const [name, why] = names[i];
-    skills["skill_" + name] = why === null ? wrap(i, name, B[i]) : refuse(name, why);
-  }
-  return skills;
+  return function skills(bodies, names, schemas, detail, max) {
+    V = schemas; D = detail; M = max;
+    if (R) R("h");
+    const made = {};
+    for (let i = 0; i < names.length; i++) {
+      const [name, why] = names[i];
+      made["skill_" + name] = why === null ? wrap(i, name, bodies[i]) : refuse(name, why);
+    }
+    return made;
+  };
 })
 """
-"""The skills runtime, a function of the report channel, the body functions, ``[name, why
-refused or null]`` per skill, their schemas, whether to report details, how many calls may
-carry them, and the validator's source. Joined onto one line, it runs before the model's code.
+"""The skills runtime: a host library (see ``IsolateContext.execute(library=...)``), compiled
+once per process. The engine calls it with the report channel; line 1 calls what it returns
+with the body functions, ``[name, why refused or null]`` per skill, their schemas, whether to
+report details and how many calls may carry them, and gets the ``skill_*`` functions.
 
 Reports (one line each): ``h`` (the runtime took the channel); ``c<i>`` a call of skill ``i``
 (``c<i> <input JSON>`` with details); ``x<i>`` its input was refused (not a run); ``r<i>`` it
 returned (``r<i> <ms> <result JSON>``); ``f<i>`` it failed (``f<i> <ms> <message>``)."""
 
-_RUNTIME_LINE = " ".join(line.strip() for line in _RUNTIME_JS.strip().splitlines())
 
 _VALIDATOR_JS = r"""(function () {
 "use strict";
@@ -304,10 +309,9 @@ function check(s, v, p, root, fill) {
 }
 return check;
 })()"""
-"""The JSON Schema interpreter, compiled only when a program first calls a skill (by an
-indirect ``eval`` of its source), so programs that call none do not pay for parsing it."""
+"""The JSON Schema interpreter, part of the runtime."""
 
-_VALIDATOR_LITERAL = json.dumps(_VALIDATOR_JS)
+_LIBRARY = _RUNTIME_JS.replace("__CM_VALIDATOR__", _VALIDATOR_JS)
 
 _BODY_JS = "async function __cm_b{i}_@@TOKEN@@(input) {{\n"
 _TOKEN = "@@TOKEN@@"
@@ -563,10 +567,9 @@ class SkillRuntime:
         javascript = stripped.javascript
         names = [name for name, _ in entries]
         prefix = (
-            f"const {{{', '.join('skill_' + n for n in names)}}} = {_RUNTIME_LINE}"
-            f"({_CHANNEL}, {references.replace(_TOKEN, token)}, {json.dumps(entries)}, {schemas}, "
-            f"{'true' if detail else 'false'}, {self.max_events}, {_VALIDATOR_LITERAL}); "
-            f"{_CHANNEL} = undefined; "
+            f"const {{{', '.join('skill_' + n for n in names)}}} = {_CHANNEL}("
+            f"{references.replace(_TOKEN, token)}, {json.dumps(entries)}, {schemas}, "
+            f"{'true' if detail else 'false'}, {self.max_events}); {_CHANNEL} = undefined; "
         )
         model_lines = javascript.count("\n") + 1
         offset = model_lines + 1  # the bodies start on the line after the model's code
@@ -652,6 +655,7 @@ class SkillRuntime:
                 tool_call_id=tool_call_id,
                 on_event=relay if on_event is not None else None,
                 on_report=tally.report if watched else None,
+                library=_LIBRARY,
             )
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):

@@ -326,6 +326,7 @@ class _V8Run(_Run):
             "failLog": limits.log_overflow == "error",
             "maxResult": limits.max_result_bytes,
             "channel": self.on_report is not None,
+            "library": self.library,
         }
 
     def _drain(self) -> ExecutionResult | None:

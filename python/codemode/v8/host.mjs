@@ -12,7 +12,7 @@
 // Python -> host (one line each):
 //   W <memMiB> <stackKiB> <count>             keep <count> workers ready for these limits
 //   R <id> <json spec>                        run: {code, names, mem, stack, maxCalls, maxLogLines,
-//                                             maxLogBytes, failLog, maxResult, channel}
+//                                             maxLogBytes, failLog, maxResult, channel, library}
 //   S <id> <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
 //   K <id>                                    kill the run (timeout, cancellation)
 // Host -> Python (one JSON array per line):
@@ -382,9 +382,14 @@ function workerMain() {
         return;
       }
       try {
+        // A host library runs in the sandbox's realm, before the program (see quickjs.py).
+        const library = typeof spec.library === "string"
+          ? vm.runInContext(spec.library, context, { filename: "library.js" })
+          : undefined;
         this.helpers.invoke(
           fn,
           spec.channel === true,
+          library,
           (value) => this.succeed(value),
           (err) => this.fail(err),
         );
@@ -805,12 +810,13 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
   }
 
   return {
-    invoke(fn, withChannel, onOk, onError) {
+    invoke(fn, withChannel, library, onOk, onError) {
       // The reactions are this realm's functions and the engine's own then: the program
       // never gets hold of the host's callbacks, even if it replaced Promise.prototype.then.
-      const channel = withChannel ? function report(text) {
+      let channel = withChannel ? function report(text) {
         hostReport(typeof text === "string" ? text : String(text));
       } : undefined;
+      if (library !== undefined) channel = library(channel);
       apply(then, fn(channel), [(v) => { onOk(v); }, (e) => { onError(e); }]);
     },
     settle(id, status, payload) {
