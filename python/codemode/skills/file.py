@@ -70,11 +70,6 @@ class FileSkillStore(StoreBase):
         summaries = await self.list_index()
         return bm25_rank(summaries, query, limit)
 
-    async def record_run(
-        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
-    ) -> Skill:
-        return await self.record_runs(name, [success], version=version, trust=trust)
-
     async def record_runs(
         self,
         name: str,

@@ -58,11 +58,6 @@ class MemorySkillStore(StoreBase):
         with self._lock:
             return [summary.model_copy(deep=True) for summary in self._index.search(query, limit)]
 
-    async def record_run(
-        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
-    ) -> Skill:
-        return await self.record_runs(name, [success], version=version, trust=trust)
-
     async def record_runs(
         self,
         name: str,

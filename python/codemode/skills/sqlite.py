@@ -109,11 +109,6 @@ class SQLiteSkillStore(StoreBase):
         rows = await self._run(self._query, sql, (match, limit))
         return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
 
-    async def record_run(
-        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
-    ) -> Skill:
-        return await self.record_runs(name, [success], version=version, trust=trust)
-
     async def record_runs(
         self,
         name: str,

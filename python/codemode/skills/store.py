@@ -106,12 +106,30 @@ class SkillStore(Protocol):
 
 
 class StoreBase:
-    """Shared plumbing: the trust strategy and ``async with`` support."""
+    """Shared plumbing: the trust strategy, ``record_run`` as a batch of one, and
+    ``async with`` support."""
 
     trust: TrustStrategy
 
     def __init__(self, trust: TrustStrategy | None = None) -> None:
         self.trust = trust if trust is not None else TrustStrategy.default()
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
+        """See :meth:`SkillStore.record_runs` (each store implements it)."""
+        raise NotImplementedError
+
+    async def record_run(
+        self, name: str, success: bool, *, version: int | None = None, trust: TrustStrategy | None = None
+    ) -> Skill:
+        """See :meth:`SkillStore.record_run`: :meth:`record_runs` with one outcome."""
+        return await self.record_runs(name, [success], version=version, trust=trust)
 
     async def aclose(self) -> None:
         """Release connections and files (nothing to release here)."""
