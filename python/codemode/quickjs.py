@@ -16,6 +16,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -320,6 +321,15 @@ class _Run:
             for call_id, tool, args in zip(ids, tools, arguments, strict=True):
                 self._start_parsed_call(call_id, tool, args)
             return
+        with _outside_current_task(loop):
+            self._start_inline(loop, ids, tools, arguments)
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+    def _start_inline(
+        self, loop: asyncio.AbstractEventLoop, ids: list[int], tools: list[int], arguments: list[Any]
+    ) -> None:
+        """The loop of :meth:`_start_many`, run with no task current on ``loop``."""
         bindings = self.bindings
         cap = self.limits.max_concurrent_tool_calls
         answer_ids, outcomes, answer_json = self.answer_ids, self.answer_outcomes, self.answer_json
@@ -336,7 +346,7 @@ class _Run:
                 continue
             self.running += 1
             try:
-                done, outcome = _start_eagerly(loop, binding.handler(args))
+                done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
             except Exception as e:
                 self._settle(call_id, binding, 0.0, error=_tool_error(e))
                 continue
@@ -353,8 +363,6 @@ class _Run:
             outcomes.append(_SETTLE_OK)
             answer_json += json
             answer_json += b","
-        if self.wakeup is not None:
-            self.wakeup.set()
 
     def _start_parsed_call(self, call_id: int, tool_index: int, args: Any) -> None:
         """Validate a call's arguments, then run it, or queue it past the concurrency cap."""
@@ -611,6 +619,12 @@ if sys.version_info >= (3, 12):
             return True, task.result()
         return False, task
 
+    _first_step = _start_eagerly
+
+    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> contextlib.AbstractContextManager[None]:
+        """Nothing to do: eager tasks switch the current task themselves."""
+        return contextlib.nullcontext()
+
 else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     _enter_task = asyncio.tasks._enter_task
     _leave_task = asyncio.tasks._leave_task
@@ -647,17 +661,14 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     async def _resume(rest: _Continue) -> Any:
         return await rest
 
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
-        failed, is raised), else ``(False, task)``."""
+    def _first_step(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+        """As :func:`_start_eagerly`, with no task current on ``loop`` (see
+        :func:`_outside_current_task`)."""
         # The task object exists (uninitialised) before the first step so that it is the
         # current task during that step; it is only initialised, and so scheduled, if the
         # coroutine suspends.
         task: asyncio.Task[Any] = asyncio.Task.__new__(asyncio.Task)
         context = contextvars.copy_context()
-        current = _current_tasks.get(loop)
-        if current is not None:
-            _leave_task(loop, current)
         _enter_task(loop, task)
         try:
             yielded = context.run(coro.send, None)
@@ -665,7 +676,30 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
             return True, stop.value
         finally:
             _leave_task(loop, task)
-            if current is not None:
-                _enter_task(loop, current)
         asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
         return False, task
+
+    @contextlib.contextmanager
+    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> Generator[None, None, None]:
+        """The running task stops being ``loop``'s current task for the block (so many first
+        steps can run one after another), and is current again after it."""
+        current = _current_tasks.get(loop)
+        if current is not None:
+            _leave_task(loop, current)
+        try:
+            yield
+        finally:
+            if current is not None:
+                _enter_task(loop, current)
+
+    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
+        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
+        failed, is raised), else ``(False, task)``."""
+        current = _current_tasks.get(loop)  # as _outside_current_task, without its cost
+        if current is not None:
+            _leave_task(loop, current)
+        try:
+            return _first_step(loop, coro)
+        finally:
+            if current is not None:
+                _enter_task(loop, current)
