@@ -29,8 +29,9 @@ class CancelHandle:
 LogTuple = tuple[str, str, float, int]
 """(level, text with level prefix, timestamp in ms since the epoch, tool calls made before it);
 level ``"report"`` for a line of the report channel"""
-Calls = tuple[list[int], list[int], str]
-"""(call ids, tool indexes, the arguments as one JSON array: element i belongs to call ids[i])"""
+Calls = tuple[list[int], list[int], str, bytes]
+"""(call ids, tool indexes, the arguments as one JSON array: element i belongs to call ids[i],
+checked: byte i is 1 when the engine found argument i valid for its tool's input schema)"""
 ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
 """(kind, name, message, frames as (function, line, column), innermost first)"""
 
@@ -57,11 +58,14 @@ class Execution:
         max_result_bytes: int,
         report_channel: bool = False,
         library: str | None = None,
+        input_schemas: list[str | None] | None = None,
     ) -> None:
         """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
         function whose lines come back among the logs with level ``"report"``. ``library``:
         JavaScript evaluating to a function, run before the program (compiled once per
-        process): the parameter becomes what it returns when called with the channel."""
+        process): the parameter becomes what it returns when called with the channel.
+        ``input_schemas``: per tool, a JSON Schema (JSON text) the engine checks inputs against
+        to vouch for valid ones (``Calls`` checked); ``None`` leaves a tool's inputs unchecked."""
     def cancel_handle(self) -> CancelHandle: ...
     def step(
         self,

@@ -86,6 +86,8 @@ class EngineContext:
     ) -> None:
         self._bindings = list(bindings.values())
         self._names = [b.name for b in self._bindings]
+        prechecks = [b.precheck_schema for b in self._bindings]
+        self._prechecks = prechecks if any(prechecks) else None
         self.limits = limits
         self._inline_slice = inline_slice
         self._disposed = False
@@ -167,6 +169,7 @@ class _Run:
     ) -> None:
         self.bindings = context._bindings
         self.names = context._names
+        self.prechecks = context._prechecks
         self.inline_slice = context._inline_slice
         self.program = program
         self.limits = limits
@@ -222,6 +225,7 @@ class _Run:
             max_result_bytes=limits.max_result_bytes,
             report_channel=self.on_report is not None,
             library=self.library,
+            input_schemas=self.prechecks,
         )
 
     async def _steps(self) -> ExecutionResult:
@@ -294,14 +298,14 @@ class _Run:
 
     def _dispatch(self, calls: _core.Calls, logs: list[tuple[str, str, float, int]]) -> None:
         """Start the step's tool calls, with its console lines in the order they happened."""
-        ids, tools, args_json = calls
+        ids, tools, args_json, checked = calls
         if not logs:
             if len(ids) == 1:  # the common case: one call awaited at a time
-                self._start_parsed_call(ids[0], tools[0], orjson.loads(args_json)[0])
+                self._start_parsed_call(ids[0], tools[0], orjson.loads(args_json)[0], checked[0])
             elif ids:
-                self._start_many(ids, tools, orjson.loads(args_json))
+                self._start_many(ids, tools, orjson.loads(args_json), checked)
             return
-        pending = zip(ids, tools, orjson.loads(args_json), strict=True)
+        pending = zip(ids, tools, orjson.loads(args_json), checked, strict=True)
         made = self.calls
         for line in logs:
             while made < line[3]:
@@ -311,36 +315,42 @@ class _Run:
         for call in pending:
             self._start_parsed_call(*call)
 
-    def _start_many(self, ids: list[int], tools: list[int], arguments: list[Any]) -> None:
+    def _start_many(self, ids: list[int], tools: list[int], arguments: list[Any], checked: bytes) -> None:
         """Start a step's calls. The same steps as :meth:`_start_parsed_call`, with the
         common case (asyncio, no events, an async handler that answers at once, room under
         the concurrency cap) taken inline: a thousand calls at once spend most of their time
         here."""
         loop = self.loop
         if loop is None or self.on_event is not None:
-            for call_id, tool, args in zip(ids, tools, arguments, strict=True):
-                self._start_parsed_call(call_id, tool, args)
+            for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
+                self._start_parsed_call(call_id, tool, args, valid)
             return
         with _outside_current_task(loop):
-            self._start_inline(loop, ids, tools, arguments)
+            self._start_inline(loop, ids, tools, arguments, checked)
         if self.wakeup is not None:
             self.wakeup.set()
 
     def _start_inline(
-        self, loop: asyncio.AbstractEventLoop, ids: list[int], tools: list[int], arguments: list[Any]
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ids: list[int],
+        tools: list[int],
+        arguments: list[Any],
+        checked: bytes,
     ) -> None:
         """The loop of :meth:`_start_many`, run with no task current on ``loop``."""
         bindings = self.bindings
         cap = self.limits.max_concurrent_tool_calls
         answer_ids, outcomes, answer_json = self.answer_ids, self.answer_outcomes, self.answer_json
-        for call_id, tool, args in zip(ids, tools, arguments, strict=True):
+        for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
             binding = bindings[tool]
             if not binding.is_async or self.running >= cap:
-                self._start_parsed_call(call_id, tool, args)
+                self._start_parsed_call(call_id, tool, args, valid)
                 continue
             self.calls += 1
             try:
-                args = binding.validate(args)
+                if not valid:
+                    args = binding.validate(args)
             except InvalidArguments as e:
                 self._settle(call_id, binding, 0.0, error=(_SETTLE_INVALID, str(e)), launched=False)
                 continue
@@ -364,14 +374,16 @@ class _Run:
             answer_json += json
             answer_json += b","
 
-    def _start_parsed_call(self, call_id: int, tool_index: int, args: Any) -> None:
-        """Validate a call's arguments, then run it, or queue it past the concurrency cap."""
+    def _start_parsed_call(self, call_id: int, tool_index: int, args: Any, checked: int = 0) -> None:
+        """Validate a call's arguments (unless the engine ``checked`` them), then run it, or
+        queue it past the concurrency cap."""
         binding = self.bindings[tool_index]
         self.calls += 1
         if self.on_event is not None:
             self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": args})
         try:
-            args = binding.validate(args)
+            if not checked:
+                args = binding.validate(args)
         except InvalidArguments as e:
             error = (_SETTLE_INVALID, str(e))
             self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)

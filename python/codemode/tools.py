@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -87,6 +88,7 @@ class ToolBinding:
     _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
     _validate_result: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
     _is_async: bool = field(default=False, repr=False, compare=False)
+    _precheck: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not is_js_identifier(self.name):
@@ -106,6 +108,8 @@ class ToolBinding:
     def _compile_schemas(self) -> None:
         """Compile the JSON Schema validators (input always, output with ``validate_output``)."""
         object.__setattr__(self, "_validate", self._compile("input", self.input_schema))
+        if prechecks_agree(self.input_schema):
+            object.__setattr__(self, "_precheck", json.dumps(self.input_schema))
         if self.validate_output and self.output_schema is not None:
             object.__setattr__(self, "_validate_result", self._compile("output", self.output_schema))
 
@@ -114,6 +118,12 @@ class ToolBinding:
             return fastjsonschema.compile(dict(schema))
         except fastjsonschema.JsonSchemaDefinitionException as e:
             raise ValueError(f"tool {self.name!r}: invalid {which} schema: {e}") from e
+
+    @property
+    def precheck_schema(self) -> str | None:
+        """The input schema as JSON text when the engine may check inputs against it first
+        (see :func:`prechecks_agree`): an input it finds valid skips :meth:`validate`."""
+        return self._precheck
 
     @property
     def sandbox_name(self) -> str:
@@ -144,6 +154,65 @@ class ToolBinding:
         except fastjsonschema.JsonSchemaValueException as e:
             message = _schema_message(e, "input")
             raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: {message}") from None
+
+
+_ANNOTATIONS = frozenset(
+    {"title", "description", "examples", "$comment", "deprecated", "readOnly", "writeOnly"}
+)
+_CHECKED = frozenset(
+    {
+        "type", "required", "additionalProperties", "enum", "const", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
+        "minProperties", "maxProperties", "properties", "items", "allOf", "anyOf", "oneOf", "not",
+        "$ref", "$defs", "definitions", "$schema",
+    }
+)  # fmt: skip
+_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_DRAFT_07 = ("http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema")
+
+
+def prechecks_agree(schema: Any) -> bool:
+    """Whether the engine's JSON Schema validator (Rust, draft-07) and fastjsonschema agree on
+    every input for ``schema``, so an input the engine finds valid need not be checked again.
+
+    True for schemas made only of the keywords both implement alike (types, required,
+    properties, items as one schema, enum/const, numeric and length bounds, the
+    combinators, local ``$ref``); ``default`` (fastjsonschema fills it in), ``format``,
+    ``pattern``, ``multipleOf``, tuple ``items``, ``uniqueItems`` and anything else keep
+    every input on fastjsonschema.
+    """
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, Mapping):
+        return False
+    for key, value in schema.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key not in _CHECKED:
+            return False
+        if key in ("properties", "$defs", "definitions"):
+            if not isinstance(value, Mapping) or not all(prechecks_agree(v) for v in value.values()):
+                return False
+        elif key in ("allOf", "anyOf", "oneOf"):
+            if not isinstance(value, list) or not all(prechecks_agree(v) for v in value):
+                return False
+        elif key in ("not", "additionalProperties", "items"):
+            if not prechecks_agree(value):
+                return False
+        elif key == "type":
+            types = value if isinstance(value, list) else [value]
+            if not all(t in _TYPES for t in types):
+                return False
+        elif key == "$ref":
+            if not isinstance(value, str) or not value.startswith("#/"):
+                return False
+        elif key == "$schema":
+            if value not in _DRAFT_07:
+                return False
+        elif key in ("exclusiveMinimum", "exclusiveMaximum", "minimum", "maximum"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+    return True
 
 
 def _schema_message(error: fastjsonschema.JsonSchemaValueException, root: str) -> str:

@@ -95,7 +95,7 @@ impl Execution {
     #[new]
     #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
                         max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
-                        report_channel=false, library=None))]
+                        report_channel=false, library=None, input_schemas=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -111,6 +111,7 @@ impl Execution {
         max_result_bytes: usize,
         report_channel: bool,
         library: Option<&str>,
+        input_schemas: Option<Vec<Option<String>>>,
     ) -> Self {
         let limits = isolate::Limits {
             memory_bytes: memory_limit_bytes,
@@ -129,6 +130,9 @@ impl Execution {
             }
             if let Some(library) = library {
                 execution.set_library(library)?;
+            }
+            if let Some(schemas) = &input_schemas {
+                execution.set_input_schemas(schemas);
             }
             Ok(execution)
         });
@@ -239,8 +243,9 @@ fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
         .map_err(|_| PyRuntimeError::new_err("tool result is not UTF-8"))
 }
 
-/// A step's tool calls as `(ids, tool indexes, arguments)`: the arguments are one JSON
-/// array (element `i` belongs to call `ids[i]`), so the host parses them in one go.
+/// A step's tool calls as `(ids, tool indexes, arguments, checked)`: the arguments are one
+/// JSON array (element `i` belongs to call `ids[i]`), so the host parses them in one go;
+/// `checked[i]` is 1 when the engine found argument `i` valid for its tool's schema.
 fn calls_tuple<'py>(
     py: Python<'py>,
     calls: Vec<isolate::ToolCall>,
@@ -250,6 +255,7 @@ fn calls_tuple<'py>(
     args.push('[');
     let mut ids = Vec::with_capacity(calls.len());
     let mut tools = Vec::with_capacity(calls.len());
+    let mut checked = Vec::with_capacity(calls.len());
     for (i, call) in calls.into_iter().enumerate() {
         if i > 0 {
             args.push(',');
@@ -257,9 +263,17 @@ fn calls_tuple<'py>(
         args.push_str(&call.args_json);
         ids.push(call.id);
         tools.push(call.tool);
+        checked.push(u8::from(call.checked));
     }
     args.push(']');
-    (PyList::new(py, ids)?, PyList::new(py, tools)?, args).into_pyobject(py)
+    let checked = PyBytes::new(py, &checked);
+    (
+        PyList::new(py, ids)?,
+        PyList::new(py, tools)?,
+        args,
+        checked,
+    )
+        .into_pyobject(py)
 }
 
 fn error_tuple<'py>(py: Python<'py>, e: &isolate::JsError) -> PyResult<Bound<'py, PyTuple>> {

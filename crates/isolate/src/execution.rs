@@ -123,6 +123,8 @@ pub(crate) struct Shared {
     max_log_lines: usize,
     fail_on_log_overflow: bool,
     calls: Vec<ToolCall>,
+    /// Per tool, the validator that may vouch for its input (see `precheck`).
+    prechecks: Vec<Option<Arc<jsonschema::Validator>>>,
     /// The resolve and reject functions of call `id`, at index `id - 1`, until settled.
     pending: Vec<Option<Resolvers>>,
     open_calls: usize,
@@ -261,6 +263,18 @@ impl Execution {
     /// code runs. Call before the first step.
     pub fn open_report_channel(&mut self) {
         self.report_channel = true;
+    }
+
+    /// JSON Schemas (JSON text, one per tool in the order of the tool names; `None`: no
+    /// check) the engine checks each call's input against before handing the call out:
+    /// a call whose input it finds certainly valid is marked [`ToolCall::checked`]. Only
+    /// ever a "yes": anything else is left to the host. Compiled once per process.
+    pub fn set_input_schemas(&mut self, schemas: &[Option<String>]) {
+        let prechecks = schemas
+            .iter()
+            .map(|schema| schema.as_deref().and_then(crate::precheck::validator))
+            .collect();
+        self.shared.borrow_mut().prechecks = prechecks;
     }
 
     /// Run `source`, a host library (JavaScript evaluating to a function), before the
@@ -857,6 +871,7 @@ impl Engine {
             max_log_lines: 0,
             fail_on_log_overflow: false,
             calls: Vec::new(),
+            prechecks: Vec::new(),
             pending: Vec::new(),
             open_calls: 0,
             calls_made: 0,
@@ -915,10 +930,16 @@ fn install_prelude<'js>(
             )));
             s.open_calls += 1;
             let id = s.pending.len() as u64;
+            let checked = s
+                .prechecks
+                .get(tool as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|validator| crate::precheck::passes(validator, &json));
             s.calls.push(ToolCall {
                 id,
                 tool,
                 args_json: json,
+                checked,
             });
             Ok(promise.into_value())
         },

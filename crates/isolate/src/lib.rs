@@ -12,6 +12,7 @@ mod alloc;
 mod execution;
 mod json;
 mod pool;
+mod precheck;
 mod stack;
 
 use std::time::Duration;
@@ -182,6 +183,9 @@ pub struct ToolCall {
     pub tool: u32,
     /// The argument, JSON text of an object.
     pub args_json: String,
+    /// The engine checked the argument against the tool's input schema and it is valid (see
+    /// [`Execution::set_input_schemas`]); the host need not check it again.
+    pub checked: bool,
 }
 
 /// How a settled call ends inside the program.
