@@ -23,6 +23,13 @@ def code_frame(source: str, line: int, column: int) -> str:
 def set_prewarm(count: int) -> None:
     """Keep ``count`` fresh engines ready on a background thread (0: make each on demand)."""
 
+class InputChecks:
+    """Per tool (in the order of the tool names), a JSON Schema as JSON text the engine checks
+    each input against (compiled once per process), or ``None`` to leave a tool's inputs to
+    the host. Made once per set of tools and handed to each ``Execution``."""
+
+    def __init__(self, schemas: list[str | None]) -> None: ...
+
 class CancelHandle:
     def cancel(self) -> None: ...
 
@@ -58,14 +65,14 @@ class Execution:
         max_result_bytes: int,
         report_channel: bool = False,
         library: str | None = None,
-        input_schemas: list[str | None] | None = None,
+        input_checks: InputChecks | None = None,
     ) -> None:
         """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
         function whose lines come back among the logs with level ``"report"``. ``library``:
         JavaScript evaluating to a function, run before the program (compiled once per
         process): the parameter becomes what it returns when called with the channel.
-        ``input_schemas``: per tool, a JSON Schema (JSON text) the engine checks inputs against
-        to vouch for valid ones (``Calls`` checked); ``None`` leaves a tool's inputs unchecked."""
+        ``input_checks``: the engine checks each call's input against its tool's schema to
+        vouch for valid ones (``Calls`` checked)."""
     def cancel_handle(self) -> CancelHandle: ...
     def step(
         self,

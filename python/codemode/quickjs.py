@@ -87,7 +87,7 @@ class EngineContext:
         self._bindings = list(bindings.values())
         self._names = [b.name for b in self._bindings]
         prechecks = [b.precheck_schema for b in self._bindings]
-        self._prechecks = prechecks if any(prechecks) else None
+        self._prechecks = _core.InputChecks(prechecks) if any(prechecks) else None
         self.limits = limits
         self._inline_slice = inline_slice
         self._disposed = False
@@ -225,7 +225,7 @@ class _Run:
             max_result_bytes=limits.max_result_bytes,
             report_channel=self.on_report is not None,
             library=self.library,
-            input_schemas=self.prechecks,
+            input_checks=self.prechecks,
         )
 
     async def _steps(self) -> ExecutionResult:

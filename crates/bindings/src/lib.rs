@@ -67,6 +67,19 @@ fn code_frame(source: &str, line: u32, column: u32) -> String {
     tsstrip::code_frame(source, line, column)
 }
 
+/// Per tool, a JSON Schema the engine checks each input against before the call crosses
+/// (see `_core.pyi`); made once per set of tools.
+#[pyclass(frozen, module = "codemode._core")]
+struct InputChecks(isolate::InputChecks);
+
+#[pymethods]
+impl InputChecks {
+    #[new]
+    fn new(py: Python<'_>, schemas: Vec<Option<String>>) -> Self {
+        Self(py.detach(|| isolate::InputChecks::new(&schemas)))
+    }
+}
+
 /// Cancels an execution from any thread, even while one of its steps runs.
 #[pyclass(frozen, module = "codemode._core")]
 struct CancelHandle(isolate::CancelHandle);
@@ -95,7 +108,7 @@ impl Execution {
     #[new]
     #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
                         max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
-                        report_channel=false, library=None, input_schemas=None))]
+                        report_channel=false, library=None, input_checks=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -111,7 +124,7 @@ impl Execution {
         max_result_bytes: usize,
         report_channel: bool,
         library: Option<&str>,
-        input_schemas: Option<Vec<Option<String>>>,
+        input_checks: Option<PyRef<'_, InputChecks>>,
     ) -> Self {
         let limits = isolate::Limits {
             memory_bytes: memory_limit_bytes,
@@ -123,6 +136,7 @@ impl Execution {
             max_result_bytes,
         };
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
+        let checks = input_checks.map(|c| c.0.clone());
         let created = py.detach(|| {
             let mut execution = isolate::Execution::new(javascript, &tool_names, limits, deadline)?;
             if report_channel {
@@ -131,8 +145,8 @@ impl Execution {
             if let Some(library) = library {
                 execution.set_library(library)?;
             }
-            if let Some(schemas) = &input_schemas {
-                execution.set_input_schemas(schemas);
+            if let Some(checks) = checks {
+                execution.set_input_checks(checks);
             }
             Ok(execution)
         });
@@ -295,6 +309,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StripResult>()?;
     m.add_class::<Execution>()?;
     m.add_class::<CancelHandle>()?;
+    m.add_class::<InputChecks>()?;
     m.add_function(wrap_pyfunction!(strip_types, m)?)?;
     m.add_function(wrap_pyfunction!(code_frame, m)?)?;
     m.add_function(wrap_pyfunction!(set_prewarm, m)?)?;

@@ -124,7 +124,7 @@ pub(crate) struct Shared {
     fail_on_log_overflow: bool,
     calls: Vec<ToolCall>,
     /// Per tool, the validator that may vouch for its input (see `precheck`).
-    prechecks: Vec<Option<Arc<jsonschema::Validator>>>,
+    prechecks: crate::InputChecks,
     /// The resolve and reject functions of call `id`, at index `id - 1`, until settled.
     pending: Vec<Option<Resolvers>>,
     open_calls: usize,
@@ -265,16 +265,11 @@ impl Execution {
         self.report_channel = true;
     }
 
-    /// JSON Schemas (JSON text, one per tool in the order of the tool names; `None`: no
-    /// check) the engine checks each call's input against before handing the call out:
-    /// a call whose input it finds certainly valid is marked [`ToolCall::checked`]. Only
-    /// ever a "yes": anything else is left to the host. Compiled once per process.
-    pub fn set_input_schemas(&mut self, schemas: &[Option<String>]) {
-        let prechecks = schemas
-            .iter()
-            .map(|schema| schema.as_deref().and_then(crate::precheck::validator))
-            .collect();
-        self.shared.borrow_mut().prechecks = prechecks;
+    /// The validators (one per tool) the engine checks each call's input against before
+    /// handing the call out: a call whose input it finds certainly valid is marked
+    /// [`ToolCall::checked`]. Only ever a "yes": anything else is left to the host.
+    pub fn set_input_checks(&mut self, checks: crate::InputChecks) {
+        self.shared.borrow_mut().prechecks = checks;
     }
 
     /// Run `source`, a host library (JavaScript evaluating to a function), before the
@@ -871,7 +866,7 @@ impl Engine {
             max_log_lines: 0,
             fail_on_log_overflow: false,
             calls: Vec::new(),
-            prechecks: Vec::new(),
+            prechecks: crate::InputChecks::default(),
             pending: Vec::new(),
             open_calls: 0,
             calls_made: 0,
@@ -933,7 +928,6 @@ fn install_prelude<'js>(
             let checked = s
                 .prechecks
                 .get(tool as usize)
-                .and_then(Option::as_ref)
                 .is_some_and(|validator| crate::precheck::passes(validator, &json));
             s.calls.push(ToolCall {
                 id,

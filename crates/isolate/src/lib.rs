@@ -19,6 +19,7 @@ use std::time::Duration;
 
 pub use execution::{CancelHandle, Execution};
 pub use pool::set_prewarm;
+pub use precheck::InputChecks;
 
 /// Hard limits for one execution.
 #[derive(Debug, Clone)]
@@ -184,7 +185,7 @@ pub struct ToolCall {
     /// The argument, JSON text of an object.
     pub args_json: String,
     /// The engine checked the argument against the tool's input schema and it is valid (see
-    /// [`Execution::set_input_schemas`]); the host need not check it again.
+    /// [`Execution::set_input_checks`]); the host need not check it again.
     pub checked: bool,
 }
 

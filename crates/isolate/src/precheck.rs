@@ -14,6 +14,28 @@ use std::sync::{Arc, Mutex, OnceLock};
 use jsonschema::Validator;
 use serde_json::Value;
 
+/// Per tool, the validator that may vouch for its input: made once (per set of tools) and
+/// handed to every execution with [`crate::Execution::set_input_checks`].
+#[derive(Clone, Default)]
+pub struct InputChecks(pub(crate) Arc<Vec<Option<Arc<Validator>>>>);
+
+impl InputChecks {
+    /// One entry per tool, in the order of the tool names: a JSON Schema (JSON text) to
+    /// check its inputs against, or `None` to leave them all to the host.
+    pub fn new(schemas: &[Option<String>]) -> Self {
+        Self(Arc::new(
+            schemas
+                .iter()
+                .map(|s| s.as_deref().and_then(validator))
+                .collect(),
+        ))
+    }
+
+    pub(crate) fn get(&self, tool: usize) -> Option<&Validator> {
+        self.0.get(tool).and_then(|v| v.as_deref())
+    }
+}
+
 /// The draft-07 validator of `schema` (JSON text), compiled once per process (the cache is
 /// cleared past 256 schemas); `None` when it is not a schema this validator compiles.
 pub(crate) fn validator(schema: &str) -> Option<Arc<Validator>> {
