@@ -6,6 +6,8 @@ import pytest
 
 import codemode
 
+from .conftest import make_tools
+
 pytestmark = pytest.mark.anyio
 
 
@@ -91,6 +93,24 @@ async def test_uncaught_tool_error(cm: codemode.CodeMode) -> None:
     error = await failure(cm, "const r = await external_fail({ sku: 'A-1' })\nreturn r")
     assert (error.kind, error.name) == ("tool", "ToolError")
     assert error.message == "inventory service unavailable for A-1"
+
+
+async def test_an_uncaught_tool_error_points_at_the_await(driver: codemode.IsolateDriver) -> None:
+    cm = codemode.create_code_mode(make_tools(), driver=driver)
+    top = await failure(cm, "const a = 1\nconst r = await external_fail({ sku: 'A-1' })\nreturn r")
+    nested = await failure(
+        cm,
+        "async function stock(sku: string) {\n  return await external_fail({ sku })\n}\n"
+        "return await Promise.all([stock('A'), stock('B')])",
+    )
+    if isinstance(driver, codemode.V8Driver):
+        # V8 keeps the stack of where the host made the error: no line (docs/engines.md)
+        assert top.line is None and nested.line is None
+        return
+    assert (top.kind, top.line, top.column) == ("tool", 2, 17)
+    assert top.frame is not None and "const r = await external_fail" in top.frame
+    assert (nested.kind, nested.line, nested.column) == ("tool", 2, 16)
+    assert nested.stack is not None and "at stock (program.ts:2:16)" in nested.stack
 
 
 async def test_tool_error_caught_inside_program(cm: codemode.CodeMode) -> None:

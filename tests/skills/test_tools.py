@@ -249,7 +249,8 @@ async def test_example_input_runs_before_saving() -> None:
         )
         await _refused(
             reg,
-            r"failed \(invalid_args error\): InvalidArgumentsError: external_double: invalid arguments: input.n must be number",
+            r"failed \(invalid_args error at line 1 of the code\): InvalidArgumentsError: external_double: "
+            r"invalid arguments: input.n must be number",
             "bad_tool_call",
             code="return await external_double({ n: 'two' });",
             example_input={"n": 1},

@@ -710,6 +710,11 @@ fn unknown_tool(message: &str) -> Option<&str> {
     (name.starts_with("external_") && !name.contains(' ')).then_some(name)
 }
 
+/// Reject a call's promise with a host error (`ToolError`, `InvalidArgumentsError`).
+///
+/// The error is an `Error` with no stack yet: QuickJS records an error's stack when it is
+/// first thrown through a frame if it has none, so when the program's `await` throws it,
+/// the stack (and the error's line and column) is the line that awaited the call.
 fn reject_with<'js>(
     ctx: &Ctx<'js>,
     helpers: &Object<'js>,
@@ -718,9 +723,37 @@ fn reject_with<'js>(
     message: &str,
     kind: &str,
 ) -> rquickjs::Result<()> {
-    let make: Function = helpers.get("hostError")?;
-    let error: Value = make.call((name, message, kind))?;
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: plain QuickJS C API on a live context; the new value is owned by `error`.
+    let error = unsafe {
+        let object = qjs::JS_NewObjectClass(raw, error_class_id());
+        if qjs::JS_VALUE_GET_TAG(object) == qjs::JS_TAG_EXCEPTION {
+            return Err(rquickjs::Error::Exception);
+        }
+        Value::from_raw(ctx.clone(), object)
+    };
+    let mark: Function = helpers.get("markHostError")?;
+    mark.call::<_, ()>((error.clone(), name, message, kind))?;
     reject.restore(ctx)?.call::<_, ()>((error,))
+}
+
+/// QuickJS's class id of `Error` objects (the same in every runtime of this build).
+fn error_class_id() -> qjs::JSClassID {
+    static ID: OnceLock<qjs::JSClassID> = OnceLock::new();
+    *ID.get_or_init(|| {
+        let runtime = Runtime::new().expect("QuickJS runtime for the Error class id");
+        let context = Context::full(&runtime).expect("QuickJS context for the Error class id");
+        context.with(|ctx| {
+            let raw = ctx.as_raw().as_ptr();
+            // SAFETY: a new error, read and freed at once.
+            unsafe {
+                let error = qjs::JS_NewError(raw);
+                let id = qjs::JS_GetClassID(error);
+                qjs::JS_FreeValue(raw, error);
+                id
+            }
+        })
+    })
 }
 
 /// Run every pending promise job. Exceptions inside jobs are uncaught promise rejections

@@ -66,6 +66,13 @@
     return e;
   }
 
+  // An Error the host made without a stack: it gets one where the program's await throws it.
+  function markHostError(e, name, message, kind) {
+    define(e, "message", { value: message, writable: true, configurable: true });
+    define(e, "name", { value: name, writable: true, configurable: true });
+    hostErrors.set(e, kind);
+  }
+
   return {
     installTools(toolNames, maxCalls) {
       for (let i = 0; i < toolNames.length; i++) {
@@ -102,6 +109,7 @@
       }
     },
     hostError,
+    markHostError,
     // The report channel (handed to the program only when the host opens it).
     channel: function report(text) {
       hostReport(typeof text === "string" ? text : String(text));
