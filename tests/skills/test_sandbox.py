@@ -635,3 +635,23 @@ async def test_skill_events_are_live(driver: codemode.IsolateDriver) -> None:
         assert names.index(SKILL_RESULT) < names.index("code_mode:execution_finished")
     finally:
         await cm.aclose()
+
+
+async def test_skill_events_become_ag_ui_custom_events(store: MemorySkillStore) -> None:
+    pytest.importorskip("ag_ui.core")
+    from codemode.integrations.ag_ui import to_ag_ui
+
+    runtime = await runtime_for(store)
+    events: list[codemode.Event] = []
+    result = await runtime.execute(
+        "const q = await skill_quadruple({ n: 1 });\ntry { await skill_double({ n: 'x' }) } catch (e) {}\nreturn q",
+        on_event=events.append,
+        tool_call_id="call-1",
+    )
+    assert result.success, result.error
+    custom = [to_ag_ui(event) for event in events]
+    names = [event.name for event in custom]
+    assert SKILL_CALL in names and SKILL_RESULT in names and SKILL_ERROR in names
+    for event in custom:
+        assert event.value["toolCallId"] == "call-1"
+        event.model_dump_json()  # serialisable as the AG-UI stream sends it
