@@ -102,6 +102,27 @@ async def mini_racer_numbers() -> None:
     print(f"mini-racer: W5 {w5:.1f} ms")
 
 
+WORKER_ROUND_TRIPS = """
+import { Worker, isMainThread, parentPort } from "node:worker_threads";
+if (isMainThread) {
+  const worker = new Worker(new URL(import.meta.url));
+  const total = 20000;
+  let n = 0, started = 0;
+  worker.on("message", () => {
+    if (++n === total) {
+      console.log(((performance.now() - started) * 1000 / total).toFixed(0));
+      process.exit(0);
+    }
+    worker.postMessage(n);
+  });
+  setTimeout(() => { started = performance.now(); worker.postMessage(0); }, 200);
+} else {
+  parentPort.on("message", (m) => parentPort.postMessage(m));
+}
+"""
+"""A Node script printing the microseconds of one worker <-> main thread message round trip."""
+
+
 async def _pipe_round_trips(argv: list[str], label: str) -> None:
     """Blocking and event-loop round trips of one byte through a child that echoes stdin."""
     started = time.perf_counter()
@@ -155,6 +176,10 @@ async def node_and_deno_numbers(directory: Path) -> None:
         script = directory / "echo.mjs"
         script.write_text("process.stdin.on('data', (d) => process.stdout.write(d));\n", encoding="utf-8")
         await _pipe_round_trips([node, str(script)], "node")
+        messages = directory / "worker.mjs"
+        messages.write_text(WORKER_ROUND_TRIPS, encoding="utf-8")
+        out = subprocess.run([node, str(messages)], capture_output=True, text=True, timeout=60, check=True)
+        print(f"node: worker <-> main thread postMessage round trip {out.stdout.strip()} us")
     deno = shutil.which("deno")
     if deno is None:
         print("deno: not installed")
