@@ -13,26 +13,21 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio.to_thread
 import psycopg
 
 from .models import Skill, SkillNotFoundError, SkillSummary
+from .sql import SQLStoreBase
 from .store import (
     FIELD_WEIGHTS,
     ROW_COLUMNS,
-    StoreBase,
     new_version,
     query_words,
     search_fields,
     summary_fields,
 )
 from .trust import TrustStrategy, record_outcomes
-
-T = TypeVar("T")
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -42,7 +37,7 @@ _RANK_WEIGHTS = f"{{0.1, {FIELD_WEIGHTS[2] / FIELD_WEIGHTS[0]}, {FIELD_WEIGHTS[1
 _COLUMNS = ROW_COLUMNS
 
 
-class PostgresSkillStore(StoreBase):
+class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
     """A :class:`~.store.SkillStore` in the PostgreSQL database at ``dsn``.
 
     The tables (``<table_prefix>skills`` and ``<table_prefix>skill_versions``) are created on
@@ -58,23 +53,12 @@ class PostgresSkillStore(StoreBase):
         self.dsn = dsn
         self._skills = f"{table_prefix}skills"
         self._versions = f"{table_prefix}skill_versions"
-        self._lock = threading.Lock()
-        self._connection: psycopg.Connection[Any] | None = None
-
-    async def get(self, name: str, *, version: int | None = None) -> Skill | None:
-        return await self._run(self._fetch, name, version)
 
     async def versions(self, name: str) -> list[int]:
         rows = await self._run(
             self._query, f"SELECT version FROM {self._versions} WHERE name = %s ORDER BY version", (name,)
         )
         return [row[0] for row in rows]
-
-    async def save(self, skill: Skill) -> Skill:
-        return await self._run(self._save, skill)
-
-    async def delete(self, name: str) -> bool:
-        return await self._run(self._delete, name)
 
     async def list_index(self) -> list[SkillSummary]:
         rows = await self._run(self._query, f"SELECT {_COLUMNS} FROM {self._latest} ORDER BY v.name", ())
@@ -91,38 +75,11 @@ class PostgresSkillStore(StoreBase):
         rows = await self._run(self._query, sql, (" | ".join(terms), _RANK_WEIGHTS, limit))
         return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
 
-    async def record_runs(
-        self,
-        name: str,
-        outcomes: Sequence[bool],
-        *,
-        version: int | None = None,
-        trust: TrustStrategy | None = None,
-    ) -> Skill:
-        strategy = trust if trust is not None else self.trust
-        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
-
-    async def aclose(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._connection is not None:
-                    self._connection.close()
-                    self._connection = None
-
-        await anyio.to_thread.run_sync(close)
-
     # -- blocking implementations, each under the connection lock
 
     @property
     def _latest(self) -> str:
         return f"{self._versions} v JOIN {self._skills} s ON s.name = v.name AND s.version = v.version"
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return function(self._connect(), *args)
-
-        return await anyio.to_thread.run_sync(locked)
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._connection is None or self._connection.closed:
@@ -159,10 +116,6 @@ class PostgresSkillStore(StoreBase):
                 )
             self._connection = connection
         return self._connection
-
-    @staticmethod
-    def _query(connection: psycopg.Connection[Any], sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        return connection.execute(sql, parameters).fetchall()
 
     def _fetch(self, connection: psycopg.Connection[Any], name: str, version: int | None) -> Skill | None:
         if version is None:

@@ -13,25 +13,19 @@ import contextlib
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
-
-import anyio.to_thread
+from collections.abc import Iterator
 
 from .models import Skill, SkillNotFoundError, SkillSummary
+from .sql import SQLStoreBase
 from .store import (
     FIELD_WEIGHTS,
     ROW_COLUMNS,
-    StoreBase,
     new_version,
     query_words,
     search_fields,
     summary_fields,
 )
 from .trust import TrustStrategy, record_outcomes
-
-T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS skill_versions (
@@ -64,7 +58,7 @@ _COLUMNS = ROW_COLUMNS
 _LATEST = "skill_versions v JOIN skills s ON s.name = v.name AND s.version = v.version"
 
 
-class SQLiteSkillStore(StoreBase):
+class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
     """A :class:`~.store.SkillStore` in the SQLite database at ``path`` (created if missing)."""
 
     def __init__(
@@ -73,23 +67,12 @@ class SQLiteSkillStore(StoreBase):
         super().__init__(trust)
         self.path = os.fspath(path)
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._connection: sqlite3.Connection | None = None
-
-    async def get(self, name: str, *, version: int | None = None) -> Skill | None:
-        return await self._run(self._get, name, version)
 
     async def versions(self, name: str) -> list[int]:
         rows = await self._run(
             self._query, "SELECT version FROM skill_versions WHERE name = ? ORDER BY version", (name,)
         )
         return [row[0] for row in rows]
-
-    async def save(self, skill: Skill) -> Skill:
-        return await self._run(self._save, skill)
-
-    async def delete(self, name: str) -> bool:
-        return await self._run(self._delete, name)
 
     async def list_index(self) -> list[SkillSummary]:
         rows = await self._run(self._query, f"SELECT {_COLUMNS} FROM {_LATEST} ORDER BY v.name", ())
@@ -109,34 +92,7 @@ class SQLiteSkillStore(StoreBase):
         rows = await self._run(self._query, sql, (match, limit))
         return [SkillSummary.model_validate(summary_fields(row)) for row in rows]
 
-    async def record_runs(
-        self,
-        name: str,
-        outcomes: Sequence[bool],
-        *,
-        version: int | None = None,
-        trust: TrustStrategy | None = None,
-    ) -> Skill:
-        strategy = trust if trust is not None else self.trust
-        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
-
-    async def aclose(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._connection is not None:
-                    self._connection.close()
-                    self._connection = None
-
-        await anyio.to_thread.run_sync(close)
-
     # -- blocking implementations, each under the connection lock
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return function(self._connect(), *args)
-
-        return await anyio.to_thread.run_sync(locked)
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -152,12 +108,7 @@ class SQLiteSkillStore(StoreBase):
             self._connection = connection
         return self._connection
 
-    @staticmethod
-    def _query(connection: sqlite3.Connection, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
-        return connection.execute(sql, parameters).fetchall()
-
-    @staticmethod
-    def _fetch(connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
+    def _fetch(self, connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
         if version is None:
             row = connection.execute(
                 f"SELECT {_COLUMNS}, v.code FROM {_LATEST} WHERE v.name = ?", (name,)
@@ -168,9 +119,6 @@ class SQLiteSkillStore(StoreBase):
                 (name, version),
             ).fetchone()
         return Skill.model_validate({**summary_fields(row), "code": row[-1]}) if row is not None else None
-
-    def _get(self, connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
-        return self._fetch(connection, name, version)
 
     def _save(self, connection: sqlite3.Connection, skill: Skill) -> Skill:
         with _transaction(connection):

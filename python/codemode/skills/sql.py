@@ -1,0 +1,90 @@
+"""The async face the SQL stores share: one connection, one lock, blocking work in a thread.
+
+Each call runs the store's blocking implementation (``_fetch``, ``_save``, ``_delete``,
+``_record_runs``, or ``_query`` with its own SQL) in a worker thread, holding the lock, on the
+connection ``_connect`` opens on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import anyio.to_thread
+
+from .models import Skill
+from .store import StoreBase
+from .trust import TrustStrategy
+
+T = TypeVar("T")
+C = TypeVar("C")  # the database connection
+
+
+class SQLStoreBase(StoreBase, Generic[C]):
+    """What :class:`~.sqlite.SQLiteSkillStore` and :class:`~.postgres.PostgresSkillStore`
+    share; each says how to connect and keeps its own SQL."""
+
+    def __init__(self, trust: TrustStrategy | None = None) -> None:
+        super().__init__(trust)
+        self._lock = threading.Lock()
+        self._connection: C | None = None
+
+    async def get(self, name: str, *, version: int | None = None) -> Skill | None:
+        return await self._run(self._fetch, name, version)
+
+    async def save(self, skill: Skill) -> Skill:
+        return await self._run(self._save, skill)
+
+    async def delete(self, name: str) -> bool:
+        return await self._run(self._delete, name)
+
+    async def record_runs(
+        self,
+        name: str,
+        outcomes: Sequence[bool],
+        *,
+        version: int | None = None,
+        trust: TrustStrategy | None = None,
+    ) -> Skill:
+        strategy = trust if trust is not None else self.trust
+        return await self._run(self._record_runs, name, list(outcomes), version, strategy)
+
+    async def aclose(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._connection is not None:
+                    self._connection.close()  # type: ignore[attr-defined]
+                    self._connection = None
+
+        await anyio.to_thread.run_sync(close)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
+            with self._lock:
+                return function(self._connect(), *args)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    @staticmethod
+    def _query(connection: Any, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
+        return connection.execute(sql, parameters).fetchall()  # type: ignore[no-any-return]
+
+    # -- what each store implements (blocking, called under the lock)
+
+    def _connect(self) -> C:
+        raise NotImplementedError
+
+    def _fetch(self, connection: C, name: str, version: int | None) -> Skill | None:
+        raise NotImplementedError
+
+    def _save(self, connection: C, skill: Skill) -> Skill:
+        raise NotImplementedError
+
+    def _delete(self, connection: C, name: str) -> bool:
+        raise NotImplementedError
+
+    def _record_runs(
+        self, connection: C, name: str, outcomes: list[bool], version: int | None, trust: TrustStrategy
+    ) -> Skill:
+        raise NotImplementedError
