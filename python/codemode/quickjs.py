@@ -274,18 +274,23 @@ class _Run:
         except anyio.get_cancelled_exc_class():
             # The awaiting task was cancelled: stop the engine, report, re-raise.
             _cancel(execution)
-            self.emit(
-                "code_mode:execution_finished",
-                {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
-            )
-            with anyio.CancelScope(shield=True):
-                await self._flush_events(swallow=True)
+            await self._report_cancelled()
             raise
         finally:
             for task in self.tasks:
                 task.cancel()
             if not stepping_in_thread:
                 execution.close()
+
+    async def _report_cancelled(self) -> None:
+        """The ``execution_finished`` event of a cancelled execution, delivered even though
+        the awaiting task is being cancelled."""
+        self.emit(
+            "code_mode:execution_finished",
+            {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
+        )
+        with anyio.CancelScope(shield=True):
+            await self._flush_events(swallow=True)
 
     async def _wait(self, seconds: float) -> None:
         """Sleep until a tool call completes or ``seconds`` pass."""

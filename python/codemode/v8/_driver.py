@@ -300,12 +300,7 @@ class _V8Run(_Run):
                     await self.wakeup.wait()
         except anyio.get_cancelled_exc_class():
             host.send(b"K %d\n" % self.run_id)
-            self.emit(
-                "code_mode:execution_finished",
-                {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
-            )
-            with anyio.CancelScope(shield=True):
-                await self._flush_events(swallow=True)
+            await self._report_cancelled()
             raise
         finally:
             self.wakeup = None
