@@ -346,7 +346,7 @@ class _Run:
         """The loop of :meth:`_start_many`, run with no task current on ``loop``."""
         bindings = self.bindings
         cap = self.limits.max_concurrent_tool_calls
-        answer_ids, outcomes, answer_json = self.answer_ids, self.answer_outcomes, self.answer_json
+        answer = self._answer
         for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
             binding = bindings[tool]
             if not binding.is_async or self.running >= cap:
@@ -374,10 +374,7 @@ class _Run:
                 self._settle(call_id, binding, 0.0, result=outcome)  # checks again, reports why
                 continue
             self.running -= 1
-            answer_ids.append(call_id)
-            outcomes.append(_SETTLE_OK)
-            answer_json += json
-            answer_json += b","
+            answer(call_id, _SETTLE_OK, json)
 
     def _start_parsed_call(self, call_id: int, tool_index: int, args: Any, checked: int = 0) -> None:
         """Validate a call's arguments (unless the engine ``checked`` them), then run it, or
