@@ -416,7 +416,16 @@ def code_compiles(skill: Skill) -> bool:
     return strip_body(skill.code) is not None
 
 
-_Parts = tuple[list[list[Any]], str, str, str, tuple[_Body, ...]]
+@dataclass(frozen=True)
+class _Parts:
+    """What every program with these skills (and these refusals) is built of; only the token
+    (``_TOKEN`` in the text) changes from one execution to the next."""
+
+    names: tuple[str, ...]  # the runtime's skill indexes
+    references: str  # the body functions as the runtime gets them (with the token placeholder)
+    data: str  # the entries and schemas the runtime gets, JSON
+    bodies_js: str  # the body functions, after the model's code
+    bodies: tuple[_Body, ...]  # their lines, counted from the first line after the model's code
 
 
 @dataclass(frozen=True)
@@ -506,10 +515,9 @@ class SkillRuntime:
     # -- building the program
 
     def _parts(self, denied: frozenset[str]) -> _Parts:
-        """What the program is built of for these refusals (cached): ``[name, why refused or
-        None]`` per skill (the runtime's indexes), the schemas' JSON, the body functions'
-        names (with the token placeholder) and their source, with their lines counted from
-        the first line after the model's code."""
+        """What the program is built of for these refusals (cached): the body functions (named
+        with the token placeholder), and the runtime's data: ``[name, why refused or None]``
+        per skill (the runtime's indexes) and their schemas."""
         cached = self._built.get(denied)
         if cached is not None:
             return cached
@@ -542,7 +550,8 @@ class SkillRuntime:
         references = ",".join(
             "null" if name in denied else f"__cm_b{index}_{_TOKEN}" for index, name in enumerate(names)
         )
-        built = entries, schemas, f"[{references}]", "".join(parts), tuple(bodies)
+        data = f"{json.dumps(entries)}, {schemas}"
+        built = _Parts(tuple(n for n, _ in entries), f"[{references}]", data, "".join(parts), tuple(bodies))
         self._built[denied] = built
         return built
 
@@ -562,23 +571,22 @@ class SkillRuntime:
         skills' once, cached), so the runtime's JavaScript is never parsed by the TypeScript
         stripper. Raises ``codemode._core.TypeScriptSyntaxError`` when ``code`` does not
         parse."""
-        entries, schemas, references, bodies_js, bodies = self._parts(denied)
+        parts = self._parts(denied)
         stripped = _core.strip_types(code)
         javascript = stripped.javascript
-        names = [name for name, _ in entries]
         prefix = (
-            f"const {{{', '.join('skill_' + n for n in names)}}} = {_CHANNEL}("
-            f"{references.replace(_TOKEN, token)}, {json.dumps(entries)}, {schemas}, "
+            f"const {{{', '.join('skill_' + n for n in parts.names)}}} = {_CHANNEL}("
+            f"{parts.references.replace(_TOKEN, token)}, {parts.data}, "
             f"{'true' if detail else 'false'}, {self.max_events}); {_CHANNEL} = undefined; "
         )
         model_lines = javascript.count("\n") + 1
-        offset = model_lines + 1  # the bodies start on the line after the model's code
-        shifted = tuple(
-            _Body(body.first + offset - 1, body.last + offset - 1, body.name, body.strip) for body in bodies
+        shifted = tuple(  # the bodies start on the line after the model's code
+            _Body(body.first + model_lines, body.last + model_lines, body.name, body.strip)
+            for body in parts.bodies
         )
         model_strip = None if stripped.positions_preserved else stripped
-        text = prefix + javascript + "\n" + bodies_js.replace(_TOKEN, token)
-        return _Layout(text, tuple(names), len(prefix), model_lines, model_strip, shifted)
+        text = prefix + javascript + "\n" + parts.bodies_js.replace(_TOKEN, token)
+        return _Layout(text, parts.names, len(prefix), model_lines, model_strip, shifted)
 
     async def _context(self) -> IsolateContext:
         """A sandbox context over ``cm``'s tools and limits (one per code mode, shared)."""
