@@ -87,6 +87,7 @@ use swc_ecma_lexer::{lexer::Lexer, Parser, StringInput, Syntax, TsSyntax};
 use swc_fast_ts_strip::{operate, ErrorCode, Mode, Options};
 
 mod lower;
+mod nesting;
 
 /// What is put before the body, on its first line, to parse it as a function body.
 const PREFIX: &str = "async function __codemode() {";
@@ -156,8 +157,39 @@ impl Diagnostic {
     }
 }
 
+/// The most native stack one strip may use. A program that could need more is refused
+/// before it is parsed, as nested too deeply (see `nesting`).
+const STACK_MAX: usize = 256 << 20;
+/// Stack kept on top of the bound `nesting` computes, for the frames around the parse.
+const STACK_BASE: usize = 256 << 10;
+/// How many times the bound `nesting` computes is reserved: its costs are measured in
+/// release builds; unoptimised builds (the crate's own tests) take several times more.
+const STACK_FACTOR: usize = if cfg!(debug_assertions) { 8 } else { 2 };
+
 /// Strip the types of a TypeScript program body. See the crate documentation.
+///
+/// Runs on the caller's stack when it has room for the deepest parse the text allows, else
+/// on a stack of its own (allocated for the call); a text that could need more than
+/// 256 MiB of stack is a [`Diagnostic`] saying it is nested too deeply.
 pub fn strip(typescript: &str) -> Result<Stripped, Diagnostic> {
+    let (bound, at) = nesting::stack_bytes(typescript);
+    let needed = bound
+        .saturating_mul(STACK_FACTOR)
+        .saturating_add(STACK_BASE);
+    if needed > STACK_MAX {
+        return Err(Diagnostic::at_offset(
+            "the program is nested too deeply to parse (brackets, operators or types nested \
+             thousands of levels deep); flatten it"
+                .to_owned(),
+            typescript,
+            at,
+            typescript,
+        ));
+    }
+    stacker::maybe_grow(needed, needed, || strip_guarded(typescript))
+}
+
+fn strip_guarded(typescript: &str) -> Result<Stripped, Diagnostic> {
     // Everything swc uses is made for this call, so nothing is left half-updated by a panic:
     // turn one (never seen, even on mangled input; see the tests) into a diagnostic.
     let run = std::panic::AssertUnwindSafe(|| {

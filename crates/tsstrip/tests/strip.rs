@@ -609,3 +609,55 @@ fn results_cross_threads() {
     send_sync::<Stripped>();
     send_sync::<Diagnostic>();
 }
+
+/// Deep nesting of every kind is refused or stripped, never a stack overflow (which would
+/// kill the process running the tests).
+#[test]
+fn deep_nesting_never_overflows_the_stack() {
+    // (before, repeated, middle, repeated closing, after)
+    let constructs: [(&str, &str, &str, &str); 18] = [
+        ("return ", "(", "1", ")"),
+        ("return ", "[", "1", "]"),
+        ("", "{", "", "}"),
+        ("return ", "!", "1", ""),
+        ("return ", "typeof ", "1", ""),
+        ("return ", "1?", "1", ":1"),
+        ("return ", "()=>", "1", ""),
+        ("let x: ", "Array<", "number", ">"),
+        ("return ", "`${", "1", "}`"),
+        ("return f", "(1)", "", ""),
+        ("return 1", "**1", "", ""),
+        ("", "if (1) 1; else ", "1", ""),
+        ("return 1", " as any", "", ""),
+        ("return ", "<any>", "1", ""),
+        ("return ", "{a:", "1", "}"),
+        ("", "function f(){", "", "}"),
+        ("", "a=", "1", ""),
+        ("let x: ", "(", "number", ")"),
+    ];
+    for (before, open, middle, close) in constructs {
+        for n in [1_000, 2_000, 20_000, 200_000] {
+            let text = format!("{before}{}{middle}{}", open.repeat(n), close.repeat(n));
+            eprintln!("{open:?} x {n}");
+            if let Err(d) = tsstrip::strip(&text) {
+                assert!(
+                    !d.message.contains("internal error"),
+                    "{open:?} x {n}: {}",
+                    d.message
+                );
+            }
+        }
+    }
+    let refused = tsstrip::strip(&format!(
+        "return {}1{}",
+        "(".repeat(200_000),
+        ")".repeat(200_000)
+    ))
+    .unwrap_err();
+    assert!(
+        refused.message.contains("nested too deeply"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(refused.line, 1);
+}

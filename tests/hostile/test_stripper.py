@@ -1,0 +1,60 @@
+"""Hostile program text: deep nesting and odd characters reach the stripper before any limit.
+
+A stack overflow cannot be caught, so it would kill the host process: every deep construct
+must come back as a typed result (it runs, or it is a ``syntax`` error saying why)."""
+
+from __future__ import annotations
+
+import pytest
+
+import codemode
+
+from ..conftest import make_tools
+
+pytestmark = pytest.mark.anyio
+
+DEEP = [
+    ("return ", "(", "1", ")"),
+    ("return ", "[", "1", "]"),
+    ("", "{", "", "}"),
+    ("return ", "!", "1", ""),
+    ("return ", "1?", "1", ":1"),
+    ("return ", "()=>", "1", ""),
+    ("let x: ", "Array<", "number", ">"),
+    ("return ", "`${", "1", "}`"),
+    ("return f", "(1)", "", ""),
+    ("return 1", "+1", "", ""),
+    ("", "if (1) 1; else ", "1", ""),
+    ("return 1", " as any", "", ""),
+    ("return ", "<any>", "1", ""),
+    ("return ", "{a:", "1", "}"),
+    ("", "function f(){", "", "}"),
+]
+
+
+@pytest.mark.parametrize("n", [2_000, 50_000])
+@pytest.mark.parametrize(("before", "open_", "middle", "close"), DEEP, ids=[d[1].strip() for d in DEEP])
+async def test_deep_nesting_is_a_result_never_a_crash(
+    driver: codemode.IsolateDriver, before: str, open_: str, middle: str, close: str, n: int
+) -> None:
+    cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=5.0)
+    code = f"{before}{open_ * n}{middle}{close * n}"
+    result = await cm.execute(code)
+    if not result.success:
+        assert result.error is not None
+        assert result.error.kind in ("syntax", "memory", "runtime"), result.error
+    after = await cm.execute("return 1 + 1")
+    assert after.result == 2
+
+
+async def test_too_deep_is_a_syntax_error_that_says_so(cm: codemode.CodeMode) -> None:
+    result = await cm.execute("return " + "(" * 300_000 + "1" + ")" * 300_000)
+    assert result.error is not None
+    assert result.error.kind == "syntax"
+    assert "nested too deeply" in result.error.message
+    assert result.error.line == 1
+
+
+def test_strip_types_on_its_own_refuses_deep_text() -> None:
+    with pytest.raises(codemode._core.TypeScriptSyntaxError, match="nested too deeply"):
+        codemode._core.strip_types("return " + "[" * 300_000 + "1" + "]" * 300_000)
