@@ -17,6 +17,11 @@ class StripResult:
 def strip_types(source: str) -> StripResult:
     """Strip TypeScript to JavaScript keeping positions; raises TypeScriptSyntaxError."""
 
+def check_function_body(javascript: str) -> None:
+    """Raise ``ValueError`` (with the reason) unless ``javascript`` is exactly the body of one
+    async function of ``input`` as the engine reads it: code that would close the function it
+    is spliced into is refused."""
+
 def code_frame(source: str, line: int, column: int) -> str:
     """A short code frame with a caret under (line, column), both 1-based."""
 

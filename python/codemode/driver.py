@@ -12,6 +12,18 @@ from .results import ExecutionResult
 from .tools import ToolBinding
 
 
+def well_formed(text: str) -> str:
+    """``text`` with each lone surrogate (which UTF-8 cannot hold) replaced by U+FFFD, the
+    rule at every crossing of the boundary."""
+    if text.isascii():
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 @dataclass(frozen=True)
 class Program:
     """A program ready to run: the JavaScript, and where it came from so errors can point

@@ -31,7 +31,7 @@ import anyio.abc
 import orjson
 
 from . import _core
-from .driver import Program
+from .driver import Program, well_formed
 from .events import Event, EventCallback, EventName, now_ms
 from .limits import Limits
 from .results import ExecutionError, ExecutionResult
@@ -123,7 +123,10 @@ class EngineContext:
         """
         if self._disposed:
             raise RuntimeError("this context has been disposed")
-        program = javascript if isinstance(javascript, Program) else Program(javascript, javascript)
+        if not isinstance(javascript, Program):
+            javascript = well_formed(javascript)
+            javascript = Program(javascript, javascript)
+        program = javascript
         run = self._new_run(program, limits or self.limits, on_event, tool_call_id)
         run.on_report = on_report
         run.library = library
@@ -192,6 +195,7 @@ class _Run:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.calls = 0
         self.started = 0.0
+        self.finished = False
 
     # -- the step loop -------------------------------------------------------------------
 
@@ -277,6 +281,7 @@ class _Run:
             await self._report_cancelled()
             raise
         finally:
+            self.finished = True
             for task in self.tasks:
                 task.cancel()
             if not stepping_in_thread:
@@ -362,7 +367,9 @@ class _Run:
             self.running += 1
             try:
                 done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
-            except Exception as e:
+            except _PROPAGATE:
+                raise
+            except BaseException as e:
                 self._settle(call_id, binding, 0.0, error=_tool_error(e))
                 continue
             if not done:
@@ -382,7 +389,9 @@ class _Run:
         binding = self.bindings[tool_index]
         self.calls += 1
         if self.on_event is not None:
-            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": args})
+            # The event keeps what the program sent, whatever the handler does to its input.
+            sent = orjson.loads(orjson.dumps(args))
+            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": sent})
         try:
             if not checked:
                 args = binding.validate(args)
@@ -410,7 +419,9 @@ class _Run:
         # asyncio and an async handler: its first step runs now, usually to the end.
         try:
             done, outcome = _start_eagerly(self.loop, binding.handler(args))
-        except Exception as e:
+        except _PROPAGATE:
+            raise
+        except BaseException as e:
             self._settle(call_id, binding, started, error=_tool_error(e))
             return
         if done:
@@ -428,11 +439,14 @@ class _Run:
 
     def _task_done(self, call_id: int, binding: ToolBinding, started: float, task: asyncio.Task[Any]) -> None:
         if task.cancelled():
+            # Cancelled by the run as it ended, or by the handler itself (a tool error).
+            if not self.finished:
+                self._settle(call_id, binding, started, error=(_SETTLE_TOOL_ERROR, "the tool was cancelled"))
             return
         error = task.exception()
         if error is None:
             self._settle(call_id, binding, started, result=task.result())
-        elif isinstance(error, Exception):
+        elif not isinstance(error, _PROPAGATE):
             self._settle(call_id, binding, started, error=_tool_error(error))
 
     async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
@@ -443,7 +457,14 @@ class _Run:
                 result = await anyio.to_thread.run_sync(binding.handler, args)
                 if inspect.isawaitable(result):
                     result = await result
-        except Exception as e:
+        except _PROPAGATE:
+            raise
+        except BaseException as e:
+            # A cancellation of the run itself goes on (on trio, every Cancelled is one); any
+            # other exception, CancelledError or GeneratorExit of the handler's own included,
+            # is the tool's failure, and the call settles.
+            if isinstance(e, anyio.get_cancelled_exc_class()) and (self.finished or self.loop is None):
+                raise
             self._settle(call_id, binding, started, error=_tool_error(e))
         else:
             self._settle(call_id, binding, started, result=result)
@@ -597,6 +618,10 @@ class _Run:
             except Exception:
                 if not swallow:
                     raise
+
+
+_PROPAGATE = (SystemExit, KeyboardInterrupt)
+"""What a tool handler raises that is not its failure but the process's: it goes on up."""
 
 
 def _tool_error(error: BaseException) -> tuple[int, str]:

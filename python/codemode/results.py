@@ -16,8 +16,11 @@ ErrorKind = Literal[
     "result",
     "output_limit",
     "cancelled",
+    "internal",
 ]
-"""Why an execution failed (exactly these kinds)."""
+"""Why an execution failed (exactly these kinds). ``internal`` is a fault of codemode itself
+(an engine crash or a bug), never of the program: the host is unharmed and the next
+execution runs."""
 
 
 class ExecutionError(BaseModel):

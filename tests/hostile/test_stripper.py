@@ -58,3 +58,19 @@ async def test_too_deep_is_a_syntax_error_that_says_so(cm: codemode.CodeMode) ->
 def test_strip_types_on_its_own_refuses_deep_text() -> None:
     with pytest.raises(codemode._core.TypeScriptSyntaxError, match="nested too deeply"):
         codemode._core.strip_types("return " + "[" * 300_000 + "1" + "]" * 300_000)
+
+
+async def test_a_raw_nul_is_a_syntax_error_at_its_position(cm: codemode.CodeMode) -> None:
+    result = await cm.execute("const a = 1\nreturn 'x\0y'")
+    assert result.error is not None
+    assert (result.error.kind, result.error.line, result.error.column) == ("syntax", 2, 10)
+    assert "NUL" in result.error.message
+
+
+async def test_line_separators_end_comments_as_in_every_engine(cm: codemode.CodeMode) -> None:
+    # U+2028 is a line terminator in JavaScript: the comment ends there, so `b` is code
+    result = await cm.execute("// a\u2028b\nreturn 2")
+    assert result.error is not None
+    assert (result.error.kind, result.error.name, result.error.column) == ("runtime", "ReferenceError", 6)
+    assert (await cm.execute("/* a\u2028b */ return 2")).result == 2
+    assert (await cm.execute("return '\u2028'.length")).result == 1

@@ -91,7 +91,8 @@ async def test_skills_call_skills_inside_a_program(store: MemorySkillStore) -> N
     double = await store.get("double")
     quadruple = await store.get("quadruple")
     assert double is not None and quadruple is not None
-    assert (double.stats.executions, double.stats.successes) == (3, 3)
+    # one execution is one run of each skill it called, however many calls it made
+    assert (double.stats.executions, double.stats.successes) == (1, 1)
     assert (quadruple.stats.executions, quadruple.stats.successes) == (1, 1)
 
 
@@ -371,8 +372,12 @@ async def test_promotion_after_enough_successes_with_the_relaxed_strategy(store:
     assert runtime.skills["double"].trust_level == "provisional"  # 3 runs, 100 %
     stored = await store.get("double")
     assert stored is not None and stored.trust_level == "provisional"
+    # calling it many times in one execution is one more run, not seven
     result = await runtime.execute("for (let i = 0; i < 7; i++) await skill_double({ n: i }); return 1;")
     assert result.success
+    assert runtime.skills["double"].trust_level == "provisional"  # 4 runs
+    for n in range(6):
+        assert (await runtime.execute(f"return await skill_double({{ n: {n} }});")).success
     assert runtime.skills["double"].trust_level == "trusted"  # 10 runs
 
 
@@ -443,8 +448,11 @@ async def test_runs_are_recorded_in_sqlite(tmp_path: Path) -> None:
         skill = await sqlite.get("double")
         assert skill is not None
         runtime = SkillRuntime(make_cm(), [skill], store=sqlite)
-        result = await runtime.execute("for (let i = 0; i < 4; i++) await skill_double({ n: i }); return 0;")
-        assert result.success
+        for n in range(4):
+            result = await runtime.execute(
+                f"await skill_double({{ n: {n} }}); return await skill_double({{ n: 1 }});"
+            )
+            assert result.success
         stored = await sqlite.get("double")
         assert stored is not None
         assert stored.stats.executions == 4 and stored.trust_level == "provisional"
@@ -544,7 +552,7 @@ async def test_a_skill_waiting_past_the_timeout_is_a_failed_run() -> None:
         "const [a, b] = await Promise.all([skill_nap({}), skill_nap({}), skill_double({ n: 2 })]);"
     )
     assert result.error is not None and result.error.kind == "timeout"
-    assert await stats_of(store, "nap") == (2, 0)  # both calls were still waiting
+    assert await stats_of(store, "nap") == (1, 0)  # both calls were still waiting: one failed run
     assert await stats_of(store, "double") == (1, 1)
 
 
@@ -569,14 +577,14 @@ async def test_a_skill_stopped_by_the_memory_limit_is_a_failed_run() -> None:
     assert await stats_of(store, "hog") == (1, 0)
 
 
-async def test_every_run_of_a_long_cut_off_execution_counts() -> None:
+async def test_a_long_cut_off_execution_records_one_run_per_skill() -> None:
     runtime, store = await cut_off_runtime(timeout=1, max_log_lines=10)
     result = await runtime.execute(
         "for (let i = 0; i < 150; i++) await skill_double({ n: i });\nreturn await skill_spin({});"
     )
     assert result.error is not None and result.error.kind == "timeout"
     assert result.logs == []  # the reports are not console lines, nor count against its limits
-    assert await stats_of(store, "double") == (150, 150)
+    assert await stats_of(store, "double") == (1, 1)
     assert await stats_of(store, "spin") == (1, 0)
 
 

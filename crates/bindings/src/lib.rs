@@ -3,6 +3,7 @@
 //! It only converts. Values cross as plain tuples, strings and bytes; JavaScript runs with
 //! the GIL released.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 
 /// Rust-side allocations (swc's syntax trees, the bridge's buffers) go to mimalloc, which
@@ -50,15 +51,53 @@ impl StripResult {
     }
 }
 
+/// What a panic carried, for an `internal` error's message.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let reason = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    format!("codemode failed internally: {reason}")
+}
+
+/// `f()`, with a panic (a bug) turned into an `internal` error: no panic ever crosses
+/// into Python.
+fn guarded<T>(f: impl FnOnce() -> Result<T, isolate::JsError>) -> Result<T, isolate::JsError> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(isolate::JsError::internal(panic_message(&*panic))))
+}
+
 /// Strip TypeScript types; raises `TypeScriptSyntaxError` when it does not parse.
 #[pyfunction]
 fn strip_types(py: Python<'_>, source: &str) -> PyResult<StripResult> {
-    match py.detach(|| tsstrip::strip(source)) {
+    let stripped = py.detach(|| {
+        catch_unwind(|| tsstrip::strip(source)).unwrap_or_else(|panic| {
+            Err(tsstrip::Diagnostic {
+                message: panic_message(&*panic),
+                line: 1,
+                column: 1,
+                frame: String::new(),
+            })
+        })
+    });
+    match stripped {
         Ok(inner) => Ok(StripResult { inner }),
         Err(d) => Err(TypeScriptSyntaxError::new_err((
             d.message, d.line, d.column, d.frame,
         ))),
     }
+}
+
+/// Raise `ValueError` (with the reason) unless `javascript` is exactly the body of one async
+/// function of `input`, as the engine reads it.
+#[pyfunction]
+fn check_function_body(py: Python<'_>, javascript: &str) -> PyResult<()> {
+    let checked = py.detach(|| {
+        catch_unwind(|| isolate::check_function_body(javascript))
+            .unwrap_or_else(|panic| Err(panic_message(&*panic)))
+    });
+    checked.map_err(pyo3::exceptions::PyValueError::new_err)
 }
 
 /// A short code frame pointing at (line, column), 1-based.
@@ -76,7 +115,11 @@ struct InputChecks(isolate::InputChecks);
 impl InputChecks {
     #[new]
     fn new(py: Python<'_>, schemas: Vec<Option<String>>) -> Self {
-        Self(py.detach(|| isolate::InputChecks::new(&schemas)))
+        // A schema the validator cannot take (or a bug in it) leaves inputs to the host.
+        Self(py.detach(|| {
+            catch_unwind(|| isolate::InputChecks::new(&schemas))
+                .unwrap_or_else(|_| isolate::InputChecks::new(&vec![None; schemas.len()]))
+        }))
     }
 }
 
@@ -138,17 +181,20 @@ impl Execution {
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
         let checks = input_checks.map(|c| c.0.clone());
         let created = py.detach(|| {
-            let mut execution = isolate::Execution::new(javascript, &tool_names, limits, deadline)?;
-            if report_channel {
-                execution.open_report_channel();
-            }
-            if let Some(library) = library {
-                execution.set_library(library)?;
-            }
-            if let Some(checks) = checks {
-                execution.set_input_checks(checks);
-            }
-            Ok(execution)
+            guarded(|| {
+                let mut execution =
+                    isolate::Execution::new(javascript, &tool_names, limits, deadline)?;
+                if report_channel {
+                    execution.open_report_channel();
+                }
+                if let Some(library) = library {
+                    execution.set_library(library)?;
+                }
+                if let Some(checks) = checks {
+                    execution.set_input_checks(checks);
+                }
+                Ok(execution)
+            })
         });
         let cancel = created.as_ref().ok().map(|e| e.cancel_handle());
         Self {
@@ -190,7 +236,19 @@ impl Execution {
         let output = py.detach(|| {
             let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_mut() {
-                Some(Ok(exec)) => Ok(exec.step(converted, slice)),
+                Some(Ok(exec)) => {
+                    match catch_unwind(AssertUnwindSafe(|| exec.step(converted, slice))) {
+                        Ok(output) => Ok(output),
+                        Err(panic) => {
+                            // The engine may be half-way through anything: never touch it again,
+                            // not even to free it.
+                            if let Some(Ok(broken)) = guard.take() {
+                                std::mem::forget(broken);
+                            }
+                            Err(Some(isolate::JsError::internal(panic_message(&*panic))))
+                        }
+                    }
+                }
                 Some(Err(e)) => Err(Some(e.clone())),
                 None => Err(None),
             }
@@ -312,6 +370,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<InputChecks>()?;
     m.add_function(wrap_pyfunction!(strip_types, m)?)?;
     m.add_function(wrap_pyfunction!(code_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(check_function_body, m)?)?;
     m.add_function(wrap_pyfunction!(set_prewarm, m)?)?;
     m.add(
         "TypeScriptSyntaxError",

@@ -14,29 +14,97 @@ use rquickjs::allocator::Allocator;
 /// the error object instead of failing inside its own error path.
 const UNWIND_RESERVE: usize = 2 << 20;
 
-pub(crate) struct LimitedAllocator {
+/// What one engine may use and uses, shared by its allocator, its bridge and its interrupt
+/// handler. Only the thread running the engine writes `used`, so it is kept with plain
+/// loads and stores (no atomic read-modify-write on the allocation path).
+#[derive(Default)]
+pub(crate) struct Meter {
     /// Adjustable: engines are made ahead of time and get their limit when taken.
-    limit: Arc<AtomicUsize>,
-    used: usize,
-    exceeded: Arc<AtomicBool>,
+    limit: AtomicUsize,
+    /// Bytes the engine's heap holds.
+    used: AtomicUsize,
+    /// Bytes the bridge holds for the program outside the heap (tool arguments and console
+    /// lines built for the host): they count toward the same limit.
+    bridge: AtomicUsize,
+    /// The limit was hit (sticky; the interrupt handler stops the program on it).
+    exceeded: AtomicBool,
 }
 
-impl LimitedAllocator {
-    pub(crate) fn new(limit: Arc<AtomicUsize>, exceeded: Arc<AtomicBool>) -> Self {
+impl Meter {
+    pub(crate) fn new() -> Self {
         Self {
-            limit,
-            used: 0,
-            exceeded,
+            limit: AtomicUsize::new(usize::MAX),
+            ..Self::default()
         }
     }
 
+    pub(crate) fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// Bytes left under the limit, heap and bridge together.
+    pub(crate) fn room(&self) -> usize {
+        self.limit().saturating_sub(
+            self.used
+                .load(Ordering::Relaxed)
+                .saturating_add(self.bridge.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Count `bytes` the bridge now holds; false (and the limit marked as hit) when they
+    /// do not fit.
+    pub(crate) fn charge_bridge(&self, bytes: usize) -> bool {
+        if bytes > self.room() {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return false;
+        }
+        self.bridge.fetch_add(bytes, Ordering::Relaxed);
+        true
+    }
+
+    /// The bridge handed everything it held to the host.
+    pub(crate) fn release_bridge(&self) {
+        self.bridge.store(0, Ordering::Relaxed);
+    }
+
+    fn add_used(&self, bytes: usize) {
+        let used = self.used.load(Ordering::Relaxed);
+        self.used.store(used + bytes, Ordering::Relaxed);
+    }
+
+    fn sub_used(&self, bytes: usize) {
+        let used = self.used.load(Ordering::Relaxed);
+        self.used
+            .store(used.saturating_sub(bytes), Ordering::Relaxed);
+    }
+}
+
+pub(crate) struct LimitedAllocator {
+    meter: Arc<Meter>,
+}
+
+impl LimitedAllocator {
+    pub(crate) fn new(meter: Arc<Meter>) -> Self {
+        Self { meter }
+    }
+
     fn admit(&mut self, grow: usize) -> bool {
-        let mut ceiling = self.limit.load(Ordering::Relaxed);
-        if self.exceeded.load(Ordering::Relaxed) {
+        let meter = &*self.meter;
+        let mut ceiling = meter.limit();
+        if meter.exceeded() {
             ceiling = ceiling.saturating_add(UNWIND_RESERVE);
         }
-        if self.used.saturating_add(grow) > ceiling {
-            self.exceeded.store(true, Ordering::Relaxed);
+        let held = meter.used.load(Ordering::Relaxed) + meter.bridge.load(Ordering::Relaxed);
+        if held.saturating_add(grow) > ceiling {
+            meter.exceeded.store(true, Ordering::Relaxed);
             false
         } else {
             true
@@ -109,7 +177,7 @@ unsafe impl Allocator for LimitedAllocator {
             return std::ptr::null_mut();
         }
         let (ptr, usable) = raw_alloc(size, false);
-        self.used += usable;
+        self.meter.add_used(usable);
         ptr
     }
 
@@ -121,7 +189,7 @@ unsafe impl Allocator for LimitedAllocator {
             return std::ptr::null_mut();
         }
         let (ptr, usable) = raw_alloc(total, true);
-        self.used += usable;
+        self.meter.add_used(usable);
         ptr
     }
 
@@ -130,7 +198,7 @@ unsafe impl Allocator for LimitedAllocator {
             return;
         }
         let small = from_mimalloc(ptr);
-        self.used = self.used.saturating_sub(usable_of(ptr, small));
+        self.meter.sub_used(usable_of(ptr, small));
         raw_free(ptr, small);
     }
 
@@ -163,7 +231,8 @@ unsafe impl Allocator for LimitedAllocator {
             }
         };
         if !new_ptr.is_null() {
-            self.used = self.used.saturating_sub(old) + usable;
+            self.meter.sub_used(old);
+            self.meter.add_used(usable);
         }
         new_ptr
     }

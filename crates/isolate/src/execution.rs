@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,9 +13,10 @@ use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
-use crate::alloc::LimitedAllocator;
+use crate::alloc::{LimitedAllocator, Meter};
 use crate::json;
-use crate::stack::{program_frames, PROGRAM_FILE};
+use crate::stack::{in_characters, program_frames, PROGRAM_FILE};
+use crate::text;
 use crate::{
     ErrorKind, JsError, Limits, LogLevel, LogLine, Outcome, Settles, Status, StepOutput, ToolCall,
 };
@@ -29,6 +30,9 @@ const WRAP_PREFIX: &str = "(async function (__codemode_channel) {";
 /// What one execution may write through its report channel; the rest is dropped.
 const REPORT_BYTES_MAX: usize = 16 << 20;
 const WRAP_SUFFIX: &str = "\n})";
+/// Deepest nesting of a tool argument or result that crosses to the host (JSON readers
+/// such as Python's stop at about 1,000 levels).
+pub const JSON_DEPTH_MAX: usize = 1000;
 
 const GC_THRESHOLD_MIN: usize = 256 << 10;
 const GC_THRESHOLD_MAX: usize = 4 << 20;
@@ -48,11 +52,11 @@ pub(crate) struct Control {
     reason: AtomicU8,
     cancelled: AtomicBool,
     output_overflow: AtomicBool,
-    memory_exceeded: Arc<AtomicBool>,
+    pub(crate) meter: Arc<Meter>,
 }
 
 impl Control {
-    pub(crate) fn new(memory_exceeded: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(meter: Arc<Meter>) -> Self {
         Self {
             start: Instant::now(),
             deadline_ns: AtomicU64::new(u64::MAX),
@@ -60,7 +64,7 @@ impl Control {
             reason: AtomicU8::new(NO_REASON),
             cancelled: AtomicBool::new(false),
             output_overflow: AtomicBool::new(false),
-            memory_exceeded,
+            meter,
         }
     }
 
@@ -79,7 +83,7 @@ impl Control {
         if self.reason.load(Relaxed) != NO_REASON {
             return true;
         }
-        let reason = if self.memory_exceeded.load(Relaxed) {
+        let reason = if self.meter.exceeded() {
             MEMORY
         } else if self.cancelled.load(Relaxed) {
             CANCELLED
@@ -146,6 +150,8 @@ pub struct Execution {
     helpers: Persistent<Object<'static>>,
     shared: Rc<RefCell<Shared>>,
     program: Option<String>,
+    /// The program text as the host gave it (positions of errors point into it).
+    source: String,
     tool_names: Vec<String>,
     limits: Limits,
     control: Arc<Control>,
@@ -189,7 +195,6 @@ impl Execution {
             helpers,
             shared,
             control,
-            memory_limit,
             context,
             runtime,
         } = engine;
@@ -197,7 +202,7 @@ impl Execution {
         // before any JavaScript runs here (QuickJS measures its stack limit from it).
         // SAFETY: the runtime pointer is valid for the life of `context`.
         unsafe { qjs::JS_UpdateStackTop(context.get_runtime_ptr()) };
-        memory_limit.store(limits.memory_bytes, Relaxed);
+        control.meter.set_limit(limits.memory_bytes);
         runtime.set_max_stack_size(limits.stack_bytes);
         // QuickJS collects cycles whenever its heap grows past a threshold, first at 256 KiB:
         // a program that makes a thousand promises would collect several times over. Most
@@ -223,6 +228,7 @@ impl Execution {
             helpers,
             shared,
             program: Some(program),
+            source: javascript.to_owned(),
             tool_names: tool_names.to_vec(),
             limits,
             control,
@@ -242,7 +248,7 @@ impl Execution {
             install.call((names, execution.limits.max_tool_calls))
         });
         if installed.is_err() {
-            let kind = if execution.control.memory_exceeded.load(Relaxed) {
+            let kind = if execution.control.meter.exceeded() {
                 ErrorKind::Memory
             } else {
                 ErrorKind::Runtime
@@ -324,18 +330,29 @@ impl Execution {
         };
         let status = match status {
             // A breached memory limit fails the execution even if the program caught the
-            // out-of-memory error and went on.
+            // out-of-memory error and went on (or finished before the next interrupt check);
+            // so does console output past its limit under `fail_on_log_overflow`.
             Status::Done(
                 Ok(_)
                 | Err(JsError {
                     kind: ErrorKind::Runtime | ErrorKind::Result,
                     ..
                 }),
-            ) if self.control.memory_exceeded.load(Relaxed) => {
+            )
+            | Status::Waiting { .. }
+                if self.control.meter.exceeded() =>
+            {
                 Status::Done(Err(memory_error_with(self.limits.memory_bytes)))
+            }
+            Status::Done(Ok(_)) | Status::Waiting { .. }
+                if self.control.output_overflow.load(Relaxed) =>
+            {
+                Status::Done(Err(self.output_limit_error()))
             }
             other => other,
         };
+        // The step's calls and lines go to the host: the bridge holds nothing any more.
+        self.control.meter.release_bridge();
         let mut shared = self.shared.borrow_mut();
         StepOutput {
             status,
@@ -364,11 +381,12 @@ impl Execution {
         if !settles.is_empty() {
             self.settle(ctx, &helpers, settles);
         }
-        run_jobs(ctx);
+        let main = self.main.clone().and_then(|p| p.restore(ctx).ok());
+        run_jobs(ctx, main.as_ref());
         if let Some(status) = self.interrupted_status() {
             return status;
         }
-        if let Err(status) = self.fire_due_timers(ctx, &helpers) {
+        if let Err(status) = self.fire_due_timers(ctx, &helpers, main.as_ref()) {
             return status;
         }
         if let Some(status) = self.interrupted_status() {
@@ -386,8 +404,18 @@ impl Execution {
         options.global = true;
         options.strict = false;
         options.filename = Some(PROGRAM_FILE.to_owned());
-        let func: Function = match ctx.eval_with_options(program, options) {
-            Ok(f) => f,
+        // The program must be exactly the body of the wrapper function, as the engine reads
+        // it: text that closes the wrapper early (where the stripper and the engine disagree
+        // on how to read it, say) would run at the top level, before and around the host's
+        // code. The script's value must be a function whose source is the whole wrapper; if
+        // it is not, whatever the top level did stays in this runtime, which is thrown away.
+        let wrapper = program[1..program.len() - 1].to_owned();
+        let evaluated = ctx.eval_with_options::<Value, _>(program, options);
+        let func = match evaluated {
+            Ok(value) if self.source_of(ctx, &value).as_deref() == Some(wrapper.as_str()) => {
+                value.into_function()
+            }
+            Ok(_) => None,
             Err(_) => {
                 if let Some(status) = self.interrupted_status() {
                     return Err(status);
@@ -396,6 +424,16 @@ impl Execution {
                 error.kind = ErrorKind::Syntax;
                 return Err(Status::Done(Err(error)));
             }
+        };
+        let Some(func) = func else {
+            self.discard_effects();
+            return Err(Status::Done(Err(JsError::new(
+                ErrorKind::Syntax,
+                "SyntaxError",
+                "the program is not one function body: it closes the function it runs in \
+                 (check the brackets, and any `/` the engine may read as a regular expression \
+                 or a division)",
+            ))));
         };
         let mut channel: Value = if self.report_channel {
             self.helpers
@@ -434,6 +472,34 @@ impl Execution {
                     .unwrap_or_else(|| Status::Done(Err(self.describe(ctx, exc)))))
             }
         }
+    }
+
+    /// The source text of `value` if it is a function the engine parsed, read with the
+    /// built-in `Function.prototype.toString` as the prelude found it.
+    fn source_of<'js>(&self, ctx: &Ctx<'js>, value: &Value<'js>) -> Option<String> {
+        let helpers = self.helpers.clone().restore(ctx).ok()?;
+        let source_of: Function = helpers.get("sourceOf").ok()?;
+        match source_of.call::<_, Value>((value.clone(),)) {
+            Ok(source) => text::string(ctx, &source),
+            Err(_) => {
+                let _ = ctx.catch();
+                None
+            }
+        }
+    }
+
+    /// Forget every call, console line, report and timer the program made: none of it
+    /// reaches the host.
+    fn discard_effects(&mut self) {
+        let mut shared = self.shared.borrow_mut();
+        shared.calls.clear();
+        shared.logs.clear();
+        shared.pending.clear();
+        shared.open_calls = 0;
+        shared.timers.clear();
+        shared.timer_due.clear();
+        drop(shared);
+        self.control.meter.release_bridge();
     }
 
     /// Resolve or reject every call `settles` answers (unknown or already settled ids are
@@ -494,8 +560,12 @@ impl Execution {
         &mut self,
         ctx: &Ctx<'js>,
         helpers: &Object<'js>,
+        main: Option<&Promise<'js>>,
     ) -> Result<(), Status> {
         loop {
+            if main.is_some_and(|p| p.state() != PromiseState::Pending) {
+                return Ok(());
+            }
             let due = {
                 let mut shared = self.shared.borrow_mut();
                 match shared.timers.first().copied() {
@@ -517,7 +587,7 @@ impl Execution {
                 }
                 return Err(Status::Done(Err(self.describe(ctx, exc))));
             }
-            run_jobs(ctx);
+            run_jobs(ctx, main);
             if self.control.should_interrupt() {
                 return Err(self
                     .interrupted_status()
@@ -542,20 +612,29 @@ impl Execution {
                 };
                 let json = helpers
                     .get::<_, Function>("serialize")
-                    .and_then(|f| f.call::<_, String>((value,)));
-                match json {
-                    Ok(json) if json.len() > self.limits.max_result_bytes => {
+                    .and_then(|f| f.call::<_, Value>((value,)));
+                let max = self.limits.max_result_bytes;
+                match json.map(|json| text::string_of(ctx, &json, max)) {
+                    Ok(Some(Ok(json))) if json::depth(&json) > JSON_DEPTH_MAX => {
                         Status::Done(Err(JsError::new(
                             ErrorKind::Result,
                             "ResultError",
-                            format!(
-                                "the result is {} bytes of JSON, over the limit of {} bytes",
-                                json.len(),
-                                self.limits.max_result_bytes
-                            ),
+                            format!("the result is nested deeper than {JSON_DEPTH_MAX} levels"),
                         )))
                     }
-                    Ok(json) => Status::Done(Ok(json)),
+                    Ok(Some(Ok(json))) => {
+                        Status::Done(Ok(text::json_without_lone_surrogates(json)))
+                    }
+                    Ok(Some(Err(len))) => Status::Done(Err(JsError::new(
+                        ErrorKind::Result,
+                        "ResultError",
+                        format!("the result is {len} bytes of JSON, over the limit of {max} bytes"),
+                    ))),
+                    Ok(None) => Status::Done(Err(JsError::new(
+                        ErrorKind::Result,
+                        "ResultError",
+                        "the return value cannot be serialised as JSON",
+                    ))),
                     Err(_) => {
                         let exc = ctx.catch();
                         if let Some(status) = self.interrupted_status() {
@@ -612,16 +691,20 @@ impl Execution {
                 "CancelledError",
                 "the execution was cancelled",
             ),
-            _ => JsError::new(
-                ErrorKind::OutputLimit,
-                "OutputLimitError",
-                format!(
-                    "console output exceeded its limit ({} lines or {} bytes)",
-                    self.limits.max_log_lines, self.limits.max_log_bytes
-                ),
-            ),
+            _ => self.output_limit_error(),
         };
         Some(Status::Done(Err(error)))
+    }
+
+    fn output_limit_error(&self) -> JsError {
+        JsError::new(
+            ErrorKind::OutputLimit,
+            "OutputLimitError",
+            format!(
+                "console output exceeded its limit ({} lines or {} bytes)",
+                self.limits.max_log_lines, self.limits.max_log_bytes
+            ),
+        )
     }
 
     /// Turn a thrown value into a classified [`JsError`].
@@ -632,23 +715,30 @@ impl Execution {
             .and_then(|f| f.call::<_, String>((thrown,)).ok());
         let Some(text) = text else {
             let _ = ctx.catch();
+            // A getter of the error that ran into the deadline (or the memory limit).
+            if let Some(Status::Done(Err(error))) = self.interrupted_status() {
+                return error;
+            }
             return JsError::new(
                 ErrorKind::Runtime,
                 "Error",
                 "an exception was thrown that could not be described",
             );
         };
+        let text = text::json_without_lone_surrogates(text);
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let field = |k: &str| parsed.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         let name = field("name").unwrap_or_else(|| "Error".to_owned());
         let mut message = field("message").unwrap_or_default();
         let frames = field("stack")
-            .map(|s| program_frames(&s, WRAP_PREFIX.len() as u32))
+            .map(|s| in_characters(program_frames(&s, WRAP_PREFIX.len() as u32), &self.source))
             .unwrap_or_default();
         let kind = match field("kind").as_deref() {
             Some("tool") => ErrorKind::Tool,
             Some("invalid_args") => ErrorKind::InvalidArgs,
             _ if is_stack_overflow(&name, &message) => ErrorKind::Memory,
+            // The engine's longest string (2**30 characters): a limit of memory too.
+            _ if name == "InternalError" && message == "string too long" => ErrorKind::Memory,
             _ if name == "ReferenceError" && unknown_tool(&message).is_some() => {
                 let missing = unknown_tool(&message).unwrap_or_default().to_owned();
                 let available: Vec<String> = self
@@ -666,7 +756,7 @@ impl Execution {
                 );
                 ErrorKind::InvalidArgs
             }
-            _ if self.control.memory_exceeded.load(Relaxed) => ErrorKind::Memory,
+            _ if self.control.meter.exceeded() => ErrorKind::Memory,
             _ => ErrorKind::Runtime,
         };
         JsError {
@@ -756,11 +846,16 @@ fn error_class_id() -> qjs::JSClassID {
     })
 }
 
-/// Run every pending promise job. Exceptions inside jobs are uncaught promise rejections
-/// or interrupts; the caller reads interrupts from the control block.
-fn run_jobs(ctx: &Ctx<'_>) {
+/// Run pending promise jobs until there are none, or until `main` (the program's promise)
+/// has settled: what the program left running after its body returned is dropped with the
+/// runtime, and must not hold back its result. Exceptions inside jobs are uncaught promise
+/// rejections or interrupts; the caller reads interrupts from the control block.
+fn run_jobs(ctx: &Ctx<'_>, main: Option<&Promise<'_>>) {
     let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
     loop {
+        if main.is_some_and(|p| p.state() != PromiseState::Pending) {
+            break;
+        }
         let mut job_ctx: *mut qjs::JSContext = std::ptr::null_mut();
         // SAFETY: `rt` is the live runtime of `ctx`; we hold its lock through `ctx`.
         let ran = unsafe { qjs::JS_ExecutePendingJob(rt, &mut job_ctx) };
@@ -872,7 +967,6 @@ pub(crate) struct Engine {
     helpers: Persistent<Object<'static>>,
     shared: Rc<RefCell<Shared>>,
     control: Arc<Control>,
-    memory_limit: Arc<AtomicUsize>,
     context: Context,
     runtime: Runtime,
 }
@@ -885,11 +979,9 @@ unsafe impl Send for Engine {}
 impl Engine {
     /// A fresh runtime, context and prelude, with no tools and no limits set yet.
     pub(crate) fn new() -> rquickjs::Result<Self> {
-        let memory_exceeded = Arc::new(AtomicBool::new(false));
-        let memory_limit = Arc::new(AtomicUsize::new(usize::MAX));
-        let control = Arc::new(Control::new(memory_exceeded.clone()));
-        let runtime =
-            Runtime::new_with_alloc(LimitedAllocator::new(memory_limit.clone(), memory_exceeded))?;
+        let meter = Arc::new(Meter::new());
+        let control = Arc::new(Control::new(meter.clone()));
+        let runtime = Runtime::new_with_alloc(LimitedAllocator::new(meter))?;
         let handler_control = control.clone();
         runtime.set_interrupt_handler(Some(Box::new(move || handler_control.should_interrupt())));
         let context = Context::full(&runtime)?;
@@ -916,7 +1008,6 @@ impl Engine {
             helpers,
             shared,
             control,
-            memory_limit,
             context,
             runtime,
         })
@@ -931,24 +1022,47 @@ fn install_prelude<'js>(
     let setup = load_prelude(ctx)?;
 
     let calls = shared.clone();
+    let call_control = control.clone();
     let host_call = Function::new(
         ctx.clone(),
-        // The call's promise; `false` when the argument is not a JSON object, `null` when the
-        // call limit is reached; throws when the argument cannot be serialised.
+        // The call's promise; `false` when the argument is not a JSON object, a number (the
+        // most allowed) when it is nested too deep, `null` when the
+        // call limit is reached; throws when the argument cannot be serialised, or when its
+        // JSON would not fit under the memory limit or the deadline passed while writing it.
         move |ctx: Ctx<'js>, tool: u32, input: Value<'js>| -> rquickjs::Result<Value<'js>> {
-            let json = match json::stringify_plain(&input)? {
-                Some(json) => json,
-                None => match ctx.json_stringify(input)? {
-                    Some(json) => json.to_string()?,
-                    None => return Ok(Value::new_bool(ctx, false)),
-                },
+            let control = &*call_control;
+            let written = json::stringify_plain(&input, &mut json::Budget::new(control))?;
+            let json = match written {
+                Ok(json) => json,
+                Err(json::Stop::Limit) => return Err(bridge_limit(&ctx, control)),
+                Err(json::Stop::NotPlain) => {
+                    let Some(value) = ctx.json_stringify(input)? else {
+                        return Ok(Value::new_bool(ctx, false));
+                    };
+                    match text::string_of(&ctx, &value.into_value(), control.meter.room()) {
+                        Some(Ok(json)) => text::json_without_lone_surrogates(json),
+                        Some(Err(len)) => {
+                            control.meter.charge_bridge(len);
+                            return Err(bridge_limit(&ctx, control));
+                        }
+                        None => return Ok(Value::new_bool(ctx, false)),
+                    }
+                }
             };
             if !json.starts_with('{') {
                 return Ok(Value::new_bool(ctx, false));
             }
+            if json::depth(&json) > JSON_DEPTH_MAX {
+                return Ok(Value::new_int(ctx, JSON_DEPTH_MAX as i32));
+            }
             let mut s = calls.borrow_mut();
             if s.calls_made >= s.max_calls {
                 return Ok(Value::new_null(ctx));
+            }
+            // The argument stays with the bridge until the host takes the step's calls.
+            if !control.meter.charge_bridge(json.len()) {
+                drop(s);
+                return Err(bridge_limit(&ctx, control));
             }
             s.calls_made += 1;
             let (promise, resolve, reject) = ctx.promise()?;
@@ -974,44 +1088,57 @@ fn install_prelude<'js>(
 
     let logs = shared.clone();
     let log_control = control.clone();
-    let host_log = Function::new(ctx.clone(), move |level: u32, text: String| {
-        let mut s = logs.borrow_mut();
-        if s.log_truncated {
-            return;
-        }
-        let (max_lines, max_bytes) = (s.max_log_lines, s.max_log_bytes);
-        let level = LogLevel::from_code(level);
-        let prefix = level.prefix();
-        let size = prefix.len() + text.len();
-        let calls_before = s.calls_made;
-        if s.log_lines + 1 > max_lines || s.log_bytes + size > max_bytes {
-            s.log_truncated = true;
-            if s.fail_on_log_overflow {
-                log_control.output_overflow.store(true, Relaxed);
-            } else {
-                s.logs.push(LogLine {
-                    level: LogLevel::Warn,
-                    text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
-                    timestamp_ms: now_ms(),
-                    calls_before,
-                });
+    let host_log = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, level: u32, text: Value<'js>| {
+            let mut s = logs.borrow_mut();
+            if s.log_truncated {
+                return;
             }
-            return;
-        }
-        s.log_lines += 1;
-        s.log_bytes += size;
-        let text = if prefix.is_empty() {
-            text
-        } else {
-            format!("{prefix}{text}")
-        };
-        s.logs.push(LogLine {
-            level,
-            text,
-            timestamp_ms: now_ms(),
-            calls_before,
-        });
-    })?;
+            let (max_lines, max_bytes) = (s.max_log_lines, s.max_log_bytes);
+            let level = LogLevel::from_code(level);
+            let prefix = level.prefix();
+            let calls_before = s.calls_made;
+            let room = max_bytes.saturating_sub(s.log_bytes + prefix.len());
+            // A line past the byte limit is never copied out of the engine.
+            let copied = text::string_of(&ctx, &text, room).unwrap_or(Err(usize::MAX));
+            let fits = s.log_lines < max_lines && copied.is_ok();
+            let text = match copied {
+                Ok(text) if fits && log_control.meter.charge_bridge(prefix.len() + text.len()) => {
+                    text
+                }
+                _ => {
+                    s.log_truncated = true;
+                    if log_control.meter.exceeded() {
+                        // The interrupt handler stops the program for its memory.
+                    } else if s.fail_on_log_overflow {
+                        log_control.output_overflow.store(true, Relaxed);
+                    } else {
+                        s.logs.push(LogLine {
+                        level: LogLevel::Warn,
+                        text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
+                        timestamp_ms: now_ms(),
+                        calls_before,
+                    });
+                    }
+                    return;
+                }
+            };
+            s.log_lines += 1;
+            s.log_bytes += prefix.len() + text.len();
+            let text = if prefix.is_empty() {
+                text
+            } else {
+                format!("{prefix}{text}")
+            };
+            s.logs.push(LogLine {
+                level,
+                text,
+                timestamp_ms: now_ms(),
+                calls_before,
+            });
+        },
+    )?;
 
     let timers = shared.clone();
     let host_timer = Function::new(ctx.clone(), move |id: u32, ms: f64| {
@@ -1030,9 +1157,14 @@ fn install_prelude<'js>(
     })?;
 
     let reports = shared.clone();
-    let host_report = Function::new(ctx.clone(), move |text: String| {
+    let report_control = control.clone();
+    let host_report = Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: Value<'js>| {
         let mut s = reports.borrow_mut();
-        if s.report_bytes + text.len() > REPORT_BYTES_MAX {
+        let room = REPORT_BYTES_MAX.saturating_sub(s.report_bytes);
+        let Some(Ok(text)) = text::string_of(&ctx, &text, room) else {
+            return;
+        };
+        if !report_control.meter.charge_bridge(text.len()) {
             return;
         }
         s.report_bytes += text.len();
@@ -1053,4 +1185,17 @@ fn install_prelude<'js>(
         host_report,
     ))?;
     Ok(Persistent::save(ctx, helpers))
+}
+
+/// Throw from a bridge function that stopped at a limit: the memory limit (already marked
+/// as exceeded) or an interrupt. The program cannot go on past it: the interrupt handler
+/// stops it at its next check, whatever it catches.
+fn bridge_limit(ctx: &Ctx<'_>, control: &Control) -> rquickjs::Error {
+    control.should_interrupt();
+    let message = if control.meter.exceeded() {
+        "out of memory: the value is too large to cross to the host"
+    } else {
+        "interrupted"
+    };
+    rquickjs::Exception::throw_internal(ctx, message)
 }

@@ -12,18 +12,76 @@ use std::fmt::Write as _;
 use rquickjs::{qjs, Array, Ctx, Object, Type, Value};
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use crate::execution::Control;
+use crate::text;
+
 const CLASS_OBJECT: u32 = 1;
 const CLASS_ARRAY: u32 = 2;
 const MAX_DEPTH: usize = 64;
+/// Elements and properties written between two looks at the deadline.
+const CHECK_EVERY: u32 = 1024;
 
-/// `JSON.stringify(value)` when `value` is plain data; `Ok(None)` when it is not (use the
-/// engine's `JSON.stringify`).
-pub(crate) fn stringify_plain(value: &Value<'_>) -> rquickjs::Result<Option<String>> {
-    let mut out = String::with_capacity(32);
-    Ok(write_value(value, &mut out, 0)?.then_some(out))
+/// Why [`stringify_plain`] did not write the value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The value is not plain data: use the engine's `JSON.stringify`.
+    NotPlain,
+    /// The JSON would not fit in the execution's memory (marked as exceeded), or the
+    /// execution was interrupted (deadline, cancellation) while it was being written.
+    Limit,
 }
 
-fn write_value(value: &Value<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
+/// What one [`stringify_plain`] may use: at most `max_bytes` of output, and the execution's
+/// control block, whose deadline is checked as it goes.
+pub(crate) struct Budget<'a> {
+    max_bytes: usize,
+    control: &'a Control,
+    ops: u32,
+}
+
+impl<'a> Budget<'a> {
+    /// Output up to the room left under the execution's memory limit.
+    pub(crate) fn new(control: &'a Control) -> Self {
+        Self {
+            max_bytes: control.meter.room(),
+            control,
+            ops: 0,
+        }
+    }
+
+    fn check(&mut self, out: &str) -> Result<(), Stop> {
+        if out.len() > self.max_bytes {
+            self.control.meter.charge_bridge(out.len());
+            return Err(Stop::Limit);
+        }
+        self.ops += 1;
+        if self.ops.is_multiple_of(CHECK_EVERY) && self.control.should_interrupt() {
+            return Err(Stop::Limit);
+        }
+        Ok(())
+    }
+}
+
+type Written = rquickjs::Result<Result<(), Stop>>;
+
+/// `JSON.stringify(value)` when `value` is plain data, written here without the engine's
+/// fixed costs. Everything the engine would do differently (`toJSON`, class instances,
+/// Dates, Maps, proxies, BigInts, cycles) is [`Stop::NotPlain`]; output past the budget, or
+/// an interrupt while writing, is [`Stop::Limit`].
+pub(crate) fn stringify_plain(
+    value: &Value<'_>,
+    budget: &mut Budget<'_>,
+) -> rquickjs::Result<Result<String, Stop>> {
+    let mut out = String::with_capacity(32);
+    Ok(write_value(value, &mut out, 0, budget)?.map(|()| out))
+}
+
+fn write_value(
+    value: &Value<'_>,
+    out: &mut String,
+    depth: usize,
+    budget: &mut Budget<'_>,
+) -> Written {
     match value.type_of() {
         Type::Null => out.push_str("null"),
         Type::Bool => out.push_str(if value.as_bool() == Some(true) {
@@ -36,59 +94,151 @@ fn write_value(value: &Value<'_>, out: &mut String, depth: usize) -> rquickjs::R
         }
         Type::Float => write_number(value.as_float().unwrap_or(f64::NAN), out),
         Type::String => {
-            let Some(text) = value.as_string() else {
-                return Ok(false);
-            };
-            let Ok(text) = text.to_string() else {
-                return Ok(false);
-            };
-            write_string(&text, out);
+            let room = budget.max_bytes.saturating_sub(out.len());
+            match text::string_of(value.ctx(), value, room) {
+                Some(Ok(text)) => write_string(&text, out),
+                Some(Err(_)) => {
+                    budget
+                        .control
+                        .meter
+                        .charge_bridge(budget.max_bytes.saturating_add(1));
+                    return Ok(Err(Stop::Limit));
+                }
+                None => return Ok(Err(Stop::NotPlain)),
+            }
         }
         Type::Array | Type::Object if depth < MAX_DEPTH => {
             let Some(object) = value.as_object() else {
-                return Ok(false);
+                return Ok(Err(Stop::NotPlain));
             };
             // SAFETY: reading the class id of a live object value.
             let class = unsafe { qjs::JS_GetClassID(value.as_raw()) };
             if !object.get::<_, Value>("toJSON")?.is_undefined() {
-                return Ok(false);
+                return Ok(Err(Stop::NotPlain));
             }
             return match class {
-                CLASS_ARRAY => write_array(object, out, depth),
-                CLASS_OBJECT => write_object(object, out, depth),
-                _ => Ok(false),
+                CLASS_ARRAY => write_array(object, out, depth, budget),
+                CLASS_OBJECT => write_object(object, out, depth, budget),
+                _ => Ok(Err(Stop::NotPlain)),
             };
         }
-        _ => return Ok(false),
+        _ => return Ok(Err(Stop::NotPlain)),
     }
-    Ok(true)
+    Ok(budget.check(out))
 }
 
-fn write_array(object: &Object<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
-    let Some(array) = object.as_array() else {
-        return Ok(false);
-    };
+/// A value the engine returned, or its pending exception as an error.
+fn owned<'js>(ctx: &Ctx<'js>, raw: qjs::JSValue) -> rquickjs::Result<Value<'js>> {
+    // SAFETY: reading the tag of a value the engine returned; then a new reference the
+    // caller now owns.
+    unsafe {
+        if qjs::JS_VALUE_GET_TAG(raw) == qjs::JS_TAG_EXCEPTION {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(Value::from_raw(ctx.clone(), raw))
+    }
+}
+
+fn write_array(
+    object: &Object<'_>,
+    out: &mut String,
+    depth: usize,
+    budget: &mut Budget<'_>,
+) -> Written {
+    let ctx = object.ctx();
+    let raw = ctx.as_raw().as_ptr();
+    let mut len: i64 = 0;
+    // SAFETY: the length of a live array (any value up to 2**32 - 1).
+    if unsafe { qjs::JS_GetLength(raw, object.as_raw(), &mut len) } < 0 {
+        return Err(rquickjs::Error::Exception);
+    }
     out.push('[');
-    for i in 0..array.len() {
+    for i in 0..len {
         if i > 0 {
             out.push(',');
         }
-        let item: Value = array.get(i)?;
+        // SAFETY: a property read on a live object; the result is owned by `item`.
+        let item = owned(ctx, unsafe {
+            qjs::JS_GetPropertyInt64(raw, object.as_raw(), i)
+        })?;
         if skipped(&item) {
             out.push_str("null");
-        } else if !write_value(&item, out, depth + 1)? {
-            return Ok(false);
+            if let Err(stop) = budget.check(out) {
+                return Ok(Err(stop));
+            }
+        } else if let Err(stop) = write_value(&item, out, depth + 1, budget)? {
+            return Ok(Err(stop));
         }
     }
     out.push(']');
-    Ok(true)
+    Ok(Ok(()))
 }
 
-fn write_object(object: &Object<'_>, out: &mut String, depth: usize) -> rquickjs::Result<bool> {
+/// An object's own enumerable string keys, in `JSON.stringify`'s order, freed on drop.
+struct Keys<'js> {
+    ctx: Ctx<'js>,
+    table: *mut qjs::JSPropertyEnum,
+    len: u32,
+}
+
+impl<'js> Keys<'js> {
+    fn of(object: &Object<'js>) -> rquickjs::Result<Self> {
+        let ctx = object.ctx().clone();
+        let mut table = std::ptr::null_mut();
+        let mut len = 0;
+        let flags = (qjs::JS_GPN_STRING_MASK | qjs::JS_GPN_ENUM_ONLY) as i32;
+        // SAFETY: enumerates a live object; the table is freed in Drop.
+        let status = unsafe {
+            qjs::JS_GetOwnPropertyNames(
+                ctx.as_raw().as_ptr(),
+                &mut table,
+                &mut len,
+                object.as_raw(),
+                flags,
+            )
+        };
+        if status < 0 {
+            return Err(rquickjs::Error::Exception);
+        }
+        Ok(Self { ctx, table, len })
+    }
+
+    fn atoms(&self) -> impl Iterator<Item = qjs::JSAtom> + '_ {
+        // SAFETY: QuickJS wrote `len` entries at `table` (null when there are none).
+        let entries: &[qjs::JSPropertyEnum] = if self.table.is_null() {
+            &[]
+        } else {
+            unsafe { std::slice::from_raw_parts(self.table, self.len as usize) }
+        };
+        entries.iter().map(|e| e.atom)
+    }
+}
+
+impl Drop for Keys<'_> {
+    fn drop(&mut self) {
+        if !self.table.is_null() {
+            // SAFETY: the table JS_GetOwnPropertyNames made, freed once.
+            unsafe { qjs::JS_FreePropertyEnum(self.ctx.as_raw().as_ptr(), self.table, self.len) };
+        }
+    }
+}
+
+fn write_object(
+    object: &Object<'_>,
+    out: &mut String,
+    depth: usize,
+    budget: &mut Budget<'_>,
+) -> Written {
+    let ctx = object.ctx();
+    let raw = ctx.as_raw().as_ptr();
+    let keys = Keys::of(object)?;
     out.push('{');
     let mut first = true;
-    for entry in object.props::<String, Value>() {
-        let (key, item) = entry?;
+    for atom in keys.atoms() {
+        // SAFETY: a property read on a live object; the result is owned by `item`.
+        let item = owned(ctx, unsafe {
+            qjs::JS_GetProperty(raw, object.as_raw(), atom)
+        })?;
         if skipped(&item) {
             continue;
         }
@@ -96,14 +246,43 @@ fn write_object(object: &Object<'_>, out: &mut String, depth: usize) -> rquickjs
             out.push(',');
         }
         first = false;
+        let Some(key) = text::atom(ctx, atom) else {
+            return Err(rquickjs::Error::Exception);
+        };
         write_string(&key, out);
         out.push(':');
-        if !write_value(&item, out, depth + 1)? {
-            return Ok(false);
+        if let Err(stop) = write_value(&item, out, depth + 1, budget)? {
+            return Ok(Err(stop));
         }
     }
     out.push('}');
-    Ok(true)
+    Ok(Ok(()))
+}
+
+/// The deepest nesting of arrays and objects in JSON text (0 for a scalar).
+pub(crate) fn depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json.as_bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Values `JSON.stringify` leaves out of objects (and writes as `null` in arrays).
@@ -332,6 +511,13 @@ mod tests {
 
     use super::*;
 
+    fn plain(value: &Value<'_>) -> Option<String> {
+        let control = Control::new(std::sync::Arc::new(crate::alloc::Meter::new()));
+        stringify_plain(value, &mut Budget::new(&control))
+            .unwrap()
+            .ok()
+    }
+
     fn with_ctx(f: impl FnOnce(&Ctx<'_>)) {
         let runtime = Runtime::new().unwrap();
         let context = Context::full(&runtime).unwrap();
@@ -348,7 +534,7 @@ mod tests {
                 "'just a string'",
             ] {
                 let value: Value = ctx.eval(source).unwrap();
-                let ours = stringify_plain(&value).unwrap().expect("plain");
+                let ours = plain(&value).expect("plain");
                 let theirs = ctx.json_stringify(value).unwrap().unwrap().to_string().unwrap();
                 let a: serde_json::Value = serde_json::from_str(&ours).unwrap();
                 let b: serde_json::Value = serde_json::from_str(&theirs).unwrap();
@@ -371,9 +557,19 @@ mod tests {
                 "undefined",
             ] {
                 let value: Value = ctx.eval(source).unwrap();
-                assert!(stringify_plain(&value).unwrap().is_none(), "{source}");
+                assert!(plain(&value).is_none(), "{source}");
             }
         });
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings() {
+        assert_eq!(depth("1"), 0);
+        assert_eq!(depth(r#"{"a":[1,{"b":"[[[[\\"]]"}]}"#), 3);
+        assert_eq!(
+            depth(&format!("{}{}", "[".repeat(2000), "]".repeat(2000))),
+            2000
+        );
     }
 
     #[test]

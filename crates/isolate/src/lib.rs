@@ -9,14 +9,17 @@
 //! Nothing here knows about Python; the bindings crate converts.
 
 mod alloc;
+mod body;
 mod execution;
 mod json;
 mod pool;
 mod precheck;
 mod stack;
+mod text;
 
 use std::time::Duration;
 
+pub use body::check_function_body;
 pub use execution::{CancelHandle, Execution};
 pub use pool::set_prewarm;
 pub use precheck::InputChecks;
@@ -67,6 +70,8 @@ pub enum ErrorKind {
     Result,
     OutputLimit,
     Cancelled,
+    /// A fault of the host side itself (a bug), never of the program.
+    Internal,
 }
 
 impl ErrorKind {
@@ -82,6 +87,7 @@ impl ErrorKind {
             ErrorKind::Result => "result",
             ErrorKind::OutputLimit => "output_limit",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -106,6 +112,11 @@ pub struct JsError {
 }
 
 impl JsError {
+    /// A fault of the host side (a bug caught before it reached the caller).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, "InternalError", message)
+    }
+
     pub(crate) fn new(kind: ErrorKind, name: &str, message: impl Into<String>) -> Self {
         Self {
             kind,

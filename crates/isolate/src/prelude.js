@@ -6,6 +6,9 @@
   "use strict";
   const G = globalThis;
   const stringify = JSON.stringify;
+  const apply = Reflect.apply;
+  const functionSource = Function.prototype.toString;
+  const isFunction = (v) => typeof v === "function";
   const define = Object.defineProperty;
   const hostErrors = new WeakMap();
   const timers = new Map();
@@ -91,6 +94,10 @@
             return Promise.reject(hostError("InvalidArgumentsError",
               fname + ": the argument must be a JSON object, got " + format(input), "invalid_args"));
           }
+          if (typeof promise === "number") {
+            return Promise.reject(hostError("InvalidArgumentsError",
+              fname + ": the argument is nested deeper than " + promise + " levels", "invalid_args"));
+          }
           if (promise === null) {
             return Promise.reject(hostError("InvalidArgumentsError",
               fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args"));
@@ -110,6 +117,10 @@
     },
     hostError,
     markHostError,
+    // The source text of a function the engine parsed (built-ins as the prelude found them).
+    sourceOf(f) {
+      return isFunction(f) ? apply(functionSource, f, []) : null;
+    },
     // The report channel (handed to the program only when the host opens it).
     channel: function report(text) {
       hostReport(typeof text === "string" ? text : String(text));

@@ -43,6 +43,28 @@ fn parse_frame(line: &str, line1_offset: u32) -> Option<Frame> {
     })
 }
 
+/// QuickJS counts columns in UTF-8 bytes; positions are reported in characters (as the
+/// stripper and code frames count them). `source` is the program text the frames point into.
+pub(crate) fn in_characters(mut frames: Vec<Frame>, source: &str) -> Vec<Frame> {
+    for frame in &mut frames {
+        let Some(line) = source
+            .split('\n')
+            .nth(frame.line.saturating_sub(1) as usize)
+        else {
+            continue;
+        };
+        if line.is_ascii() {
+            continue;
+        }
+        let mut bytes = (frame.column.saturating_sub(1) as usize).min(line.len());
+        while !line.is_char_boundary(bytes) {
+            bytes -= 1;
+        }
+        frame.column = line[..bytes].chars().count() as u32 + 1;
+    }
+    frames
+}
+
 fn split_number(s: &str) -> Option<(u32, &str)> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let n = s[..end].parse().ok()?;
@@ -52,6 +74,19 @@ fn split_number(s: &str) -> Option<(u32, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_columns_become_character_columns() {
+        let frame = |line, column| Frame {
+            function: "f".into(),
+            line,
+            column,
+        };
+        let source = "const s = \"é\"; b\n// a\u{2028}b\nplain";
+        let frames = in_characters(vec![frame(1, 17), frame(2, 8), frame(3, 2)], source);
+        let columns: Vec<u32> = frames.iter().map(|f| f.column).collect();
+        assert_eq!(columns, [16, 6, 2]);
+    }
 
     #[test]
     fn parses_frames_and_line_one_offset() {

@@ -172,6 +172,16 @@ const STACK_FACTOR: usize = if cfg!(debug_assertions) { 8 } else { 2 };
 /// on a stack of its own (allocated for the call); a text that could need more than
 /// 256 MiB of stack is a [`Diagnostic`] saying it is nested too deeply.
 pub fn strip(typescript: &str) -> Result<Stripped, Diagnostic> {
+    // The engine reads its source up to the first NUL: a raw one would cut the program short.
+    if let Some(at) = typescript.find('\0') {
+        return Err(Diagnostic::at_offset(
+            "the program contains a NUL character (U+0000); inside a string, write it as \\0"
+                .to_owned(),
+            typescript,
+            at,
+            typescript,
+        ));
+    }
     let (bound, at) = nesting::stack_bytes(typescript);
     let needed = bound
         .saturating_mul(STACK_FACTOR)

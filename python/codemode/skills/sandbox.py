@@ -18,8 +18,9 @@ function, named with a token ``T`` drawn per execution so the model's code canno
 validates the output against ``output_schema`` and reports the call and its outcome as they
 happen. The host turns the reports into ``code_mode:skill_call`` / ``skill_result`` /
 ``skill_error`` events, live and in order with the execution's other events, and records the
-runs in the store once the execution is over (``store.record_runs``: one write per skill, its
-runs in call order, which updates the skill's stats and trust). A call still running when the
+runs in the store once the execution is over (``store.record_runs``: one run per skill the
+execution called, failed if any of its calls failed, which updates the skill's stats and
+trust: one execution is one piece of evidence, however many calls it makes). A call still running when the
 execution is cut off by its timeout, its memory limit or cancellation counts as a failed run.
 
 Nothing the program writes can pass for a report: the channel is outside the console, and the
@@ -402,8 +403,11 @@ def strip_body(code: str) -> tuple[str, Any] | None:
     try:
         compile_typescript(f"async function __cm_check(input: any) {{\n{code}\n}}")
         result = _core.strip_types(code)
+        # The engine must read the code as its own function body, as the stripper did: code
+        # that closes that function would run around it in every program it is loaded into.
+        _core.check_function_body(result.javascript)
         stripped = result.javascript, None if result.positions_preserved else result
-    except _core.TypeScriptSyntaxError:
+    except (_core.TypeScriptSyntaxError, ValueError):
         stripped = None
     if len(_STRIPPED) > 4096:
         _STRIPPED.clear()
@@ -734,18 +738,20 @@ class SkillRuntime:
 
     async def _record(self, runs: Sequence[int], names: Sequence[str]) -> None:
         """Record ``runs`` (``index * 2 + success`` each, in call order, ``index`` into
-        ``names``) in the store: one ``record_runs`` per skill, however many times the program
-        called it."""
+        ``names``) in the store: one run per skill the execution called, however many times it
+        called it, successful only if every call succeeded. One execution is one piece of
+        evidence: a program that calls a skill a hundred times does not make it trusted."""
         if self.store is None or not runs:
             return
-        outcomes: dict[str, list[bool]] = {}
+        outcomes: dict[str, bool] = {}
         for run in runs:
             index, success = divmod(run, 2)
             if 0 <= index < len(names):
-                outcomes.setdefault(names[index], []).append(bool(success))
-        for name, batch in outcomes.items():
+                name = names[index]
+                outcomes[name] = outcomes.get(name, True) and bool(success)
+        for name, succeeded in outcomes.items():
             try:
-                updated = await self.store.record_runs(name, batch, trust=self.trust)
+                updated = await self.store.record_runs(name, [succeeded], trust=self.trust)
             except SkillNotFoundError:
                 continue
             current = self.skills.get(name)

@@ -249,6 +249,13 @@ def check_code(code: str) -> None:
             f"code does not parse: {message} at line {line - 1}, column {column} of the code. "
             "The code is the body of `async function (input) { ... }`: fix it and register again."
         ) from None
+    try:
+        _core.check_function_body(_core.strip_types(code).javascript)
+    except ValueError as e:
+        raise SkillRegistrationError(
+            f"code is refused: {e}. The code is the body of `async function (input) {{ ... }}` "
+            "and must stay inside it: fix it and register again."
+        ) from None
 
 
 # -- the registry
