@@ -55,7 +55,7 @@ async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDr
     elapsed = time.perf_counter() - started
     assert result.error is not None and result.error.kind in ("timeout", "memory"), result
     # before the engine polled inside these loops, they ran for 20 s or never ended
-    assert elapsed < 5, elapsed
+    assert elapsed < 10, elapsed
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
