@@ -1,0 +1,71 @@
+"""Start an engine process: apply its limits and confinement, then become ``node``.
+
+    python -S -E _launch.py '<json config>' <node> <node arguments...>
+
+This is the one place where an engine process is confined before any of its code runs:
+resource limits (no core files, a cap on data memory), and the OS confinement of
+``codemode._core`` when the build has it (``_core.confine``). It runs as a bare script
+(no ``site``, no package import) so that it costs an engine's start-up a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+
+def _load_core(path: str) -> Any:
+    """``codemode._core`` loaded from its file, without importing the package."""
+    if not path:
+        return None
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("codemode._core", path)
+    spec = importlib.util.spec_from_file_location("codemode._core", path, loader=loader)
+    if spec is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def _limit(config: dict[str, Any]) -> None:
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    data = config.get("data_bytes")
+    if data:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard == resource.RLIM_INFINITY or hard > data:
+            resource.setrlimit(resource.RLIMIT_DATA, (data, data))
+
+
+def _confine(config: dict[str, Any], argv: list[str]) -> None:
+    """The OS confinement, where this build of ``codemode._core`` provides it."""
+    core = _load_core(config.get("core", ""))
+    confine = getattr(core, "confine", None)
+    if confine is None:
+        return
+    readable = [argv[0], *(a.split("=", 1)[1] for a in argv if a.startswith("--allow-fs-read="))]
+    confine(read_paths=readable, **config.get("confine", {}))
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    argv = sys.argv[2:]
+    _limit(config)
+    _confine(config, argv)
+    if os.environ.get("CODEMODE_V8_TEST_INJECT"):
+        # Tests only: the host runs this file's code in its own realm at start-up, to show
+        # what the confinement denies to code that got there.
+        argv = [argv[0], f"--import={os.environ['CODEMODE_V8_TEST_INJECT']}", *argv[1:]]
+    os.execv(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main()
