@@ -386,9 +386,14 @@ class _Engine:
 def _launch_config(mib: int) -> str:
     """What :mod:`codemode.v8._launch` applies before it runs ``node``."""
     core = getattr(_core, "__file__", None) or ""
+    # Tests only (tests/hostile/test_v8_host_confinement.py): a module the engine runs in its
+    # own realm before anything else. Read from the Python process's environment at engine
+    # start; a program has no way to set it.
+    inject = os.environ.get("CODEMODE_V8_TEST_INJECT")
     return json.dumps(
         {
             "core": core,
+            "inject": os.path.realpath(inject) if inject else None,
             # A backstop behind the isolate's own limit: memory V8 takes outside its heap
             # cannot grow the process without bound. Node's reservations alone count about
             # 1.1 GiB here, so this is coarse; a cgroup would be exact.

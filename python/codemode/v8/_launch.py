@@ -58,12 +58,13 @@ def _confine(config: dict[str, Any], argv: list[str]) -> None:
 def main() -> None:
     config = json.loads(sys.argv[1])
     argv = sys.argv[2:]
+    inject = config.get("inject")
+    if inject:
+        # Tests only: the engine runs this module in its own Node.js realm at start-up, to
+        # show what the confinement denies to code that got that far.
+        argv = [argv[0], f"--allow-fs-read={inject}", f"--import={inject}", *argv[1:]]
     _limit(config)
     _confine(config, argv)
-    if os.environ.get("CODEMODE_V8_TEST_INJECT"):
-        # Tests only: the host runs this file's code in its own realm at start-up, to show
-        # what the confinement denies to code that got there.
-        argv = [argv[0], f"--import={os.environ['CODEMODE_V8_TEST_INJECT']}", *argv[1:]]
     os.execv(argv[0], argv)
 
 
