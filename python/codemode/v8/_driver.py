@@ -19,13 +19,13 @@ once. Tool calls are validated, run and settled by the same code as the QuickJS 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,6 +51,9 @@ _FAILED = -1
 _SETTLE_INVALID = 2
 _TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", [])
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
+_RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code, copies in transit)
+_WATCH_INTERVAL = 0.02  # seconds between two looks at running engines' memory
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _STDERR_MAX = 4096
 _ENGINE_WAIT_MAX = 30.0  # seconds an execution may wait for an engine before it times out
 _INSTALL_HINT = (
@@ -67,6 +70,8 @@ _OOM_MARKERS = (
     b"invalid size error",
     b"invalid table size",
     b"Allocation failed",
+    b"bad_alloc",
+    b"Last few GCs",
 )
 
 
@@ -121,7 +126,8 @@ class V8Driver:
         self._waiters: dict[int, deque[_V8Run]] = {}
         self._engines: set[_Engine] = set()
         self._recycling: dict[_Engine, float] = {}
-        self._janitor: threading.Thread | None = None
+        self._running: set[_Engine] = set()
+        self._supervisor: threading.Thread | None = None
         self._closed = False
         self._paths: tuple[str, str] | None = None
 
@@ -199,35 +205,53 @@ class V8Driver:
         if run is not None:
             run.hand_over(engine)
 
+    def _busy(self, engine: _Engine) -> None:
+        """``engine`` has started an execution: watch its memory."""
+        with self._lock:
+            self._running.add(engine)
+            self._supervise()
+
     def _finished(self, engine: _Engine) -> None:
         """``engine``'s execution is over; it should be ready again within the grace time,
         else it is killed (a program stuck where its isolate cannot be stopped)."""
         with self._lock:
             engine.run = None
+            self._running.discard(engine)
             if engine.dead:
                 return
             self._recycling[engine] = time.monotonic() + _RECYCLE_GRACE
-            if self._janitor is None or not self._janitor.is_alive():
-                self._janitor = threading.Thread(target=self._sweep, name="codemode-v8-janitor", daemon=True)
-                self._janitor.start()
+            self._supervise()
 
-    def _sweep(self) -> None:
+    def _supervise(self) -> None:
+        """Start the supervisor thread if it is not running (lock held)."""
+        if self._supervisor is None or not self._supervisor.is_alive():
+            self._supervisor = threading.Thread(
+                target=self._watch, name="codemode-v8-supervisor", daemon=True
+            )
+            self._supervisor.start()
+
+    def _watch(self) -> None:
+        """While engines run or recycle: kill those over their memory or past their grace."""
         while True:
-            time.sleep(_RECYCLE_GRACE / 5)
+            time.sleep(_WATCH_INTERVAL)
             with self._lock:
-                if not self._recycling:
-                    self._janitor = None
+                if not self._recycling and not self._running:
+                    self._supervisor = None
                     return
                 now = time.monotonic()
                 overdue = [e for e, until in self._recycling.items() if until < now]
+                running = list(self._running)
             for engine in overdue:
                 engine.kill()
+            for engine in running:
+                engine.check_memory()
 
     def _gone(self, engine: _Engine) -> None:
         """``engine`` (reader thread) has exited."""
         with self._lock:
             self._engines.discard(engine)
             self._recycling.pop(engine, None)
+            self._running.discard(engine)
             if engine.fresh:
                 engine.fresh = False
                 self._starting[engine.mib] -= 1
@@ -297,7 +321,8 @@ def _memory_mib(limits: Limits) -> int:
 
 
 class _Engine:
-    """One engine process and the thread reading its output."""
+    """One engine process and the thread that starts it and reads its output (so that
+    starting a process never holds up an event loop)."""
 
     def __init__(self, driver: V8Driver, node: str, addon: str, mib: int) -> None:
         self.driver = driver
@@ -305,6 +330,20 @@ class _Engine:
         self.run: _V8Run | None = None
         self.dead = False
         self.fresh = True  # not yet ready once
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._stdin: IO[bytes] | None = None
+        self._write_lock = threading.Lock()
+        self._stderr = b""
+        self._returncode: int | None = None
+        self.rss_limit = 0
+        self.memory_exceeded = False
+        self._stderr_reader: threading.Thread | None = None
+        self._thread = threading.Thread(
+            target=self._main, args=(node, addon), name="codemode-v8-engine", daemon=True
+        )
+        self._thread.start()
+
+    def _start(self, node: str, addon: str) -> subprocess.Popen[bytes]:
         env = {"TZ": os.environ.get("TZ", "UTC")}
         # Everything Node may read: its own script and the engine addon, by their real paths.
         readable = sorted({str(HOST_SCRIPT), addon})
@@ -318,39 +357,88 @@ class _Engine:
             "--disable-warning=ExperimentalWarning",
             str(HOST_SCRIPT),
             addon,
-            str(mib),
+            str(self.mib),
         ]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-S", "-E", str(LAUNCHER), _launch_config(mib), *argv],
+        return subprocess.Popen(
+            [sys.executable, "-S", "-E", str(LAUNCHER), _launch_config(self.mib), *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             close_fds=True,
         )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self._stdin: IO[bytes] = self.proc.stdin
-        self._write_lock = threading.Lock()
-        self._stderr = b""
-        self._reader = threading.Thread(
-            target=self._read, args=(self.proc.stdout,), name="codemode-v8-reader", daemon=True
+
+    def _main(self, node: str, addon: str) -> None:
+        try:
+            proc = self._start(node, addon)
+        except OSError as e:
+            self._stderr = f"the engine process could not be started: {e}".encode()
+            self.dead = True
+            self.driver._gone(self)
+            return
+        self.proc = proc
+        self._stdin = proc.stdin
+        _LIVE.add(proc)
+        if self.dead:  # killed while starting
+            _stop(proc)
+        assert proc.stdout is not None and proc.stderr is not None
+        self._stderr_reader = threading.Thread(
+            target=self._read_stderr, args=(proc.stderr,), name="codemode-v8-stderr", daemon=True
         )
-        self._reader.start()
-        weakref.finalize(self, _stop, self.proc)
+        self._stderr_reader.start()
+        self._read(proc.stdout)
+
+    def _read_stderr(self, stderr: IO[bytes]) -> None:
+        """Keep the end of the process's stderr. V8 giving up on memory can hang in its own
+        report instead of exiting: the first lines of that report end the process."""
+        while True:
+            try:
+                chunk = stderr.read1(65536)  # type: ignore[attr-defined]
+            except (OSError, ValueError):
+                return
+            if not chunk:
+                return
+            self._stderr = (self._stderr + chunk)[-_STDERR_MAX:]
+            if any(marker in self._stderr for marker in _OOM_MARKERS):
+                self.memory_exceeded = True
+                self.kill()
 
     def send(self, data: bytes) -> None:
         with self._write_lock:
             try:
+                assert self._stdin is not None
                 self._stdin.write(data)
                 self._stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
                 self.kill()
+
+    def rss(self) -> int:
+        """The process's resident memory in bytes (0 where it cannot be read)."""
+        proc = self.proc
+        if proc is None:
+            return 0
+        try:
+            with open(f"/proc/{proc.pid}/statm", "rb") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def check_memory(self) -> None:
+        """Kill the process if its memory has grown past what its limit allows: V8 takes
+        some memory outside the isolate's heap limit (a huge string being built, say)."""
+        if self.rss_limit and self.rss() > self.rss_limit:
+            self.memory_exceeded = True
+            self.kill()
 
     def _read(self, stdout: IO[bytes]) -> None:
         driver = self.driver
         try:
             for line in stdout:
                 if line[0] == 0x69:  # i: ready
+                    if not self.rss_limit:
+                        idle = self.rss()
+                        if idle:
+                            self.rss_limit = idle + ((2 * self.mib + _RSS_SLACK_MIB) << 20)
                     driver._ready(self)
                     continue
                 run = self.run
@@ -361,14 +449,13 @@ class _Engine:
         except (OSError, ValueError):
             pass
         self.dead = True
-        _stop(self.proc)
-        stderr = self.proc.stderr
-        if stderr is not None:
-            try:
-                self._stderr = stderr.read()[-_STDERR_MAX:]
-            except (OSError, ValueError):
-                pass
-        self.proc.wait()
+        proc = self.proc
+        assert proc is not None
+        _stop(proc)
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(timeout=1.0)
+        self._returncode = proc.wait()
+        _LIVE.discard(proc)
         run = self.run
         driver._gone(self)
         if run is not None:
@@ -376,11 +463,15 @@ class _Engine:
 
     def exit_report(self) -> bytes:
         """Why the process ended: its exit status and the end of its stderr, as JSON."""
-        return orjson.dumps([self.proc.returncode, self._stderr.decode("utf-8", "replace")])
+        stderr = self._stderr.decode("utf-8", "replace")
+        if self.memory_exceeded:
+            stderr += "\nout of memory: the engine process outgrew its memory limit"
+        return orjson.dumps([self._returncode, stderr])
 
     def kill(self) -> None:
         self.dead = True
-        _stop(self.proc)
+        if self.proc is not None:
+            _stop(self.proc)
 
 
 def _launch_config(mib: int) -> str:
@@ -400,6 +491,16 @@ def _launch_config(mib: int) -> str:
             "data_bytes": (2048 + 2 * mib) << 20,
         }
     )
+
+
+_LIVE: set[subprocess.Popen[bytes]] = set()  # engine processes not yet reaped
+
+
+@atexit.register
+def _stop_all() -> None:
+    """No engine process outlives the Python process."""
+    for proc in list(_LIVE):
+        _stop(proc)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -526,6 +627,7 @@ class _V8Run(_Run):
     def _begin(self, engine: _Engine) -> None:
         self.engine = engine
         self.deadline = time.perf_counter() + self.limits.timeout
+        self.driver._busy(engine)
         engine.send(b"R " + orjson.dumps(self._spec()) + b"\n")
 
     def _abandon(self) -> None:
@@ -624,7 +726,16 @@ def _engine_died(report: list[Any], mib: int) -> tuple[str, str, str, list[Any]]
     if any(marker in text for marker in _OOM_MARKERS):
         return ("memory", "MemoryError", f"the execution exceeded its memory limit ({mib} MiB)", [])
     why = f"the V8 engine process exited (status {status})"
-    detail = str(stderr).strip()
+    detail = _stderr_summary(str(stderr))
     if detail:
-        why += ": " + detail.splitlines()[-1][:500]
+        why += ": " + detail
     return ("runtime", "InternalError", why, [])
+
+
+def _stderr_summary(stderr: str) -> str:
+    """The lines of an engine's stderr that say why it stopped (Node's error, not its
+    version banner or the source excerpt above it)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Node.js v", "at ", "^", "(Use `node"))]
+    errors = [line for line in lines if "Error" in line or "error" in line or line.startswith("REPORT ")]
+    return " | ".join((errors or lines)[-3:])[:1000]

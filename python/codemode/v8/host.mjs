@@ -442,42 +442,75 @@ const PRELUDE = String.raw`
   }
 
   // Memory the heap limit does not see until it is used: counted before it is allocated.
+  // Resizable buffers: the engine counts none of their memory, so their maximum is counted
+  // here from the start (until they are collected).
+  let reserved = 0;
+  const reservations = typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry((n) => { reserved -= n; }) : null;
+  function reserve(buffer, n) {
+    if (!(n > 0) || !buffer || !buffer.resizable) return buffer;
+    reserved += n;
+    if (reservations !== null) reservations.register(buffer, n);
+    return buffer;
+  }
   function guard(bytes, fn) {
     let fits;
-    try { fits = hostAlloc(bytes); } catch (e) { throw bridgeFailed(fn); }
+    try { fits = hostAlloc(bytes + reserved); } catch (e) { throw bridgeFailed(fn); }
     if (!fits) throw made(new RangeErrorCtor("memory limit exceeded: cannot allocate " + bytes + " bytes"), fn);
   }
-  const ArrayBufferCtor = ArrayBuffer;
-  function sizeOf(arg, bytesPerElement) {
-    if (typeof arg === "number") return arg * bytesPerElement;
-    if (arg !== null && typeof arg === "object" && !(arg instanceof ArrayBufferCtor)) {
-      const n = arg.length;
-      if (typeof n === "number") return n * bytesPerElement;
-    }
-    return 0;
-  }
-  {
-    const Base = ArrayBuffer;
-    const Guarded = class ArrayBuffer extends Base {
-      constructor(length, options) {
-        guard(Math.max(Number(length) || 0, (options && Number(options.maxByteLength)) || 0), Guarded);
-        super(length, options);
-      }
+  // A guarded constructor takes the place of the engine's own everywhere it can be reached
+  // (the global, prototype.constructor, and as the prototype of nothing), so that no route
+  // leads to an unguarded one.
+  function replaceConstructor(Base, size, parent, made_) {
+    const name = Base.name;
+    const Guarded = function (...args) {
+      if (new.target === undefined) throw made(new TypeErrorCtor("Constructor " + name + " requires 'new'"), Guarded);
+      const n = size(args);
+      guard(n, Guarded);
+      const object = Reflect.construct(Base, args, new.target === Guarded ? Base : new.target);
+      return made_ ? made_(object, n) : object;
     };
-    define(G, "ArrayBuffer", { value: Guarded, writable: true, configurable: true });
-    // On the shared prototype: every buffer, whichever constructor made it, is guarded.
-    const proto = Base.prototype;
+    define(Guarded, "name", { value: name });
+    define(Guarded, "length", { value: Base.length });
+    define(Guarded, "prototype", { value: Base.prototype, writable: false, enumerable: false, configurable: false });
+    Object.setPrototypeOf(Guarded, parent);
+    for (const key of Reflect.ownKeys(Base)) {
+      if (key === "prototype" || key === "name" || key === "length") continue;
+      define(Guarded, key, Object.getOwnPropertyDescriptor(Base, key));
+    }
+    define(Base.prototype, "constructor", { value: Guarded, writable: true, enumerable: false, configurable: true });
+    define(G, name, { value: Guarded, writable: true, enumerable: false, configurable: true });
+    return Guarded;
+  }
+  const ArrayBufferCtor = ArrayBuffer;
+  replaceConstructor(ArrayBuffer,
+    (args) => Math.max(Number(args[0]) || 0, (args[1] && Number(args[1].maxByteLength)) || 0),
+    Function.prototype, reserve);
+  {
+    // On the shared prototype: every buffer, whichever way it was made, is guarded.
+    const proto = ArrayBufferCtor.prototype;
     for (const name of ["resize", "transfer", "transferToFixedLength", "slice"]) {
       const original = proto[name];
       if (typeof original !== "function") continue;
       const method = { [name](...args) {
+        if (name === "resize") return apply(original, this, args); // within its reserved maximum
         const n = name === "slice" ? Math.abs(Number(args[1] ?? this.byteLength) - Number(args[0] || 0))
-          : Number(args[0] ?? this.byteLength);
+          : Math.max(Number(args[0] ?? this.byteLength) || 0, (name === "transfer" && this.resizable) ? this.maxByteLength : 0);
         guard(n || 0, method);
-        return apply(original, this, args);
+        const result = apply(original, this, args);
+        return name === "transfer" ? reserve(result, result.maxByteLength) : result;
       } }[name];
       define(proto, name, { value: method, writable: true, configurable: true });
     }
+  }
+  function sizeOf(arg, bytesPerElement) {
+    if (typeof arg === "number") return arg * bytesPerElement;
+    if (arg !== null && typeof arg === "object" && !(arg instanceof ArrayBufferCtor)) {
+      let n = 0;
+      try { n = arg.length; } catch (e) {}
+      if (typeof n === "number") return n * bytesPerElement;
+    }
+    return 0;
   }
   const TypedArray = Object.getPrototypeOf(Int8Array);
   for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
@@ -486,13 +519,7 @@ const PRELUDE = String.raw`
     const Base = G[name];
     if (typeof Base !== "function") continue;
     const bpe = Base.BYTES_PER_ELEMENT;
-    const Guarded = { [name]: class extends Base {
-      constructor(...args) {
-        guard(sizeOf(args[0], bpe), Guarded);
-        super(...args);
-      }
-    } }[name];
-    define(G, name, { value: Guarded, writable: true, configurable: true });
+    replaceConstructor(Base, (args) => sizeOf(args[0], bpe), TypedArray);
   }
   // Strings made of repetition are not in the heap until read: count them when made.
   for (const name of ["repeat", "padStart", "padEnd"]) {
