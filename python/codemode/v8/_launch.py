@@ -45,14 +45,27 @@ def _limit(config: dict[str, Any]) -> None:
             resource.setrlimit(resource.RLIMIT_DATA, (data, data))
 
 
+# What the dynamic loader reads to start node (its shared libraries).
+_LOADERS = ("/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux-x86-64.so.2")
+_SYSTEM_READ = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache", "/etc/ssl/openssl.cnf")
+
+
 def _confine(config: dict[str, Any], argv: list[str]) -> None:
-    """The OS confinement, where this build of ``codemode._core`` provides it."""
+    """The OS confinement, where this build of ``codemode._core`` provides it: node may read
+    its own files and the system's libraries, execute itself only, and nothing else (no
+    network, no writes, no processes). What does not hold on this kernel is said on stderr."""
     core = _load_core(config.get("core", ""))
     confine = getattr(core, "confine", None)
     if confine is None:
         return
-    readable = [argv[0], *(a.split("=", 1)[1] for a in argv if a.startswith("--allow-fs-read="))]
-    confine(read_paths=readable, **config.get("confine", {}))
+    node = argv[0]
+    readable = [node, *(a.split("=", 1)[1] for a in argv if a.startswith("--allow-fs-read="))]
+    readable += [path for path in _SYSTEM_READ if os.path.exists(path)]
+    loaders = [path for path in _LOADERS if os.path.exists(path)]  # the kernel executes them too
+    report = confine(read_paths=readable, exec_paths=[node, *loaders], allow_exec=True, open_files=256)
+    problems = report.get("problems") if isinstance(report, dict) else None
+    if problems:
+        sys.stderr.write("codemode: engine confinement incomplete: " + "; ".join(map(str, problems)) + "\n")
 
 
 def main() -> None:
