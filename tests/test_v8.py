@@ -193,3 +193,11 @@ async def test_no_allocation_route_around_the_memory_limit(v8: codemode.CodeMode
     # the memory limit, or no such route at all (the engine's own constructors are out of reach)
     assert result.error.kind == "memory" or "not a constructor" in result.error.message, result
     assert (await v8.execute("return 1")).result == 1
+
+
+async def test_a_missing_engine_is_an_error_result(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CODEMODE_ISOLATED_VM", str(tmp_path / "absent.node"))
+    cm = codemode.create_code_mode(make_tools(), driver=codemode.V8Driver(), timeout=10.0)
+    result = await cm.execute("return 1")
+    assert result.error is not None and result.error.kind == "runtime"
+    assert "isolated-vm" in result.error.message

@@ -290,7 +290,10 @@ class V8Driver:
         limits_ = Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
         context = V8Context(self, bindings, limits_)
         if self.prewarm > 0:
-            self.prewarm_engines(_memory_mib(limits_), self.prewarm)
+            try:
+                self.prewarm_engines(_memory_mib(limits_), self.prewarm)
+            except RuntimeError:  # reported by each execution instead
+                pass
         return context
 
     def close(self) -> None:
@@ -585,7 +588,12 @@ class _V8Run(_Run):
         # engine to start (or to become free) is bounded apart.
         self.deadline = self.started + max(self.limits.timeout, _ENGINE_WAIT_MAX)
         self._set_notify()
-        engine = self.driver._acquire(self, self.mib)
+        try:
+            engine = self.driver._acquire(self, self.mib)
+        except RuntimeError as e:  # no Node.js or no engine addon here: an error like any other
+            result = self._finish(_FAILED, ("runtime", "InternalError", str(e), []))
+            await self._flush_events()
+            return result
         if engine is not None:
             self._begin(engine)
         done = False
