@@ -3,7 +3,6 @@ not wait for it, and nothing of it runs on."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -42,16 +41,15 @@ async def test_a_pending_tool_call_is_cancelled_when_the_body_settles(driver: co
     finished: list[Any] = []
 
     async def slow(args: dict[str, Any]) -> dict[str, Any]:
-        await anyio.sleep(0.5)
+        await anyio.sleep(1.0)
         finished.append(args)
         return args
 
     tool = codemode.Tool.from_schema("slow", "Slow", {"type": "object"}, None, slow)
-    cm = codemode.create_code_mode([tool], driver=driver, timeout=3.0)
-    started = time.perf_counter()
+    cm = codemode.create_code_mode([tool], driver=driver, timeout=5.0)
     code = "const p = external_slow({ n: 1 })\nawait new Promise(r => setTimeout(r, 10))\nreturn 'done'"
     result = await cm.execute(code)
     assert result.result == "done"
-    assert time.perf_counter() - started < 0.4
-    await anyio.sleep(0.6)
-    assert finished == []
+    assert finished == []  # the result did not wait for the call
+    await anyio.sleep(1.2)
+    assert finished == []  # and the call was cancelled, not left to run

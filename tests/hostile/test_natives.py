@@ -53,7 +53,10 @@ async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDr
     started = time.perf_counter()
     result = await cm.execute(code)
     elapsed = time.perf_counter() - started
-    assert result.error is not None and result.error.kind in ("timeout", "memory"), result
+    # QuickJS stops at the deadline or the memory limit; V8 refuses some of these lengths at
+    # once (RangeError, TypeError) or finishes them within its deadline's grace
+    if not result.success:
+        assert result.error is not None and result.error.kind in ("timeout", "memory", "runtime"), result
     # before the engine polled inside these loops, they ran for 20 s or never ended
     assert elapsed < 10, elapsed
     assert (await cm.execute("return 1 + 1")).result == 2

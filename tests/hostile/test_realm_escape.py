@@ -16,12 +16,6 @@ from ..conftest import make_tools
 pytestmark = pytest.mark.anyio
 
 
-def in_process_quickjs_bug(request: pytest.FixtureRequest, reason: str) -> None:
-    """Expect this test to fail on the in-process QuickJS drivers (a known bug being fixed)."""
-    if request.node.callspec.params.get("driver") in ("quickjs", "quickjs-threaded"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 # What each probe returns: 'clean' when the host is out of reach, or what it found.
 PROBE = """
 const hostNames = ['process', 'require', 'Buffer', 'module', 'global', 'Deno', 'fetch', 'postMessage']
@@ -157,9 +151,8 @@ return stacks
 
 
 async def test_to_json_pollution_keeps_errors_readable(
-    driver: codemode.IsolateDriver, request: pytest.FixtureRequest
+    driver: codemode.IsolateDriver,
 ) -> None:
-    in_process_quickjs_bug(request, "Object.prototype.toJSON replaces the error's name and message")
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     result = await cm.execute(
         "(Object.prototype as any).toJSON = () => ({ kind: 'forged', name: 'x', message: 'y' })\nthrow new TypeError('real')"
@@ -169,9 +162,8 @@ async def test_to_json_pollution_keeps_errors_readable(
 
 
 async def test_tool_argument_nested_deeply_is_refused_not_fatal(
-    driver: codemode.IsolateDriver, request: pytest.FixtureRequest
+    driver: codemode.IsolateDriver,
 ) -> None:
-    in_process_quickjs_bug(request, "orjson's depth limit raises JSONDecodeError out of execute()")
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     code = """
 let v: any = 1

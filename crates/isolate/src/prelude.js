@@ -10,6 +10,7 @@
   const functionSource = Function.prototype.toString;
   const isFunction = (v) => typeof v === "function";
   const define = Object.defineProperty;
+  const create = Object.create;
   const hostErrors = new WeakMap();
   const timers = new Map();
   // One sandbox, one thread: shared memory has no use here and no other engine offers it.
@@ -141,7 +142,13 @@
       } else {
         message = format(e);
       }
-      return stringify({ kind, name, message, stack });
+      // A plain object would take an `Object.prototype.toJSON` the program planted.
+      const description = create(null);
+      description.kind = kind;
+      description.name = name;
+      description.message = message;
+      description.stack = stack;
+      return stringify(description);
     },
   };
 })
