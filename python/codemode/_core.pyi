@@ -1,6 +1,6 @@
 """Typed stubs for the native module (crates/bindings)."""
 
-from typing import Literal
+from typing import Literal, TypedDict
 
 class TypeScriptSyntaxError(Exception):
     """The program does not parse as TypeScript. ``args`` is ``(message, line, column, frame)``."""
@@ -95,3 +95,40 @@ class Execution:
         (the first step exceeded ``slice``; nothing observable happened; run it again elsewhere).
         """
     def close(self) -> None: ...
+
+class ConfinementReport(TypedDict):
+    """Which OS confinement layers hold after :func:`confine`."""
+
+    no_new_privs: bool
+    landlock: Literal["full", "partial", "none"]
+    """How far Landlock is enforced (``partial``: an older kernel knows only some rules)."""
+    landlock_abi: int
+    """The kernel's Landlock ABI version (0: none)."""
+    seccomp: bool
+    rlimits: bool
+    capabilities_dropped: bool
+    threads: int
+    """Threads of the process when it was confined (Landlock covers only the calling one)."""
+    problems: list[str]
+    """One line per layer that does not hold in full, with the reason."""
+
+def confine(
+    read_paths: list[str],
+    exec_paths: list[str] = ...,
+    *,
+    allow_exec: bool = False,
+    allow_socketpair: bool = False,
+    address_space_bytes: int | None = None,
+    cpu_seconds: int | None = None,
+    open_files: int | None = 64,
+    file_size_bytes: int | None = 0,
+    drop_capabilities: bool = True,
+) -> ConfinementReport:
+    """Confine this process, irreversibly, as far as the kernel allows; call it while the
+    process has one thread. Applies rlimits (``address_space_bytes``, ``cpu_seconds``,
+    ``open_files``, ``file_size_bytes``; no core dumps), empties the capability sets,
+    sets ``PR_SET_NO_NEW_PRIVS``, then Landlock (read-only beneath ``read_paths``, execute only
+    ``exec_paths``, no writes, no TCP, no signals out) and a seccomp filter (no sockets or
+    network calls, no fork, no exec unless ``allow_exec``, no ptrace or access to other
+    processes, signals only to itself, ``clone3`` -> ENOSYS). Never raises for a layer the
+    kernel refuses: the report says what holds."""

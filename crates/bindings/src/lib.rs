@@ -362,6 +362,8 @@ fn set_prewarm(count: usize) {
     isolate::set_prewarm(count);
 }
 
+mod confine;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StripResult>()?;
@@ -380,5 +382,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DONE_ERROR", DONE_ERROR)?;
     m.add("WAITING", WAITING)?;
     m.add("YIELDED", YIELDED)?;
+    confine::register(m)?;
     Ok(())
 }
