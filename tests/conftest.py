@@ -15,6 +15,8 @@ DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
     # every step in a worker thread: the path long-running programs take
     "quickjs-threaded": lambda: codemode.QuickJSDriver(inline_slice=None),
     "v8": codemode.V8Driver,
+    # the engine in confined worker processes
+    "quickjs-process": lambda: codemode.QuickJSDriver(isolation="process"),
 }
 
 

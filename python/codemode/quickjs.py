@@ -24,7 +24,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -36,6 +36,9 @@ from .events import Event, EventCallback, EventName, now_ms
 from .limits import Limits
 from .results import ExecutionError, ExecutionResult
 from .tools import InvalidArguments, ToolBinding
+
+if TYPE_CHECKING:
+    from .process import WorkerPool
 
 _SETTLE_OK, _SETTLE_TOOL_ERROR, _SETTLE_INVALID = 0, 1, 2
 
@@ -56,12 +59,31 @@ class QuickJSDriver:
     frees finished ones (a process-wide setting; ``None`` leaves it as it is). Each engine
     still serves exactly one execution. Worth it when executions come with pauses between
     them (as they do behind a model); in a tight loop the thread competes for the CPU.
+
+    ``isolation="process"`` runs the engine in a pool of worker processes confined by the OS
+    (no network, no file system, no new processes), for servers that run untrusted programs;
+    ``process_options`` go to :class:`codemode.process.WorkerPool`. See ``docs/security.md``.
     """
 
-    def __init__(self, *, inline_slice: float | None = 0.002, prewarm: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        inline_slice: float | None = 0.002,
+        prewarm: int | None = None,
+        isolation: Literal["none", "process"] = "none",
+        **process_options: Any,
+    ) -> None:
         self.inline_slice = inline_slice
         if prewarm is not None:
             _core.set_prewarm(prewarm)
+        self.isolation = isolation
+        self.pool: WorkerPool | None = None
+        if isolation == "process":
+            from .process import WorkerPool
+
+            self.pool = WorkerPool(**process_options)
+        elif isolation != "none" or process_options:
+            raise ValueError(f"isolation must be 'none' or 'process' (options need 'process'): {isolation!r}")
 
     async def create_context(
         self,
@@ -70,11 +92,15 @@ class QuickJSDriver:
         timeout: float,
         memory_limit_mb: float,
         **limits: Any,
-    ) -> QuickJSContext:
+    ) -> EngineContext:
         """A context for ``bindings`` (keyed by tool name) with the given limits."""
-        return QuickJSContext(
-            bindings, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits), self.inline_slice
-        )
+        limits_ = Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
+        if self.pool is not None:
+            from .process import ProcessContext
+
+            await self.pool.start()
+            return ProcessContext(self.pool, bindings, limits_)
+        return QuickJSContext(bindings, limits_, self.inline_slice)
 
 
 class EngineContext:
@@ -162,6 +188,11 @@ def _json_default(value: Any) -> Any:
 class _Run:
     """The state of one execution."""
 
+    _execution_type: Callable[..., Any] = _core.Execution
+    """Makes the engine; ``process.py`` puts one that runs in a worker process."""
+    _remote = False
+    """Steps are awaited (``step_async``): the engine runs in another process."""
+
     def __init__(
         self,
         context: EngineContext,
@@ -216,7 +247,7 @@ class _Run:
 
     def _new_execution(self) -> _core.Execution:
         limits = self.limits
-        return _core.Execution(
+        return self._execution_type(
             self.program.javascript,
             self.names,
             timeout=max(0.0, limits.timeout - (time.perf_counter() - self.started)),
@@ -242,7 +273,9 @@ class _Run:
         first = True
         try:
             while True:
-                if in_thread:
+                if self._remote:
+                    status, calls, logs, payload = await execution.step_async(ids, outcomes, json)
+                elif in_thread:
                     stepping_in_thread = True
                     status, calls, logs, payload = await anyio.to_thread.run_sync(
                         execution.step, ids, outcomes, json, None, abandon_on_cancel=True
