@@ -5,6 +5,7 @@
     codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--port N]
     codemode mcp proxy [--name NAME] [--upstream COMMAND]... [--config FILE] [-- COMMAND ...]
     codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
+    codemode doctor [--json]
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
 sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
@@ -19,6 +20,7 @@ import importlib.util
 import json
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,32 @@ def _prompt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Which OS confinement layers hold for ``isolation="process"`` on this machine."""
+    from .process import doctor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the problems are printed below
+        report = anyio.run(doctor)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        landlock = f"{report['landlock']} (kernel ABI {report['landlock_abi']})"
+        print('QuickJS worker processes (isolation="process"):')
+        for name, held in [
+            ("no_new_privs", report["no_new_privs"]),
+            ("landlock", landlock),
+            ("seccomp", report["seccomp"]),
+            ("rlimits", report["rlimits"]),
+            ("capabilities dropped", report["capabilities_dropped"]),
+            ("a program runs", report["runs"]),
+        ]:
+            print(f"  {name:22} {'yes' if held is True else 'NO' if held is False else held}")
+        for problem in report["problems"]:
+            print(f"warning: {problem}", file=sys.stderr)
+    return 0 if report["runs"] and not report["problems"] else 1
+
+
 def _mcp_module() -> Any:
     try:
         from .integrations import mcp
@@ -256,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prompt.add_argument("--compact", action="store_true", help="names and one-line descriptions only")
     prompt.add_argument("--json", action="store_true", help="print prompt, token estimate and tool schemas")
     prompt.set_defaults(handler=_prompt)
+    doctor = commands.add_parser("doctor", help="report which OS confinement layers hold on this machine")
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(handler=_doctor)
     _add_mcp_commands(commands)
     from .skills.cli import add_skills_commands
 
