@@ -252,11 +252,18 @@ class _Worker:
 
     async def _read(self, cutoff: float) -> None:
         """Read what the worker has written (waiting for it until ``cutoff``), and deliver
-        every complete frame; kill the worker if its current step is overdue."""
+        every complete frame; kill the worker if its current step is overdue.
+
+        It first polls for ``SPIN_SECONDS`` (a step that answers at once, such as one
+        settling a tool call, is back within them, and waking from the event loop's poll
+        costs more), then waits with the event loop."""
+        spin_until = time.perf_counter() + _worker.SPIN_SECONDS
         while True:
             try:
                 data = os.read(self.from_fd, _PIPE_SIZE)
             except BlockingIOError:
+                if time.perf_counter() < spin_until:
+                    continue
                 data = None
             except OSError:
                 data = b""
