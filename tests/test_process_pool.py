@@ -51,7 +51,7 @@ async def test_the_pool_grows_to_the_concurrency_and_no_further() -> None:
         gate.set()
     assert loads == [10, 10, 10]
     assert sorted(r.result for r in results) == list(range(1, 31))
-    driver.pool.close()
+    driver.close()
 
 
 async def test_one_execution_per_worker_at_a_time_when_asked() -> None:
@@ -66,7 +66,7 @@ async def test_one_execution_per_worker_at_a_time_when_asked() -> None:
             tg.start_soon(one, i)
     assert sorted(r.result for r in results) == list(range(6))
     assert len(live(driver.pool)) <= 2
-    driver.pool.close()
+    driver.close()
 
 
 async def test_workers_are_recycled_after_n_executions() -> None:
@@ -79,7 +79,7 @@ async def test_workers_are_recycled_after_n_executions() -> None:
     assert sum(w.served for w in seen.values()) == 10
     assert all(w.served <= 3 for w in seen.values())
     assert all(w.dead is not None for w in seen.values() if w.served == 3)
-    driver.pool.close()
+    driver.close()
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ async def test_a_worker_that_hit_a_limit_is_replaced(code: str, kind: str, limit
     assert first.dead is not None  # retired, and gone once its last execution ended
     after = await cm.execute("return 1 + 1")
     assert after.success and after.result == 2
-    driver.pool.close()
+    driver.close()
 
 
 async def test_a_cancelled_execution_retires_its_worker() -> None:
@@ -110,7 +110,7 @@ async def test_a_cancelled_execution_retires_its_worker() -> None:
     assert first.dead is not None
     after = await cm.execute("return 1 + 1")
     assert after.success and after.result == 2
-    driver.pool.close()
+    driver.close()
 
 
 async def test_idle_workers_beyond_one_are_closed() -> None:
@@ -125,7 +125,7 @@ async def test_idle_workers_beyond_one_are_closed() -> None:
     assert len(live(driver.pool)) >= 2
     assert (await cm.execute("return 1")).success  # the pool looks at its idle workers
     assert len(live(driver.pool)) <= 2  # the one used, and at most a spare
-    driver.pool.close()
+    driver.close()
 
 
 async def test_a_closed_pool_fails_executions_in_flight_as_internal() -> None:
@@ -146,7 +146,7 @@ async def test_a_closed_pool_fails_executions_in_flight_as_internal() -> None:
         tg.start_soon(victim)
         while not any(w.load for w in driver.pool.workers):
             await anyio.sleep(0.01)
-        driver.pool.close()
+        driver.close()
         gate.set()
     assert results[0].error is not None and results[0].error.kind == "internal"
 

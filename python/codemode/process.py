@@ -671,6 +671,7 @@ class RemoteExecution:
         self.library = library
         self.worker: _Worker | None = None
         self.finished = False
+        self.closing = False
 
     def _start_frame(self, worker: _Worker) -> bytes:
         parts = []
@@ -746,7 +747,8 @@ class RemoteExecution:
 
     def cancel(self) -> None:
         """Stop the execution in its worker now (from the event loop's thread)."""
-        if self.worker is not None and not self.finished:
+        if self.worker is not None and not self.finished and not self.closing:
+            self.closing = True
             self.worker.control(self.id)
 
     def close(self) -> None:
