@@ -60,7 +60,9 @@ async def test_console_events_arrive_while_the_program_runs(cm: codemode.CodeMod
     await cm.execute(
         "console.log('early')\nawait external_sleep({ ms: 300 })\nconsole.log('late')", on_event=on_event
     )
-    assert arrivals["early"] - started < 0.2  # delivered before the 300 ms tool call ended
+    # delivered before the 300 ms tool call ended (an engine's start-up before the program is not
+    # the point here)
+    assert arrivals["late"] - arrivals["early"] >= 0.25
     assert arrivals["late"] - started >= 0.3
 
 

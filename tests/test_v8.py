@@ -1,13 +1,17 @@
-"""V8-specific behaviour: the Node.js host process, hard memory, escapes through the host realm.
+"""V8-specific behaviour: engine processes, hard memory, the isolate boundary.
 
-The engine-neutral contract runs on V8 through the ``driver`` fixture (conftest.DRIVERS);
-these tests cover what only this driver has: a worker process that can die and come back,
-memory outside the V8 heap, and the ``vm`` realm boundary.
+The engine-neutral contract runs on V8 through the ``driver`` fixture (conftest.DRIVERS), and
+the hostile suite in ``tests/hostile``; these tests cover what only this driver has: engine
+processes that can die and are replaced, and memory outside the V8 heap.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +40,7 @@ async def test_compute_runs_on_the_jit(v8: codemode.CodeMode) -> None:
     assert time.perf_counter() - started < 0.3  # QuickJS needs about 0.35 s here
 
 
-async def test_memory_bomb_kills_only_its_worker(v8: codemode.CodeMode) -> None:
+async def test_memory_bomb_ends_only_its_execution(v8: codemode.CodeMode) -> None:
     code = "const c: number[][] = []\nwhile (true) { c.push(new Array(1_000_000).fill(c.length)) }"
     result = await v8.execute(code, memory_limit_mb=128)
     assert result.error is not None and result.error.kind == "memory"
@@ -52,27 +56,30 @@ async def test_array_buffer_memory_counts_even_when_caught(v8: codemode.CodeMode
     assert small.result == 499500
 
 
-async def test_host_process_death_fails_the_run_and_restarts() -> None:
+async def test_engine_process_death_fails_the_run_and_is_replaced() -> None:
+    import anyio
+
     driver = codemode.V8Driver()
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     assert (await cm.execute("return 1")).result == 1
-    host = driver._get_host()
+    killed: list[int] = []
 
     async def kill_soon() -> None:
-        import anyio
-
-        await anyio.sleep(0.1)
-        host.proc.kill()
-
-    import anyio
+        while not killed:  # as soon as an engine runs the program
+            await anyio.sleep(0.05)
+            for engine in list(driver._engines):
+                if engine.run is not None and engine.proc is not None:
+                    killed.append(engine.proc.pid)
+                    engine.proc.kill()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(kill_soon)
         result = await cm.execute("return await external_sleep({ ms: 5000 })")
+    assert killed
     assert result.error is not None and result.error.kind == "runtime"
     assert "exited" in result.error.message
     assert (await cm.execute("return 2")).result == 2
-    assert driver._get_host() is not host
+    assert all(engine.proc is None or engine.proc.pid not in killed for engine in driver._engines)
     driver.close()
 
 
@@ -125,3 +132,64 @@ def test_memory_bomb_leaves_the_python_host_alone() -> None:
     assert report["after"] == 2
     assert report["growth"] < 16 * 1024 * 1024, report
     assert report["elapsed"] < 5.0, report
+
+
+async def test_an_engine_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bogus = tmp_path / "isolated_vm.node"
+    bogus.write_bytes(b"not a shared library")
+    monkeypatch.setenv("CODEMODE_ISOLATED_VM", str(bogus))
+    driver = codemode.V8Driver()
+    try:
+        cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
+        result = await cm.execute("return 1")
+    finally:
+        driver.close()
+    assert result.error is not None and result.error.kind == "runtime"
+    assert "exited" in result.error.message
+    assert "isolated_vm.node" in result.error.message, result.error.message  # Node's own reason
+
+
+def test_works_from_a_path_reached_through_symlinks(tmp_path: Path) -> None:
+    package_root = Path(codemode.__file__).resolve().parent.parent
+    linked = tmp_path / "linked-site"
+    linked.symlink_to(package_root, target_is_directory=True)
+    node_link = tmp_path / "node"
+    node_link.symlink_to(codemode.v8.find_node())
+    code = (
+        "import asyncio, codemode\n"
+        "cm = codemode.create_code_mode([], driver=codemode.V8Driver())\n"
+        "print(asyncio.run(cm.execute('return 6 * 7')).result)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(linked), "CODEMODE_NODE": str(node_link)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "42", out.stderr
+
+
+async def test_a_deadline_inside_a_native_builtin_stops_the_engine(v8: codemode.CodeMode) -> None:
+    code = "Array.prototype.copyWithin.call({ length: 2 ** 40 }, 0, 1)\nreturn 'done'"
+    result = await v8.execute(code, timeout=0.5)
+    assert result.error is not None and result.error.kind == "timeout"
+    assert (await v8.execute("return 3")).result == 3
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "const B: any = Object.getPrototypeOf(Int8Array.prototype).constructor\nconst keep = []\nfor (let i = 0; i < 64; i++) keep.push(new ArrayBuffer(1 << 20))\nreturn keep.length",
+        "const AB: any = Object.getPrototypeOf(ArrayBuffer)\nconst keep = []\nfor (let i = 0; i < 64; i++) keep.push(new AB(1 << 20))\nreturn keep.length",
+        "const keep = []\nfor (let i = 0; i < 64; i++) keep.push(new ArrayBuffer(8).transfer(1 << 20))\nreturn keep.length",
+        "const keep = []\nfor (let i = 0; i < 64; i++) { const b = new (ArrayBuffer as any)(0, { maxByteLength: 1 << 20 }); b.resize(1 << 20); keep.push(b) }\nreturn keep.length",
+        "const keep = []\nconst AB: any = new Uint8Array(1).buffer.constructor\nfor (let i = 0; i < 64; i++) { const b = new AB(0, { maxByteLength: 1 << 20 }); b.resize(1 << 20); keep.push(b) }\nreturn keep.length",
+        "const keep = []\nfor (let i = 0; i < 64; i++) keep.push(Uint8Array.from({ length: 1 << 20 }))\nreturn keep.length",
+        "const keep = []\nfor (let i = 0; i < 64; i++) keep.push(new (new Uint8Array(1).constructor as any)(1 << 20))\nreturn keep.length",
+        "const keep = []\nfor (let i = 0; i < 64; i++) keep.push(new Float64Array(1 << 17).map((x) => x))\nreturn keep.length",
+        "return 'ab'.repeat(2 ** 27).length",
+        "return ''.padEnd(2 ** 28, 'ab').length",
+    ],
+)
+async def test_no_allocation_route_around_the_memory_limit(v8: codemode.CodeMode, code: str) -> None:
+    result = await v8.execute(code, memory_limit_mb=16)
+    assert result.error is not None, result
+    # the memory limit, or no such route at all (the engine's own constructors are out of reach)
+    assert result.error.kind == "memory" or "not a constructor" in result.error.message, result
+    assert (await v8.execute("return 1")).result == 1

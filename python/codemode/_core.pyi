@@ -50,7 +50,7 @@ ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
 DONE_OK: Literal[0]
 DONE_ERROR: Literal[1]
 WAITING: Literal[2]
-YIELDED: Literal[3]
+SUSPENDED: Literal[3]
 
 class Execution:
     """One program in one fresh QuickJS runtime, run step by step."""
@@ -91,9 +91,12 @@ class Execution:
         result, or the error message).
 
         Returns (status, calls, logs, payload): status 0 done (payload: result JSON), 1 failed
-        (payload: ErrorTuple), 2 waiting (payload: seconds to the next timer or None), 3 yielded
-        (the first step exceeded ``slice``; nothing observable happened; run it again elsewhere).
+        (payload: ErrorTuple), 2 waiting (payload: seconds to the next timer or None), 3
+        suspended (the step was still running when ``slice`` seconds were over; it stopped where
+        it was: finish it with ``resume``, on any thread; payload None).
         """
+    def resume(self) -> tuple[int, Calls, list[LogTuple], str | ErrorTuple | float | None]:
+        """Finish a suspended step (to its end, on this thread); returns what ``step`` does."""
     def close(self) -> None: ...
 
 class ConfinementReport(TypedDict):

@@ -1,12 +1,12 @@
 """The QuickJS driver: programs run in the embedded engine of ``codemode._core``.
 
 How an execution runs. The native ``Execution`` runs JavaScript until it is idle and hands
-back every tool call made meanwhile; the driver answers them and steps again. The first step
-runs on the calling thread (GIL released) for at most ``inline_slice`` seconds: almost every
-program is done or waiting on tools by then, and tool calls answered on the same thread cost
-no thread hop. A program still computing when the slice ends has shown nothing to anyone
-yet, so it is started again from scratch in a worker thread, where it and all its later
-steps run; the event loop never waits on it.
+back every tool call made meanwhile; the driver answers them and steps again. Each step runs
+on the calling thread (GIL released) for at most ``inline_slice`` seconds: almost every step
+is done or waiting on tools by then, and tool calls answered on the same thread cost no
+thread hop. A step still computing when its slice ends stops where it is (it runs on a stack
+of its own) and is finished in a worker thread; the event loop never waits on it for longer
+than the slice.
 
 Tool handlers run as tasks. On asyncio their first step runs at once (an eager task), so a
 handler that does not suspend answers before JavaScript resumes, without a trip through the
@@ -51,8 +51,8 @@ _PROGRAM_FILE = "program.ts"
 class QuickJSDriver:
     """The embedded QuickJS engine: microsecond start-up, a fresh runtime per execution.
 
-    ``inline_slice``: how long (seconds) the first step of a program may run on the event
-    loop's thread before it is moved to a worker thread. ``None`` runs every step in a
+    ``inline_slice``: how long (seconds) a step of a program may run on the event loop's
+    thread before the rest of it is moved to a worker thread. ``None`` runs every step in a
     worker thread (slower tool calls, but the loop's thread never runs JavaScript).
 
     ``prewarm``: how many fresh engines a background thread keeps ready, and whether it
@@ -276,22 +276,25 @@ class _Run:
         stepping_in_thread = False
         ids: list[int] = []
         outcomes = json = b""
-        first = True
         try:
             while True:
                 if self._remote:
-                    status, calls, logs, payload = await execution.step_async(ids, outcomes, json)
+                    output = await execution.step_async(ids, outcomes, json)
                 elif in_thread:
                     stepping_in_thread = True
-                    status, calls, logs, payload = await anyio.to_thread.run_sync(
+                    output = await anyio.to_thread.run_sync(
                         execution.step, ids, outcomes, json, None, abandon_on_cancel=True
                     )
                     stepping_in_thread = False
                 else:
-                    status, calls, logs, payload = execution.step(
-                        ids, outcomes, json, self.inline_slice if first else None
-                    )
-                first = False
+                    output = execution.step(ids, outcomes, json, self.inline_slice)
+                    while output[0] == _core.SUSPENDED:
+                        # Still computing when its slice was over: the rest of the step runs
+                        # in a worker thread, where it left off; the event loop goes on.
+                        stepping_in_thread = True
+                        output = await anyio.to_thread.run_sync(execution.resume, abandon_on_cancel=True)
+                        stepping_in_thread = False
+                status, calls, logs, payload = output
                 if status == _core.WAITING:
                     self._dispatch(calls, logs)
                     if self.events:
@@ -303,11 +306,6 @@ class _Run:
                         if wait > 0:
                             await self._wait(wait)
                     ids, outcomes, json = self._take_answers()
-                    continue
-                if status == _core.YIELDED:  # its logs are dropped: the re-run writes them again
-                    execution.close()
-                    execution = self._new_execution()
-                    in_thread = first = True
                     continue
                 if logs:
                     self._record_logs(logs)

@@ -46,7 +46,8 @@ async def test_huge_tool_arguments_stop_at_the_memory_limit_or_deadline(
     cm = _code_mode(driver, timeout=2.0, memory_limit_mb=16)
     result = await cm.execute(f"return await external_echo_any({{ a: {argument} }})")
     assert result.error is not None, str(result.result)[:100]
-    assert result.error.kind in ("memory", "timeout"), result.error
+    # or refused before any JSON is built (V8's strings stop at 2**29 - 24 characters)
+    assert result.error.kind in ("memory", "timeout", "invalid_args"), result.error
     await _then_healthy(cm)
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -240,83 +239,3 @@ def test_doctor_reports_what_holds(capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["runs"] is True and report["seccomp"] is True
     assert code == (0 if not report["problems"] else 1)
-
-
-# -- the launcher that confines other engine hosts (the V8 engine's Node.js process) --------
-
-NODE_PROBE = """
-import fs from "node:fs"; import net from "node:net"; import cp from "node:child_process";
-const out = {};
-const attempt = (name, f) => { try { f(); out[name] = "ALLOWED" } catch (e) { out[name] = e.code } };
-attempt("read", () => fs.readFileSync(process.argv[2]));
-attempt("passwd", () => fs.readFileSync("/etc/passwd"));
-attempt("write", () => fs.writeFileSync(process.argv[3], "x"));
-attempt("exec", () => cp.execFileSync("/bin/sh", ["-c", "true"]));
-attempt("signal", () => process.kill(process.ppid, 0));
-out.env = Object.keys(process.env).filter((k) => k !== "LC_CTYPE");
-const socket = net.connect(Number(process.argv[4]), "127.0.0.1");
-socket.on("connect", () => { out.connect = "ALLOWED"; done() });
-socket.on("error", (e) => { out.connect = e.code; done() });
-function done() { console.log(JSON.stringify(out)); process.exit(0) }
-"""
-
-
-def test_the_launcher_confines_a_node_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from codemode.confinement import confined_command
-
-    try:
-        node = codemode.v8.find_node()
-    except RuntimeError as e:
-        pytest.skip(str(e))
-    monkeypatch.setenv("CODEMODE_TEST_SECRET", SECRET)
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "probe.mjs").write_text(NODE_PROBE)
-    (code / "openssl.cnf").write_text("")  # Node reads its OpenSSL configuration at start
-    secret = tmp_path / "secret.txt"
-    secret.write_text(SECRET)
-    report_read, report_write = os.pipe()
-    command = confined_command(
-        [node, f"--openssl-config={code / 'openssl.cnf'}", str(code / "probe.mjs")],
-        read_paths=[Path(node).resolve().parent.parent, code],
-        report_fd=report_write,
-    )
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        done = subprocess.run(
-            [*command, str(secret), str(code / "planted.txt"), str(port)],
-            env={},
-            cwd="/",
-            close_fds=True,
-            pass_fds=(report_write,),
-            capture_output=True,
-            timeout=60,
-        )
-        os.close(report_write)
-        listener.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            listener.accept()
-    report = json.loads(os.read(report_read, 1 << 16))
-    os.close(report_read)
-    assert report["seccomp"] and report["no_new_privs"], report
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    out = json.loads(done.stdout)
-    assert out == {
-        "read": "EACCES",
-        "passwd": "EACCES",
-        "write": "EACCES",
-        "exec": "EPERM",
-        "signal": "EPERM",
-        "env": [],
-        "connect": "EPERM",
-    }
-    assert not (code / "planted.txt").exists()
-
-
-def test_the_launched_program_cannot_start_another(tmp_path: Path) -> None:
-    from codemode.confinement import confined_command
-
-    command = confined_command(["/bin/sh", "-c", "/bin/cat /etc/hostname; echo exit=$?"])
-    done = subprocess.run(command, env={}, cwd="/", close_fds=True, capture_output=True, timeout=30)
-    assert b"exit=0" not in done.stdout, done.stdout  # the shell runs, and cannot fork
-    assert done.returncode != 0

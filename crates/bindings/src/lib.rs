@@ -137,7 +137,7 @@ impl CancelHandle {
 const DONE_OK: u8 = 0;
 const DONE_ERROR: u8 = 1;
 const WAITING: u8 = 2;
-const YIELDED: u8 = 3;
+const SUSPENDED: u8 = 3;
 
 /// One program in one fresh QuickJS runtime (see `_core.pyi` for the step protocol).
 #[pyclass(frozen, module = "codemode._core")]
@@ -233,11 +233,38 @@ impl Execution {
             text_of(answers)?,
         );
         let slice = slice.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        self.run(py, move |exec| exec.step(converted, slice))
+    }
+
+    /// Finish a step that came back suspended (status 3), on this thread; same return value
+    /// as ``step``.
+    fn resume<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        self.run(py, |exec| exec.resume())
+    }
+
+    /// Release the engine now (idempotent); it is freed off this thread when engines are
+    /// prewarmed. Dropping the object frees it too.
+    fn close(&self) {
+        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(Ok(execution)) = taken {
+            execution.dispose();
+        }
+    }
+}
+
+impl Execution {
+    /// Run `f` on the engine with the GIL released (a panic becomes an `internal` error),
+    /// and convert what the step produced.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        f: impl FnOnce(&mut isolate::Execution) -> isolate::StepOutput + Send,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let output = py.detach(|| {
             let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_mut() {
                 Some(Ok(exec)) => {
-                    match catch_unwind(AssertUnwindSafe(|| exec.step(converted, slice))) {
+                    match catch_unwind(AssertUnwindSafe(|| f(exec))) {
                         Ok(output) => Ok(output),
                         Err(panic) => {
                             // The engine may be half-way through anything: never touch it again,
@@ -283,18 +310,9 @@ impl Execution {
                     .into_pyobject(py)?
                     .into_any(),
             ),
-            isolate::Status::Yielded => (YIELDED, py.None().into_bound(py)),
+            isolate::Status::Suspended => (SUSPENDED, py.None().into_bound(py)),
         };
         (status, calls, logs, payload).into_pyobject(py)
-    }
-
-    /// Release the engine now (idempotent); it is freed off this thread when engines are
-    /// prewarmed. Dropping the object frees it too.
-    fn close(&self) {
-        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(Ok(execution)) = taken {
-            execution.dispose();
-        }
     }
 }
 
@@ -381,7 +399,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DONE_OK", DONE_OK)?;
     m.add("DONE_ERROR", DONE_ERROR)?;
     m.add("WAITING", WAITING)?;
-    m.add("YIELDED", YIELDED)?;
+    m.add("SUSPENDED", SUSPENDED)?;
     confine::register(m)?;
     Ok(())
 }

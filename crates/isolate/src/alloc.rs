@@ -50,6 +50,11 @@ impl Meter {
         self.exceeded.load(Ordering::Relaxed)
     }
 
+    /// Bytes the engine's heap holds.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     /// Bytes left under the limit, heap and bridge together.
     pub(crate) fn room(&self) -> usize {
         self.limit().saturating_sub(

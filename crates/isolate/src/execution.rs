@@ -14,6 +14,7 @@ use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
 use crate::alloc::{LimitedAllocator, Meter};
+use crate::fiber::{self, Fiber, Progress, SuspendPoint};
 use crate::json;
 use crate::stack::{in_characters, program_frames, PROGRAM_FILE};
 use crate::text;
@@ -27,6 +28,9 @@ const PRELUDE: &str = include_str!("prelude.js");
 /// parameter is the report channel when the host opened it (else `undefined`): code placed
 /// before the model's on line 1 takes it and clears it (which clears `arguments[0]` too).
 const WRAP_PREFIX: &str = "(async function (__codemode_channel) {";
+/// Stack a step needs beyond the engine's own stack limit: the frames around the engine,
+/// and native code that runs past the engine's last check.
+const STEP_STACK_ROOM: usize = 1 << 20;
 /// What one execution may write through its report channel; the rest is dropped.
 const REPORT_BYTES_MAX: usize = 16 << 20;
 const WRAP_SUFFIX: &str = "\n})";
@@ -41,7 +45,6 @@ const NO_REASON: u8 = 0;
 const TIMEOUT: u8 = 1;
 const MEMORY: u8 = 2;
 const CANCELLED: u8 = 3;
-const YIELD: u8 = 4;
 const OUTPUT: u8 = 5;
 
 /// State the interrupt handler reads; shared with [`CancelHandle`].
@@ -53,6 +56,8 @@ pub(crate) struct Control {
     cancelled: AtomicBool,
     output_overflow: AtomicBool,
     pub(crate) meter: Arc<Meter>,
+    /// Where the interrupt handler suspends a step whose time slice is over.
+    suspend: Arc<SuspendPoint>,
 }
 
 impl Control {
@@ -65,6 +70,7 @@ impl Control {
             cancelled: AtomicBool::new(false),
             output_overflow: AtomicBool::new(false),
             meter,
+            suspend: Arc::new(SuspendPoint::default()),
         }
     }
 
@@ -90,11 +96,8 @@ impl Control {
         } else if self.output_overflow.load(Relaxed) {
             OUTPUT
         } else {
-            let now = self.now_ns();
-            if now >= self.deadline_ns.load(Relaxed) {
+            if self.now_ns() >= self.deadline_ns.load(Relaxed) {
                 TIMEOUT
-            } else if now >= self.slice_ns.load(Relaxed) {
-                YIELD
             } else {
                 NO_REASON
             }
@@ -104,6 +107,18 @@ impl Control {
         }
         self.reason.store(reason, Relaxed);
         true
+    }
+}
+
+impl Control {
+    /// The engine's interrupt handler: when the step's time slice is over (and it runs on a
+    /// fiber), hand the thread back to the host first; then say whether to stop the program.
+    fn on_interrupt(&self) -> bool {
+        if self.reason.load(Relaxed) == NO_REASON && self.now_ns() >= self.slice_ns.load(Relaxed) {
+            self.slice_ns.store(u64::MAX, Relaxed);
+            self.suspend.suspend();
+        }
+        self.should_interrupt()
     }
 }
 
@@ -142,9 +157,8 @@ pub(crate) struct Shared {
     timer_due: HashMap<u32, Instant>,
 }
 
-/// One program in one fresh runtime. Create it, call [`Execution::step`] until it returns
-/// [`Status::Done`], answering the tool calls of each step in the next one.
-pub struct Execution {
+/// One program in one fresh runtime: the engine's side of an [`Execution`].
+pub(crate) struct Machine {
     // Field order is drop order: JavaScript handles before the context and runtime.
     main: Option<Persistent<Promise<'static>>>,
     helpers: Persistent<Object<'static>>,
@@ -163,10 +177,10 @@ pub struct Execution {
 }
 
 // SAFETY: a QuickJS runtime is not tied to the thread that made it; it must only never be
-// used by two threads at once. `Execution` owns its runtime exclusively, every entry
+// used by two threads at once. `Machine` owns its runtime exclusively, every entry
 // point takes `&mut self`, and the `Rc`s inside never leave it. Each step re-reads the
-// native stack top of the thread it runs on.
-unsafe impl Send for Execution {}
+// native stack top of the stack it runs on.
+unsafe impl Send for Machine {}
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -175,10 +189,10 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-impl Execution {
+impl Machine {
     /// Prepare a fresh runtime for `javascript` (a program body) with one
     /// `external_<name>` per entry of `tool_names`. `deadline` bounds the whole execution.
-    pub fn new(
+    pub(crate) fn new(
         javascript: &str,
         tool_names: &[String],
         limits: Limits,
@@ -267,14 +281,14 @@ impl Execution {
     /// [`LogLevel::Report`], outside the console and its limits (16 MiB per execution).
     /// Meant for code the host places before the model's, which takes it before the model's
     /// code runs. Call before the first step.
-    pub fn open_report_channel(&mut self) {
+    pub(crate) fn open_report_channel(&mut self) {
         self.report_channel = true;
     }
 
     /// The validators (one per tool) the engine checks each call's input against before
     /// handing the call out: a call whose input it finds certainly valid is marked
     /// [`ToolCall::checked`]. Only ever a "yes": anything else is left to the host.
-    pub fn set_input_checks(&mut self, checks: crate::InputChecks) {
+    pub(crate) fn set_input_checks(&mut self, checks: crate::InputChecks) {
         self.shared.borrow_mut().prechecks = checks;
     }
 
@@ -283,7 +297,7 @@ impl Execution {
     /// function returns when called with the report channel (or `undefined` when the channel
     /// is not open). The library is compiled to bytecode once per process (by its text), so
     /// a large library costs each execution only its loading. Call before the first step.
-    pub fn set_library(&mut self, source: &str) -> Result<(), JsError> {
+    pub(crate) fn set_library(&mut self, source: &str) -> Result<(), JsError> {
         self.library = Some(library_bytecode(source).map_err(|message| {
             JsError::new(
                 ErrorKind::Runtime,
@@ -294,29 +308,9 @@ impl Execution {
         Ok(())
     }
 
-    /// Free the engine, on the pool's background thread when there is one.
-    pub fn dispose(self) {
-        crate::pool::dispose(self);
-    }
-
-    /// A handle that cancels this execution from any thread.
-    pub fn cancel_handle(&self) -> CancelHandle {
-        CancelHandle(self.control.clone())
-    }
-
-    /// Run until the program has nothing left to do.
-    ///
-    /// `settles` answers tool calls handed out by earlier steps. `slice` (first step only)
-    /// lets the host bound how long this step may run before it gives up with
-    /// [`Status::Yielded`] — only possible while nothing has been observable yet.
-    pub fn step(&mut self, settles: Settles, slice: Option<Duration>) -> StepOutput {
-        let first = self.steps == 0;
+    /// Run until the program has nothing left to do (see [`Execution::step`]).
+    fn step(&mut self, settles: Settles) -> StepOutput {
         self.steps += 1;
-        let slice_ns = match (first, slice) {
-            (true, Some(d)) => self.control.now_ns().saturating_add(d.as_nanos() as u64),
-            _ => u64::MAX,
-        };
-        self.control.slice_ns.store(slice_ns, Relaxed);
         // SAFETY: the runtime pointer is valid for the life of `self.context`.
         unsafe { qjs::JS_UpdateStackTop(self.context.get_runtime_ptr()) };
 
@@ -679,7 +673,6 @@ impl Execution {
     fn interrupted_status(&self) -> Option<Status> {
         let error = match self.control.reason.load(Relaxed) {
             NO_REASON => return None,
-            YIELD => return Some(Status::Yielded),
             TIMEOUT => JsError::new(
                 ErrorKind::Timeout,
                 "TimeoutError",
@@ -768,7 +761,151 @@ impl Execution {
     }
 }
 
+/// One program in one fresh runtime. Create it, call [`Execution::step`] until it returns
+/// [`Status::Done`], answering the tool calls of each step in the next one.
+pub struct Execution {
+    /// Boxed: a suspended step keeps a pointer to it while the execution moves.
+    machine: Box<Machine>,
+    /// The step that used up its time slice, to be finished by [`Execution::resume`].
+    suspended: Option<Fiber<StepOutput>>,
+    /// The stack a step needs: the engine's stack limit and room for the frames around it.
+    stack_size: usize,
+}
+
+impl Execution {
+    /// Prepare a fresh runtime for `javascript` (a program body) with one
+    /// `external_<name>` per entry of `tool_names`. `deadline` bounds the whole execution.
+    pub fn new(
+        javascript: &str,
+        tool_names: &[String],
+        limits: Limits,
+        deadline: Instant,
+    ) -> Result<Self, JsError> {
+        let stack_size = limits.stack_bytes.saturating_add(STEP_STACK_ROOM);
+        Ok(Self {
+            machine: Box::new(Machine::new(javascript, tool_names, limits, deadline)?),
+            suspended: None,
+            stack_size,
+        })
+    }
+
+    /// Hand the program a report channel: a function, the wrapper's parameter
+    /// `__codemode_channel`, that writes a line the host receives among the step's logs with
+    /// [`LogLevel::Report`], outside the console and its limits (16 MiB per execution).
+    /// Meant for code the host places before the model's, which takes it before the model's
+    /// code runs. Call before the first step.
+    pub fn open_report_channel(&mut self) {
+        self.machine.open_report_channel();
+    }
+
+    /// The validators (one per tool) the engine checks each call's input against before
+    /// handing the call out: a call whose input it finds certainly valid is marked
+    /// [`ToolCall::checked`]. Only ever a "yes": anything else is left to the host.
+    pub fn set_input_checks(&mut self, checks: crate::InputChecks) {
+        self.machine.set_input_checks(checks);
+    }
+
+    /// Run `source`, a host library (JavaScript evaluating to a function), before the
+    /// program: the program's parameter `__codemode_channel` becomes what the library's
+    /// function returns when called with the report channel (or `undefined` when the channel
+    /// is not open). The library is compiled to bytecode once per process (by its text), so
+    /// a large library costs each execution only its loading. Call before the first step.
+    pub fn set_library(&mut self, source: &str) -> Result<(), JsError> {
+        self.machine.set_library(source)
+    }
+
+    /// A handle that cancels this execution from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle(self.machine.control.clone())
+    }
+
+    /// Run until the program has nothing left to do.
+    ///
+    /// `settles` answers tool calls handed out by earlier steps. With a `slice`, the step
+    /// runs on a stack of its own and, if it is still running when the slice is over, hands
+    /// the thread back with [`Status::Suspended`]: finish it with [`Execution::resume`], on
+    /// any thread. Without one, it runs to its end here.
+    pub fn step(&mut self, settles: Settles, slice: Option<Duration>) -> StepOutput {
+        if self.suspended.is_some() {
+            return self.resume();
+        }
+        let Some(slice) = slice else {
+            self.machine.control.slice_ns.store(u64::MAX, Relaxed);
+            return self.machine.step(settles);
+        };
+        let control = &self.machine.control;
+        control.slice_ns.store(
+            control.now_ns().saturating_add(slice.as_nanos() as u64),
+            Relaxed,
+        );
+        let Ok(stack) = fiber::take_stack(self.stack_size) else {
+            // No stack to be had: run the step here, to its end.
+            control.slice_ns.store(u64::MAX, Relaxed);
+            return self.machine.step(settles);
+        };
+        let point = control.suspend.clone();
+        let machine: *mut Machine = &mut *self.machine;
+        // SAFETY: the machine is boxed, so it stays where it is while the step is suspended,
+        // and it is neither used nor dropped before the step ends (`resume`, `Drop`).
+        let fiber = Fiber::start(stack, self.stack_size, point, move || unsafe {
+            (*machine).step(settles)
+        });
+        self.drive(fiber)
+    }
+
+    /// Finish the step that [`Status::Suspended`] (on any thread); it runs to its end.
+    pub fn resume(&mut self) -> StepOutput {
+        match self.suspended.take() {
+            Some(fiber) => self.drive(fiber),
+            None => StepOutput {
+                status: Status::Done(Err(JsError::internal("no step is suspended"))),
+                calls: Vec::new(),
+                logs: Vec::new(),
+            },
+        }
+    }
+
+    fn drive(&mut self, mut fiber: Fiber<StepOutput>) -> StepOutput {
+        match fiber.resume() {
+            Progress::Done(output) => output,
+            Progress::Suspended => {
+                self.suspended = Some(fiber);
+                StepOutput {
+                    status: Status::Suspended,
+                    calls: Vec::new(),
+                    logs: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Free the engine: on the pool's background thread when engines are prewarmed or when
+    /// it holds much memory (freeing millions of objects takes milliseconds), else here.
+    pub fn dispose(self) {
+        crate::pool::dispose(self);
+    }
+
+    /// Bytes the engine's heap holds.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.machine.control.meter.used()
+    }
+}
+
 impl Drop for Execution {
+    fn drop(&mut self) {
+        // A suspended step is stopped and driven to its end, so its stack unwinds normally.
+        if let Some(mut fiber) = self.suspended.take() {
+            self.machine.control.cancelled.store(true, Relaxed);
+            while !fiber.finished() {
+                if let Progress::Done(_) = fiber.resume() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Machine {
     fn drop(&mut self) {
         // Release every handle into the runtime before it is freed.
         let mut shared = self.shared.borrow_mut();
@@ -983,7 +1120,7 @@ impl Engine {
         let control = Arc::new(Control::new(meter.clone()));
         let runtime = Runtime::new_with_alloc(LimitedAllocator::new(meter))?;
         let handler_control = control.clone();
-        runtime.set_interrupt_handler(Some(Box::new(move || handler_control.should_interrupt())));
+        runtime.set_interrupt_handler(Some(Box::new(move || handler_control.on_interrupt())));
         let context = Context::full(&runtime)?;
         let shared = Rc::new(RefCell::new(Shared {
             max_calls: 0,

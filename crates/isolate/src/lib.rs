@@ -11,6 +11,7 @@
 mod alloc;
 mod body;
 mod execution;
+mod fiber;
 mod json;
 mod pool;
 mod precheck;
@@ -295,9 +296,9 @@ pub enum Status {
     /// The program waits on tool calls and/or timers. `next_timer` is how long until the
     /// earliest timer is due (`None`: no timers).
     Waiting { next_timer: Option<Duration> },
-    /// The first step ran past its time slice before any host interaction; nothing was
-    /// observable yet, so the host may discard this execution and run it again elsewhere.
-    Yielded,
+    /// The step ran past its time slice and handed the thread back half-way: finish it with
+    /// [`Execution::resume`] (on any thread). Its calls and lines come with its end.
+    Suspended,
 }
 
 /// Everything one step produced.

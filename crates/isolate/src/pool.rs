@@ -61,7 +61,8 @@ fn background() {
     }
 }
 
-/// How many engines to keep ready (0 makes every engine on demand and frees inline).
+/// How many engines to keep ready (0 makes every engine on demand and frees small ones
+/// inline).
 pub fn set_prewarm(count: usize) {
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,10 +87,13 @@ pub(crate) fn take() -> rquickjs::Result<Engine> {
     }
 }
 
+/// A heap this small is freed at once wherever it is disposed of.
+const FREE_INLINE_MAX: usize = 4 << 20;
+
 pub(crate) fn dispose(execution: Execution) {
     let pool = pool();
     let mut state = pool.state.lock().unwrap_or_else(|p| p.into_inner());
-    if state.target == 0 {
+    if state.target == 0 && execution.heap_bytes() <= FREE_INLINE_MAX {
         drop(state);
         drop(execution);
         return;

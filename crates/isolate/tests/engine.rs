@@ -27,7 +27,7 @@ fn run_with(js: &str, limits: Limits, timeout: Duration) -> (Result<String, JsEr
                     std::thread::sleep(next_timer.unwrap_or_default());
                 }
             }
-            Status::Yielded => panic!("no slice was given"),
+            Status::Suspended => panic!("no slice was given"),
         }
     }
 }
@@ -180,17 +180,48 @@ fn deadlock_is_reported() {
 }
 
 #[test]
-fn first_step_yields_when_slice_exceeded() {
-    let tools: Vec<String> = vec![];
+fn a_step_past_its_slice_suspends_and_finishes_on_another_thread() {
+    let tools = vec!["echo".to_owned()];
+    let code = "const a = await external_echo({ n: 1 })\n\
+                let i = 0; const end = Date.now() + 50; while (Date.now() < end) i++\n\
+                console.log('computed')\nreturn a.n + (i > 0 ? 1 : 0)";
     let mut exec = Execution::new(
-        "while (true) {}",
+        code,
         &tools,
         Limits::default(),
         Instant::now() + Duration::from_secs(5),
     )
     .unwrap();
+    let first = exec.step(Settles::new(), Some(Duration::from_millis(2)));
+    assert!(matches!(first.status, Status::Waiting { .. }));
+    let mut settles = Settles::new();
+    settles.ok(first.calls[0].id, &first.calls[0].args_json);
+    let second = exec.step(settles, Some(Duration::from_millis(2)));
+    assert!(matches!(second.status, Status::Suspended));
+    assert!(second.logs.is_empty());
+    let finished = std::thread::spawn(move || exec.resume()).join().unwrap();
+    assert_eq!(finished.logs.len(), 1);
+    match finished.status {
+        Status::Done(Ok(json)) => assert_eq!(json, "2"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_suspended_step_is_stopped_when_the_execution_is_dropped() {
+    let tools: Vec<String> = vec![];
+    let mut exec = Execution::new(
+        "while (true) {}",
+        &tools,
+        Limits::default(),
+        Instant::now() + Duration::from_secs(60),
+    )
+    .unwrap();
     let out = exec.step(Settles::new(), Some(Duration::from_millis(2)));
-    assert!(matches!(out.status, Status::Yielded));
+    assert!(matches!(out.status, Status::Suspended));
+    let started = Instant::now();
+    drop(exec);
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

@@ -87,13 +87,13 @@ class FileSkillStore(StoreBase):
     # -- paths
 
     def _code_path(self, name: str) -> Path:
-        return self.directory / f"{name}.ts"
+        return self.directory / f"{_file_name(name)}.ts"
 
     def _meta_path(self, name: str) -> Path:
-        return self.directory / f"{name}.json"
+        return self.directory / f"{_file_name(name)}.json"
 
     def _versions_dir(self, name: str) -> Path:
-        return self.directory / f"{name}.versions"
+        return self.directory / f"{_file_name(name)}.versions"
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -261,3 +261,10 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _file_name(name: str) -> str:
+    """``name`` as a file name in the store's folder. A :class:`Skill` validates its name, but
+    one built with ``model_construct`` skips that: a name that is not a skill name (``../x``,
+    ``a/b``) never becomes a path."""
+    return validate_skill_name(name)

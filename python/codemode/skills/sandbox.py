@@ -391,28 +391,43 @@ async def load_closure(store: SkillStore, skills: Iterable[Skill]) -> dict[str, 
     return loaded
 
 
-_STRIPPED: dict[str, tuple[str, Any] | None] = {}
+_STRIPPED: dict[str, tuple[str, Any] | str] = {}
 
 
-def strip_body(code: str) -> tuple[str, Any] | None:
-    """A skill's code as JavaScript, with its StripResult when positions moved (``None`` when
-    it does not parse as the body of an async function); cached by code."""
+def _body(code: str) -> tuple[str, Any] | str:
+    """A skill's code as JavaScript, with its StripResult when positions moved, or why it cannot
+    be a skill's body; cached by code (the engine check makes a scratch runtime)."""
     if code in _STRIPPED:
         return _STRIPPED[code]
-    stripped: tuple[str, Any] | None
+    body: tuple[str, Any] | str
     try:
         compile_typescript(f"async function __cm_check(input: any) {{\n{code}\n}}")
         result = _core.strip_types(code)
         # The engine must read the code as its own function body, as the stripper did: code
         # that closes that function would run around it in every program it is loaded into.
         _core.check_function_body(result.javascript)
-        stripped = result.javascript, None if result.positions_preserved else result
-    except (_core.TypeScriptSyntaxError, ValueError):
-        stripped = None
+        body = result.javascript, None if result.positions_preserved else result
+    except _core.TypeScriptSyntaxError as e:
+        body = f"it does not parse: {e.args[0]}"
+    except ValueError as e:
+        body = str(e)
     if len(_STRIPPED) > 4096:
         _STRIPPED.clear()
-    _STRIPPED[code] = stripped
-    return stripped
+    _STRIPPED[code] = body
+    return body
+
+
+def strip_body(code: str) -> tuple[str, Any] | None:
+    """A skill's code as JavaScript, with its StripResult when positions moved (``None`` when
+    it is not the body of an async function as both the stripper and the engine read it)."""
+    body = _body(code)
+    return None if isinstance(body, str) else body
+
+
+def body_problem(code: str) -> str | None:
+    """Why ``code`` cannot be a skill's body (``None`` when it can)."""
+    body = _body(code)
+    return body if isinstance(body, str) else None
 
 
 def code_compiles(skill: Skill) -> bool:

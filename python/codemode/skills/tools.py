@@ -52,6 +52,7 @@ from ..events import Event, EventCallback, now_ms
 from ..results import ExecutionResult
 from ..tools import InvalidArguments, Tool, ToolBinding
 from .models import InvalidSkillName, Skill, SkillSummary, validate_skill_name
+from .sandbox import body_problem
 from .store import SkillStore
 from .trust import TrustStrategy
 
@@ -249,13 +250,12 @@ def check_code(code: str) -> None:
             f"code does not parse: {message} at line {line - 1}, column {column} of the code. "
             "The code is the body of `async function (input) { ... }`: fix it and register again."
         ) from None
-    try:
-        _core.check_function_body(_core.strip_types(code).javascript)
-    except ValueError as e:
+    problem = body_problem(code)
+    if problem is not None:
         raise SkillRegistrationError(
-            f"code is refused: {e}. The code is the body of `async function (input) {{ ... }}` "
+            f"code is refused: {problem}. The code is the body of `async function (input) {{ ... }}` "
             "and must stay inside it: fix it and register again."
-        ) from None
+        )
 
 
 # -- the registry

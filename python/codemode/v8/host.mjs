@@ -1,662 +1,409 @@
-// The V8 host of codemode.V8Driver: one Node.js process, driven by Python over stdin/stdout.
+// The V8 engine process of codemode.V8Driver: one Node.js process, driven by Python over
+// stdin/stdout, that runs one execution at a time, each in a V8 isolate of its own.
 //
-// Main thread: reads commands from Python (one per line), keeps pools of pre-warmed worker
-// threads keyed by their resource limits, and forwards each worker's output to stdout.
-// Worker thread: runs one execution at a time, each in a fresh `vm` context holding nothing
-// but ECMAScript built-ins, console, timers and the tools. A worker's V8 heap is capped by
-// `resourceLimits`, so a program that exhausts it kills only its worker (V8 out-of-memory is
-// fatal for the isolate, never for this process). Timeouts and cancellation terminate the
-// worker. A worker whose program left work running (a microtask loop, say) is terminated
-// too; an idle one serves the next execution with a new context.
+// The program never runs in this process's Node.js realm. Each execution gets a fresh
+// isolate (isolated-vm) holding nothing but ECMAScript built-ins and the sandbox prelude
+// below; it is disposed the moment the execution ends, and the next execution gets another.
+// No object of this realm is ever handed to an isolate: the prelude receives a handful of
+// host functions (isolated-vm Callbacks, which copy primitive arguments across) and every
+// value crosses as a string or a number. The isolate runs on this process's main thread,
+// entered synchronously for each event (start, tool result, timer): its microtasks run to
+// the end before control comes back. A program that never gives control back is ended by
+// Python killing this process, which then serves nobody else.
 //
-// Python -> host (one line each):
-//   W <memMiB> <stackKiB> <count>             keep <count> workers ready for these limits
-//   R <id> <json spec>                        run: {code, names, mem, stack, maxCalls, maxLogLines,
-//                                             maxLogBytes, failLog, maxResult, channel, library}
-//   S <id> <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
-//   K <id>                                    kill the run (timeout, cancellation)
-// Host -> Python (one JSON array per line):
-//   [id, "c", callId, toolIndex, args]        a tool call
-//   [id, "l", level, text, timestampMs]       a console line
-//   [id, "r", text, timestampMs]              a line of the report channel (when spec.channel)
-//   [id, "d", true, resultJson]               finished with a result (the JSON as a string)
-//   [id, "d", false, kind, name, message, [[fn, line, column], ...]]
+// Python -> engine (one line each):
+//   R <json spec>                        run: {code, names, mem, maxCalls, maxLogLines,
+//                                        maxLogBytes, failLog, maxResult, channel, library}
+//   S <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
+// Engine -> Python (one line each):
+//   i                                    ready for a run (after start-up and after each run)
+//   c <callId> <toolIndex> <json args>   a tool call
+//   l <level> <timestampMs> <json text>  a console line
+//   r <timestampMs> <json text>          a line of the report channel (when spec.channel)
+//   o <json result>                      finished with a result
+//   f <json [kind, name, message, [[fn, line, column], ...]]>   finished with an error
+//
+// argv: <isolated-vm addon> <memory MiB>
 
-import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
+import { writeSync } from "node:fs";
+import { createRequire } from "node:module";
+
+const [ADDON, MEM_ARG] = process.argv.slice(2);
+const ivm = createRequire(import.meta.url)(ADDON).ivm;
+const MEM_MIB = Math.max(1, Number(MEM_ARG) || 128);
+const MEM_BYTES = MEM_MIB * 1024 * 1024;
+// isolated-vm takes whole MiB, at least 8; below that our own accounting holds the limit.
+const ISOLATE_MIB = Math.max(8, MEM_MIB);
 
 // The one parameter is the report channel when the run asks for it (else undefined): code
 // placed before the model's on line 1 takes it and clears it.
 const WRAP_PREFIX = "(async function (__codemode_channel) {";
-const REPORT_BYTES_MAX = 16 << 20;
 const WRAP_SUFFIX = "\n})";
 const PROGRAM_FILE = "program.ts";
+const REPORT_BYTES_MAX = 16 << 20;
 const ENGINE_LIMITS =
   /^(Maximum call stack size exceeded|Invalid string length|Invalid array length|Invalid typed array length|Array buffer allocation failed)|^memory limit exceeded/;
+const MEMORY_MESSAGE = `the execution exceeded its memory limit (${MEM_MIB} MiB)`;
 
-if (isMainThread) {
-  main();
-} else {
-  workerMain();
+// Milliseconds since the epoch, with the fraction (the clock of Python's events).
+const now = () => performance.timeOrigin + performance.now();
+
+// -- output ----------------------------------------------------------------------------
+
+function send(line) {
+  const data = Buffer.from(line + "\n", "utf8");
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(1, data, off, data.length - off);
+    } catch (err) {
+      if (err.code !== "EAGAIN") process.exit(0); // Python went away
+    }
+  }
 }
 
-// ---------------------------------------------------------------------------------------
-// Main thread
+// -- the isolate of the next run, made ahead of time -----------------------------------
 
-function main() {
-  const MAX_WORKERS = Math.max(1, Number(process.env.CODEMODE_V8_MAX_WORKERS) || 64);
-  const RECYCLE_AFTER = 500;
-  const IDLE_GRACE_MS = 200;
-  const IDLE_RETIRE_MS = 10000;
-  const pools = new Map(); // key -> { idle: WorkerSlot[], want: number, starting: number }
-  const runs = new Map(); // run id -> WorkerSlot
-  const queue = []; // runs waiting for a worker: { id, spec, key }
-  let liveWorkers = 0;
+let ready = null; // { isolate, context, api } for the next run
+let current = null; // the running Execution
 
-  const out = process.stdout;
-  const write = (line) => out.write(line + "\n");
-  const fail = (id, kind, name, message) =>
-    write(JSON.stringify([id, "d", false, kind, name, message, []]));
-
-  function pool(key) {
-    let p = pools.get(key);
-    if (p === undefined) {
-      p = { idle: [], want: 0, starting: 0 };
-      pools.set(key, p);
-    }
-    return p;
-  }
-
-  function keyOf(mem, stack) {
-    return mem + ":" + stack;
-  }
-
-  function spawn(key) {
-    const [mem, stack] = key.split(":").map(Number);
-    liveWorkers++;
-    const slot = { key, worker: null, run: null, ready: false, executions: 0, idleTimer: null, dead: false };
-    const young = Math.max(1, Math.min(16, Math.floor(mem / 8)));
-    const worker = new Worker(new URL(import.meta.url), {
-      workerData: { memBytes: Math.floor(mem * 1024 * 1024) },
-      resourceLimits: {
-        maxOldGenerationSizeMb: Math.max(1, mem),
-        maxYoungGenerationSizeMb: young,
-        stackSizeMb: Math.max(0.25, stack / 1024),
-      },
-      stdout: false,
-      stderr: false,
-      env: {},
-      argv: [],
-      trackUnmanagedFds: true,
-    });
-    slot.worker = worker;
-    const p = pool(key);
-    p.starting++;
-    worker.on("message", (m) => onWorkerMessage(slot, m));
-    worker.on("error", (err) => onWorkerGone(slot, err));
-    worker.on("exit", () => onWorkerGone(slot, null));
-    return slot;
-  }
-
-  function onWorkerMessage(slot, m) {
-    if (typeof m === "string") {
-      write(m); // a line for Python, already formatted by the worker
-      return;
-    }
-    if (m.t === "ready") {
-      slot.ready = true;
-      pool(slot.key).starting--;
-      release(slot);
-    } else if (m.t === "done") {
-      // The run's result line was sent; wait for the worker to go idle.
-      if (slot.run !== null) runs.delete(slot.run);
-      slot.run = null;
-      slot.idleTimer = setTimeout(() => retire(slot), IDLE_GRACE_MS);
-    } else if (m.t === "idle") {
-      if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-      slot.idleTimer = null;
-      slot.executions++;
-      if (slot.executions >= RECYCLE_AFTER || m.heapFull) retire(slot);
-      else release(slot);
-    }
-  }
-
-  function onWorkerGone(slot, err) {
-    if (slot.dead) return;
-    slot.dead = true;
-    liveWorkers--;
-    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-    const p = pool(slot.key);
-    if (!slot.ready) p.starting--;
-    const at = p.idle.indexOf(slot);
-    if (at >= 0) p.idle.splice(at, 1);
-    if (slot.run !== null) {
-      const id = slot.run;
-      runs.delete(id);
-      slot.run = null;
-      if (err !== null && err.code === "ERR_WORKER_OUT_OF_MEMORY") {
-        const mem = slot.key.split(":")[0];
-        fail(id, "memory", "MemoryError", `the execution exceeded its memory limit (${mem} MiB)`);
-      } else {
-        const why = err === null ? "exited" : String(err.message || err);
-        fail(id, "runtime", "InternalError", `the V8 worker stopped unexpectedly: ${why}`);
-      }
-    }
-    slot.worker.terminate().catch(() => {});
-    refill();
-  }
-
-  function retire(slot) {
-    if (slot.dead) return;
-    slot.dead = true;
-    liveWorkers--;
-    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-    const p = pool(slot.key);
-    const at = p.idle.indexOf(slot);
-    if (at >= 0) p.idle.splice(at, 1);
-    if (slot.run !== null) runs.delete(slot.run);
-    slot.run = null;
-    slot.worker.terminate().catch(() => {});
-    refill();
-  }
-
-  // A worker is free: give it to a queued run with its limits, else keep it idle. Idle
-  // workers beyond the number wanted for their limits leave after a while.
-  function release(slot) {
-    const i = queue.findIndex((q) => q.key === slot.key);
-    if (i >= 0) {
-      const [q] = queue.splice(i, 1);
-      start(slot, q.id, q.spec);
-      return;
-    }
-    const p = pool(slot.key);
-    p.idle.push(slot);
-    if (p.idle.length > p.want) slot.idleTimer = setTimeout(() => retire(slot), IDLE_RETIRE_MS);
-    refill();
-  }
-
-  // Start workers for queued runs and to keep each pool's wanted number ready.
-  function refill() {
-    const waiting = new Map();
-    for (const q of queue) waiting.set(q.key, (waiting.get(q.key) || 0) + 1);
-    for (const [key, n] of waiting) {
-      const p = pool(key);
-      while (p.starting < n && liveWorkers < MAX_WORKERS) spawn(key);
-    }
-    for (const [key, p] of pools) {
-      while (p.idle.length + p.starting < p.want && liveWorkers < MAX_WORKERS) spawn(key);
-    }
-    if (liveWorkers >= MAX_WORKERS && queue.length > 0) {
-      // Make room: an idle worker of limits nobody is waiting for.
-      for (const p of pools.values()) {
-        if (p.idle.length > 0 && !waiting.has(p.idle[0].key)) {
-          retire(p.idle[0]);
-          return;
-        }
-      }
-    }
-  }
-
-  function start(slot, id, spec) {
-    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
-    slot.idleTimer = null;
-    slot.run = id;
-    runs.set(id, slot);
-    slot.worker.postMessage({ t: "run", id, spec });
-  }
-
-  function run(id, spec) {
-    const key = keyOf(spec.mem, spec.stack);
-    const p = pool(key);
-    if (p.want === 0) p.want = 1;
-    const slot = p.idle.pop();
-    if (slot !== undefined) {
-      start(slot, id, spec);
-      refill();
-      return;
-    }
-    queue.push({ id, spec, key });
-    refill();
-  }
-
-  function kill(id) {
-    const at = queue.findIndex((q) => q.id === id);
-    if (at >= 0) {
-      queue.splice(at, 1);
-      return;
-    }
-    const slot = runs.get(id);
-    if (slot !== undefined) {
-      runs.delete(id);
-      slot.run = null;
-      retire(slot);
-    }
-  }
-
-  function command(line) {
-    const kind = line.charCodeAt(0);
-    if (kind === 83 /* S */) {
-      // S <id> <callId> <status> <payload>
-      const a = line.indexOf(" ", 2);
-      const id = Number(line.slice(2, a));
-      const slot = runs.get(id);
-      if (slot !== undefined) slot.worker.postMessage(line);
-      return;
-    }
-    const sp = line.indexOf(" ", 2);
-    const id = Number(sp < 0 ? line.slice(2) : line.slice(2, sp));
-    if (kind === 82 /* R */) {
-      run(id, JSON.parse(line.slice(sp + 1)));
-    } else if (kind === 75 /* K */) {
-      kill(id);
-    } else if (kind === 87 /* W */) {
-      const [mem, stack, count] = line.slice(2).split(" ").map(Number);
-      const p = pool(keyOf(mem, stack));
-      p.want = Math.max(p.want, Math.min(count, MAX_WORKERS));
-      refill();
-    }
-  }
-
-  let buffered = "";
-  process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk) => {
-    buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.length > 0) command(line);
-    }
+function prepare() {
+  const isolate = new ivm.Isolate({
+    memoryLimit: ISOLATE_MIB,
+    onCatastrophicError: () => {
+      // isolated-vm's word that this process is no longer sound: fail the run and leave.
+      if (current !== null) current.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
+      process.exit(70);
+    },
   });
-  process.stdin.on("end", () => process.exit(0));
-  out.on("error", () => process.exit(0));
+  const context = isolate.createContextSync();
+  const holder = { run: null };
+  const hosts = [
+    (index, json) => (holder.run === null ? -1 : holder.run.hostCall(index, json)),
+    (level, text) => holder.run?.hostLog(level, text),
+    (id, ms) => holder.run?.hostTimer(id, ms),
+    (id) => holder.run?.hostClearTimer(id),
+    (bytes) => (holder.run === null ? false : holder.run.hostAlloc(bytes)),
+    (text) => holder.run?.hostReport(text),
+    (json) => holder.run?.hostDone(json),
+    (kind, name, message, stack) => holder.run?.hostFail(kind, name, message, stack),
+  ].map((fn) => new ivm.Callback(fn));
+  const api = context.evalClosureSync(PRELUDE, hosts, {
+    filename: "prelude.js",
+    result: { reference: true },
+  });
+  const entry = (name) => api.getSync(name, { reference: true });
+  return {
+    isolate,
+    context,
+    holder,
+    configure: entry("configure"),
+    invoke: entry("invoke"),
+    settle: entry("settle"),
+    fire: entry("fire"),
+  };
 }
 
-// ---------------------------------------------------------------------------------------
-// Worker thread
+// -- one execution ---------------------------------------------------------------------
 
-function workerMain() {
-  const vm = process.getBuiltinModule("node:vm");
-  const v8 = process.getBuiltinModule("node:v8");
-  const memBytes = workerData.memBytes;
-  // Rejections nobody handles belong to the sandbox (or to a dropped context): never fatal.
-  process.on("unhandledRejection", () => {});
-
-  let current = null; // the running execution
-
-  parentPort.on("message", (m) => {
-    if (typeof m === "string") {
-      // S <id> <callId> <status> <payload>
-      const a = m.indexOf(" ", 2);
-      const b = m.indexOf(" ", a + 1);
-      const c = m.indexOf(" ", b + 1);
-      const id = Number(m.slice(2, a));
-      if (current === null || current.id !== id) return;
-      current.settle(Number(m.slice(a + 1, b)), Number(m.slice(b + 1, c)), m.slice(c + 1));
-      return;
-    }
-    if (m.t === "run") {
-      current = new Execution(m.id, m.spec);
-      current.start();
-    }
-  });
-  parentPort.postMessage({ t: "ready" });
-
-  // Is there room for `bytes` more of ArrayBuffer memory (which the heap limit does not count)?
-  function allocationFits(bytes) {
-    if (!(bytes >= 0)) return true; // not a size: the engine reports its own error
-    if (bytes > memBytes) return false;
-    if (bytes < 65536) return true;
-    const s = v8.getHeapStatistics();
-    return s.used_heap_size + s.external_memory + bytes <= memBytes;
+class Execution {
+  constructor(engine, spec) {
+    this.engine = engine;
+    this.spec = spec;
+    this.finished = false;
+    this.calls = 0;
+    this.pendingCalls = 0;
+    this.timers = new Map();
+    this.logLines = 0;
+    this.logBytes = 0;
+    this.logCut = false;
+    this.reportBytes = 0;
+    this.memoryExceeded = false;
+    engine.holder.run = this;
   }
 
-  class Execution {
-    constructor(id, spec) {
-      this.id = id;
-      this.spec = spec;
-      this.finished = false;
-      this.calls = 0;
-      this.nextCall = 1;
-      this.pendingCalls = 0;
-      this.timers = new Map();
-      this.logLines = 0;
-      this.logBytes = 0;
-      this.logCut = false;
-      this.reportBytes = 0;
-      this.memoryExceeded = false;
-      this.helpers = null;
-      this.context = null;
-      this.checkScheduled = false;
-    }
-
-    send(line) {
-      parentPort.postMessage(line);
-    }
-
-    start() {
-      const spec = this.spec;
-      // An ordinary global object of the new realm (not a host object made global): nothing
-      // of this thread is on its prototype chain.
-      const context = vm.createContext(
-        vm.constants.DONT_CONTEXTIFY,
-        {
-          name: "codemode",
-          codeGeneration: { strings: true, wasm: false },
-          importModuleDynamically: () => this.noImport(),
-        },
-      );
-      this.context = context;
-      const setup = vm.runInContext(PRELUDE, context, { filename: "prelude.js" });
-      const self = this;
-      this.helpers = setup(
-        function hostCall(index, json) {
-          return self.hostCall(index, json);
-        },
-        function hostLog(level, text) {
-          self.hostLog(level, text);
-        },
-        function hostTimer(id, ms) {
-          self.hostTimer(id, ms);
-        },
-        function hostClearTimer(id) {
-          self.hostClearTimer(id);
-        },
-        function hostAlloc(bytes) {
-          return self.hostAlloc(bytes);
-        },
-        function hostReport(text) {
-          self.hostReport(text);
-        },
-        spec.names,
-        spec.maxCalls,
-      );
-      let fn;
-      try {
-        const script = new vm.Script(WRAP_PREFIX + spec.code + WRAP_SUFFIX, {
-          filename: PROGRAM_FILE,
-          importModuleDynamically: () => this.noImport(),
-        });
-        fn = script.runInContext(context);
-      } catch (err) {
-        this.finishSyntax(err);
-        return;
-      }
-      try {
-        // A host library runs in the sandbox's realm, before the program (see quickjs.py).
-        const library = typeof spec.library === "string"
-          ? vm.runInContext(spec.library, context, { filename: "library.js" })
-          : undefined;
-        this.helpers.invoke(
-          fn,
-          spec.channel === true,
-          library,
-          (value) => this.succeed(value),
-          (err) => this.fail(err),
-        );
-      } catch (err) {
-        this.fail(err);
-        return;
-      }
-      this.scheduleCheck();
-    }
-
-    noImport() {
-      // An error of the sandbox's own realm: nothing of this thread is reachable through it.
-      throw this.helpers.hostError("TypeError", "import() is not available in this sandbox", null);
-    }
-
-    hostCall(index, json) {
-      if (this.finished) return -1;
-      if (this.calls >= this.spec.maxCalls) return 0;
-      this.calls++;
-      const callId = this.nextCall++;
-      this.pendingCalls++;
-      this.send("[" + this.id + ',"c",' + callId + "," + (index | 0) + "," + json + "]");
-      return callId;
-    }
-
-    settle(callId, status, payload) {
-      if (this.finished) return;
-      this.pendingCalls--;
-      try {
-        this.helpers.settle(callId, status, payload);
-      } catch (err) {
-        this.fail(err);
-        return;
-      }
-      this.scheduleCheck();
-    }
-
-    hostReport(text) {
-      if (this.finished) return;
-      text = typeof text === "string" ? text : "";
-      this.reportBytes += text.length;
-      if (this.reportBytes > REPORT_BYTES_MAX) return;
-      this.send(JSON.stringify([this.id, "r", text, Date.now()]));
-    }
-
-    hostLog(level, text) {
-      if (this.finished || this.logCut) return;
-      text = typeof text === "string" ? text : "";
-      const prefix = ["", "INFO: ", "WARN: ", "ERROR: ", "DEBUG: "][level] ?? "";
-      const spec = this.spec;
-      const size = Buffer.byteLength(text) + prefix.length;
-      if (this.logLines + 1 > spec.maxLogLines || this.logBytes + size > spec.maxLogBytes) {
-        this.logCut = true;
-        if (spec.failLog) {
-          this.finish(
-            false,
-            "output_limit",
-            "OutputLimitError",
-            `console output exceeded its limit (${spec.maxLogLines} lines or ${spec.maxLogBytes} bytes)`,
-            [],
-          );
-        } else {
-          const marker = `[output truncated: console output is limited to ${spec.maxLogLines} lines and ${spec.maxLogBytes} bytes]`;
-          this.send(JSON.stringify([this.id, "l", 2, marker, Date.now()]));
-        }
-        return;
-      }
-      this.logLines++;
-      this.logBytes += size;
-      this.send(JSON.stringify([this.id, "l", level | 0, prefix + text, Date.now()]));
-    }
-
-    hostTimer(id, ms) {
-      if (this.finished) return;
-      const handle = setTimeout(() => {
-        this.timers.delete(id);
-        if (this.finished) return;
-        try {
-          this.helpers.fire(id);
-        } catch (err) {
-          this.fail(err);
-          return;
-        }
-        this.scheduleCheck();
-      }, ms);
-      this.timers.set(id, handle);
-    }
-
-    hostClearTimer(id) {
-      const handle = this.timers.get(id);
-      if (handle !== undefined) {
-        clearTimeout(handle);
-        this.timers.delete(id);
-      }
-      this.scheduleCheck();
-    }
-
-    hostAlloc(bytes) {
-      if (allocationFits(bytes)) return true;
-      this.memoryExceeded = true;
-      return false;
-    }
-
-    // After the microtasks of this turn: a program awaiting what nothing can settle is stuck.
-    scheduleCheck() {
-      if (this.checkScheduled || this.finished) return;
-      this.checkScheduled = true;
-      setImmediate(() => {
-        this.checkScheduled = false;
-        if (this.finished) return;
-        if (this.memoryExceeded) {
-          this.failMemory();
-        } else if (this.pendingCalls === 0 && this.timers.size === 0) {
-          this.finish(
-            false,
-            "runtime",
-            "DeadlockError",
-            "the program is awaiting a promise that nothing can settle (no tool call or timer is pending)",
-            [],
-          );
-        }
+  start() {
+    const { spec, engine } = this;
+    let program;
+    try {
+      engine.configure.applySync(undefined, [JSON.stringify(spec.names), spec.maxCalls, MEM_BYTES]);
+      const script = engine.isolate.compileScriptSync(WRAP_PREFIX + spec.code + WRAP_SUFFIX, {
+        filename: PROGRAM_FILE,
       });
+      program = script.runSync(engine.context, { reference: true, release: true });
+    } catch (err) {
+      return this.finishSyntax(err);
     }
-
-    succeed(value) {
-      if (this.finished) return;
-      if (this.memoryExceeded) return this.failMemory();
-      let json;
-      try {
-        json = this.helpers.serialize(value);
-      } catch (err) {
-        const cause = JSON.parse(this.helpers.describe(err));
-        if (this.memoryExceeded) return this.failMemory();
-        return this.finish(
-          false,
-          "result",
-          "ResultError",
-          `the return value cannot be serialised as JSON: ${cause.name}: ${cause.message}`,
-          [],
-        );
+    let library;
+    try {
+      // A host library runs in the sandbox, before the program (see quickjs.py).
+      if (typeof spec.library === "string") {
+        library = engine.context.evalSync(spec.library, { filename: "library.js", reference: true });
       }
-      const bytes = Buffer.byteLength(json);
-      if (bytes > this.spec.maxResult) {
-        return this.finish(
-          false,
-          "result",
-          "ResultError",
-          `the result is ${bytes} bytes of JSON, over the limit of ${this.spec.maxResult} bytes`,
-          [],
-        );
-      }
-      this.finished = true;
-      this.send("[" + this.id + ',"d",true,' + JSON.stringify(json) + "]");
-      this.end();
+    } catch (err) {
+      return this.engineFailed(err);
     }
+    this.enter(engine.invoke, [program.derefInto(), spec.channel === true, library?.derefInto()]);
+  }
 
-    failMemory() {
+  // Run the isolate for one event; its microtasks run before this returns.
+  enter(entry, args) {
+    if (this.finished) return;
+    try {
+      entry.applySync(undefined, args);
+    } catch (err) {
+      return this.engineFailed(err);
+    }
+    if (this.finished) return;
+    if (this.memoryExceeded) return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
+    if (this.pendingCalls === 0 && this.timers.size === 0) {
       this.finish(
-        false,
-        "memory",
-        "MemoryError",
-        `the execution exceeded its memory limit (${Math.floor(memBytes / 1048576)} MiB)`,
+        "runtime",
+        "DeadlockError",
+        "the program is awaiting a promise that nothing can settle (no tool call or timer is pending)",
         [],
       );
     }
+  }
 
-    fail(err) {
-      if (this.finished) return;
-      let described;
-      try {
-        described = JSON.parse(this.helpers.describe(err));
-      } catch {
-        described = { kind: null, name: "Error", message: "an exception was thrown that could not be described", stack: null };
-      }
-      let { kind, name, message } = described;
-      const frames = described.stack ? programFrames(described.stack) : [];
-      if (kind === "tool" || kind === "invalid_args") {
-        // as tagged by the host
-      } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
-        // The stack, or one of V8's own size caps (a string over 2^29 characters, say):
-        // catchable inside, a memory failure when uncaught.
-        kind = "memory";
-      } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
-        const missing = message.slice(0, -" is not defined".length);
-        const available = this.spec.names.map((n) => "external_" + n);
-        message = `${missing} is not a tool of this execution; available: ${available.length ? available.join(", ") : "(none)"}`;
-        kind = "invalid_args";
-      } else if (this.memoryExceeded) {
-        kind = "memory";
+  // The isolate itself failed (out of memory, disposed): never the program's doing to report.
+  engineFailed(err) {
+    if (this.finished) return;
+    const message = String((err && err.message) || err);
+    if (this.memoryExceeded || /memory limit/.test(message)) {
+      return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
+    }
+    this.finish("runtime", "InternalError", "the V8 engine stopped unexpectedly", []);
+  }
+
+  settle(callId, status, payload) {
+    if (this.finished) return;
+    this.pendingCalls--;
+    this.enter(this.engine.settle, [callId, status, payload]);
+  }
+
+  hostCall(index, json) {
+    if (this.finished) return -1;
+    if (this.calls >= this.spec.maxCalls) return 0;
+    this.calls++;
+    this.pendingCalls++;
+    send("c " + this.calls + " " + (index | 0) + " " + json);
+    return this.calls;
+  }
+
+  hostReport(text) {
+    if (this.finished) return;
+    text = typeof text === "string" ? text : "";
+    this.reportBytes += text.length;
+    if (this.reportBytes > REPORT_BYTES_MAX) return;
+    send("r " + now() + " " + JSON.stringify(text));
+  }
+
+  hostLog(level, text) {
+    if (this.finished || this.logCut) return;
+    text = typeof text === "string" ? text : "";
+    level = level | 0;
+    const prefix = ["", "INFO: ", "WARN: ", "ERROR: ", "DEBUG: "][level] ?? "";
+    const spec = this.spec;
+    const size = Buffer.byteLength(text) + prefix.length;
+    if (this.logLines + 1 > spec.maxLogLines || this.logBytes + size > spec.maxLogBytes) {
+      this.logCut = true;
+      if (spec.failLog) {
+        this.finish(
+          "output_limit",
+          "OutputLimitError",
+          `console output exceeded its limit (${spec.maxLogLines} lines or ${spec.maxLogBytes} bytes)`,
+          [],
+        );
       } else {
-        kind = "runtime";
+        const marker = `[output truncated: console output is limited to ${spec.maxLogLines} lines and ${spec.maxLogBytes} bytes]`;
+        send("l 2 " + now() + " " + JSON.stringify(marker));
       }
-      this.finish(false, kind, name, message, frames);
+      return;
     }
+    this.logLines++;
+    this.logBytes += size;
+    send("l " + level + " " + now() + " " + JSON.stringify(prefix + text));
+  }
 
-    finishSyntax(err) {
-      let message = "invalid program";
-      let frames = [];
-      try {
-        message = String(err.message);
-        const stack = String(err.stack);
-        const header = stack.split("\n", 3);
-        const m = /^program\.ts:(\d+)/.exec(header[0]);
-        if (m) {
-          const line = Number(m[1]);
-          const caret = header[2] ? header[2].indexOf("^") : -1;
-          let column = caret >= 0 ? caret + 1 : 1;
-          if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
-          frames = [["<program>", line, column]];
-        }
-      } catch {}
-      this.finish(false, "syntax", "SyntaxError", message, frames);
-    }
+  hostTimer(id, ms) {
+    if (this.finished) return;
+    // Node fires delays above 2^31-1 ms at once; here they wait (past any deadline).
+    const delay = Math.min(Math.max(0, Number(ms) || 0), 2 ** 31 - 1);
+    const handle = setTimeout(() => {
+      this.timers.delete(id);
+      this.enter(this.engine.fire, [id]);
+    }, delay);
+    this.timers.set(id, handle);
+  }
 
-    finish(ok, kind, name, message, frames) {
-      if (this.finished) return;
-      this.finished = true;
-      this.send(JSON.stringify([this.id, "d", false, kind, name, message, frames]));
-      this.end();
-    }
-
-    // Drop the context: its timers stop, later calls of its functions do nothing.
-    end() {
-      for (const handle of this.timers.values()) clearTimeout(handle);
-      this.timers.clear();
-      this.helpers = null;
-      this.context = null;
-      if (current === this) current = null;
-      parentPort.postMessage({ t: "done" });
-      // Idle means: the microtasks this context left behind have run out.
-      setImmediate(() => {
-        const s = v8.getHeapStatistics();
-        parentPort.postMessage({ t: "idle", heapFull: s.used_heap_size + s.external_memory > memBytes / 2 });
-      });
+  hostClearTimer(id) {
+    const handle = this.timers.get(id);
+    if (handle !== undefined) {
+      clearTimeout(handle);
+      this.timers.delete(id);
     }
   }
 
-  function programFrames(stack) {
-    const frames = [];
-    for (const raw of stack.split("\n")) {
-      let text = raw.trim();
-      if (!text.startsWith("at ")) continue;
-      text = text.slice(3);
-      if (text.startsWith("async ")) text = text.slice(6);
-      const at = text.indexOf(PROGRAM_FILE + ":");
-      if (at < 0) continue;
-      let fn = text.slice(0, at).trim();
-      if (fn.endsWith("(")) fn = fn.slice(0, -1).trim();
-      const m = /^(\d+)(?::(\d+))?/.exec(text.slice(at + PROGRAM_FILE.length + 1));
-      if (!m) continue;
-      const line = Number(m[1]);
-      let column = m[2] ? Number(m[2]) : 1;
-      if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
-      if (fn === "" || fn === "<anonymous>" || fn === "eval") fn = "<program>";
-      frames.push([fn, line, column]);
+  // Is there room for `bytes` more of memory the heap limit does not see yet?
+  hostAlloc(bytes) {
+    if (!(bytes >= 0)) return true; // not a size: the engine reports its own error
+    let fits = bytes <= MEM_BYTES;
+    if (fits && bytes >= 65536) {
+      const s = this.engine.isolate.getHeapStatisticsSync();
+      fits = s.used_heap_size + s.externally_allocated_size + bytes <= MEM_BYTES;
     }
-    return frames;
+    if (!fits) this.memoryExceeded = true;
+    return fits;
+  }
+
+  hostDone(json) {
+    if (this.finished) return;
+    if (this.memoryExceeded) return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > this.spec.maxResult) {
+      return this.finish(
+        "result",
+        "ResultError",
+        `the result is ${bytes} bytes of JSON, over the limit of ${this.spec.maxResult} bytes`,
+        [],
+      );
+    }
+    this.end("o " + json);
+  }
+
+  hostFail(kind, name, message, stack) {
+    if (this.finished) return;
+    const frames = typeof stack === "string" ? programFrames(stack) : [];
+    if (kind === "tool" || kind === "invalid_args" || kind === "result") {
+      // as tagged by the prelude
+    } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
+      // The stack, or one of V8's own size caps: catchable inside, memory when uncaught.
+      kind = "memory";
+    } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
+      const missing = message.slice(0, -" is not defined".length);
+      const available = this.spec.names.map((n) => "external_" + n);
+      message = `${missing} is not a tool of this execution; available: ${available.length ? available.join(", ") : "(none)"}`;
+      kind = "invalid_args";
+    } else if (this.memoryExceeded) {
+      kind = "memory";
+    } else {
+      kind = "runtime";
+    }
+    if (kind === "memory" && !ENGINE_LIMITS.test(message)) message = MEMORY_MESSAGE;
+    this.finish(kind, name, message, frames);
+  }
+
+  finishSyntax(err) {
+    let message = "invalid program";
+    let frames = [];
+    try {
+      message = String(err.message);
+      const m = /program\.ts:(\d+):(\d+)/.exec(String(err.stack));
+      if (m) {
+        const line = Number(m[1]);
+        let column = Number(m[2]);
+        if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
+        frames = [["<program>", line, column]];
+      }
+      message = message.replace(/ \[program\.ts:\d+:\d+\]$/, "");
+    } catch {}
+    this.finish(err && err.name === "SyntaxError" ? "syntax" : "runtime", "SyntaxError", message, frames);
+  }
+
+  finish(kind, name, message, frames) {
+    this.end("f " + JSON.stringify([kind, name, message, frames]));
+  }
+
+  // Send the outcome, then drop the isolate at once (whatever the program left running
+  // stops here) and make the next one.
+  end(line) {
+    if (this.finished) return;
+    this.finished = true;
+    for (const handle of this.timers.values()) clearTimeout(handle);
+    this.timers.clear();
+    send(line);
+    this.engine.holder.run = null;
+    if (current === this) current = null;
+    try {
+      this.engine.isolate.dispose();
+    } catch {}
+    setImmediate(readyForNext);
   }
 }
 
-// ---------------------------------------------------------------------------------------
-// The sandbox prelude: evaluated in every fresh context before the program. It receives the
-// host functions and keeps them in this closure, out of the program's reach. Every value that
-// leaves it is a string or a number; every error the program can see is of its own realm.
+function readyForNext() {
+  if (ready === null) ready = prepare();
+  send("i");
+}
 
-const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, toolNames, maxCalls) {
+function programFrames(stack) {
+  const frames = [];
+  for (const raw of stack.split("\n")) {
+    let text = raw.trim();
+    if (!text.startsWith("at ")) continue;
+    text = text.slice(3);
+    if (text.startsWith("async ")) text = text.slice(6);
+    const at = text.indexOf(PROGRAM_FILE + ":");
+    if (at < 0) continue;
+    let fn = text.slice(0, at).trim();
+    if (fn.endsWith("(")) fn = fn.slice(0, -1).trim();
+    const m = /^(\d+)(?::(\d+))?/.exec(text.slice(at + PROGRAM_FILE.length + 1));
+    if (!m) continue;
+    const line = Number(m[1]);
+    let column = m[2] ? Number(m[2]) : 1;
+    if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
+    if (fn === "" || fn === "<anonymous>" || fn === "eval") fn = "<program>";
+    frames.push([fn, line, column]);
+  }
+  return frames;
+}
+
+// -- commands --------------------------------------------------------------------------
+
+function command(line) {
+  const kind = line.charCodeAt(0);
+  if (kind === 83 /* S */) {
+    const a = line.indexOf(" ", 2);
+    const b = line.indexOf(" ", a + 1);
+    if (current !== null) {
+      current.settle(Number(line.slice(2, a)), Number(line.slice(a + 1, b)), line.slice(b + 1));
+    }
+  } else if (kind === 82 /* R */) {
+    if (current !== null || ready === null) process.exit(71); // Python breaks its own protocol
+    const engine = ready;
+    ready = null;
+    current = new Execution(engine, JSON.parse(line.slice(2)));
+    current.start();
+  }
+}
+
+// Lines are found by scanning each chunk once: a 40 MB line costs one pass, not one per chunk.
+let parts = [];
+process.stdin.on("data", (chunk) => {
+  let start = 0;
+  let nl;
+  while ((nl = chunk.indexOf(10, start)) >= 0) {
+    parts.push(chunk.subarray(start, nl));
+    const line = parts.length === 1 ? parts[0].toString("utf8") : Buffer.concat(parts).toString("utf8");
+    parts = [];
+    start = nl + 1;
+    if (line.length > 0) command(line);
+  }
+  if (start < chunk.length) parts.push(chunk.subarray(start));
+});
+process.stdin.on("end", () => process.exit(0));
+
+// ---------------------------------------------------------------------------------------
+// The sandbox prelude: evaluated in every fresh isolate. It receives the host functions
+// ($0..$7) and keeps them in this closure, out of the program's reach. Every value that
+// leaves it is a string, a number or a boolean; every error the program can see is of its
+// own realm, with no frame of this prelude in its stack.
+
+const PRELUDE = String.raw`
   "use strict";
+  const [hostCall, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail] =
+    [$0, $1, $2, $3, $4, $5, $6, $7];
   const G = globalThis;
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -666,63 +413,124 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
   const apply = Reflect.apply;
   const ErrorCtor = Error;
   const RangeErrorCtor = RangeError;
+  const TypeErrorCtor = TypeError;
+  const capture = Error.captureStackTrace;
+  const StringCtor = String;
   const hostErrors = new WeakMap();
   const timers = new Map();
   const pending = new Map();
   let nextTimer = 1;
+  let toolNames = [];
+  let maxCalls = 0;
+  let memBytes = 0;
 
   // One sandbox, one thread, no host: none of these belong here.
   delete G.SharedArrayBuffer;
   delete G.Atomics;
   delete G.WebAssembly;
-  // Stack traces are formatted by the engine; the program cannot hook into the host's.
+  // Stack traces are formatted by the engine.
   define(ErrorCtor, "prepareStackTrace", { value: undefined, writable: false, configurable: false });
-  define(G, "Error", { value: ErrorCtor, writable: false, enumerable: false, configurable: false });
 
-  function bridgeFailed() {
-    // A host function failed (e.g. the stack ran out on entering it): report it as this
-    // realm's error, never the host's.
-    return new RangeErrorCtor("Maximum call stack size exceeded");
+  // An error of this realm whose stack starts at the program's frame that called "fn".
+  function made(e, fn) {
+    try { capture(e, fn); } catch (x) {}
+    return e;
+  }
+  function bridgeFailed(fn) {
+    // A host function failed (the stack ran out on entering it): this realm's error.
+    return made(new RangeErrorCtor("Maximum call stack size exceeded"), fn);
   }
 
-  // ArrayBuffer memory is outside the V8 heap limit: count it before it is allocated.
-  function guard(bytes) {
+  // Memory the heap limit does not see until it is used: counted before it is allocated.
+  // Resizable buffers: the engine counts none of their memory, so their maximum is counted
+  // here from the start (until they are collected).
+  let reserved = 0;
+  const reservations = typeof FinalizationRegistry === "function"
+    ? new FinalizationRegistry((n) => { reserved -= n; }) : null;
+  function reserve(buffer, n) {
+    if (!(n > 0) || !buffer || !buffer.resizable) return buffer;
+    reserved += n;
+    if (reservations !== null) reservations.register(buffer, n);
+    return buffer;
+  }
+  function guard(bytes, fn) {
     let fits;
-    try { fits = hostAlloc(bytes); } catch (e) { throw bridgeFailed(); }
-    if (!fits) throw new RangeErrorCtor("memory limit exceeded: cannot allocate " + bytes + " bytes");
+    try { fits = hostAlloc(bytes + reserved); } catch (e) { throw bridgeFailed(fn); }
+    if (!fits) throw made(new RangeErrorCtor("memory limit exceeded: cannot allocate " + bytes + " bytes"), fn);
+  }
+  // A guarded constructor takes the place of the engine's own everywhere it can be reached
+  // (the global, prototype.constructor, and as the prototype of nothing), so that no route
+  // leads to an unguarded one.
+  function replaceConstructor(Base, size, parent, made_) {
+    const name = Base.name;
+    const Guarded = function (...args) {
+      if (new.target === undefined) throw made(new TypeErrorCtor("Constructor " + name + " requires 'new'"), Guarded);
+      const n = size(args);
+      guard(n, Guarded);
+      const object = Reflect.construct(Base, args, new.target === Guarded ? Base : new.target);
+      return made_ ? made_(object, n) : object;
+    };
+    define(Guarded, "name", { value: name });
+    define(Guarded, "length", { value: Base.length });
+    define(Guarded, "prototype", { value: Base.prototype, writable: false, enumerable: false, configurable: false });
+    Object.setPrototypeOf(Guarded, parent);
+    for (const key of Reflect.ownKeys(Base)) {
+      if (key === "prototype" || key === "name" || key === "length") continue;
+      define(Guarded, key, Object.getOwnPropertyDescriptor(Base, key));
+    }
+    define(Base.prototype, "constructor", { value: Guarded, writable: true, enumerable: false, configurable: true });
+    define(G, name, { value: Guarded, writable: true, enumerable: false, configurable: true });
+    return Guarded;
+  }
+  const ArrayBufferCtor = ArrayBuffer;
+  replaceConstructor(ArrayBuffer,
+    (args) => Math.max(Number(args[0]) || 0, (args[1] && Number(args[1].maxByteLength)) || 0),
+    Function.prototype, reserve);
+  {
+    // On the shared prototype: every buffer, whichever way it was made, is guarded.
+    const proto = ArrayBufferCtor.prototype;
+    for (const name of ["resize", "transfer", "transferToFixedLength", "slice"]) {
+      const original = proto[name];
+      if (typeof original !== "function") continue;
+      const method = { [name](...args) {
+        if (name === "resize") return apply(original, this, args); // within its reserved maximum
+        const n = name === "slice" ? Math.abs(Number(args[1] ?? this.byteLength) - Number(args[0] || 0))
+          : Math.max(Number(args[0] ?? this.byteLength) || 0, (name === "transfer" && this.resizable) ? this.maxByteLength : 0);
+        guard(n || 0, method);
+        const result = apply(original, this, args);
+        return name === "transfer" ? reserve(result, result.maxByteLength) : result;
+      } }[name];
+      define(proto, name, { value: method, writable: true, configurable: true });
+    }
   }
   function sizeOf(arg, bytesPerElement) {
     if (typeof arg === "number") return arg * bytesPerElement;
     if (arg !== null && typeof arg === "object" && !(arg instanceof ArrayBufferCtor)) {
-      const n = arg.length;
+      let n = 0;
+      try { n = arg.length; } catch (e) {}
       if (typeof n === "number") return n * bytesPerElement;
     }
     return 0;
   }
-  const ArrayBufferCtor = ArrayBuffer;
-  {
-    const Base = ArrayBuffer;
-    const Guarded = class ArrayBuffer extends Base {
-      constructor(length, options) {
-        guard(Math.max(Number(length) || 0, (options && Number(options.maxByteLength)) || 0));
-        super(length, options);
-      }
-    };
-    define(G, "ArrayBuffer", { value: Guarded, writable: true, configurable: true });
-  }
+  const TypedArray = Object.getPrototypeOf(Int8Array);
   for (const name of ["Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array",
                       "Int32Array", "Uint32Array", "Float16Array", "Float32Array", "Float64Array",
                       "BigInt64Array", "BigUint64Array"]) {
     const Base = G[name];
     if (typeof Base !== "function") continue;
     const bpe = Base.BYTES_PER_ELEMENT;
-    const Guarded = { [name]: class extends Base {
-      constructor(...args) {
-        guard(sizeOf(args[0], bpe));
-        super(...args);
-      }
+    replaceConstructor(Base, (args) => sizeOf(args[0], bpe), TypedArray);
+  }
+  // Strings made of repetition are not in the heap until read: count them when made.
+  for (const name of ["repeat", "padStart", "padEnd"]) {
+    const original = StringCtor.prototype[name];
+    const method = { [name](...args) {
+      const self = StringCtor(this);
+      const size = name === "repeat" ? self.length * Number(args[0]) : Number(args[0]);
+      if (size > memBytes) guard(size, method);
+      return apply(original, self, args);
     } }[name];
-    define(G, name, { value: Guarded, writable: true, configurable: true });
+    define(StringCtor.prototype, name, { value: method, writable: true, configurable: true });
   }
 
   function format(v) {
@@ -734,31 +542,34 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
       case "symbol": return v.toString();
     }
     try {
-      if (v instanceof ErrorCtor) return v.name + ": " + v.message;
+      if (v instanceof ErrorCtor) return StringCtor(v.name) + ": " + StringCtor(v.message);
       const s = stringify(v);
-      return s === undefined ? String(v) : s;
+      return s === undefined ? StringCtor(v) : s;
     } catch (e) {
-      try { return String(v); } catch (e2) { return "[object]"; }
+      try { return StringCtor(v); } catch (e2) { return "[object]"; }
     }
   }
 
   const console = {};
   const levels = [["log", 0], ["info", 1], ["warn", 2], ["error", 3], ["debug", 4], ["trace", 4]];
   for (const [name, level] of levels) {
-    console[name] = { [name](...args) {
+    const fn = { [name](...args) {
       let text = "";
       for (let i = 0; i < args.length; i++) text += (i ? " " : "") + format(args[i]);
-      try { hostLog(level, text); } catch (e) { throw bridgeFailed(); }
+      try { hostLog(level, text); } catch (e) { throw bridgeFailed(fn); }
     } }[name];
+    console[name] = fn;
   }
   define(G, "console", { value: console, writable: true, configurable: true });
 
   define(G, "setTimeout", {
     value: function setTimeout(callback, ms, ...args) {
-      if (typeof callback !== "function") throw new TypeError("setTimeout: callback must be a function");
+      if (typeof callback !== "function") {
+        throw made(new TypeErrorCtor("setTimeout: callback must be a function"), setTimeout);
+      }
       const id = nextTimer++;
       timers.set(id, () => callback(...args));
-      try { hostTimer(id, Math.max(0, Number(ms) || 0)); } catch (e) { throw bridgeFailed(); }
+      try { hostTimer(id, Math.max(0, Number(ms) || 0)); } catch (e) { throw bridgeFailed(setTimeout); }
       return id;
     },
     writable: true, configurable: true,
@@ -766,42 +577,36 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
   define(G, "clearTimeout", {
     value: function clearTimeout(id) {
       if (timers.delete(id)) {
-        try { hostClearTimer(id); } catch (e) { throw bridgeFailed(); }
+        try { hostClearTimer(id); } catch (e) { throw bridgeFailed(clearTimeout); }
       }
     },
     writable: true, configurable: true,
   });
 
-  function hostError(name, message, kind) {
-    const e = new ErrorCtor(message);
+  function hostError(name, message, kind, fn) {
+    const e = made(new ErrorCtor(message), fn);
     define(e, "name", { value: name, writable: true, configurable: true });
     if (kind) hostErrors.set(e, kind);
     return e;
   }
-  function rejected(name, message, kind) {
-    return PromiseCtor.reject(hostError(name, message, kind));
-  }
 
-  for (let i = 0; i < toolNames.length; i++) {
-    const index = i;
-    const fname = "external_" + toolNames[i];
+  function defineTool(index, fname) {
     const fn = { [fname](input) {
+      const rejected = (message) =>
+        PromiseCtor.reject(hostError("InvalidArgumentsError", message, "invalid_args", fn));
       let json;
       try {
         json = stringify(input === undefined ? {} : input);
       } catch (err) {
-        return rejected("InvalidArgumentsError",
-          fname + ": the argument cannot be serialised as JSON (" + format(err && err.message) + ")", "invalid_args");
+        return rejected(fname + ": the argument cannot be serialised as JSON (" + format(err && err.message) + ")");
       }
       if (typeof json !== "string" || json.charCodeAt(0) !== 123) {
-        return rejected("InvalidArgumentsError",
-          fname + ": the argument must be a JSON object, got " + format(input), "invalid_args");
+        return rejected(fname + ": the argument must be a JSON object, got " + format(input));
       }
       let id;
-      try { id = hostCall(index, json); } catch (e) { return PromiseCtor.reject(bridgeFailed()); }
+      try { id = hostCall(index, json); } catch (e) { return PromiseCtor.reject(bridgeFailed(fn)); }
       if (id === 0) {
-        return rejected("InvalidArgumentsError",
-          fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)", "invalid_args");
+        return rejected(fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)");
       }
       if (id < 0) return new PromiseCtor(() => {});
       return new PromiseCtor((resolve, reject) => { pending.set(id, [resolve, reject]); });
@@ -809,50 +614,78 @@ const PRELUDE = String.raw`(function (hostCall, hostLog, hostTimer, hostClearTim
     define(G, fname, { value: fn, writable: false, enumerable: true, configurable: false });
   }
 
-  return {
-    invoke(fn, withChannel, library, onOk, onError) {
+  function describe(e) {
+    let kind = "", name = "Error", message, stack = "";
+    if (e !== null && (typeof e === "object" || typeof e === "function")) {
+      kind = hostErrors.get(e) || "";
+      try { name = StringCtor(e.name === undefined ? "Error" : e.name); } catch (x) { name = "Error"; }
+      try {
+        message = e instanceof ErrorCtor || "message" in e ? StringCtor(e.message) : format(e);
+      } catch (x) { message = "[unprintable]"; }
+      try { if (typeof e.stack === "string") stack = e.stack; } catch (x) { stack = ""; }
+    } else {
+      message = format(e);
+    }
+    hostFail(kind, name, message, stack);
+  }
+
+  function succeed(value) {
+    let json;
+    try {
+      json = stringify(value);
+    } catch (err) {
+      let cause;
+      try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
+      if (err instanceof RangeErrorCtor && /^(Invalid string length|Maximum call stack)/.test(StringCtor(err.message))) {
+        return describe(err);
+      }
+      return hostFail("result", "ResultError", "the return value cannot be serialised as JSON: " + cause, "");
+    }
+    hostDone(json === undefined ? "null" : json);
+  }
+
+  const api = {
+    configure(namesJson, calls, bytes) {
+      toolNames = parse(namesJson);
+      maxCalls = calls;
+      memBytes = bytes;
+      for (let i = 0; i < toolNames.length; i++) defineTool(i, "external_" + toolNames[i]);
+    },
+    invoke(fn, withChannel, library) {
       // The reactions are this realm's functions and the engine's own then: the program
-      // never gets hold of the host's callbacks, even if it replaced Promise.prototype.then.
-      let channel = withChannel ? function report(text) {
-        hostReport(typeof text === "string" ? text : String(text));
-      } : undefined;
-      if (library !== undefined) channel = library(channel);
-      apply(then, fn(channel), [(v) => { onOk(v); }, (e) => { onError(e); }]);
+      // never gets hold of them, even if it replaced Promise.prototype.then.
+      try {
+        let channel = withChannel ? function report(text) {
+          hostReport(typeof text === "string" ? text : StringCtor(text));
+        } : undefined;
+        if (library !== undefined) channel = library(channel);
+        apply(then, fn(channel), [succeed, describe]);
+      } catch (e) {
+        describe(e);
+      }
     },
     settle(id, status, payload) {
       const entry = pending.get(id);
       if (entry === undefined) return;
       pending.delete(id);
-      const value = parse(payload);
-      if (status === 0) entry[0](value);
-      else if (status === 2) entry[1](hostError("InvalidArgumentsError", value, "invalid_args"));
-      else entry[1](hostError("ToolError", value, "tool"));
+      try {
+        const value = parse(payload);
+        if (status === 0) entry[0](value);
+        else if (status === 2) entry[1](hostError("InvalidArgumentsError", value, "invalid_args", api.settle));
+        else entry[1](hostError("ToolError", value, "tool", api.settle));
+      } catch (e) {
+        describe(e);
+      }
     },
     fire(id) {
       const callback = timers.get(id);
-      if (callback !== undefined) {
-        timers.delete(id);
-        callback();
-      }
-    },
-    hostError,
-    serialize(value) {
-      const s = stringify(value);
-      return s === undefined ? "null" : s;
-    },
-    describe(e) {
-      let kind = null, name = "Error", message, stack = null;
-      if (e !== null && (typeof e === "object" || typeof e === "function")) {
-        kind = hostErrors.get(e) || null;
-        try { name = String(e.name === undefined ? "Error" : e.name); } catch (x) { name = "Error"; }
-        try {
-          message = e instanceof ErrorCtor || "message" in e ? String(e.message) : format(e);
-        } catch (x) { message = "[unprintable]"; }
-        try { if (typeof e.stack === "string") stack = e.stack; } catch (x) { stack = null; }
-      } else {
-        message = format(e);
-      }
-      return stringify({ kind, name, message, stack });
+      if (callback === undefined) return;
+      timers.delete(id);
+      try { callback(); } catch (e) { describe(e); }
     },
   };
-})`;
+  return api;
+`;
+
+ready = prepare();
+send("i");

@@ -1,0 +1,199 @@
+"""The host's event loop while programs compute: 50 MCP clients against one server.
+
+The server (``codemode.integrations.mcp.serve_streamable_http``, as ``codemode mcp serve
+--transport streamable-http`` runs it) runs in this process, with a probe task that sleeps
+1 ms at a time and records how late it wakes: the loop's gaps. The clients run in a second
+process, so their own work does not count against the server's loop:
+
+- 50 clients call ``execute_typescript`` with a trivial program (``return 1 + 1``) in a loop;
+- one client, at the same time, runs a program that computes for about a second after a tool
+  call (``await external_tick({}); <busy loop>``), again and again.
+
+Reported: the server loop's worst gap and its p99 gap while the clients run, and the latency
+(p50, p99) of the trivial executions as the clients see them.
+
+    python3 benches/mcp_loop.py [--seconds 10] [--clients 50] [--interval 0.2] [--no-compute]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import codemode
+
+COMPUTE = (
+    "await external_tick({})\n"
+    "let x = 0\nconst end = Date.now() + 1000\nwhile (Date.now() < end) x++\nreturn x > 0"
+)
+
+
+def _tick_tool() -> codemode.Tool:
+    async def tick(args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    return codemode.Tool.from_schema("tick", "Answer at once", {"type": "object"}, None, tick)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+# -- the clients (second process) -------------------------------------------------------
+
+
+async def _clients(url: str, clients: int, seconds: float, with_compute: bool, interval: float) -> None:
+    """Connect every client, say ``ready``, run for ``seconds``, print the results as JSON,
+    and only then disconnect (so connecting and disconnecting are outside the measurement)."""
+    import contextlib
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    latencies: list[float] = []
+    computed = 0
+
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def connect() -> ClientSession:
+            read, write, *_ = await stack.enter_async_context(streamable_http_client(url))
+            session = await stack.enter_async_context(ClientSession(read, write))
+            await session.initialize()
+            return session
+
+        sessions = [await connect() for _ in range(clients + 1)]
+        print("ready", flush=True)
+        stop = time.perf_counter() + seconds
+
+        async def trivial(session: ClientSession) -> None:
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                result = await session.call_tool("execute_typescript", {"typescriptCode": "return 1 + 1"})
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert not result.is_error, result
+                await asyncio.sleep(interval)
+
+        async def compute(session: ClientSession) -> None:
+            nonlocal computed
+            while with_compute and time.perf_counter() < stop:
+                await session.call_tool("execute_typescript", {"typescriptCode": COMPUTE})
+                computed += 1
+
+        await asyncio.gather(compute(sessions[0]), *(trivial(s) for s in sessions[1:]))
+        result = {
+            "trivial_executions": len(latencies),
+            "trivial_p50_ms": _percentile(latencies, 0.5),
+            "trivial_p99_ms": _percentile(latencies, 0.99),
+            "compute_executions": computed,
+        }
+        print(json.dumps(result), flush=True)
+
+
+# -- the server (this process) ----------------------------------------------------------
+
+
+async def _serve(
+    port: int, clients: int, seconds: float, with_compute: bool, interval: float
+) -> dict[str, Any]:
+    from codemode.integrations.mcp import serve_streamable_http
+
+    cm = codemode.create_code_mode([_tick_tool()], timeout=30.0)
+    server = asyncio.create_task(serve_streamable_http(cm, host="127.0.0.1", port=port, log_level="warning"))
+    gaps: list[float] = []
+    probing = True
+
+    worst_at = 0.0
+    began = 0.0
+
+    async def probe() -> None:
+        nonlocal worst_at
+        while probing:
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            gap = (time.perf_counter() - started - 0.001) * 1000
+            if not gaps or gap > max(gaps):
+                worst_at = started - began
+            gaps.append(gap)
+
+    await asyncio.sleep(1.0)  # the server is up
+    url = f"http://127.0.0.1:{port}/mcp"
+    client = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        url,
+        "--clients",
+        str(clients),
+        "--seconds",
+        str(seconds),
+        "--interval",
+        str(interval),
+        *([] if with_compute else ["--no-compute"]),
+        stdout=subprocess.PIPE,
+    )
+    assert client.stdout is not None
+    assert (await client.stdout.readline()).strip() == b"ready"
+    began = time.perf_counter()
+    prober = asyncio.create_task(probe())
+    seen = json.loads(await client.stdout.readline())
+    probing = False
+    await prober
+    await client.wait()
+    server.cancel()
+    return {
+        "loop_worst_gap_ms": max(gaps),
+        "loop_p99_gap_ms": _percentile(gaps, 0.99),
+        "loop_samples": len(gaps),
+        "loop_worst_gap_at_s": worst_at,
+        **seen,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="each trivial client's pause between calls (s)"
+    )
+    parser.add_argument("--no-compute", action="store_true", help="the trivial clients alone (a baseline)")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        asyncio.run(_clients(args.client, args.clients, args.seconds, not args.no_compute, args.interval))
+        return
+    result = asyncio.run(_serve(_free_port(), args.clients, args.seconds, not args.no_compute, args.interval))
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"{args.clients} clients x 'return 1 + 1' (pause {args.interval:g} s)",
+        "" if args.no_compute else "beside one program computing 1 s after a tool call,",
+        f"{args.seconds:g} s",
+    )
+    print(
+        f"server loop: worst gap {result['loop_worst_gap_ms']:.2f} ms,",
+        f"p99 gap {result['loop_p99_gap_ms']:.2f} ms",
+        f"({result['loop_samples']} probes; the worst {result['loop_worst_gap_at_s']:.1f} s in)",
+    )
+    print(
+        f"trivial executions: {result['trivial_executions']}, p50 {result['trivial_p50_ms']:.2f} ms, "
+        f"p99 {result['trivial_p99_ms']:.2f} ms; compute executions: {result['compute_executions']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
