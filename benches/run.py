@@ -433,9 +433,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--driver",
-        choices=("quickjs", "v8"),
+        choices=("quickjs", "quickjs-process", "v8"),
         default="quickjs",
-        help="the engine (v8 needs codemode[v8-engine])",
+        help="the engine (v8 needs codemode[v8-engine]; quickjs-process: QuickJS in confined workers)",
     )
     return parser.parse_args(argv)
 
@@ -452,7 +452,10 @@ async def run(args: argparse.Namespace) -> int:
     global DRIVER
     if args.prewarm is not None:
         codemode.QuickJSDriver(prewarm=args.prewarm)  # a process-wide setting
-    DRIVER = codemode.V8Driver() if args.driver == "v8" else None
+    DRIVER = {
+        "v8": codemode.V8Driver,
+        "quickjs-process": lambda: codemode.QuickJSDriver(isolation="process"),
+    }.get(args.driver, lambda: None)()
     failures = Failures()
     info = machine_info()
     print(

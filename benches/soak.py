@@ -1,6 +1,7 @@
 """Scale checks of design section 10: many executions in flight, and a long run with flat memory.
 
-Usage: ``python3 benches/soak.py [--in-flight 1000] [--in-a-row 100000] [--json out.json]``
+Usage: ``python3 benches/soak.py [--in-flight 1000] [--in-a-row 100000] [--json out.json]
+[--driver quickjs|quickjs-process] [--workers 4]`` (``--in-a-row 0`` skips part 2)
 
 1. ``--in-flight`` executions start at once, each awaiting a slow host tool (1 s); meanwhile a
    ticker task measures how late the event loop wakes it (its worst lag is reported).
@@ -42,9 +43,13 @@ SLOW = codemode.Tool.from_schema(
 )
 
 
+DRIVER: codemode.IsolateDriver | None = None
+"""The engine (``--driver``; None: the default, in-process QuickJS)."""
+
+
 async def in_flight(count: int) -> dict[str, Any]:
     """``count`` executions at once, each awaiting a 1 s tool; the event loop's worst lag."""
-    cm = codemode.create_code_mode([SLOW])
+    cm = codemode.create_code_mode([SLOW], driver=DRIVER)
     lags: list[float] = []
     done = asyncio.Event()
 
@@ -77,7 +82,7 @@ async def in_flight(count: int) -> dict[str, Any]:
 
 async def in_a_row(count: int) -> dict[str, Any]:
     """``count`` executions of ``return 1+1`` in a row; RSS sampled every tenth of the run."""
-    cm = codemode.create_code_mode([])
+    cm = codemode.create_code_mode([], driver=DRIVER)
     samples: list[float] = []
     tenth = max(1, count // 10)
     started = time.perf_counter()
@@ -102,8 +107,15 @@ async def main() -> None:
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--in-a-row", type=int, default=100_000)
     parser.add_argument("--json", type=Path, default=Path("bench-results/soak.json"))
+    parser.add_argument("--driver", choices=("quickjs", "quickjs-process"), default="quickjs")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes (quickjs-process)")
     args = parser.parse_args()
-    report = {"in_flight": await in_flight(args.in_flight), "in_a_row": await in_a_row(args.in_a_row)}
+    global DRIVER
+    if args.driver == "quickjs-process":
+        DRIVER = codemode.QuickJSDriver(isolation="process", workers=args.workers)
+    report: dict[str, Any] = {"driver": args.driver, "in_flight": await in_flight(args.in_flight)}
+    if args.in_a_row:
+        report["in_a_row"] = await in_a_row(args.in_a_row)
     print(json.dumps(report, indent=2))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

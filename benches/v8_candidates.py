@@ -72,6 +72,40 @@ async def pydeno_numbers() -> None:
     runtime.close()
 
 
+async def pydeno_sandbox_numbers() -> None:
+    """pydeno's OS-confined worker processes (``AsyncSandboxPool``): W2 with the pool refilled
+    between executions, W3's shape, W5; each execution on a fresh single-use worker."""
+    try:
+        from pydeno import AsyncSandboxPool
+    except ImportError:
+        print("pydeno sandbox: not installed")
+        return
+
+    async def echo(value: Any) -> Any:
+        return value
+
+    async with AsyncSandboxPool(size=2) as pool:
+        await pool.wait_ready(30)
+
+        async def hello() -> None:
+            runtime = await pool.checkout()
+            await runtime.eval_async("1 + 1")
+            await runtime.close()
+
+        samples = []
+        for _ in range(20):
+            await pool.wait_ready(30)  # refilled, as a server between requests
+            samples.append(await _median_ms(hello, 1))
+        print(f"pydeno sandbox: W2 (checkout, eval 1+1, close) {statistics.median(samples):.2f} ms")
+        runtime = await pool.checkout()
+        await runtime.bind_function("echo", echo)
+        calls = await _median_ms(lambda: runtime.eval_async(SEQUENTIAL), 5)
+        print(f"pydeno sandbox: 1,000 sequential async host calls {calls:.1f} ms ({calls:.0f} us/call)")
+        w5 = await _median_ms(lambda: runtime.eval_async("(() => {" + W5 + "\n})()"), 5)
+        print(f"pydeno sandbox: W5 {w5:.1f} ms")
+        await runtime.close()
+
+
 async def mini_racer_numbers() -> None:
     try:
         from py_mini_racer import MiniRacer
@@ -353,6 +387,7 @@ async def _limits(
 
 async def main() -> None:
     await pydeno_numbers()
+    await pydeno_sandbox_numbers()
     await mini_racer_numbers()
     await pydeno_workloads()
     await mini_racer_workloads()

@@ -176,11 +176,14 @@ class _Worker:
                 except BlockingIOError:
                     pass
                 except OSError:
-                    self._die("its pipe closed")
+                    self._die("its pipe closed", exited=True)
                     raise WorkerGone("its pipe closed", self.startup_error) from None
                 if not view:
                     return
-                await anyio.wait_writable(self.to_fd)
+                try:
+                    await anyio.wait_writable(self.to_fd)
+                except (anyio.ClosedResourceError, OSError, ValueError):
+                    pass  # closed meanwhile: dead, seen below
                 if self.dead is not None:
                     raise WorkerGone(self.dead, self.startup_error)
         finally:
@@ -252,16 +255,23 @@ class _Worker:
 
     async def _read(self, cutoff: float) -> None:
         """Read what the worker has written (waiting for it until ``cutoff``), and deliver
-        every complete frame; kill the worker if its current step is overdue."""
+        every complete frame; kill the worker if its current step is overdue.
+
+        It first polls for ``SPIN_SECONDS`` (a step that answers at once, such as one
+        settling a tool call, is back within them, and waking from the event loop's poll
+        costs more), then waits with the event loop."""
+        spin_until = time.perf_counter() + _worker.SPIN_SECONDS
         while True:
             try:
                 data = os.read(self.from_fd, _PIPE_SIZE)
             except BlockingIOError:
+                if time.perf_counter() < spin_until:
+                    continue
                 data = None
             except OSError:
                 data = b""
             if data == b"":
-                self._die("it exited")
+                self._die("it exited", exited=True)
                 return
             if data:
                 self.buffer += data
@@ -277,7 +287,10 @@ class _Worker:
             if wait <= 0:
                 return
             with anyio.move_on_after(wait):
-                await anyio.wait_readable(self.from_fd)
+                try:
+                    await anyio.wait_readable(self.from_fd)
+                except (anyio.ClosedResourceError, OSError, ValueError):
+                    return  # closed meanwhile: the caller sees it dead
 
     def _deliver(self) -> None:
         buffer = self.buffer
@@ -315,12 +328,13 @@ class _Worker:
 
     # -- the end ---------------------------------------------------------------------------
 
-    def _die(self, reason: str) -> None:
-        """Kill the process and fail whatever is in flight to it."""
+    def _die(self, reason: str, exited: bool = False) -> None:
+        """Kill the process (``exited``: it ended by itself) and fail whatever is in flight
+        to it."""
         if self.dead is not None:
             return
         self.dead = reason
-        if self.report is None:
+        if self.report is None and exited:  # it never got ready: a broken install, say why
             self.startup_error = self._stderr() or reason
         self.close()
         for pending in self.outstanding:
@@ -340,6 +354,12 @@ class _Worker:
                 pass
             self.proc.poll()
         for fd in (self.to_fd, self.from_fd, self.control_fd):
+            if fd < 0:
+                continue
+            try:
+                anyio.notify_closing(fd)  # wakes a task waiting on it (ClosedResourceError)
+            except Exception:  # outside an event loop: nobody waits
+                pass
             try:
                 os.close(fd)
             except OSError:
@@ -474,22 +494,29 @@ class WorkerPool:
         """A worker for a new execution: an idle one, else a new one while the pool may
         grow, else the least loaded one with room (waiting for room if none has)."""
         while True:
-            live = self._live()
-            self._shrink(live)
+            live = self._shrink(self._live())
             cap = self.executions_per_worker
             candidates = [w for w in live if cap is None or w.load < cap]
             chosen = next((w for w in candidates if w.load == 0), None)
             if chosen is None and len(live) + self.spawning < self.max_workers:
-                chosen = await anyio.to_thread.run_sync(self._spawn)
                 with self.lock:
-                    self.workers.append(chosen)
+                    self.spawning += 1
+                try:
+                    chosen = await anyio.to_thread.run_sync(self._spawn)
+                finally:
+                    with self.lock:
+                        self.spawning -= 1
+                        if chosen is not None:
+                            self.workers.append(chosen)
+                live.append(chosen)
+            if chosen is None and self.spawning:
+                # Workers are being started (in threads): share the load with them too.
+                await anyio.sleep(0.005)
+                continue
             if chosen is None and candidates:
                 chosen = min(candidates, key=lambda w: w.load)
             if chosen is not None:
                 break
-            if self.spawning:  # a worker is being started in a thread: it will have room
-                await anyio.sleep(0.005)
-                continue
             event = anyio.Event()
             self.room.append(event)
             try:
@@ -501,11 +528,8 @@ class WorkerPool:
         chosen.served += 1
         if chosen.served >= self.recycle_after:
             chosen.retiring = True
-        if (
-            not any(w.load == 0 for w in live if w is not chosen)
-            and self.spawning == 0
-            and len(live) + (chosen not in live) < self.max_workers
-        ):
+        live = self._live()
+        if not any(w.load == 0 for w in live) and len(live) + self.spawning < self.max_workers:
             self._spare()
         return chosen
 
@@ -521,11 +545,13 @@ class WorkerPool:
         if self.room:
             self.room.popleft().set()
 
-    def _shrink(self, live: list[_Worker]) -> None:
+    def _shrink(self, live: list[_Worker]) -> list[_Worker]:
+        """Close workers idle for ``idle_timeout`` (keeping one); the others."""
         now = time.perf_counter()
         idle = [w for w in live if w.load == 0 and now - w.idle_since > self.idle_timeout]
         for worker in idle[: max(0, len(live) - 1)]:
             worker.close()
+        return [w for w in live if w.dead is None]
 
     def library_key(self, library: str) -> int:
         key = self.libraries.get(library)
@@ -645,6 +671,7 @@ class RemoteExecution:
         self.library = library
         self.worker: _Worker | None = None
         self.finished = False
+        self.closing = False
 
     def _start_frame(self, worker: _Worker) -> bytes:
         parts = []
@@ -720,7 +747,8 @@ class RemoteExecution:
 
     def cancel(self) -> None:
         """Stop the execution in its worker now (from the event loop's thread)."""
-        if self.worker is not None and not self.finished:
+        if self.worker is not None and not self.finished and not self.closing:
+            self.closing = True
             self.worker.control(self.id)
 
     def close(self) -> None:

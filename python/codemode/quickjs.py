@@ -85,6 +85,12 @@ class QuickJSDriver:
         elif isolation != "none" or process_options:
             raise ValueError(f"isolation must be 'none' or 'process' (options need 'process'): {isolation!r}")
 
+    def close(self) -> None:
+        """Stop the worker processes of ``isolation="process"`` (executions in flight fail
+        with ``internal``; the next one starts a worker again). Nothing to do in process."""
+        if self.pool is not None:
+            self.pool.close()
+
     async def create_context(
         self,
         *,
