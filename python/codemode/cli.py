@@ -292,7 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_skills_commands(commands)
     args = parser.parse_args(argv)
-    if hasattr(signal, "SIGPIPE"):  # `codemode ... | head` ends quietly
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        # Run as the program: `codemode ... | head` ends quietly. Called from Python (argv
+        # given), the host's own SIGPIPE handling stays as it is: with the default action, a
+        # write to a worker's closed pipe would kill the host.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return int(args.handler(args))
 
