@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -34,10 +34,15 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=sorted(DRIVERS))
-def driver(request: pytest.FixtureRequest) -> codemode.IsolateDriver:
+def driver(request: pytest.FixtureRequest) -> Iterator[codemode.IsolateDriver]:
     if request.param == "v8" and (missing := _v8_missing()) is not None:
         pytest.skip(missing)
-    return DRIVERS[request.param]()
+    made = DRIVERS[request.param]()
+    yield made
+    # engine processes and worker pools end with their test, not whenever they are collected
+    close = getattr(made, "close", None)
+    if close is not None:
+        close()
 
 
 async def _echo(args: dict[str, Any]) -> dict[str, Any]:
