@@ -11,7 +11,7 @@ from typing import Any, Literal
 import anyio
 
 from . import _core
-from .driver import IsolateContext, IsolateDriver, Program, well_formed
+from .driver import IsolateContext, IsolateDriver, Program, program_text
 from .events import Event, EventCallback, now_ms
 from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool
 from .limits import Limits
@@ -22,7 +22,7 @@ from .tools import ToolBinding, index_tools
 
 def compile_typescript(typescript: str) -> Program:
     """Strip the types of a program body; raises ``_core.TypeScriptSyntaxError``."""
-    typescript = well_formed(typescript)
+    typescript = program_text(typescript)
     stripped = _core.strip_types(typescript)
     return Program(stripped.javascript, typescript, None if stripped.positions_preserved else stripped)
 

@@ -24,6 +24,15 @@ def well_formed(text: str) -> str:
     return text
 
 
+def program_text(text: str) -> str:
+    """Program text as every engine reads it alike: well formed (see :func:`well_formed`),
+    with each line ending in ``\n`` (``\r\n`` and a lone ``\r`` become ``\n``, which
+    JavaScript reads the same way), so that lines are counted at ``\n`` everywhere."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return well_formed(text)
+
+
 @dataclass(frozen=True)
 class Program:
     """A program ready to run: the JavaScript, and where it came from so errors can point

@@ -31,7 +31,7 @@ import anyio.abc
 import orjson
 
 from . import _core
-from .driver import Program, well_formed
+from .driver import Program, program_text
 from .events import Event, EventCallback, EventName, now_ms
 from .limits import Limits
 from .results import ExecutionError, ExecutionResult
@@ -156,7 +156,7 @@ class EngineContext:
         if self._disposed:
             raise RuntimeError("this context has been disposed")
         if not isinstance(javascript, Program):
-            javascript = well_formed(javascript)
+            javascript = program_text(javascript)
             javascript = Program(javascript, javascript)
         program = javascript
         run = self._new_run(program, limits or self.limits, on_event, tool_call_id)

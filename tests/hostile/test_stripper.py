@@ -10,7 +10,6 @@ import pytest
 import codemode
 
 from ..conftest import make_tools
-from .conftest import engine_gap
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +68,6 @@ async def test_a_raw_nul_is_a_syntax_error_at_its_position(cm: codemode.CodeMode
     assert "NUL" in result.error.message
 
 
-@engine_gap("v8", reason="V8 starts a new line at U+2028; positions count lines by newlines only")
 async def test_line_separators_end_comments_as_in_every_engine(cm: codemode.CodeMode) -> None:
     # U+2028 is a line terminator in JavaScript: the comment ends there, so `b` is code
     result = await cm.execute("// a\u2028b\nreturn 2")
@@ -77,3 +75,17 @@ async def test_line_separators_end_comments_as_in_every_engine(cm: codemode.Code
     assert (result.error.kind, result.error.name, result.error.column) == ("runtime", "ReferenceError", 6)
     assert (await cm.execute("/* a\u2028b */ return 2")).result == 2
     assert (await cm.execute("return '\u2028'.length")).result == 1
+
+
+async def test_lines_are_counted_at_newlines_alike_on_every_engine(cm: codemode.CodeMode) -> None:
+    # a lone \r and \r\n end a line as \n does; U+2028 and U+2029 do not start one
+    for code, line, column in [
+        ("let a = 1\r// c\rnope()", 3, 1),
+        ("let a = 1\r\nlet b = 2\r\n  nope()", 3, 3),
+        ("const s = '\U0001f600\U0001f600'; nope()", 1, 17),
+        ("const x = '\u2028\u2029'; nope()", 1, 17),
+        ("// a\u2029b\nreturn 2", 1, 6),
+    ]:
+        result = await cm.execute(code)
+        assert result.error is not None, code
+        assert (result.error.name, result.error.line, result.error.column) == ("ReferenceError", line, column), code

@@ -14,7 +14,6 @@ from codemode.skills.sandbox import code_compiles
 from codemode.skills.tools import SkillRegistrationError, SkillRegistry
 
 from ..conftest import make_tools
-from .conftest import engine_gap
 
 pytestmark = pytest.mark.anyio
 
@@ -24,6 +23,11 @@ BREAKOUTS = [
     "}/ 1); external_spy({ x: 1 }); console.log('leak'); (async function () {/;{///\nawait external_spy({ y: 2 })",
     "}/ 1); external_spy({ x: 1 }); ({ a: (1/;{///\n",
     "}/ 1); setTimeout(() => external_spy({ z: 3 }), 0); (async function () {/;{///\n",
+    # the top level throws, queues microtasks, or replaces what the host checks with
+    "}/ 1); throw new Error('top'); (async function () {/;{///\n",
+    "}/ 1); Promise.resolve().then(() => { external_spy({ m: 1 }); console.log('m') }); (async function () {/;{///\n",
+    "}/ 1); Function.prototype.toString = function () { return 'x' }; (async function () {/;{///\n",
+    "}/ 1); Object.defineProperty(globalThis, 'Reflect', { value: {} }); (async function () {/;{///\n",
 ]
 
 
@@ -37,12 +41,6 @@ def _spying() -> tuple[list[Any], list[codemode.Tool]]:
     return calls, [*make_tools(), codemode.Tool.from_schema("spy", "Spy", {"type": "object"}, None, spy)]
 
 
-@engine_gap(
-    "v8",
-    reason="the V8 host still splices the program into its wrapper as text: the breakout runs at "
-    "the top level of the execution's own fresh isolate",
-    only=("typeof arguments", "code1", "setTimeout"),
-)
 @pytest.mark.parametrize("code", BREAKOUTS)
 async def test_a_program_that_closes_its_wrapper_is_a_syntax_error_with_no_effect(
     driver: codemode.IsolateDriver, code: str

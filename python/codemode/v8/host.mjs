@@ -43,6 +43,9 @@ const PROGRAM_FILE = "program.ts";
 const REPORT_BYTES_MAX = 16 << 20;
 const ENGINE_LIMITS =
   /^(Maximum call stack size exceeded|Invalid string length|Invalid array length|Invalid typed array length|Array buffer allocation failed)|^memory limit exceeded/;
+const NOT_ONE_BODY =
+  "the program is not one function body: it closes the function it runs in " +
+  "(check the brackets, and any `/` the engine may read as a regular expression or a division)";
 const MEMORY_MESSAGE = `the execution exceeded its memory limit (${MEM_MIB} MiB)`;
 
 // Milliseconds since the epoch, with the fraction (the clock of Python's events).
@@ -50,7 +53,14 @@ const now = () => performance.timeOrigin + performance.now();
 
 // -- output ----------------------------------------------------------------------------
 
+// Every line is JSON text made by JSON.stringify, which writes a lone surrogate as an escape
+// (and a pair as itself): each becomes U+FFFD here, the one rule of both engines. The scan
+// goes left to right over escapes, so an escaped backslash followed by "ud800" is left alone.
+const LONE_SURROGATE = /\\(?:\\|u(d[89a-f][0-9a-f]{2}))/g;
+const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
+
 function send(line) {
+  if (line.includes("\\ud")) line = line.replace(LONE_SURROGATE, wellFormed);
   const data = Buffer.from(line + "\n", "utf8");
   let off = 0;
   while (off < data.length) {
@@ -101,6 +111,7 @@ function prepare() {
     invoke: entry("invoke"),
     settle: entry("settle"),
     fire: entry("fire"),
+    sourceOf: entry("sourceOf"),
   };
 }
 
@@ -119,6 +130,7 @@ class Execution {
     this.logCut = false;
     this.reportBytes = 0;
     this.memoryExceeded = false;
+    this.position = positionIn(spec.code);
     engine.holder.run = this;
   }
 
@@ -130,9 +142,25 @@ class Execution {
       const script = engine.isolate.compileScriptSync(WRAP_PREFIX + spec.code + WRAP_SUFFIX, {
         filename: PROGRAM_FILE,
       });
+      // The program must be exactly the body of the wrapper function, as the engine reads
+      // it: text that closes the wrapper early would run at the top level. While the script
+      // runs, nothing it does reaches the host (no call, line, report or timer); its value
+      // must then be a function whose source is the whole wrapper, or the run is a syntax
+      // error and this isolate, with whatever the top level did, is thrown away.
+      engine.holder.run = null;
       program = script.runSync(engine.context, { reference: true, release: true });
+      const source = engine.sourceOf.applySync(undefined, [program.derefInto()]);
+      if (source !== WRAP_PREFIX.slice(1) + spec.code + WRAP_SUFFIX.slice(0, -1)) {
+        return this.finish("syntax", "SyntaxError", NOT_ONE_BODY, []);
+      }
+      engine.holder.run = this;
     } catch (err) {
-      return this.finishSyntax(err);
+      if (err && err.name === "SyntaxError") return this.finishSyntax(err);
+      if (this.memoryExceeded || /memory limit|disposed/.test(String(err && err.message))) {
+        return this.engineFailed(err);
+      }
+      // Only text that left the wrapper can throw while the script runs.
+      return this.finish("syntax", "SyntaxError", NOT_ONE_BODY, []);
     }
     let library;
     try {
@@ -274,7 +302,7 @@ class Execution {
 
   hostFail(kind, name, message, stack) {
     if (this.finished) return;
-    const frames = typeof stack === "string" ? programFrames(stack) : [];
+    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
     if (kind === "tool" || kind === "invalid_args" || kind === "result") {
       // as tagged by the prelude
     } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
@@ -300,12 +328,7 @@ class Execution {
     try {
       message = String(err.message);
       const m = /program\.ts:(\d+):(\d+)/.exec(String(err.stack));
-      if (m) {
-        const line = Number(m[1]);
-        let column = Number(m[2]);
-        if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
-        frames = [["<program>", line, column]];
-      }
+      if (m) frames = [["<program>", ...this.position(Number(m[1]), Number(m[2]))]];
       message = message.replace(/ \[program\.ts:\d+:\d+\]$/, "");
     } catch {}
     this.finish(err && err.name === "SyntaxError" ? "syntax" : "runtime", "SyntaxError", message, frames);
@@ -337,7 +360,38 @@ function readyForNext() {
   send("i");
 }
 
-function programFrames(stack) {
+// V8 counts lines at \n, \r, \r\n, U+2028 and U+2029 and columns in UTF-16 units; the
+// contract counts lines at \n only and columns in characters. Positions in the wrapper
+// (line 1 starts with WRAP_PREFIX) become positions in the program's own text.
+const ODD_TEXT = /[\r\u2028\u2029\ud800-\udbff]/;
+
+function positionIn(code) {
+  if (!ODD_TEXT.test(code)) {
+    return (line, column) => [line, line === 1 ? Math.max(1, column - WRAP_PREFIX.length) : column];
+  }
+  const text = WRAP_PREFIX + code;
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 13 && text.charCodeAt(i + 1) === 10) continue; // \r\n ends at the \n
+    if (c === 10 || c === 13 || c === 0x2028 || c === 0x2029) starts.push(i + 1);
+  }
+  return (line, column) => {
+    const at = Math.min(text.length, (starts[line - 1] ?? 0) + column - 1) - WRAP_PREFIX.length;
+    if (at < 0) return [1, 1];
+    const lineStart = code.lastIndexOf("\n", at - 1) + 1;
+    let newlines = 0;
+    for (let i = code.indexOf("\n"); i >= 0 && i < lineStart; i = code.indexOf("\n", i + 1)) newlines++;
+    let characters = 1;
+    for (let i = lineStart; i < at; i++) {
+      const c = code.charCodeAt(i);
+      if (c < 0xd800 || c > 0xdbff || i + 1 >= at) characters++;
+    }
+    return [newlines + 1, characters];
+  };
+}
+
+function programFrames(stack, position) {
   const frames = [];
   for (const raw of stack.split("\n")) {
     let text = raw.trim();
@@ -350,9 +404,7 @@ function programFrames(stack) {
     if (fn.endsWith("(")) fn = fn.slice(0, -1).trim();
     const m = /^(\d+)(?::(\d+))?/.exec(text.slice(at + PROGRAM_FILE.length + 1));
     if (!m) continue;
-    const line = Number(m[1]);
-    let column = m[2] ? Number(m[2]) : 1;
-    if (line === 1) column = Math.max(1, column - WRAP_PREFIX.length);
+    const [line, column] = position(Number(m[1]), m[2] ? Number(m[2]) : 1);
     if (fn === "" || fn === "<anonymous>" || fn === "eval") fn = "<program>";
     frames.push([fn, line, column]);
   }
@@ -416,6 +468,7 @@ const PRELUDE = String.raw`
   const TypeErrorCtor = TypeError;
   const capture = Error.captureStackTrace;
   const StringCtor = String;
+  const functionSource = Function.prototype.toString;
   const hostErrors = new WeakMap();
   const timers = new Map();
   const pending = new Map();
@@ -682,6 +735,12 @@ const PRELUDE = String.raw`
       if (callback === undefined) return;
       timers.delete(id);
       try { callback(); } catch (e) { describe(e); }
+    },
+    // The source text of a function the engine parsed (read with the built-in
+    // Function.prototype.toString as this prelude found it); null for anything else.
+    sourceOf(f) {
+      if (typeof f !== "function") return null;
+      try { return apply(functionSource, f, []); } catch (e) { return null; }
     },
   };
   return api;
