@@ -88,4 +88,8 @@ async def test_lines_are_counted_at_newlines_alike_on_every_engine(cm: codemode.
     ]:
         result = await cm.execute(code)
         assert result.error is not None, code
-        assert (result.error.name, result.error.line, result.error.column) == ("ReferenceError", line, column), code
+        assert (result.error.name, result.error.line, result.error.column) == (
+            "ReferenceError",
+            line,
+            column,
+        ), code
