@@ -107,6 +107,61 @@ async def _clients(url: str, clients: int, seconds: float, with_compute: bool, i
 # -- the server (this process) ----------------------------------------------------------
 
 
+class _Holds(list[tuple[float, str]]):
+    """How long each callback of the loop held it (ms), the longest 100 kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count_over: dict[float, int] = {}
+        self.restore: Any = None
+
+    def record(self, ms: float, what: Any) -> None:
+        if len(self) < 100 or ms > self[0][0]:
+            import heapq
+
+            item = (ms, repr(what)[:160])
+            if len(self) < 100:
+                heapq.heappush(self, item)
+            else:
+                heapq.heapreplace(self, item)
+
+    def over(self, ms: float) -> int:
+        return sum(1 for held, _ in self if held > ms)
+
+    def stop(self) -> None:
+        if self.restore is not None:
+            self.restore()
+
+
+def _watch_callbacks() -> _Holds:
+    """Time every callback the loop runs (the time it holds the loop): what blocks the loop,
+    as distinct from the loop being busy with many short callbacks."""
+    import asyncio.events
+
+    holds = _Holds()
+    original = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        started = time.perf_counter()
+        cpu = time.thread_time()
+        try:
+            original(handle)
+        finally:
+            held = (time.perf_counter() - started) * 1000
+            if held > 1.0:
+                what = getattr(getattr(handle._callback, "__self__", None), "get_coro", None)
+                holds.record(held, f"{what() if what else handle} cpu {(time.thread_time() - cpu) * 1000:.1f} ms")
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+    def restore() -> None:
+        asyncio.events.Handle._run = original  # type: ignore[method-assign]
+
+    holds.restore = restore
+    return holds
+
+
+
 async def _serve(
     port: int, clients: int, seconds: float, with_compute: bool, interval: float
 ) -> dict[str, Any]:
@@ -116,6 +171,7 @@ async def _serve(
     server = asyncio.create_task(serve_streamable_http(cm, host="127.0.0.1", port=port, log_level="warning"))
     gaps: list[float] = []
     probing = True
+    holds = _watch_callbacks()
 
     worst_at = 0.0
     began = 0.0
@@ -150,8 +206,11 @@ async def _serve(
     assert (await client.stdout.readline()).strip() == b"ready"
     began = time.perf_counter()
     prober = asyncio.create_task(probe())
+    holds.clear()
     seen = json.loads(await client.stdout.readline())
     probing = False
+    longest = max(holds, default=(0.0, ""))
+    holds.stop()
     await prober
     await client.wait()
     server.cancel()
@@ -160,6 +219,9 @@ async def _serve(
         "loop_p99_gap_ms": _percentile(gaps, 0.99),
         "loop_samples": len(gaps),
         "loop_worst_gap_at_s": worst_at,
+        "longest_callback_ms": longest[0],
+        "longest_callback": longest[1],
+        "callbacks_over_5ms": holds.over(5.0),
         **seen,
     }
 
@@ -188,6 +250,10 @@ def main() -> None:
         f"server loop: worst gap {result['loop_worst_gap_ms']:.2f} ms,",
         f"p99 gap {result['loop_p99_gap_ms']:.2f} ms",
         f"({result['loop_samples']} probes; the worst {result['loop_worst_gap_at_s']:.1f} s in)",
+    )
+    print(
+        f"longest single callback: {result['longest_callback_ms']:.2f} ms"
+        f" ({result['callbacks_over_5ms']} over 5 ms): {result['longest_callback']}"
     )
     print(
         f"trivial executions: {result['trivial_executions']}, p50 {result['trivial_p50_ms']:.2f} ms, "

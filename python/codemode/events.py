@@ -33,7 +33,7 @@ class Event:
         return {"type": "CUSTOM", "name": self.name, "value": self.value}
 
 
-EventCallback = Callable[[Event], None | Awaitable[None]]
+EventCallback = Callable[[Event], Awaitable[None] | None]
 """Receives each event as it happens, in order. If it returns an awaitable, the execution
 awaits it before going on."""
 

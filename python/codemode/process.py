@@ -51,9 +51,10 @@ import orjson
 
 from . import _core, _worker
 from .driver import Program
+from .engine import EngineContext
 from .events import EventCallback
 from .limits import Limits
-from .quickjs import EngineContext, _Run
+from .quickjs import QuickJSRun
 from .tools import ToolBinding
 
 _GRACE = 1.0
@@ -774,8 +775,8 @@ class ProcessContext(EngineContext):
 
     def _new_run(
         self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
-    ) -> _Run:
-        run = _Run(self, program, limits, on_event, tool_call_id)
+    ) -> QuickJSRun:
+        run = QuickJSRun(self, program, limits, on_event, tool_call_id)
         run._remote = True
         run._execution_type = functools.partial(RemoteExecution, self._pool, self._toolset)
         return run

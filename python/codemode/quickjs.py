@@ -15,15 +15,8 @@ event loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import functools
-import inspect
-import sys
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -31,21 +24,15 @@ import anyio.abc
 import orjson
 
 from . import _core
-from .driver import Program, program_text
-from .events import Event, EventCallback, EventName, now_ms
+from .driver import Program
+from .engine import EngineContext, EngineRun
+from .events import EventCallback
 from .limits import Limits
-from .results import ExecutionError, ExecutionResult
-from .tools import InvalidArguments, ToolBinding
+from .results import ExecutionResult
+from .tools import ToolBinding
 
 if TYPE_CHECKING:
     from .process import WorkerPool
-
-_SETTLE_OK, _SETTLE_TOOL_ERROR, _SETTLE_INVALID = 0, 1, 2
-
-ReportCallback = Callable[[str], "Event | None"]
-"""Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
-event it returns is emitted in order with the execution's own."""
-_PROGRAM_FILE = "program.ts"
 
 
 class QuickJSDriver:
@@ -109,90 +96,18 @@ class QuickJSDriver:
         return QuickJSContext(bindings, limits_, self.inline_slice)
 
 
-class EngineContext:
-    """Tools and limits shared by the engines' contexts; each :meth:`execute` runs the
-    program in a fresh engine, made by the subclass's ``_new_run``."""
-
-    def __init__(
-        self, bindings: Mapping[str, ToolBinding], limits: Limits, inline_slice: float | None
-    ) -> None:
-        self._bindings = list(bindings.values())
-        self._names = [b.name for b in self._bindings]
-        prechecks = [b.precheck_schema for b in self._bindings]
-        self._prechecks = _core.InputChecks(prechecks) if any(prechecks) else None
-        self.limits = limits
-        self._inline_slice = inline_slice
-        self._disposed = False
-
-    def _new_run(
-        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
-    ) -> _Run:
-        raise NotImplementedError
-
-    async def execute(
-        self,
-        javascript: str | Program,
-        *,
-        on_event: EventCallback | None = None,
-        tool_call_id: str | None = None,
-        limits: Limits | None = None,
-        on_report: ReportCallback | None = None,
-        library: str | None = None,
-    ) -> ExecutionResult:
-        """Run a program body (top-level ``await`` and ``return`` allowed) to its result.
-
-        ``on_report`` opens the report channel: the program's function receives, as its
-        parameter ``__codemode_channel``, a function whose every line is passed to
-        ``on_report`` as it arrives (in order with the tool calls and console lines), outside
-        the console and its limits; an event ``on_report`` returns is emitted in that order.
-        It is meant for code a host places on line 1 before the model's own, which takes the
-        channel (and clears the parameter) before the model's code runs.
-
-        ``library``: JavaScript evaluating to a function, run before the program; the
-        parameter is then what that function returns when called with the channel (or with
-        ``undefined``). QuickJS compiles a library once per process, so a large one costs an
-        execution only its loading.
-        """
-        if self._disposed:
-            raise RuntimeError("this context has been disposed")
-        if not isinstance(javascript, Program):
-            javascript = program_text(javascript)
-            javascript = Program(javascript, javascript)
-        program = javascript
-        run = self._new_run(program, limits or self.limits, on_event, tool_call_id)
-        run.on_report = on_report
-        run.library = library
-        return await run.run()
-
-    async def dispose(self) -> None:
-        """Refuse further executions (idempotent). Engines are freed after each execution."""
-        self._disposed = True
-
-    async def __aenter__(self) -> EngineContext:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.dispose()
-
-
 class QuickJSContext(EngineContext):
     """Tools and limits; each :meth:`execute` runs in a fresh QuickJS runtime."""
 
     def _new_run(
         self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
-    ) -> _Run:
-        return _Run(self, program, limits, on_event, tool_call_id)
+    ) -> QuickJSRun:
+        return QuickJSRun(self, program, limits, on_event, tool_call_id)
 
 
-def _json_default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
-
-
-class _Run:
-    """The state of one execution."""
+class QuickJSRun(EngineRun):
+    """One execution in the embedded engine (or, with ``process.py``'s engine type, in a
+    worker process): the engine steps until it is idle and hands back the calls it made."""
 
     _execution_type: Callable[..., Any] = _core.Execution
     """Makes the engine; ``process.py`` puts one that runs in a worker process."""
@@ -207,49 +122,12 @@ class _Run:
         on_event: EventCallback | None,
         tool_call_id: str | None,
     ) -> None:
-        self.bindings = context._bindings
-        self.names = context._names
-        self.prechecks = context._prechecks
-        self.inline_slice = context._inline_slice
-        self.program = program
-        self.limits = limits
-        self.on_event = on_event
-        self.on_report: ReportCallback | None = None
-        self.library: str | None = None
-        self.tool_call_id = tool_call_id
-        self.events: list[Event] = []
-        self.logs: list[str] = []
+        super().__init__(context, program, limits, on_event, tool_call_id)
         # Answers gathered for the next step: call ids, outcome codes, and their JSON (results
         # or error messages) as the elements of one array, each followed by a comma.
         self.answer_ids: list[int] = []
         self.answer_outcomes = bytearray()
         self.answer_json = bytearray(b"[")
-        self.wakeup: anyio.Event | None = None
-        self.running = 0
-        self.queued: deque[tuple[int, ToolBinding, Any]] = deque()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.task_group: anyio.abc.TaskGroup | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.calls = 0
-        self.started = 0.0
-        self.finished = False
-
-    # -- the step loop -------------------------------------------------------------------
-
-    async def run(self) -> ExecutionResult:
-        self.started = time.perf_counter()
-        self.emit("code_mode:execution_started", {})
-        try:
-            self.loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
-        if self.loop is not None:
-            return await self._steps()
-        async with anyio.create_task_group() as tg:
-            self.task_group = tg
-            result = await self._steps()
-            tg.cancel_scope.cancel()
-        return result
 
     def _new_execution(self) -> _core.Execution:
         limits = self.limits
@@ -324,24 +202,12 @@ class _Run:
             if not stepping_in_thread:
                 execution.close()
 
-    async def _report_cancelled(self) -> None:
-        """The ``execution_finished`` event of a cancelled execution, delivered even though
-        the awaiting task is being cancelled."""
-        self.emit(
-            "code_mode:execution_finished",
-            {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
-        )
-        with anyio.CancelScope(shield=True):
-            await self._flush_events(swallow=True)
-
     async def _wait(self, seconds: float) -> None:
         """Sleep until a tool call completes or ``seconds`` pass."""
         self.wakeup = anyio.Event()
         with anyio.move_on_after(seconds):
             await self.wakeup.wait()
         self.wakeup = None
-
-    # -- tool calls ----------------------------------------------------------------------
 
     def _dispatch(self, calls: _core.Calls, logs: list[tuple[str, str, float, int]]) -> None:
         """Start the step's tool calls, with its console lines in the order they happened."""
@@ -362,185 +228,6 @@ class _Run:
         for call in pending:
             self._start_parsed_call(*call)
 
-    def _start_many(self, ids: list[int], tools: list[int], arguments: list[Any], checked: bytes) -> None:
-        """Start a step's calls. The same steps as :meth:`_start_parsed_call`, with the
-        common case (asyncio, no events, an async handler that answers at once, room under
-        the concurrency cap) taken inline: a thousand calls at once spend most of their time
-        here."""
-        loop = self.loop
-        if loop is None or self.on_event is not None:
-            for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
-                self._start_parsed_call(call_id, tool, args, valid)
-            return
-        with _outside_current_task(loop):
-            self._start_inline(loop, ids, tools, arguments, checked)
-        if self.wakeup is not None:
-            self.wakeup.set()
-
-    def _start_inline(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        ids: list[int],
-        tools: list[int],
-        arguments: list[Any],
-        checked: bytes,
-    ) -> None:
-        """The loop of :meth:`_start_many`, run with no task current on ``loop``."""
-        bindings = self.bindings
-        cap = self.limits.max_concurrent_tool_calls
-        answer = self._answer
-        for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
-            binding = bindings[tool]
-            if not binding.is_async or self.running >= cap:
-                self._start_parsed_call(call_id, tool, args, valid)
-                continue
-            self.calls += 1
-            try:
-                if not valid:
-                    args = binding.validate(args)
-            except InvalidArguments as e:
-                self._settle(call_id, binding, 0.0, error=(_SETTLE_INVALID, str(e)), launched=False)
-                continue
-            self.running += 1
-            try:
-                done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
-            except _PROPAGATE:
-                raise
-            except BaseException as e:
-                self._settle(call_id, binding, 0.0, error=_tool_error(e))
-                continue
-            if not done:
-                self._track(outcome, functools.partial(self._task_done, call_id, binding, 0.0))
-                continue
-            try:
-                json = orjson.dumps(binding.check_output(outcome), default=_json_default)
-            except Exception:
-                self._settle(call_id, binding, 0.0, result=outcome)  # checks again, reports why
-                continue
-            self.running -= 1
-            answer(call_id, _SETTLE_OK, json)
-
-    def _start_parsed_call(self, call_id: int, tool_index: int, args: Any, checked: int = 0) -> None:
-        """Validate a call's arguments (unless the engine ``checked`` them), then run it, or
-        queue it past the concurrency cap."""
-        binding = self.bindings[tool_index]
-        self.calls += 1
-        if self.on_event is not None:
-            # The event keeps what the program sent, whatever the handler does to its input.
-            sent = orjson.loads(orjson.dumps(args))
-            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": sent})
-        try:
-            if not checked:
-                args = binding.validate(args)
-        except InvalidArguments as e:
-            error = (_SETTLE_INVALID, str(e))
-            self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)
-            return
-        if self.running >= self.limits.max_concurrent_tool_calls:
-            self.queued.append((call_id, binding, args))
-            return
-        self._launch(call_id, binding, args)
-
-    def _launch(self, call_id: int, binding: ToolBinding, args: Any) -> None:
-        self.running += 1
-        # Only events report durations.
-        started = 0.0 if self.on_event is None else time.perf_counter()
-        if self.loop is None or not binding.is_async:
-            coro = self._call(call_id, binding, args, started)
-            if self.loop is None:
-                assert self.task_group is not None
-                self.task_group.start_soon(_await, coro)
-            else:
-                self._track(_start_eagerly(self.loop, coro)[1])
-            return
-        # asyncio and an async handler: its first step runs now, usually to the end.
-        try:
-            done, outcome = _start_eagerly(self.loop, binding.handler(args))
-        except _PROPAGATE:
-            raise
-        except BaseException as e:
-            self._settle(call_id, binding, started, error=_tool_error(e))
-            return
-        if done:
-            self._settle(call_id, binding, started, result=outcome)
-        else:
-            self._track(outcome, functools.partial(self._task_done, call_id, binding, started))
-
-    def _track(self, task: asyncio.Task[Any] | None, on_done: Any = None) -> None:
-        if task is None:
-            return
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        if on_done is not None:
-            task.add_done_callback(on_done)
-
-    def _task_done(self, call_id: int, binding: ToolBinding, started: float, task: asyncio.Task[Any]) -> None:
-        if task.cancelled():
-            # Cancelled by the run as it ended, or by the handler itself (a tool error).
-            if not self.finished:
-                self._settle(call_id, binding, started, error=(_SETTLE_TOOL_ERROR, "the tool was cancelled"))
-            return
-        error = task.exception()
-        if error is None:
-            self._settle(call_id, binding, started, result=task.result())
-        elif not isinstance(error, _PROPAGATE):
-            self._settle(call_id, binding, started, error=_tool_error(error))
-
-    async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
-        try:
-            if binding.is_async:
-                result = await binding.handler(args)  # type: ignore[misc]
-            else:
-                result = await anyio.to_thread.run_sync(binding.handler, args)
-                if inspect.isawaitable(result):
-                    result = await result
-        except _PROPAGATE:
-            raise
-        except BaseException as e:
-            # A cancellation of the run itself goes on (on trio, every Cancelled is one); any
-            # other exception, CancelledError or GeneratorExit of the handler's own included,
-            # is the tool's failure, and the call settles.
-            if isinstance(e, anyio.get_cancelled_exc_class()) and (self.finished or self.loop is None):
-                raise
-            self._settle(call_id, binding, started, error=_tool_error(e))
-        else:
-            self._settle(call_id, binding, started, result=result)
-
-    def _settle(
-        self,
-        call_id: int,
-        binding: ToolBinding,
-        started: float,
-        *,
-        result: Any = None,
-        error: tuple[int, str] | None = None,
-        launched: bool = True,
-    ) -> None:
-        if error is None:
-            try:
-                result = binding.check_output(result)
-                self._answer(call_id, _SETTLE_OK, orjson.dumps(result, default=_json_default))
-            except TypeError as e:
-                error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
-            except Exception as e:
-                error = (_SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned an invalid result: {e}")
-        if error is not None:
-            self._answer(call_id, error[0], orjson.dumps(error[1]))
-        if self.on_event is not None:
-            duration_ms = (time.perf_counter() - started) * 1000
-            if error is None:
-                value = {"function": binding.sandbox_name, "result": result, "duration_ms": duration_ms}
-                self.emit("code_mode:external_result", value)
-            else:
-                value = {"function": binding.sandbox_name, "error": error[1], "duration_ms": duration_ms}
-                self.emit("code_mode:external_error", value)
-        if self.wakeup is not None:
-            self.wakeup.set()
-        if launched:
-            self.running -= 1
-            if self.queued and self.running < self.limits.max_concurrent_tool_calls:
-                self._launch(*self.queued.popleft())
-
     def _answer(self, call_id: int, outcome: int, json: bytes) -> None:
         """Keep a call's answer (JSON: the result, or the error message) for the next step."""
         self.answer_ids.append(call_id)
@@ -560,222 +247,9 @@ class _Run:
         self.answer_ids, self.answer_outcomes, self.answer_json = [], bytearray(), bytearray(b"[")
         return ids, outcomes, json
 
-    # -- results, logs and events --------------------------------------------------------
-
-    def _record_logs(self, logs: list[tuple[str, str, float, int]]) -> None:
-        for level, text, timestamp, _ in logs:
-            if level == "report":
-                if self.on_report is not None:
-                    event = self.on_report(text)
-                    if event is not None and self.on_event is not None:
-                        self.events.append(event)
-                continue
-            self.logs.append(text)
-            if self.on_event is not None:
-                self.events.append(
-                    Event(
-                        "code_mode:console",
-                        {
-                            "toolCallId": self.tool_call_id,
-                            "timestamp": timestamp,
-                            "level": level,
-                            "text": text,
-                        },
-                    )
-                )
-
-    def _finish(self, status: int, payload: Any) -> ExecutionResult:
-        duration_ms = self._elapsed_ms()
-        if status == _core.DONE_OK:
-            result = ExecutionResult.model_construct(
-                success=True,
-                result=orjson.loads(payload),
-                error=None,
-                logs=self.logs,
-                duration_ms=duration_ms,
-                tool_calls=self.calls,
-            )
-        else:
-            result = ExecutionResult.model_construct(
-                success=False,
-                result=None,
-                error=self._error(payload),
-                logs=self.logs,
-                duration_ms=duration_ms,
-                tool_calls=self.calls,
-            )
-        if self.on_event is not None:
-            value: dict[str, Any] = {"success": result.success, "duration_ms": duration_ms}
-            if result.error is not None:
-                value["error"] = result.error.model_dump(exclude_none=True)
-            self.emit("code_mode:execution_finished", value)
-        return result
-
-    def _error(self, payload: tuple[str, str, str, list[tuple[str, int, int]]]) -> ExecutionError:
-        kind, name, message, frames = payload
-        if kind == "timeout":
-            message = f"{message} of {self.limits.timeout * 1000:g} ms"
-        program = self.program
-        mapped = [(fn, *program.original_position(line, column)) for fn, line, column in frames]
-        line = column = frame = stack = None
-        if mapped:
-            _, line, column = mapped[0]
-            frame = _core.code_frame(program.source, line, column)
-        if mapped or kind in ("runtime", "tool", "invalid_args", "memory"):
-            stack = "\n".join(
-                [
-                    f"{name}: {message}",
-                    *(f"    at {fn} ({_PROGRAM_FILE}:{ln}:{col})" for fn, ln, col in mapped),
-                ]
-            )
-        return ExecutionError.model_construct(
-            kind=kind, name=name, message=message, line=line, column=column, frame=frame, stack=stack
-        )
-
-    def _elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000
-
-    def emit(self, name: EventName, value: dict[str, Any]) -> None:
-        if self.on_event is None:
-            return
-        value["toolCallId"] = self.tool_call_id
-        value.setdefault("timestamp", now_ms())
-        self.events.append(Event(name, value))
-
-    async def _flush_events(self, *, swallow: bool = False) -> None:
-        if self.on_event is None:
-            self.events.clear()
-            return
-        events, self.events = self.events, []
-        for event in events:
-            try:
-                outcome = self.on_event(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                if not swallow:
-                    raise
-
-
-_PROPAGATE = (SystemExit, KeyboardInterrupt)
-"""What a tool handler raises that is not its failure but the process's: it goes on up."""
-
-
-def _tool_error(error: BaseException) -> tuple[int, str]:
-    """How a handler's exception reaches the program: an InvalidArgumentsError for
-    :class:`InvalidArguments`, else a ToolError, with the exception's message."""
-    kind = _SETTLE_INVALID if isinstance(error, InvalidArguments) else _SETTLE_TOOL_ERROR
-    return kind, str(error) or type(error).__name__
-
 
 def _cancel(execution: _core.Execution) -> None:
     try:
         execution.cancel_handle().cancel()
     except RuntimeError:  # it never started
         pass
-
-
-async def _await(awaitable: Awaitable[None]) -> None:
-    await awaitable
-
-
-# -- eager tasks -------------------------------------------------------------------------
-# A tool call's coroutine runs its first step at once, as the current task of its own, with
-# its own copy of the context. If it finishes there, no task is ever scheduled (the common
-# case for tools that answer from memory); if it suspends, that same task carries it on, so
-# `current_task()`, cancel scopes and timeouts entered in the first step stay valid.
-
-if sys.version_info >= (3, 12):
-
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
-        failed, is raised), else ``(False, task)``."""
-        task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-        if task.done():
-            return True, task.result()
-        return False, task
-
-    _first_step = _start_eagerly
-
-    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> contextlib.AbstractContextManager[None]:
-        """Nothing to do: eager tasks switch the current task themselves."""
-        return contextlib.nullcontext()
-
-else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
-    _enter_task = asyncio.tasks._enter_task
-    _leave_task = asyncio.tasks._leave_task
-    _current_tasks = asyncio.tasks._current_tasks  # what current_task() reads, without the call
-
-    class _Continue:
-        """Awaitable that carries on a coroutine suspended after its first step."""
-
-        __slots__ = ("coro", "yielded")
-
-        def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-            self.coro = coro
-            self.yielded = yielded
-
-        def __await__(self) -> Generator[Any, Any, Any]:
-            coro, value = self.coro, self.yielded
-            while True:
-                try:
-                    sent = yield value
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as exc:
-                    try:
-                        value = coro.throw(exc)
-                    except StopIteration as stop:
-                        return stop.value
-                else:
-                    try:
-                        value = coro.send(sent)
-                    except StopIteration as stop:
-                        return stop.value
-
-    async def _resume(rest: _Continue) -> Any:
-        return await rest
-
-    def _first_step(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """As :func:`_start_eagerly`, with no task current on ``loop`` (see
-        :func:`_outside_current_task`)."""
-        # The task object exists (uninitialised) before the first step so that it is the
-        # current task during that step; it is only initialised, and so scheduled, if the
-        # coroutine suspends.
-        task: asyncio.Task[Any] = asyncio.Task.__new__(asyncio.Task)
-        context = contextvars.copy_context()
-        _enter_task(loop, task)
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration as stop:
-            return True, stop.value
-        finally:
-            _leave_task(loop, task)
-        asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
-        return False, task
-
-    @contextlib.contextmanager
-    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> Generator[None, None, None]:
-        """The running task stops being ``loop``'s current task for the block (so many first
-        steps can run one after another), and is current again after it."""
-        current = _current_tasks.get(loop)
-        if current is not None:
-            _leave_task(loop, current)
-        try:
-            yield
-        finally:
-            if current is not None:
-                _enter_task(loop, current)
-
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
-        failed, is raised), else ``(False, task)``."""
-        current = _current_tasks.get(loop)  # as _outside_current_task, without its cost
-        if current is not None:
-            _leave_task(loop, current)
-        try:
-            return _first_step(loop, coro)
-        finally:
-            if current is not None:
-                _enter_task(loop, current)

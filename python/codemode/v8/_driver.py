@@ -36,9 +36,9 @@ import orjson
 
 from .. import _core
 from ..driver import Program
+from ..engine import SETTLE_INVALID, EngineContext, EngineRun
 from ..events import EventCallback
 from ..limits import Limits
-from ..quickjs import EngineContext, _Run
 from ..results import ExecutionResult
 from ..tools import ToolBinding
 
@@ -48,7 +48,6 @@ LAUNCHER = _HERE / "_launch.py"
 ADDON_NAME = "isolated_vm.node"
 _LEVELS = ("log", "info", "warn", "error", "debug")
 _FAILED = -1
-_SETTLE_INVALID = 2
 _TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", [])
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
 _RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code, copies in transit)
@@ -527,7 +526,7 @@ def _loads(data: bytes | str) -> Any:
         raise ValueError("nested too deeply") from e
 
 
-class _V8Run(_Run):
+class _V8Run(EngineRun):
     """One execution in a V8 engine; tool calls, events and errors as in the QuickJS driver."""
 
     def __init__(
@@ -708,7 +707,7 @@ class _V8Run(_Run):
             binding = self.bindings[tool]
             self.calls += 1
             why = f"{binding.sandbox_name}: the argument cannot be read as JSON ({e})"
-            self._settle(call_id, binding, time.perf_counter(), error=(_SETTLE_INVALID, why), launched=False)
+            self._settle(call_id, binding, time.perf_counter(), error=(SETTLE_INVALID, why), launched=False)
             return
         self._start_parsed_call(call_id, tool, args)
 
