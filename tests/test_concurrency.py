@@ -31,14 +31,11 @@ async def test_parallel_tool_calls_run_concurrently(driver: codemode.IsolateDriv
 
     tool = codemode.Tool.from_schema("slow", "slow double", {"type": "object"}, None, slow)
     cm = codemode.create_code_mode([tool], driver=driver)
-    started = time.perf_counter()
     result = await cm.execute(
         "const r = await Promise.all([1, 2, 3, 4, 5].map(i => external_slow({ i })))\nreturn r.map(x => x.i)"
     )
-    elapsed = time.perf_counter() - started
     assert result.result == [2, 4, 6, 8, 10]
-    assert peak == 5
-    assert elapsed < 0.4  # five 100 ms calls overlapped, not 500 ms in a row
+    assert peak == 5  # all five calls were in flight at once (no timing assert: CI machines are slow)
 
 
 async def test_two_hundred_executions_at_once(cm: codemode.CodeMode) -> None:

@@ -76,7 +76,7 @@ async def test_engine_process_death_fails_the_run_and_is_replaced() -> None:
         tg.start_soon(kill_soon)
         result = await cm.execute("return await external_sleep({ ms: 5000 })")
     assert killed
-    assert result.error is not None and result.error.kind == "runtime"
+    assert result.error is not None and result.error.kind == "internal"
     assert "exited" in result.error.message
     assert (await cm.execute("return 2")).result == 2
     assert all(engine.proc is None or engine.proc.pid not in killed for engine in driver._engines)
@@ -144,7 +144,7 @@ async def test_an_engine_that_cannot_start_says_why(tmp_path: Path, monkeypatch:
         result = await cm.execute("return 1")
     finally:
         driver.close()
-    assert result.error is not None and result.error.kind == "runtime"
+    assert result.error is not None and result.error.kind == "internal"
     assert "exited" in result.error.message
     assert "isolated_vm.node" in result.error.message, result.error.message  # Node's own reason
 
@@ -199,5 +199,5 @@ async def test_a_missing_engine_is_an_error_result(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("CODEMODE_ISOLATED_VM", str(tmp_path / "absent.node"))
     cm = codemode.create_code_mode(make_tools(), driver=codemode.V8Driver(), timeout=10.0)
     result = await cm.execute("return 1")
-    assert result.error is not None and result.error.kind == "runtime"
+    assert result.error is not None and result.error.kind == "internal"
     assert "isolated-vm" in result.error.message

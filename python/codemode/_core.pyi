@@ -47,6 +47,13 @@ checked: byte i is 1 when the engine found argument i valid for its tool's input
 ErrorTuple = tuple[str, str, str, list[tuple[str, int, int]]]
 """(kind, name, message, frames as (function, line, column), innermost first)"""
 
+MESSAGES: dict[str, str]
+"""The messages of the sandbox's own errors, one table for every engine: key -> template
+(``{name}`` stands for a value)."""
+SANDBOX_PRELUDE: str
+"""The sandbox prelude of every engine (JavaScript evaluating to its setup function), with
+the message table baked in."""
+
 DONE_OK: Literal[0]
 DONE_ERROR: Literal[1]
 WAITING: Literal[2]

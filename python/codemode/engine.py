@@ -299,7 +299,7 @@ class EngineRun:
         if task.cancelled():
             # Cancelled by the run as it ended, or by the handler itself (a tool error).
             if not self.finished:
-                self._settle(call_id, binding, started, error=(SETTLE_TOOL_ERROR, "the tool was cancelled"))
+                self._settle(call_id, binding, started, error=(SETTLE_TOOL_ERROR, say("tool_cancelled")))
             return
         error = task.exception()
         if error is None:
@@ -415,8 +415,11 @@ class EngineRun:
 
     def _error(self, payload: tuple[str, str, str, list[tuple[str, int, int]]]) -> ExecutionError:
         kind, name, message, frames = payload
+        # Messages that give a limit are worded here, where the limits are known exactly.
         if kind == "timeout":
-            message = f"{message} of {self.limits.timeout * 1000:g} ms"
+            message = say("timeout", ms=f"{self.limits.timeout * 1000:g}")
+        elif kind == "memory" and not _is_stack_overflow(name, message):
+            name, message = "MemoryError", say("memory", mib=f"{round(self.limits.memory_limit_mb, 2):g}")
         program = self.program
         mapped = [(fn, *program.original_position(line, column)) for fn, line, column in frames]
         line = column = frame = stack = None
@@ -457,6 +460,20 @@ class EngineRun:
             except Exception:
                 if not swallow:
                     raise
+
+
+def say(key: str, **values: object) -> str:
+    """A message of the sandbox's own errors, from the one table of every engine
+    (``_core.MESSAGES``), with each ``{name}`` replaced by its value."""
+    message = _core.MESSAGES[key]
+    for name, value in values.items():
+        message = message.replace("{" + name + "}", str(value))
+    return message
+
+
+def _is_stack_overflow(name: str, message: str) -> bool:
+    """The engine's own stack limit (a ``memory`` error that keeps its name and message)."""
+    return name in ("RangeError", "InternalError") and ("stack overflow" in message or "call stack size" in message)
 
 
 _PROPAGATE = (SystemExit, KeyboardInterrupt)

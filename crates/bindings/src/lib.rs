@@ -396,6 +396,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "TypeScriptSyntaxError",
         m.py().get_type::<TypeScriptSyntaxError>(),
     )?;
+    m.add("MESSAGES", isolate::messages::table().clone())?;
+    m.add("SANDBOX_PRELUDE", isolate::sandbox_prelude())?;
     m.add("DONE_OK", DONE_OK)?;
     m.add("DONE_ERROR", DONE_ERROR)?;
     m.add("WAITING", WAITING)?;

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::messages::say;
 use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
@@ -22,7 +23,6 @@ use crate::{
     ErrorKind, JsError, Limits, LogLevel, LogLine, Outcome, Settles, Status, StepOutput, ToolCall,
 };
 
-const PRELUDE: &str = include_str!("prelude.js");
 /// The program becomes the body of an async function. The prefix stays on line 1 so
 /// line numbers are unchanged; columns on line 1 are corrected by its length. Its one
 /// parameter is the report channel when the host opened it (else `undefined`): code placed
@@ -424,9 +424,7 @@ impl Machine {
             return Err(Status::Done(Err(JsError::new(
                 ErrorKind::Syntax,
                 "SyntaxError",
-                "the program is not one function body: it closes the function it runs in \
-                 (check the brackets, and any `/` the engine may read as a regular expression \
-                 or a division)",
+                say("not_one_body", &[]),
             ))));
         };
         let mut channel: Value = if self.report_channel {
@@ -451,7 +449,10 @@ impl Machine {
                         Status::Done(Err(JsError::new(
                             ErrorKind::Runtime,
                             "InternalError",
-                            format!("the host library failed: {}: {}", cause.name, cause.message),
+                            say(
+                                "library_failed",
+                                &[("cause", &format_args!("{}: {}", cause.name, cause.message))],
+                            ),
                         )))
                     }));
                 }
@@ -518,15 +519,15 @@ impl Machine {
                     resolve.restore(ctx).and_then(|f| f.call::<_, ()>((value,)))
                 }
                 (Outcome::Ok, _) => {
-                    let message = "the tool's result could not be read as JSON";
-                    reject_with(ctx, helpers, reject, "ToolError", message, "tool")
+                    let message = say("tool_result_not_json", &[]);
+                    reject_with(ctx, helpers, reject, "ToolError", &message, "tool")
                 }
                 (outcome, answer) => {
                     let message = answer
                         .and_then(|a| a.ok())
                         .and_then(|v| v.into_string())
                         .and_then(|s| s.to_string().ok())
-                        .unwrap_or_else(|| "the tool failed".to_owned());
+                        .unwrap_or_else(|| say("tool_failed", &[]));
                     let (name, kind) = match outcome {
                         Outcome::InvalidArgs => ("InvalidArgumentsError", "invalid_args"),
                         _ => ("ToolError", "tool"),
@@ -613,7 +614,7 @@ impl Machine {
                         Status::Done(Err(JsError::new(
                             ErrorKind::Result,
                             "ResultError",
-                            format!("the result is nested deeper than {JSON_DEPTH_MAX} levels"),
+                            say("result_too_deep", &[("max", &JSON_DEPTH_MAX)]),
                         )))
                     }
                     Ok(Some(Ok(json))) => {
@@ -622,12 +623,12 @@ impl Machine {
                     Ok(Some(Err(len))) => Status::Done(Err(JsError::new(
                         ErrorKind::Result,
                         "ResultError",
-                        format!("the result is {len} bytes of JSON, over the limit of {max} bytes"),
+                        say("result_too_large", &[("bytes", &len), ("max", &max)]),
                     ))),
                     Ok(None) => Status::Done(Err(JsError::new(
                         ErrorKind::Result,
                         "ResultError",
-                        "the return value cannot be serialised as JSON",
+                        say("result_not_json", &[]),
                     ))),
                     Err(_) => {
                         let exc = ctx.catch();
@@ -638,9 +639,9 @@ impl Machine {
                         Status::Done(Err(JsError::new(
                             ErrorKind::Result,
                             "ResultError",
-                            format!(
-                                "the return value cannot be serialised as JSON: {}: {}",
-                                cause.name, cause.message
+                            say(
+                                "result_not_json_because",
+                                &[("cause", &format_args!("{}: {}", cause.name, cause.message))],
                             ),
                         )))
                     }
@@ -657,7 +658,7 @@ impl Machine {
                     return Status::Done(Err(JsError::new(
                         ErrorKind::Runtime,
                         "DeadlockError",
-                        "the program is awaiting a promise that nothing can settle (no tool call or timer is pending)",
+                        say("deadlock", &[]),
                     )));
                 }
                 let next_timer = shared
@@ -676,13 +677,14 @@ impl Machine {
             TIMEOUT => JsError::new(
                 ErrorKind::Timeout,
                 "TimeoutError",
-                "the execution exceeded its time limit",
+                // Python words it again with the whole timeout (this one is what was left).
+                say("timeout", &[("ms", &"?")]),
             ),
             MEMORY => memory_error_with(self.limits.memory_bytes),
             CANCELLED => JsError::new(
                 ErrorKind::Cancelled,
                 "CancelledError",
-                "the execution was cancelled",
+                say("cancelled", &[]),
             ),
             _ => self.output_limit_error(),
         };
@@ -693,9 +695,9 @@ impl Machine {
         JsError::new(
             ErrorKind::OutputLimit,
             "OutputLimitError",
-            format!(
-                "console output exceeded its limit ({} lines or {} bytes)",
-                self.limits.max_log_lines, self.limits.max_log_bytes
+            say(
+                "log_limit",
+                &[("lines", &self.limits.max_log_lines), ("bytes", &self.limits.max_log_bytes)],
             ),
         )
     }
@@ -715,7 +717,7 @@ impl Machine {
             return JsError::new(
                 ErrorKind::Runtime,
                 "Error",
-                "an exception was thrown that could not be described",
+                say("undescribable", &[]),
             );
         };
         let text = text::json_without_lone_surrogates(text);
@@ -739,14 +741,12 @@ impl Machine {
                     .iter()
                     .map(|n| format!("external_{n}"))
                     .collect();
-                message = format!(
-                    "{missing} is not a tool of this execution; available: {}",
-                    if available.is_empty() {
-                        "(none)".to_owned()
-                    } else {
-                        available.join(", ")
-                    }
-                );
+                let available = if available.is_empty() {
+                    say("no_tools", &[])
+                } else {
+                    available.join(", ")
+                };
+                message = say("unknown_tool", &[("name", &missing), ("available", &available)]);
                 ErrorKind::InvalidArgs
             }
             _ if self.control.meter.exceeded() => ErrorKind::Memory,
@@ -920,10 +920,7 @@ fn memory_error_with(limit: usize) -> JsError {
     JsError::new(
         ErrorKind::Memory,
         "MemoryError",
-        format!(
-            "the execution exceeded its memory limit ({} MiB)",
-            limit >> 20
-        ),
+        say("memory", &[("mib", &crate::messages::mib(limit))]),
     )
 }
 
@@ -1050,7 +1047,7 @@ fn compile(source: &str, file: &str) -> Result<Vec<u8>, String> {
 /// several times cheaper than parsing the source again.
 fn prelude_bytecode() -> &'static [u8] {
     static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTECODE.get_or_init(|| compile(PRELUDE, "codemode:prelude").expect("the prelude compiles"))
+    BYTECODE.get_or_init(|| compile(crate::sandbox_prelude(), "codemode:prelude").expect("the prelude compiles"))
 }
 
 /// Host libraries compiled once per process, by their text (a handful at most: the cache
@@ -1253,7 +1250,7 @@ fn install_prelude<'js>(
                     } else {
                         s.logs.push(LogLine {
                         level: LogLevel::Warn,
-                        text: format!("[output truncated: console output is limited to {max_lines} lines and {max_bytes} bytes]"),
+                        text: say("log_truncated", &[("lines", &max_lines), ("bytes", &max_bytes)]),
                         timestamp_ms: now_ms(),
                         calls_before,
                     });

@@ -13,6 +13,7 @@ mod body;
 mod execution;
 mod fiber;
 mod json;
+pub mod messages;
 mod pool;
 mod precheck;
 mod stack;
@@ -309,4 +310,13 @@ pub struct StepOutput {
     pub calls: Vec<ToolCall>,
     /// Console lines written during this step, in order.
     pub logs: Vec<LogLine>,
+}
+
+/// The sandbox prelude of every engine (`prelude.js`), with the message table baked in:
+/// QuickJS compiles it once per process; the V8 engine host gets it from Python.
+pub fn sandbox_prelude() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        include_str!("prelude.js").replacen("__MESSAGES__", &messages::prelude_functions(), 1)
+    })
 }

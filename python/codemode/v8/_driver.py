@@ -360,6 +360,8 @@ class _Engine:
             str(HOST_SCRIPT),
             addon,
             str(self.mib),
+            _core.SANDBOX_PRELUDE,
+            _MESSAGES_JSON,
         ]
         return subprocess.Popen(
             [sys.executable, "-S", "-E", str(LAUNCHER), _launch_config(self.mib), *argv],
@@ -495,6 +497,7 @@ def _launch_config(mib: int) -> str:
     )
 
 
+_MESSAGES_JSON = json.dumps(_core.MESSAGES)
 _LIVE: set[subprocess.Popen[bytes]] = set()  # engine processes not yet reaped
 
 
@@ -590,7 +593,7 @@ class _V8Run(EngineRun):
         try:
             engine = self.driver._acquire(self, self.mib)
         except RuntimeError as e:  # no Node.js or no engine addon here: an error like any other
-            result = self._finish(_FAILED, ("runtime", "InternalError", str(e), []))
+            result = self._finish(_FAILED, ("internal", "InternalError", str(e), []))
             await self._flush_events()
             return result
         if engine is not None:
@@ -736,7 +739,7 @@ def _engine_died(report: list[Any], mib: int) -> tuple[str, str, str, list[Any]]
     detail = _stderr_summary(str(stderr))
     if detail:
         why += ": " + detail
-    return ("runtime", "InternalError", why, [])
+    return ("internal", "InternalError", why, [])
 
 
 def _stderr_summary(stderr: str) -> str:

@@ -23,12 +23,16 @@
 //   o <json result>                      finished with a result
 //   f <json [kind, name, message, [[fn, line, column], ...]]>   finished with an error
 //
-// argv: <isolated-vm addon> <memory MiB>
+// argv: <isolated-vm addon> <memory MiB> <sandbox prelude> <message table JSON>
 
 import { writeSync } from "node:fs";
 import { createRequire } from "node:module";
 
-const [ADDON, MEM_ARG] = process.argv.slice(2);
+const [ADDON, MEM_ARG, SHARED_PRELUDE, MESSAGES_JSON] = process.argv.slice(2);
+// The one table of messages of both engines (crates/isolate/src/messages.json).
+const MESSAGES = JSON.parse(MESSAGES_JSON);
+const say = (key, values = {}) =>
+  MESSAGES[key].replace(/\{(\w+)\}/g, (match, name) => (name in values ? String(values[name]) : match));
 const ivm = createRequire(import.meta.url)(ADDON).ivm;
 const MEM_MIB = Math.max(1, Number(MEM_ARG) || 128);
 const MEM_BYTES = MEM_MIB * 1024 * 1024;
@@ -41,12 +45,12 @@ const WRAP_PREFIX = "(async function (__codemode_channel) {";
 const WRAP_SUFFIX = "\n})";
 const PROGRAM_FILE = "program.ts";
 const REPORT_BYTES_MAX = 16 << 20;
+// V8's own limits that are the program's memory (a stack overflow is reported as `memory` and
+// keeps its message); an invalid length asked for (`new Array(-1)`) is the program's error.
 const ENGINE_LIMITS =
-  /^(Maximum call stack size exceeded|Invalid string length|Invalid array length|Invalid typed array length|Array buffer allocation failed)|^memory limit exceeded/;
-const NOT_ONE_BODY =
-  "the program is not one function body: it closes the function it runs in " +
-  "(check the brackets, and any `/` the engine may read as a regular expression or a division)";
-const MEMORY_MESSAGE = `the execution exceeded its memory limit (${MEM_MIB} MiB)`;
+  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
+const NOT_ONE_BODY = say("not_one_body");
+const MEMORY_MESSAGE = say("memory", { mib: MEM_MIB });
 
 // Milliseconds since the epoch, with the fraction (the clock of Python's events).
 const now = () => performance.timeOrigin + performance.now();
@@ -96,9 +100,9 @@ function prepare() {
     (bytes) => (holder.run === null ? false : holder.run.hostAlloc(bytes)),
     (text) => holder.run?.hostReport(text),
     (json) => holder.run?.hostDone(json),
-    (kind, name, message, stack) => holder.run?.hostFail(kind, name, message, stack),
+    (description) => holder.run?.hostFail(description),
   ].map((fn) => new ivm.Callback(fn));
-  const api = context.evalClosureSync(PRELUDE, hosts, {
+  const api = context.evalClosureSync(ADAPTER, hosts, {
     filename: "prelude.js",
     result: { reference: true },
   });
@@ -185,12 +189,7 @@ class Execution {
     if (this.finished) return;
     if (this.memoryExceeded) return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
     if (this.pendingCalls === 0 && this.timers.size === 0) {
-      this.finish(
-        "runtime",
-        "DeadlockError",
-        "the program is awaiting a promise that nothing can settle (no tool call or timer is pending)",
-        [],
-      );
+      this.finish("runtime", "DeadlockError", say("deadlock"), []);
     }
   }
 
@@ -201,7 +200,7 @@ class Execution {
     if (this.memoryExceeded || /memory limit/.test(message)) {
       return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
     }
-    this.finish("runtime", "InternalError", "the V8 engine stopped unexpectedly", []);
+    this.finish("internal", "InternalError", say("engine_stopped"), []);
   }
 
   settle(callId, status, payload) {
@@ -237,14 +236,10 @@ class Execution {
     if (this.logLines + 1 > spec.maxLogLines || this.logBytes + size > spec.maxLogBytes) {
       this.logCut = true;
       if (spec.failLog) {
-        this.finish(
-          "output_limit",
-          "OutputLimitError",
-          `console output exceeded its limit (${spec.maxLogLines} lines or ${spec.maxLogBytes} bytes)`,
-          [],
-        );
+        const limits = { lines: spec.maxLogLines, bytes: spec.maxLogBytes };
+        this.finish("output_limit", "OutputLimitError", say("log_limit", limits), []);
       } else {
-        const marker = `[output truncated: console output is limited to ${spec.maxLogLines} lines and ${spec.maxLogBytes} bytes]`;
+        const marker = say("log_truncated", { lines: spec.maxLogLines, bytes: spec.maxLogBytes });
         send("l 2 " + now() + " " + JSON.stringify(marker));
       }
       return;
@@ -290,18 +285,25 @@ class Execution {
     if (this.memoryExceeded) return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
     const bytes = Buffer.byteLength(json);
     if (bytes > this.spec.maxResult) {
-      return this.finish(
-        "result",
-        "ResultError",
-        `the result is ${bytes} bytes of JSON, over the limit of ${this.spec.maxResult} bytes`,
-        [],
-      );
+      const size = { bytes, max: this.spec.maxResult };
+      return this.finish("result", "ResultError", say("result_too_large", size), []);
     }
     this.end("o " + json);
   }
 
-  hostFail(kind, name, message, stack) {
+  // description: JSON {kind (a host error's, or "result" with its cause) or null, name,
+  // message, stack or null}, made in the isolate (a null-prototype object).
+  hostFail(description) {
     if (this.finished) return;
+    let kind, name, message, stack;
+    try {
+      ({ kind, name, message, stack } = JSON.parse(description));
+    } catch {
+      return this.finish("runtime", "Error", say("undescribable"), []);
+    }
+    name = String(name);
+    message = String(message);
+    if (kind === "result") message = say("result_not_json_because", { cause: message });
     const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
     if (kind === "tool" || kind === "invalid_args" || kind === "result") {
       // as tagged by the prelude
@@ -311,7 +313,10 @@ class Execution {
     } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
       const missing = message.slice(0, -" is not defined".length);
       const available = this.spec.names.map((n) => "external_" + n);
-      message = `${missing} is not a tool of this execution; available: ${available.length ? available.join(", ") : "(none)"}`;
+      message = say("unknown_tool", {
+        name: missing,
+        available: available.length ? available.join(", ") : say("no_tools"),
+      });
       kind = "invalid_args";
     } else if (this.memoryExceeded) {
       kind = "memory";
@@ -447,14 +452,17 @@ process.stdin.on("data", (chunk) => {
 process.stdin.on("end", () => process.exit(0));
 
 // ---------------------------------------------------------------------------------------
-// The sandbox prelude: evaluated in every fresh isolate. It receives the host functions
-// ($0..$7) and keeps them in this closure, out of the program's reach. Every value that
-// leaves it is a string, a number or a boolean; every error the program can see is of its
-// own realm, with no frame of this prelude in its stack.
+// The V8 side of the sandbox prelude, evaluated in every fresh isolate: the memory guards V8
+// needs, the JSON bridge of tool calls, and around them the sandbox prelude both engines
+// share (crates/isolate/src/prelude.js, given by Python as an argument, with the message
+// table baked in). It receives the host functions ($0..$7) and keeps them in this closure,
+// out of the program's reach. Every value that leaves it is a string, a number or a
+// boolean; every error the program can see is of its own realm, with no frame of the
+// prelude in its stack.
 
-const PRELUDE = String.raw`
+const ADAPTER = String.raw`
   "use strict";
-  const [hostCall, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail] =
+  const [hostCallJson, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail] =
     [$0, $1, $2, $3, $4, $5, $6, $7];
   const G = globalThis;
   const stringify = JSON.stringify;
@@ -463,36 +471,19 @@ const PRELUDE = String.raw`
   const PromiseCtor = Promise;
   const then = Promise.prototype.then;
   const apply = Reflect.apply;
-  const ErrorCtor = Error;
   const RangeErrorCtor = RangeError;
   const TypeErrorCtor = TypeError;
   const capture = Error.captureStackTrace;
   const StringCtor = String;
-  const functionSource = Function.prototype.toString;
-  const hostErrors = new WeakMap();
-  const timers = new Map();
   const pending = new Map();
-  let nextTimer = 1;
-  let toolNames = [];
-  let maxCalls = 0;
   let memBytes = 0;
 
-  // One sandbox, one thread, no host: none of these belong here.
-  delete G.SharedArrayBuffer;
-  delete G.Atomics;
-  delete G.WebAssembly;
-  // Stack traces are formatted by the engine.
-  define(ErrorCtor, "prepareStackTrace", { value: undefined, writable: false, configurable: false });
-
-  // An error of this realm whose stack starts at the program's frame that called "fn".
   function made(e, fn) {
     try { capture(e, fn); } catch (x) {}
     return e;
   }
-  function bridgeFailed(fn) {
-    // A host function failed (the stack ran out on entering it): this realm's error.
-    return made(new RangeErrorCtor("Maximum call stack size exceeded"), fn);
-  }
+  // A host function failed: the stack ran out on entering it. The error is this realm's.
+  const stackFailure = () => new RangeErrorCtor("Maximum call stack size exceeded");
 
   // Memory the heap limit does not see until it is used: counted before it is allocated.
   // Resizable buffers: the engine counts none of their memory, so their maximum is counted
@@ -508,7 +499,7 @@ const PRELUDE = String.raw`
   }
   function guard(bytes, fn) {
     let fits;
-    try { fits = hostAlloc(bytes + reserved); } catch (e) { throw bridgeFailed(fn); }
+    try { fits = hostAlloc(bytes + reserved); } catch (e) { throw made(stackFailure(), fn); }
     if (!fits) throw made(new RangeErrorCtor("memory limit exceeded: cannot allocate " + bytes + " bytes"), fn);
   }
   // A guarded constructor takes the place of the engine's own everywhere it can be reached
@@ -586,131 +577,66 @@ const PRELUDE = String.raw`
     define(StringCtor.prototype, name, { value: method, writable: true, configurable: true });
   }
 
-  function format(v) {
-    switch (typeof v) {
-      case "string": return v;
-      case "undefined": return "undefined";
-      case "function": return "[Function " + (v.name || "anonymous") + "]";
-      case "bigint": return v + "n";
-      case "symbol": return v.toString();
+  // The JSON text of a tool argument is nested at most this deep (as on QuickJS).
+  const DEPTH_MAX = 1000;
+  function deeperThan(json, max) {
+    let depth = 0, inString = false;
+    for (let i = 0; i < json.length; i++) {
+      const c = json.charCodeAt(i);
+      if (inString) {
+        if (c === 92) i++;
+        else if (c === 34) inString = false;
+      } else if (c === 34) inString = true;
+      else if (c === 123 || c === 91) { if (++depth > max) return true; }
+      else if (c === 125 || c === 93) depth--;
     }
-    try {
-      if (v instanceof ErrorCtor) return StringCtor(v.name) + ": " + StringCtor(v.message);
-      const s = stringify(v);
-      return s === undefined ? StringCtor(v) : s;
-    } catch (e) {
-      try { return StringCtor(v); } catch (e2) { return "[object]"; }
-    }
+    return false;
   }
 
-  const console = {};
-  const levels = [["log", 0], ["info", 1], ["warn", 2], ["error", 3], ["debug", 4], ["trace", 4]];
-  for (const [name, level] of levels) {
-    const fn = { [name](...args) {
-      let text = "";
-      for (let i = 0; i < args.length; i++) text += (i ? " " : "") + format(args[i]);
-      try { hostLog(level, text); } catch (e) { throw bridgeFailed(fn); }
-    } }[name];
-    console[name] = fn;
-  }
-  define(G, "console", { value: console, writable: true, configurable: true });
-
-  define(G, "setTimeout", {
-    value: function setTimeout(callback, ms, ...args) {
-      if (typeof callback !== "function") {
-        throw made(new TypeErrorCtor("setTimeout: callback must be a function"), setTimeout);
-      }
-      const id = nextTimer++;
-      timers.set(id, () => callback(...args));
-      try { hostTimer(id, Math.max(0, Number(ms) || 0)); } catch (e) { throw bridgeFailed(setTimeout); }
-      return id;
-    },
-    writable: true, configurable: true,
-  });
-  define(G, "clearTimeout", {
-    value: function clearTimeout(id) {
-      if (timers.delete(id)) {
-        try { hostClearTimer(id); } catch (e) { throw bridgeFailed(clearTimeout); }
-      }
-    },
-    writable: true, configurable: true,
-  });
-
-  function hostError(name, message, kind, fn) {
-    const e = made(new ErrorCtor(message), fn);
-    define(e, "name", { value: name, writable: true, configurable: true });
-    if (kind) hostErrors.set(e, kind);
-    return e;
+  // The tool call of the shared prelude, over the JSON bridge.
+  function toolCall(index, input) {
+    const json = stringify(input);
+    if (typeof json !== "string" || json.charCodeAt(0) !== 123) return false;
+    if (json.length > 2 * DEPTH_MAX && deeperThan(json, DEPTH_MAX)) return DEPTH_MAX;
+    const id = hostCallJson(index, json);
+    if (id === 0) return null;
+    if (id < 0) return new PromiseCtor(() => {}); // the run is over
+    return new PromiseCtor((resolve, reject) => { pending.set(id, [resolve, reject]); });
   }
 
-  function defineTool(index, fname) {
-    const fn = { [fname](input) {
-      const rejected = (message) =>
-        PromiseCtor.reject(hostError("InvalidArgumentsError", message, "invalid_args", fn));
-      let json;
-      try {
-        json = stringify(input === undefined ? {} : input);
-      } catch (err) {
-        return rejected(fname + ": the argument cannot be serialised as JSON (" + format(err && err.message) + ")");
-      }
-      if (typeof json !== "string" || json.charCodeAt(0) !== 123) {
-        return rejected(fname + ": the argument must be a JSON object, got " + format(input));
-      }
-      let id;
-      try { id = hostCall(index, json); } catch (e) { return PromiseCtor.reject(bridgeFailed(fn)); }
-      if (id === 0) {
-        return rejected(fname + ": tool call limit reached (at most " + maxCalls + " calls per execution)");
-      }
-      if (id < 0) return new PromiseCtor(() => {});
-      return new PromiseCtor((resolve, reject) => { pending.set(id, [resolve, reject]); });
-    } }[fname];
-    define(G, fname, { value: fn, writable: false, enumerable: true, configurable: false });
-  }
-
-  function describe(e) {
-    let kind = "", name = "Error", message, stack = "";
-    if (e !== null && (typeof e === "object" || typeof e === "function")) {
-      kind = hostErrors.get(e) || "";
-      try { name = StringCtor(e.name === undefined ? "Error" : e.name); } catch (x) { name = "Error"; }
-      try {
-        message = e instanceof ErrorCtor || "message" in e ? StringCtor(e.message) : format(e);
-      } catch (x) { message = "[unprintable]"; }
-      try { if (typeof e.stack === "string") stack = e.stack; } catch (x) { stack = ""; }
-    } else {
-      message = format(e);
-    }
-    hostFail(kind, name, message, stack);
-  }
+  const shared = (${SHARED_PRELUDE})(toolCall, hostLog, hostTimer, hostClearTimer, hostReport, stackFailure);
+  const describe = (e) => hostFail(shared.describe(e));
 
   function succeed(value) {
     let json;
     try {
-      json = stringify(value);
+      json = shared.serialize(value);
     } catch (err) {
-      let cause;
-      try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
       if (err instanceof RangeErrorCtor && /^(Invalid string length|Maximum call stack)/.test(StringCtor(err.message))) {
         return describe(err);
       }
-      return hostFail("result", "ResultError", "the return value cannot be serialised as JSON: " + cause, "");
+      let cause;
+      try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
+      // (A null-prototype object: a plain one would take an Object.prototype.toJSON.)
+      const failure = Object.create(null);
+      failure.kind = "result";
+      failure.name = "ResultError";
+      failure.message = cause;
+      return hostFail(stringify(failure));
     }
-    hostDone(json === undefined ? "null" : json);
+    hostDone(json);
   }
 
   const api = {
     configure(namesJson, calls, bytes) {
-      toolNames = parse(namesJson);
-      maxCalls = calls;
       memBytes = bytes;
-      for (let i = 0; i < toolNames.length; i++) defineTool(i, "external_" + toolNames[i]);
+      shared.installTools(parse(namesJson), calls);
     },
     invoke(fn, withChannel, library) {
       // The reactions are this realm's functions and the engine's own then: the program
       // never gets hold of them, even if it replaced Promise.prototype.then.
       try {
-        let channel = withChannel ? function report(text) {
-          hostReport(typeof text === "string" ? text : StringCtor(text));
-        } : undefined;
+        let channel = withChannel ? shared.channel : undefined;
         if (library !== undefined) channel = library(channel);
         apply(then, fn(channel), [succeed, describe]);
       } catch (e) {
@@ -724,24 +650,16 @@ const PRELUDE = String.raw`
       try {
         const value = parse(payload);
         if (status === 0) entry[0](value);
-        else if (status === 2) entry[1](hostError("InvalidArgumentsError", value, "invalid_args", api.settle));
-        else entry[1](hostError("ToolError", value, "tool", api.settle));
+        else if (status === 2) entry[1](shared.hostError("InvalidArgumentsError", value, "invalid_args", api.settle));
+        else entry[1](shared.hostError("ToolError", value, "tool", api.settle));
       } catch (e) {
         describe(e);
       }
     },
     fire(id) {
-      const callback = timers.get(id);
-      if (callback === undefined) return;
-      timers.delete(id);
-      try { callback(); } catch (e) { describe(e); }
+      try { shared.fire(id); } catch (e) { describe(e); }
     },
-    // The source text of a function the engine parsed (read with the built-in
-    // Function.prototype.toString as this prelude found it); null for anything else.
-    sourceOf(f) {
-      if (typeof f !== "function") return null;
-      try { return apply(functionSource, f, []); } catch (e) { return null; }
-    },
+    sourceOf: shared.sourceOf,
   };
   return api;
 `;
