@@ -42,7 +42,9 @@ KINDS = [
 
 
 @pytest.mark.parametrize(("code", "kind", "name"), KINDS)
-async def test_errors_are_classified_alike(driver: codemode.IsolateDriver, code: str, kind: str, name: str) -> None:
+async def test_errors_are_classified_alike(
+    driver: codemode.IsolateDriver, code: str, kind: str, name: str
+) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0, memory_limit_mb=32)
     result = await cm.execute(code)
     assert result.error is not None, result
@@ -112,7 +114,10 @@ async def test_console_lines_past_the_limit_are_cut_alike(driver: codemode.Isola
     )
     result = await strict.execute("for (let i = 0; i < 5; i++) console.log(i)\nreturn 1")
     assert result.error is not None
-    assert (result.error.kind, result.error.message) == ("output_limit", say("log_limit", lines=2, bytes=1 << 20))
+    assert (result.error.kind, result.error.message) == (
+        "output_limit",
+        say("log_limit", lines=2, bytes=1 << 20),
+    )
 
 
 async def test_console_events_keep_the_time_each_line_was_written(driver: codemode.IsolateDriver) -> None:

@@ -473,7 +473,8 @@ def say(key: str, **values: object) -> str:
 
 def _is_stack_overflow(name: str, message: str) -> bool:
     """The engine's own stack limit (a ``memory`` error that keeps its name and message)."""
-    return name in ("RangeError", "InternalError") and ("stack overflow" in message or "call stack size" in message)
+    overflow = "stack overflow" in message or "call stack size" in message
+    return overflow and name in ("RangeError", "InternalError")
 
 
 _PROPAGATE = (SystemExit, KeyboardInterrupt)
