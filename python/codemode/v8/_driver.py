@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 
 from .. import _core
@@ -58,6 +59,7 @@ _RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code
 _WATCH_INTERVAL = 0.02  # seconds between two looks at running engines' memory
 _LINGER = 10.0  # seconds an idle engine no open driver wants stays before it ends
 _SPIN_SECONDS = 50e-6  # how long a run polls for the engine's answer after sending results
+_YIELD_EVERY = 0.002  # seconds a run may go on handling answers without letting its loop run
 _READ_MAX = 1 << 20
 _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
@@ -784,6 +786,8 @@ def _launch_config(mib: int, inject: str | None) -> str:
     )
 
 
+_sched_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
+
 _LIVE: set[subprocess.Popen[bytes]] = set()  # engine processes not yet reaped
 
 
@@ -914,7 +918,8 @@ class _V8Run(_Run):
 
     def _poll(self) -> None:
         """Right after a message went out: read the answer if it comes within
-        ``_SPIN_SECONDS`` (waking from the event loop's poll would cost more)."""
+        ``_SPIN_SECONDS`` (waking from the event loop's poll would cost more). Between two
+        reads the CPU is offered to whatever waits for it, such as the engine itself."""
         engine = self.engine
         if engine is None or engine.out:
             return
@@ -925,6 +930,8 @@ class _V8Run(_Run):
                 data = os.read(fd, _READ_MAX)
             except BlockingIOError:
                 if time.perf_counter() < until:
+                    # Should the engine wait for this CPU (a loaded machine), let it run.
+                    _sched_yield()
                     continue
                 return
             except OSError:
@@ -1053,6 +1060,7 @@ class _V8Run(_Run):
         if engine is not None:
             self._begin(engine)
         done = False
+        yield_at = time.perf_counter() + _YIELD_EVERY
         try:
             while True:
                 self.wakeup = anyio.Event()
@@ -1066,6 +1074,11 @@ class _V8Run(_Run):
                 if self.events:
                     await self._flush_events()
                 if self.inbox or self.completions:
+                    if time.perf_counter() > yield_at:
+                        # Answers that came while polling keep this loop busy without a
+                        # pause: let the event loop's other work run now and then.
+                        await anyio.lowlevel.checkpoint()
+                        yield_at = time.perf_counter() + _YIELD_EVERY
                     continue
                 wait = self.deadline - time.perf_counter()
                 if wait <= 0:
@@ -1076,6 +1089,7 @@ class _V8Run(_Run):
                     return result
                 with anyio.move_on_after(wait):
                     await self.wakeup.wait()
+                yield_at = time.perf_counter() + _YIELD_EVERY
         except anyio.get_cancelled_exc_class():
             self._abandon()
             done = True
