@@ -5,16 +5,37 @@ in a fresh isolate made with isolated-vm (a bare V8 isolate: no Node.js realm, n
 ``process``, nothing but ECMAScript built-ins and the sandbox prelude), disposed the moment
 the execution ends. Whatever a program does (run out of memory, crash V8, loop inside a
 native built-in) touches only its own engine process: Python kills it at the deadline or on
-cancellation, and a process that died is replaced. Engines are pre-warmed per memory limit
-and reused by later executions, each with a new isolate; at most ``max_workers`` run at once.
+cancellation, and a process that died is replaced.
 
-Engine processes start through :mod:`codemode.v8._launch`, the one place where the OS
-confinement of the process (and its rlimits) is applied before ``node`` is executed.
+Engines belong to one pool per Python process and Node.js executable (:class:`_Pool`),
+shared by every :class:`V8Driver`: they are pre-warmed per memory limit and reused by later
+executions, each with a new isolate. A driver caps its own executions running at once
+(``max_workers``); the pool holds at most the sum of its open drivers' caps. Closing a
+driver ends its executions; idle engines no open driver wants end after ``_LINGER``
+seconds, and every engine at exit. Engine processes start through
+:mod:`codemode.v8._launch`, the one place where the OS confinement of the process (and its
+rlimits) is applied before ``node`` is executed.
 
-Python and an engine speak one line per message over pipes (see ``host.mjs``). A reader
-thread per engine receives its lines and wakes the execution they belong to on its own
-event loop (asyncio or trio), so one driver serves any number of loops and executions at
-once. Tool calls are validated, run and settled by the same code as the QuickJS driver's.
+Python and an engine speak one line per message over pipes (see ``host.mjs``). Who reads an
+engine's stdout:
+
+- the execution that holds it, on its own event loop (``loop.add_reader`` on asyncio, a
+  task in ``wait_readable`` on trio), from the moment it takes the engine to its outcome
+  line (``o``/``f``) or the end of the output. Its writes are non-blocking (what does not
+  fit waits for the pipe to have room), and right after it sends tool results it polls
+  ``_SPIN_SECONDS`` for the next message, offering the CPU between reads; the engine polls
+  likewise after it sends a tool call. So a sequential tool call usually costs no wake-up
+  from either side's poll;
+- else the pool's watcher thread: engines starting or getting ready again (until their
+  ``i`` line) and engines whose output ended (then it reaps them and tells their execution
+  why). An idle engine's stdout is read by nobody; the watcher reads every engine's stderr
+  (an idle engine's death shows there, and V8's out-of-memory report ends the process), and
+  while executions run it checks their engines' memory and the grace time of engines
+  getting ready after a run.
+
+Messages for an execution that come from the watcher (an engine handed over, an engine
+that died, a closed driver) wake its loop with ``call_soon_threadsafe`` or a trio token.
+Tool calls are validated, run and settled by the same code as the QuickJS driver's.
 """
 
 from __future__ import annotations
@@ -341,9 +362,10 @@ class _Pool:
         engine.run = run
         run.driver._active += 1
         run.holds_slot = True
-        if not self.running and not self.recycling:
-            self.wake()  # the watcher starts its memory checks
+        quiet = not self.running and not self.recycling
         self.running.add(engine)
+        if quiet:
+            self.wake()  # the watcher starts its memory checks (it sees running first)
 
     def _free_slot(self, run: _V8Run) -> None:
         if run.holds_slot:
@@ -617,11 +639,18 @@ class _Pool:
             engine.check_memory()
 
     def _ready(self, engine: _Engine) -> None:
-        """``engine`` is ready for an execution (watcher thread)."""
-        if not engine.rss_limit:
-            idle = engine.rss()
-            if idle:
-                engine.rss_limit = idle + ((2 * engine.mib + _RSS_SLACK_MIB) << 20)
+        """``engine`` is ready for an execution (watcher thread). Its next execution may
+        grow its memory by twice its limit plus some slack from what it holds now; an engine
+        already holding that much more than when it first got ready (memory a past program
+        left behind, that V8 did not give back) is retired instead."""
+        rss = engine.rss()
+        if rss:
+            allowance = (2 * engine.mib + _RSS_SLACK_MIB) << 20
+            if not engine.first_rss:
+                engine.first_rss = rss
+            elif rss > engine.first_rss + allowance:
+                engine.kill()
+            engine.rss_limit = rss + allowance
         with self.lock:
             if engine.fresh:
                 engine.fresh = False
@@ -682,6 +711,7 @@ class _Engine:
         self.stderr = b""
         self.returncode: int | None = None
         self.rss_limit = 0
+        self.first_rss = 0  # resident memory when it was first ready
         self.memory_exceeded = False
         self.idle_since = 0.0
 
