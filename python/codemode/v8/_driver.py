@@ -495,12 +495,13 @@ class _Pool:
 
     def _watch(self) -> None:
         while True:
-            if self.running or self.recycling or self.dying:
-                timeout: float | None = _WATCH_INTERVAL
-            elif any(self.idle.values()):
-                timeout = _LINGER / 4
-            else:
-                timeout = None
+            with self.lock:  # other threads change these (and wake this one after)
+                if self.running or self.recycling or self.dying:
+                    timeout: float | None = _WATCH_INTERVAL
+                elif any(self.idle.values()):
+                    timeout = _LINGER / 4
+                else:
+                    timeout = None
             try:
                 for key, _ in self.selector.select(timeout):
                     key.data()
