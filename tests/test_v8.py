@@ -201,3 +201,49 @@ async def test_a_missing_engine_is_an_error_result(monkeypatch: pytest.MonkeyPat
     result = await cm.execute("return 1")
     assert result.error is not None and result.error.kind == "internal"
     assert "isolated-vm" in result.error.message
+
+
+async def test_drivers_share_one_pool_and_close_only_their_own() -> None:
+    import anyio
+
+    first, second = codemode.V8Driver(), codemode.V8Driver(max_workers=4)
+    one = codemode.create_code_mode(make_tools(), driver=first, timeout=10.0)
+    two = codemode.create_code_mode(make_tools(), driver=second, timeout=10.0)
+    try:
+        assert (await one.execute("return 1")).result == 1
+        assert (await two.execute("return 2")).result == 2
+        assert first._get_pool() is second._get_pool()
+        results: dict[str, object] = {}
+
+        async def run(name: str, cm: codemode.CodeMode, code: str) -> None:
+            results[name] = await cm.execute(code)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, "first", one, "await external_sleep({ ms: 5000 })\nreturn 'slept'")
+            tg.start_soon(run, "second", two, "await external_sleep({ ms: 300 })\nreturn 'second'")
+            await anyio.sleep(0.1)
+            first.close()  # ends the first driver's execution, not the second's
+        ended = results["first"]
+        assert isinstance(ended, codemode.ExecutionResult)
+        assert ended.error is not None and ended.error.kind == "runtime", ended
+        assert isinstance(results["second"], codemode.ExecutionResult)
+        assert results["second"].result == "second"
+        assert (await two.execute("return 3")).result == 3
+        closed = await one.execute("return 4")
+        assert closed.error is not None and "closed" in closed.error.message
+    finally:
+        first.close()
+        second.close()
+
+
+async def test_sequential_tool_calls_are_answered_on_the_loop() -> None:
+    # Many sequential calls in one execution, on either event loop (asyncio or trio): the
+    # engine is read on the run's own loop, with polling right after each answer.
+    driver = codemode.V8Driver()
+    cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=20.0)
+    try:
+        code = "let t = 0\nfor (let i = 0; i < 2000; i++) { const r = await external_echo({ i }); t += r.i }\nreturn t"
+        result = await cm.execute(code)
+        assert result.result == sum(range(2000)), result
+    finally:
+        driver.close()

@@ -5,33 +5,58 @@ in a fresh isolate made with isolated-vm (a bare V8 isolate: no Node.js realm, n
 ``process``, nothing but ECMAScript built-ins and the sandbox prelude), disposed the moment
 the execution ends. Whatever a program does (run out of memory, crash V8, loop inside a
 native built-in) touches only its own engine process: Python kills it at the deadline or on
-cancellation, and a process that died is replaced. Engines are pre-warmed per memory limit
-and reused by later executions, each with a new isolate; at most ``max_workers`` run at once.
+cancellation, and a process that died is replaced.
 
-Engine processes start through :mod:`codemode.v8._launch`, the one place where the OS
-confinement of the process (and its rlimits) is applied before ``node`` is executed.
+Engines belong to one pool per Python process and Node.js executable (:class:`_Pool`),
+shared by every :class:`V8Driver`: they are pre-warmed per memory limit and reused by later
+executions, each with a new isolate. A driver caps its own executions running at once
+(``max_workers``); the pool holds at most the sum of its open drivers' caps. Closing a
+driver ends its executions; idle engines no open driver wants end after ``_LINGER``
+seconds, and every engine at exit. Engine processes start through
+:mod:`codemode.v8._launch`, the one place where the OS confinement of the process (and its
+rlimits) is applied before ``node`` is executed.
 
-Python and an engine speak one line per message over pipes (see ``host.mjs``). A reader
-thread per engine receives its lines and wakes the execution they belong to on its own
-event loop (asyncio or trio), so one driver serves any number of loops and executions at
-once. Tool calls are validated, run and settled by the same code as the QuickJS driver's.
+Python and an engine speak one line per message over pipes (see ``host.mjs``). Who reads an
+engine's stdout:
+
+- the execution that holds it, on its own event loop (``loop.add_reader`` on asyncio, a
+  task in ``wait_readable`` on trio), from the moment it takes the engine to its outcome
+  line (``o``/``f``) or the end of the output. Its writes are non-blocking (what does not
+  fit waits for the pipe to have room), and right after it sends tool results it polls
+  ``_SPIN_SECONDS`` for the next message, offering the CPU between reads; the engine polls
+  likewise after it sends a tool call. So a sequential tool call usually costs no wake-up
+  from either side's poll;
+- else the pool's watcher thread: engines starting or getting ready again (until their
+  ``i`` line) and engines whose output ended (then it reaps them and tells their execution
+  why). An idle engine's stdout is read by nobody; the watcher reads every engine's stderr
+  (an idle engine's death shows there, and V8's out-of-memory report ends the process), and
+  while executions run it checks their engines' memory and the grace time of engines
+  getting ready after a run.
+
+Messages for an execution that come from the watcher (an engine handed over, an engine
+that died, a closed driver) wake its loop with ``call_soon_threadsafe`` or a trio token.
+Tool calls are validated, run and settled by the same code as the QuickJS driver's.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
+import selectors
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import orjson
 
 from .. import _core
@@ -52,6 +77,12 @@ _TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", 
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
 _RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code, copies in transit)
 _WATCH_INTERVAL = 0.02  # seconds between two looks at running engines' memory
+_LINGER = 10.0  # seconds an idle engine no open driver wants stays before it ends
+_SPIN_SECONDS = 50e-6  # how long a run polls for the engine's answer after sending results
+_YIELD_EVERY = 0.002  # seconds a run may go on handling answers without letting its loop run
+_READ_MAX = 1 << 20
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _STDERR_MAX = 4096
 _ENGINE_WAIT_MAX = 30.0  # seconds an execution may wait for an engine before it times out
@@ -107,172 +138,57 @@ class V8Driver:
     Same contract and limits as :class:`codemode.QuickJSDriver`; use it with
     ``create_code_mode(tools, driver=codemode.V8Driver())``. Needs the ``codemode[v8-engine]`` extra.
 
-    ``node``: path of the Node.js executable (default: the one the extra installs).
-    ``prewarm``: engine processes kept ready for each memory limit in use (one costs about
-    50 ms of CPU to start and some 40 MiB of memory while it waits).
-    ``max_workers``: engine processes at most, i.e. executions running at once; more wait
-    their turn (their wait counts towards their timeout).
+    Engine processes belong to one pool per Python process (per Node.js executable), shared
+    by every ``V8Driver``: making a driver starts nothing, and an engine warmed up for one
+    driver serves the next.
+
+    ``node``: path of the Node.js executable (default: the one the extra installs); drivers
+    with different ``node`` use different pools.
+    ``prewarm``: engine processes kept ready for each memory limit this driver uses (one costs
+    about 50 ms of CPU to start and some 40 MiB of memory while it waits).
+    ``max_workers``: executions of this driver running at once (each holds an engine
+    process); more wait their turn (their wait counts towards their timeout). The pool has
+    room for the sum of its open drivers' ``max_workers``.
+
+    :meth:`close` ends this driver's executions (they fail) and its claim on the pool; idle
+    engines nobody wants any more end after ``_LINGER`` seconds, and all at exit.
     """
 
     def __init__(self, *, node: str | None = None, prewarm: int = 2, max_workers: int = 32) -> None:
         self.node = node
         self.prewarm = prewarm
         self.max_workers = max(1, max_workers)
-        self._lock = threading.Lock()
-        self._idle: dict[int, list[_Engine]] = {}
-        self._starting: dict[int, int] = {}
-        self._want: dict[int, int] = {}
-        self._waiters: dict[int, deque[_V8Run]] = {}
-        self._engines: set[_Engine] = set()
-        self._recycling: dict[_Engine, float] = {}
-        self._running: set[_Engine] = set()
-        self._supervisor: threading.Thread | None = None
+        self._pool: _Pool | None = None
+        self._want: dict[int, int] = {}  # engines to keep ready per memory limit (pool lock)
+        self._active = 0  # executions of this driver holding an engine (pool lock)
         self._closed = False
-        self._paths: tuple[str, str] | None = None
 
-    # -- engines -------------------------------------------------------------------------
-
-    def _resolve(self) -> tuple[str, str]:
-        if self._paths is None:
+    def _get_pool(self) -> _Pool:
+        """The pool of this driver's Node.js (found, and joined, on first use)."""
+        if self._closed:
+            raise RuntimeError("this V8Driver has been closed")
+        pool = self._pool
+        if pool is None:
             node = os.path.realpath(self.node) if self.node else find_node()
-            self._paths = (node, find_addon())
-        return self._paths
+            pool = _pool_for(node, find_addon(), _test_inject())
+            pool.attach(self)
+            self._pool = pool
+        return pool
 
-    def _spawn(self, mib: int) -> None:
-        """Start an engine for ``mib`` (lock held)."""
-        node, addon = self._resolve()
-        engine = _Engine(self, node, addon, mib)
-        self._engines.add(engine)
-        self._starting[mib] = self._starting.get(mib, 0) + 1
-
-    def _refill(self) -> None:
-        """Start engines for waiting executions, and up to the wanted number per limit (lock held)."""
-        for mib, waiters in self._waiters.items():
-            while self._starting.get(mib, 0) < len(waiters) and len(self._engines) < self.max_workers:
-                self._spawn(mib)
-        for mib, want in self._want.items():
-            while (
-                len(self._idle.get(mib, ())) + self._starting.get(mib, 0) < want
-                and len(self._engines) < self.max_workers
-            ):
-                self._spawn(mib)
-        if len(self._engines) >= self.max_workers and any(self._waiters.values()):
-            # Make room: an idle engine of a limit nobody is waiting for.
-            for mib, idle in self._idle.items():
-                if idle and not self._waiters.get(mib):
-                    idle.pop().kill()
-                    return
-
-    def _acquire(self, run: _V8Run, mib: int) -> _Engine | None:
-        """An idle engine for ``run``, or ``None`` (``run`` then waits for one)."""
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("this V8Driver has been closed")
-            self._want.setdefault(mib, 1)
-            idle = self._idle.get(mib)
-            while idle:
-                engine = idle.pop()
-                if not engine.dead:
-                    engine.run = run
-                    self._refill()
-                    return engine
-            self._waiters.setdefault(mib, deque()).append(run)
-            self._refill()
-            return None
-
-    def _forget_waiter(self, run: _V8Run, mib: int) -> None:
-        with self._lock:
-            waiters = self._waiters.get(mib)
-            if waiters is not None and run in waiters:
-                waiters.remove(run)
-
-    def _ready(self, engine: _Engine) -> None:
-        """``engine`` (reader thread) is ready for an execution."""
-        with self._lock:
-            if engine.fresh:
-                engine.fresh = False
-                self._starting[engine.mib] -= 1
-            self._recycling.pop(engine, None)
-            if engine.dead or self._closed:
-                return
-            waiters = self._waiters.get(engine.mib)
-            run = waiters.popleft() if waiters else None
-            if run is None:
-                self._idle.setdefault(engine.mib, []).append(engine)
-            else:
-                engine.run = run
-        if run is not None:
-            run.hand_over(engine)
-
-    def _busy(self, engine: _Engine) -> None:
-        """``engine`` has started an execution: watch its memory."""
-        with self._lock:
-            self._running.add(engine)
-            self._supervise()
-
-    def _finished(self, engine: _Engine) -> None:
-        """``engine``'s execution is over; it should be ready again within the grace time,
-        else it is killed (a program stuck where its isolate cannot be stopped)."""
-        with self._lock:
-            engine.run = None
-            self._running.discard(engine)
-            if engine.dead:
-                return
-            self._recycling[engine] = time.monotonic() + _RECYCLE_GRACE
-            self._supervise()
-
-    def _supervise(self) -> None:
-        """Start the supervisor thread if it is not running (lock held)."""
-        if self._supervisor is None or not self._supervisor.is_alive():
-            self._supervisor = threading.Thread(
-                target=self._watch, name="codemode-v8-supervisor", daemon=True
-            )
-            self._supervisor.start()
-
-    def _watch(self) -> None:
-        """While engines run or recycle: kill those over their memory or past their grace."""
-        while True:
-            time.sleep(_WATCH_INTERVAL)
-            with self._lock:
-                if not self._recycling and not self._running:
-                    self._supervisor = None
-                    return
-                now = time.monotonic()
-                overdue = [e for e, until in self._recycling.items() if until < now]
-                running = list(self._running)
-            for engine in overdue:
-                engine.kill()
-            for engine in running:
-                engine.check_memory()
-
-    def _gone(self, engine: _Engine) -> None:
-        """``engine`` (reader thread) has exited."""
-        with self._lock:
-            self._engines.discard(engine)
-            self._recycling.pop(engine, None)
-            self._running.discard(engine)
-            if engine.fresh:
-                engine.fresh = False
-                self._starting[engine.mib] -= 1
-                # It never became ready: the runs waiting for it learn why, instead of waiting.
-                failed = list(self._waiters.pop(engine.mib, ()))
-            else:
-                failed = []
-            idle = self._idle.get(engine.mib)
-            if idle and engine in idle:
-                idle.remove(engine)
-            if not self._closed and not failed:
-                self._refill()
-        for run in failed:
-            run.deliver(b"x" + engine.exit_report())
+    @property
+    def _engines(self) -> set[_Engine]:
+        """The engine processes of this driver's pool (tests look at them)."""
+        pool = self._pool
+        if pool is None:
+            return set()
+        with pool.lock:
+            return set(pool.engines)
 
     def prewarm_engines(self, mib: int, count: int) -> None:
         """Keep ``count`` engines ready for executions of ``mib`` MiB."""
-        with self._lock:
-            if self._closed:
-                return
-            self._want[mib] = max(self._want.get(mib, 0), min(count, self.max_workers))
-            self._refill()
+        if self._closed:
+            return
+        self._get_pool().want(self, mib, count)
 
     # -- the driver protocol ---------------------------------------------------------------
 
@@ -296,13 +212,10 @@ class V8Driver:
         return context
 
     def close(self) -> None:
-        """Stop every engine process (running executions fail)."""
-        with self._lock:
-            self._closed = True
-            engines = list(self._engines)
-            self._idle.clear()
-        for engine in engines:
-            engine.kill()
+        """End this driver's executions (running ones fail) and stop using the shared pool."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.detach(self)
 
 
 class V8Context(EngineContext):
@@ -322,35 +235,494 @@ def _memory_mib(limits: Limits) -> int:
     return max(1, int(limits.memory_limit_mb + 0.999))
 
 
-class _Engine:
-    """One engine process and the thread that starts it and reads its output (so that
-    starting a process never holds up an event loop)."""
+def _test_inject() -> str | None:
+    # Tests only (tests/hostile/test_v8_host_confinement.py): a module the engine runs in its
+    # own realm before anything else. Read from the Python process's environment when a
+    # driver first needs its pool; a program has no way to set it.
+    inject = os.environ.get("CODEMODE_V8_TEST_INJECT")
+    return os.path.realpath(inject) if inject else None
 
-    def __init__(self, driver: V8Driver, node: str, addon: str, mib: int) -> None:
-        self.driver = driver
+
+_POOLS: dict[tuple[str, str, str | None], _Pool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool_for(node: str, addon: str, inject: str | None) -> _Pool:
+    """The process's pool for this Node.js, engine addon (and test hook)."""
+    key = (node, addon, inject)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = _Pool(node, addon, inject)
+        return pool
+
+
+class _Pool:
+    """The engine processes of one Node.js, shared by the ``V8Driver`` objects that use it.
+
+    An engine's stdout is read by exactly one party at a time: the execution it serves (on
+    that execution's event loop, from the moment it takes the engine until its outcome line
+    or the end of the output), else this pool's watcher thread. The watcher reads engines
+    that are starting or getting ready again after a run (until their ``i`` line), and dead
+    ones (to the end of their output, then reaps them); it reads every engine's stderr; and
+    while executions run it checks their engines' memory and the grace time of engines
+    getting ready. An idle engine's stdout is read by nobody: its death shows on its stderr.
+    All changes to the watcher's selector happen on the watcher thread (``commands``).
+    """
+
+    def __init__(self, node: str, addon: str, inject: str | None) -> None:
+        self.node = node
+        self.addon = addon
+        self.inject = inject
+        self.lock = threading.Lock()
+        self.drivers: weakref.WeakSet[V8Driver] = weakref.WeakSet()
+        self.engines: set[_Engine] = set()
+        self.idle: dict[int, list[_Engine]] = {}
+        self.starting: dict[int, int] = {}
+        self.waiters: deque[_V8Run] = deque()
+        self.running: set[_Engine] = set()
+        self.recycling: dict[_Engine, float] = {}
+        self.dying: set[_Engine] = set()  # output ended, stderr not yet (watcher thread)
+        self.commands: deque[Callable[[], None]] = deque()
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, self._woken)
+        self._last_check = 0.0
+        threading.Thread(target=self._watch, name="codemode-v8-watcher", daemon=True).start()
+
+    # -- drivers (any thread) --------------------------------------------------------------
+
+    def attach(self, driver: V8Driver) -> None:
+        with self.lock:
+            self.drivers.add(driver)
+
+    def detach(self, driver: V8Driver) -> None:
+        """``driver`` is closed: its waiting executions fail, its running ones end with their
+        engine, and its wants no longer count."""
+        with self.lock:
+            self.drivers.discard(driver)
+            failed = [run for run in self.waiters if run.driver is driver]
+            for run in failed:
+                self.waiters.remove(run)
+            doomed = [e for e in self.engines if e.run is not None and e.run.driver is driver]
+        for run in failed:
+            run.deliver(b"e " + orjson.dumps("the V8Driver was closed"))
+        for engine in doomed:
+            engine.kill()
+        self.wake()  # idle engines may now be unwanted
+
+    def want(self, driver: V8Driver, mib: int, count: int) -> None:
+        with self.lock:
+            driver._want[mib] = max(driver._want.get(mib, 0), min(count, driver.max_workers))
+            self._refill()
+
+    def _cap(self) -> int:
+        """Engine processes at most: the sum of the open drivers' ``max_workers``."""
+        return sum(d.max_workers for d in self.drivers if not d._closed)
+
+    def _wants(self) -> dict[int, int]:
+        wants: dict[int, int] = {}
+        for driver in self.drivers:
+            if not driver._closed:
+                for mib, count in driver._want.items():
+                    wants[mib] = max(wants.get(mib, 0), count)
+        return wants
+
+    # -- engines for executions --------------------------------------------------------------
+
+    def acquire(self, run: _V8Run) -> _Engine | None:
+        """An idle engine for ``run`` (run's thread), or ``None``: ``run`` then waits for one,
+        handed over with a ``p`` message."""
+        with self.lock:
+            driver = run.driver
+            if driver._closed:
+                raise RuntimeError("this V8Driver has been closed")
+            driver._want.setdefault(run.mib, 1)
+            engine = self._take_idle(run.mib) if driver._active < driver.max_workers else None
+            if engine is not None:
+                self._assign(engine, run)
+            else:
+                self.waiters.append(run)
+            self._refill()
+        return engine
+
+    def _take_idle(self, mib: int) -> _Engine | None:
+        idle = self.idle.get(mib)
+        while idle:
+            engine = idle.pop()
+            if not engine.dead:
+                return engine
+        return None
+
+    def _assign(self, engine: _Engine, run: _V8Run) -> None:
+        """``engine`` serves ``run`` (lock held)."""
+        engine.run = run
+        run.driver._active += 1
+        run.holds_slot = True
+        quiet = not self.running and not self.recycling
+        self.running.add(engine)
+        if quiet:
+            self.wake()  # the watcher starts its memory checks (it sees running first)
+
+    def _free_slot(self, run: _V8Run) -> None:
+        if run.holds_slot:
+            run.holds_slot = False
+            run.driver._active -= 1
+
+    def _dispatch(self) -> list[tuple[_V8Run, _Engine]]:
+        """Give idle engines to waiting runs whose driver has room (lock held); the caller
+        notifies them (``run.hand_over``) once the lock is released."""
+        handed = []
+        for run in list(self.waiters):
+            if run.driver._active >= run.driver.max_workers:
+                continue
+            engine = self._take_idle(run.mib)
+            if engine is None:
+                continue
+            self.waiters.remove(run)
+            self._assign(engine, run)
+            run.handed = engine
+            handed.append((run, engine))
+        return handed
+
+    def _refill(self) -> None:
+        """Start engines for waiting runs that may run, and up to the wanted number of idle
+        ones per limit (lock held)."""
+        cap = self._cap()
+        need: dict[int, int] = {}
+        room: dict[V8Driver, int] = {}
+        for run in self.waiters:
+            left = room.setdefault(run.driver, run.driver.max_workers - run.driver._active)
+            if left > 0:
+                room[run.driver] = left - 1
+                need[run.mib] = need.get(run.mib, 0) + 1
+        for mib, count in need.items():
+            while self.starting.get(mib, 0) < count and len(self.engines) < cap:
+                self._spawn(mib)
+        for mib, want in self._wants().items():
+            while len(self.idle.get(mib, ())) + self.starting.get(mib, 0) < want and len(self.engines) < cap:
+                self._spawn(mib)
+        if need and len(self.engines) >= cap:
+            # Make room: an idle engine of a limit nobody is waiting for.
+            for mib, idle in self.idle.items():
+                if idle and mib not in need:
+                    idle.pop().kill()
+                    return
+
+    def _spawn(self, mib: int) -> None:
+        """Start an engine for ``mib`` in a thread of its own (lock held)."""
+        engine = _Engine(self, mib)
+        self.engines.add(engine)
+        self.starting[mib] = self.starting.get(mib, 0) + 1
+        threading.Thread(target=self._start, args=(engine,), name="codemode-v8-start", daemon=True).start()
+
+    def _start(self, engine: _Engine) -> None:
+        try:
+            engine.start()
+        except OSError as e:
+            engine.stderr = f"the engine process could not be started: {e}".encode()
+            engine.dead = True
+            self._gone(engine)
+            return
+        self.command(lambda: self._watch_engine(engine))
+
+    def forget_waiter(self, run: _V8Run) -> None:
+        """``run`` gives up (run's thread): out of the queue, and an engine handed to it but
+        not yet taken goes back (idle, or to be reaped)."""
+        with self.lock:
+            if run in self.waiters:
+                self.waiters.remove(run)
+            engine, run.handed = run.handed, None
+            if engine is None:
+                return
+            engine.run = None
+            self.running.discard(engine)
+            self._free_slot(run)
+            if not engine.dead:
+                self.idle.setdefault(engine.mib, []).append(engine)
+                engine.idle_since = time.monotonic()
+            handed = self._dispatch()
+        if engine.dead:
+            self.command(lambda: self._adopt(engine))
+        for waiter, given in handed:
+            waiter.hand_over(given)
+
+    def take_handed(self, run: _V8Run) -> _Engine | None:
+        with self.lock:
+            engine, run.handed = run.handed, None
+            return engine
+
+    def give_back(self, engine: _Engine, run: _V8Run, *, ended: bool) -> None:
+        """``run`` no longer reads ``engine`` (run's thread): its outcome came, or it gave
+        up, or (``ended``) the engine's output ended; then the watcher reaps the process and
+        tells ``run`` why it ended. Bytes already read stay in ``engine.buffer``."""
+        with self.lock:
+            self.running.discard(engine)
+            self._free_slot(run)
+            if not ended:
+                engine.run = None
+                if not engine.dead:
+                    self.recycling[engine] = time.monotonic() + _RECYCLE_GRACE
+            handed = self._dispatch()
+            if self.waiters:
+                self._refill()
+        self.command(lambda: self._adopt(engine))
+        for waiter, given in handed:
+            waiter.hand_over(given)
+
+    # -- the watcher thread ------------------------------------------------------------------
+
+    def command(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the watcher thread."""
+        self.commands.append(fn)
+        self.wake()
+
+    def wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"w")
+        except BlockingIOError:  # already awake
+            pass
+
+    def _woken(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _watch(self) -> None:
+        while True:
+            with self.lock:  # other threads change these (and wake this one after)
+                if self.running or self.recycling or self.dying:
+                    timeout: float | None = _WATCH_INTERVAL
+                elif any(self.idle.values()):
+                    timeout = _LINGER / 4
+                else:
+                    timeout = None
+            try:
+                for key, _ in self.selector.select(timeout):
+                    key.data()
+                while self.commands:
+                    self.commands.popleft()()
+                self._supervise()
+            except Exception:  # a bug here must not leave every engine unwatched
+                import traceback
+
+                traceback.print_exc()
+
+    def _watch_engine(self, engine: _Engine) -> None:
+        """A started engine: watch its output until it is ready, and its stderr always."""
+        self.selector.register(engine.stderr_fd, selectors.EVENT_READ, lambda: self._on_stderr(engine))
+        self._adopt(engine)
+
+    def _adopt(self, engine: _Engine) -> None:
+        """The watcher reads ``engine``'s stdout (what is buffered first)."""
+        if engine.stdout_fd < 0 or engine.stdout_eof:
+            return
+        if not engine.watched:
+            engine.watched = True
+            self.selector.register(engine.stdout_fd, selectors.EVENT_READ, lambda: self._on_stdout(engine))
+        if engine.buffer:
+            self._feed(engine, b"")
+
+    def _unwatch(self, engine: _Engine) -> None:
+        if engine.watched:
+            engine.watched = False
+            self.selector.unregister(engine.stdout_fd)
+
+    def _on_stdout(self, engine: _Engine) -> None:
+        try:
+            data = os.read(engine.stdout_fd, _READ_MAX)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._feed(engine, data)
+            return
+        self._unwatch(engine)
+        engine.stdout_eof = time.monotonic()
+        engine.dead = True
+        _stop(engine.proc)
+        self.dying.add(engine)
+        self._reap_if_done(engine)
+
+    def _feed(self, engine: _Engine, data: bytes) -> None:
+        buffer = engine.buffer
+        buffer += data
+        while True:
+            nl = buffer.find(b"\n")
+            if nl < 0:
+                return
+            line = bytes(buffer[:nl])
+            del buffer[: nl + 1]
+            if line == b"i":
+                self._unwatch(engine)
+                self._ready(engine)
+                return
+            run = engine.run
+            if run is not None and line:
+                run.deliver(line)
+
+    def _on_stderr(self, engine: _Engine) -> None:
+        """Keep the end of the process's stderr. V8 giving up on memory can hang in its own
+        report instead of exiting: the first lines of that report end the process."""
+        try:
+            chunk = os.read(engine.stderr_fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if chunk:
+            engine.stderr = (engine.stderr + chunk)[-_STDERR_MAX:]
+            if any(marker in engine.stderr for marker in _OOM_MARKERS):
+                engine.memory_exceeded = True
+                engine.kill()
+            return
+        self.selector.unregister(engine.stderr_fd)
+        engine.stderr_eof = True
+        with self.lock:
+            engine.dead = True
+            unread = engine.run is None
+            if engine in self.idle.get(engine.mib, ()):
+                self.idle[engine.mib].remove(engine)
+        _stop(engine.proc)
+        if unread:  # idle: nobody reads its stdout; read it to its end, then reap
+            self._adopt(engine)
+        self._reap_if_done(engine)
+
+    def _reap_if_done(self, engine: _Engine) -> None:
+        """Reap an engine whose output ended once its stderr ended too (or after a second)."""
+        if not engine.stdout_eof or engine not in self.dying:
+            return
+        if not engine.stderr_eof and time.monotonic() - engine.stdout_eof < 1.0:
+            return
+        self.dying.discard(engine)
+        if not engine.stderr_eof:
+            engine.stderr_eof = True
+            self.selector.unregister(engine.stderr_fd)
+        proc = engine.proc
+        assert proc is not None
+        _stop(proc)
+        try:
+            engine.returncode = proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            engine.returncode = None
+        _LIVE.discard(proc)
+        engine.close_fds()
+        self._gone(engine)
+
+    def _supervise(self) -> None:
+        """Kill engines over their memory or past their grace; end unwanted idle ones."""
+        now = time.monotonic()
+        if now - self._last_check < _WATCH_INTERVAL * 0.9:
+            return
+        self._last_check = now
+        for engine in list(self.dying):
+            self._reap_if_done(engine)
+        with self.lock:
+            overdue = [e for e, until in self.recycling.items() if until < now]
+            running = list(self.running)
+            wants = self._wants()
+            unwanted = []
+            for mib, idle in self.idle.items():
+                keep = wants.get(mib, 0)
+                spare = [e for e in idle[: max(0, len(idle) - keep)] if now - e.idle_since > _LINGER]
+                for engine in spare:
+                    idle.remove(engine)
+                unwanted += spare
+        for engine in overdue + unwanted:
+            engine.kill()
+        for engine in running:
+            engine.check_memory()
+
+    def _ready(self, engine: _Engine) -> None:
+        """``engine`` is ready for an execution (watcher thread). Its next execution may
+        grow its memory by twice its limit plus some slack from what it holds now; an engine
+        already holding that much more than when it first got ready (memory a past program
+        left behind, that V8 did not give back) is retired instead."""
+        rss = engine.rss()
+        if rss:
+            allowance = (2 * engine.mib + _RSS_SLACK_MIB) << 20
+            if not engine.first_rss:
+                engine.first_rss = rss
+            elif rss > engine.first_rss + allowance:
+                engine.kill()
+            engine.rss_limit = rss + allowance
+        with self.lock:
+            if engine.fresh:
+                engine.fresh = False
+                self.starting[engine.mib] -= 1
+            self.recycling.pop(engine, None)
+            if engine.dead:
+                return
+            engine.idle_since = time.monotonic()
+            self.idle.setdefault(engine.mib, []).append(engine)
+            handed = self._dispatch()
+        for run, given in handed:
+            run.hand_over(given)
+
+    def _gone(self, engine: _Engine) -> None:
+        """``engine``'s process has ended and been reaped."""
+        with self.lock:
+            self.engines.discard(engine)
+            self.recycling.pop(engine, None)
+            self.running.discard(engine)
+            idle = self.idle.get(engine.mib)
+            if idle and engine in idle:
+                idle.remove(engine)
+            failed: list[_V8Run] = []
+            if engine.fresh:
+                engine.fresh = False
+                self.starting[engine.mib] -= 1
+                # It never became ready: the runs waiting for it learn why, instead of
+                # waiting (and it is not replaced until someone asks again).
+                failed = [run for run in self.waiters if run.mib == engine.mib]
+                for run in failed:
+                    self.waiters.remove(run)
+            else:
+                self._refill()
+            run = engine.run
+        report = b"x" + engine.exit_report()
+        for waiter in failed:
+            waiter.deliver(report)
+        if run is not None:
+            run.deliver(report)
+
+
+class _Engine:
+    """One engine process: its pipes (non-blocking), what was read of them, its state."""
+
+    def __init__(self, pool: _Pool, mib: int) -> None:
+        self.pool = pool
         self.mib = mib
-        self.run: _V8Run | None = None
+        self.run: _V8Run | None = None  # the execution it serves (pool lock)
         self.dead = False
         self.fresh = True  # not yet ready once
         self.proc: subprocess.Popen[bytes] | None = None
-        self._stdin: IO[bytes] | None = None
-        self._write_lock = threading.Lock()
-        self._stderr = b""
-        self._returncode: int | None = None
+        self.stdin_fd = self.stdout_fd = self.stderr_fd = -1
+        self.buffer = bytearray()  # stdout read but not yet taken (by its reader of the moment)
+        self.out = bytearray()  # stdin not yet written (the run's loop)
+        self.watched = False  # the watcher reads its stdout (watcher thread)
+        self.stdout_eof = 0.0
+        self.stderr_eof = False
+        self.stderr = b""
+        self.returncode: int | None = None
         self.rss_limit = 0
+        self.first_rss = 0  # resident memory when it was first ready
         self.memory_exceeded = False
-        self._stderr_reader: threading.Thread | None = None
-        self._thread = threading.Thread(
-            target=self._main, args=(node, addon), name="codemode-v8-engine", daemon=True
-        )
-        self._thread.start()
+        self.idle_since = 0.0
 
-    def _start(self, node: str, addon: str) -> subprocess.Popen[bytes]:
+    def start(self) -> None:
+        """Start the process (blocking: in a thread of its own)."""
+        pool = self.pool
         env = {"TZ": os.environ.get("TZ", "UTC")}
         # Everything Node may read: its own script and the engine addon, by their real paths.
-        readable = sorted({str(HOST_SCRIPT), addon})
+        readable = sorted({str(HOST_SCRIPT), pool.addon})
         argv = [
-            node,
+            pool.node,
             "--no-node-snapshot",  # isolated-vm needs it
             "--permission",  # a seat belt: no file system beyond its own code, no processes
             "--allow-addons",
@@ -358,63 +730,46 @@ class _Engine:
             "--disable-warning=SecurityWarning",
             "--disable-warning=ExperimentalWarning",
             str(HOST_SCRIPT),
-            addon,
+            pool.addon,
             str(self.mib),
             _core.SANDBOX_PRELUDE,
             _MESSAGES_JSON,
         ]
-        return subprocess.Popen(
-            [sys.executable, "-S", "-E", str(LAUNCHER), _launch_config(self.mib), *argv],
+        proc = subprocess.Popen(
+            [sys.executable, "-S", "-E", str(LAUNCHER), _launch_config(self.mib, pool.inject), *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
             close_fds=True,
         )
-
-    def _main(self, node: str, addon: str) -> None:
-        try:
-            proc = self._start(node, addon)
-        except OSError as e:
-            self._stderr = f"the engine process could not be started: {e}".encode()
-            self.dead = True
-            self.driver._gone(self)
-            return
-        self.proc = proc
-        self._stdin = proc.stdin
         _LIVE.add(proc)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.stdin_fd, self.stdout_fd, self.stderr_fd = (
+            proc.stdin.fileno(),
+            proc.stdout.fileno(),
+            proc.stderr.fileno(),
+        )
+        for fd in (self.stdin_fd, self.stdout_fd, self.stderr_fd):
+            os.set_blocking(fd, False)
+        for fd in (self.stdin_fd, self.stdout_fd):
+            try:
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)  # fewer wake-ups for large messages
+            except OSError:
+                pass
+        self.proc = proc
         if self.dead:  # killed while starting
             _stop(proc)
-        assert proc.stdout is not None and proc.stderr is not None
-        self._stderr_reader = threading.Thread(
-            target=self._read_stderr, args=(proc.stderr,), name="codemode-v8-stderr", daemon=True
-        )
-        self._stderr_reader.start()
-        self._read(proc.stdout)
 
-    def _read_stderr(self, stderr: IO[bytes]) -> None:
-        """Keep the end of the process's stderr. V8 giving up on memory can hang in its own
-        report instead of exiting: the first lines of that report end the process."""
-        while True:
-            try:
-                chunk = stderr.read1(65536)  # type: ignore[attr-defined]
-            except (OSError, ValueError):
-                return
-            if not chunk:
-                return
-            self._stderr = (self._stderr + chunk)[-_STDERR_MAX:]
-            if any(marker in self._stderr for marker in _OOM_MARKERS):
-                self.memory_exceeded = True
-                self.kill()
-
-    def send(self, data: bytes) -> None:
-        with self._write_lock:
-            try:
-                assert self._stdin is not None
-                self._stdin.write(data)
-                self._stdin.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                self.kill()
+    def close_fds(self) -> None:
+        proc = self.proc
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
 
     def rss(self) -> int:
         """The process's resident memory in bytes (0 where it cannot be read)."""
@@ -434,61 +789,27 @@ class _Engine:
             self.memory_exceeded = True
             self.kill()
 
-    def _read(self, stdout: IO[bytes]) -> None:
-        driver = self.driver
-        try:
-            for line in stdout:
-                if line[0] == 0x69:  # i: ready
-                    if not self.rss_limit:
-                        idle = self.rss()
-                        if idle:
-                            self.rss_limit = idle + ((2 * self.mib + _RSS_SLACK_MIB) << 20)
-                    driver._ready(self)
-                    continue
-                run = self.run
-                if line[0] in (0x6F, 0x66):  # o, f: the execution is over
-                    driver._finished(self)
-                if run is not None:
-                    run.deliver(line)
-        except (OSError, ValueError):
-            pass
-        self.dead = True
-        proc = self.proc
-        assert proc is not None
-        _stop(proc)
-        if self._stderr_reader is not None:
-            self._stderr_reader.join(timeout=1.0)
-        self._returncode = proc.wait()
-        _LIVE.discard(proc)
-        run = self.run
-        driver._gone(self)
-        if run is not None:
-            run.deliver(b"x" + self.exit_report())
-
     def exit_report(self) -> bytes:
         """Why the process ended: its exit status and the end of its stderr, as JSON."""
-        stderr = self._stderr.decode("utf-8", "replace")
+        stderr = self.stderr.decode("utf-8", "replace")
         if self.memory_exceeded:
             stderr += "\nout of memory: the engine process outgrew its memory limit"
-        return orjson.dumps([self._returncode, stderr])
+        return orjson.dumps([self.returncode, stderr])
 
     def kill(self) -> None:
+        """Kill the process (any thread); whoever reads its output then sees it end."""
         self.dead = True
         if self.proc is not None:
             _stop(self.proc)
 
 
-def _launch_config(mib: int) -> str:
+def _launch_config(mib: int, inject: str | None) -> str:
     """What :mod:`codemode.v8._launch` applies before it runs ``node``."""
     core = getattr(_core, "__file__", None) or ""
-    # Tests only (tests/hostile/test_v8_host_confinement.py): a module the engine runs in its
-    # own realm before anything else. Read from the Python process's environment at engine
-    # start; a program has no way to set it.
-    inject = os.environ.get("CODEMODE_V8_TEST_INJECT")
     return json.dumps(
         {
             "core": core,
-            "inject": os.path.realpath(inject) if inject else None,
+            "inject": inject,
             # A backstop behind the isolate's own limit: memory V8 takes outside its heap
             # cannot grow the process without bound. Node's reservations alone count about
             # 1.1 GiB here, so this is coarse; a cgroup would be exact.
@@ -498,6 +819,8 @@ def _launch_config(mib: int) -> str:
 
 
 _MESSAGES_JSON = json.dumps(_core.MESSAGES)
+_sched_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
+
 _LIVE: set[subprocess.Popen[bytes]] = set()  # engine processes not yet reaped
 
 
@@ -508,8 +831,8 @@ def _stop_all() -> None:
         _stop(proc)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
         try:
             proc.kill()
         except OSError:
@@ -530,7 +853,12 @@ def _loads(data: bytes | str) -> Any:
 
 
 class _V8Run(EngineRun):
-    """One execution in a V8 engine; tool calls, events and errors as in the QuickJS driver."""
+    """One execution in a V8 engine; tool calls, events and errors as in the QuickJS driver.
+
+    While it holds an engine, the run reads the engine's stdout on its own event loop
+    (``add_reader`` on asyncio, a task waiting with ``wait_readable`` on trio) and writes its
+    stdin without blocking; right after it sends tool results it polls stdout for
+    ``_SPIN_SECONDS`` before sleeping, since the next call often follows within them."""
 
     def __init__(
         self,
@@ -542,16 +870,20 @@ class _V8Run(EngineRun):
     ) -> None:
         super().__init__(context, program, limits, on_event, tool_call_id)  # type: ignore[arg-type]
         self.driver = context._driver
+        self.pool: _Pool | None = None
         self.inbox: deque[bytes] = deque()
         self.notified = False
         self.notify: Callable[[], object] = lambda: None
-        self.engine: _Engine | None = None
-        self.handed: _Engine | None = None
+        self.engine: _Engine | None = None  # the engine this run reads and writes
+        self.handed: _Engine | None = None  # given by the pool, not yet taken (pool lock)
+        self.holds_slot = False  # counts towards the driver's max_workers (pool lock)
         self.completions: list[bytes] = []
         self.mib = _memory_mib(limits)
         self.deadline = 0.0
+        self.reader_scope: anyio.CancelScope | None = None
+        self.writer_scope: anyio.CancelScope | None = None
 
-    # -- messages from the engine (reader threads) ---------------------------------------
+    # -- messages from the pool's watcher thread -----------------------------------------
 
     def deliver(self, message: bytes) -> None:
         self.inbox.append(message)
@@ -563,8 +895,7 @@ class _V8Run(EngineRun):
                 pass
 
     def hand_over(self, engine: _Engine) -> None:
-        """The driver gives this run an engine that became ready."""
-        self.handed = engine
+        """The pool has given this run an engine that became ready (``self.handed``)."""
         self.deliver(b"p")
 
     def _wake(self) -> None:
@@ -583,6 +914,168 @@ class _V8Run(EngineRun):
         token = trio.lowlevel.current_trio_token()
         self.notify = lambda: token.run_sync_soon(self._wake)
 
+    # -- the engine's pipes, on this run's event loop --------------------------------------
+
+    def _take(self, engine: _Engine) -> None:
+        """Read and write ``engine`` from this run's loop from now on."""
+        self.engine = engine
+        if self.loop is not None:
+            self.loop.add_reader(engine.stdout_fd, self._readable)
+        else:
+            assert self.task_group is not None
+            self.task_group.start_soon(self._read_task, engine)
+
+    async def _read_task(self, engine: _Engine) -> None:
+        with anyio.CancelScope() as scope:
+            self.reader_scope = scope
+            while self.engine is engine:
+                try:
+                    await anyio.wait_readable(engine.stdout_fd)
+                except (anyio.ClosedResourceError, OSError, ValueError):
+                    return
+                self._readable()
+
+    def _readable(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        try:
+            data = os.read(engine.stdout_fd, _READ_MAX)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self._received(engine, data)
+        if self.wakeup is not None:
+            self.wakeup.set()
+
+    def _poll(self) -> None:
+        """Right after a message went out: read the answer if it comes within
+        ``_SPIN_SECONDS`` (waking from the event loop's poll would cost more). Between two
+        reads the CPU is offered to whatever waits for it, such as the engine itself."""
+        engine = self.engine
+        if engine is None or engine.out:
+            return
+        fd = engine.stdout_fd
+        until = time.perf_counter() + _SPIN_SECONDS
+        while True:
+            try:
+                data = os.read(fd, _READ_MAX)
+            except BlockingIOError:
+                if time.perf_counter() < until:
+                    # Should the engine wait for this CPU (a loaded machine), let it run.
+                    _sched_yield()
+                    continue
+                return
+            except OSError:
+                data = b""
+            self._received(engine, data)
+            return
+
+    def _received(self, engine: _Engine, data: bytes) -> None:
+        """Queue the complete lines of ``data``; the engine goes back to the pool after the
+        outcome line (what follows stays buffered for the watcher) or at the end of output."""
+        if not data:
+            self._let_go(ended=True)
+            return
+        nl = data.rfind(b"\n")
+        buffer = engine.buffer
+        if nl < 0:
+            buffer += data
+            return
+        if buffer:
+            buffer += data
+            cut = len(buffer) - (len(data) - nl)
+            chunk = bytes(buffer[:cut])
+            del buffer[: cut + 1]
+        else:
+            chunk = data[:nl]
+            if nl + 1 < len(data):
+                buffer += data[nl + 1 :]
+        lines = chunk.split(b"\n") if b"\n" in chunk else [chunk]
+        inbox = self.inbox
+        for at, line in enumerate(lines):
+            if not line:
+                continue
+            inbox.append(line)
+            if line[0] in (0x6F, 0x66):  # o, f: the execution is over
+                rest = lines[at + 1 :]
+                if rest:
+                    buffer[:0] = b"\n".join(rest) + b"\n"
+                self._let_go(ended=False)
+                return
+
+    def _send(self, data: bytes) -> None:
+        """Write to the engine's stdin without blocking; what does not fit is written when
+        the pipe has room."""
+        engine = self.engine
+        if engine is None:
+            return
+        if engine.out:
+            engine.out += data
+            return
+        try:
+            written = os.write(engine.stdin_fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError:  # it died: its output ends, and the run learns why
+            engine.kill()
+            return
+        if written < len(data):
+            engine.out += memoryview(data)[written:]
+            if self.loop is not None:
+                self.loop.add_writer(engine.stdin_fd, self._writable)
+            else:
+                assert self.task_group is not None
+                self.task_group.start_soon(self._write_task, engine)
+
+    async def _write_task(self, engine: _Engine) -> None:
+        with anyio.CancelScope() as scope:
+            self.writer_scope = scope
+            while self.engine is engine and engine.out:
+                try:
+                    await anyio.wait_writable(engine.stdin_fd)
+                except (anyio.ClosedResourceError, OSError, ValueError):
+                    return
+                self._writable()
+
+    def _writable(self) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        if engine.out:
+            try:
+                del engine.out[: os.write(engine.stdin_fd, engine.out)]
+            except BlockingIOError:
+                return
+            except OSError:
+                engine.kill()
+                engine.out.clear()
+        if not engine.out and self.loop is not None:
+            self.loop.remove_writer(engine.stdin_fd)
+
+    def _let_go(self, *, ended: bool) -> None:
+        """Stop reading and writing the engine and give it back to the pool (``ended``: its
+        output ended; the pool's watcher reaps it and tells this run why)."""
+        engine, self.engine = self.engine, None
+        if engine is None:
+            return
+        if self.loop is not None:
+            self.loop.remove_reader(engine.stdout_fd)
+            self.loop.remove_writer(engine.stdin_fd)
+        else:
+            # Cancelling a task blocked in wait_readable unregisters its descriptor at once,
+            # before the watcher may close it.
+            for scope in (self.reader_scope, self.writer_scope):
+                if scope is not None:
+                    scope.cancel()
+            self.reader_scope = self.writer_scope = None
+        if engine.out:  # a message cut short: the engine's input is no longer framed
+            engine.out.clear()
+            engine.kill()
+        assert self.pool is not None
+        self.pool.give_back(engine, self, ended=ended)
+
     # -- the execution -------------------------------------------------------------------
 
     async def _steps(self) -> ExecutionResult:
@@ -591,7 +1084,8 @@ class _V8Run(EngineRun):
         self.deadline = self.started + max(self.limits.timeout, _ENGINE_WAIT_MAX)
         self._set_notify()
         try:
-            engine = self.driver._acquire(self, self.mib)
+            self.pool = self.driver._get_pool()
+            engine = self.pool.acquire(self)
         except RuntimeError as e:  # no Node.js or no engine addon here: an error like any other
             result = self._finish(_FAILED, ("internal", "InternalError", str(e), []))
             await self._flush_events()
@@ -599,6 +1093,7 @@ class _V8Run(EngineRun):
         if engine is not None:
             self._begin(engine)
         done = False
+        yield_at = time.perf_counter() + _YIELD_EVERY
         try:
             while True:
                 self.wakeup = anyio.Event()
@@ -612,6 +1107,11 @@ class _V8Run(EngineRun):
                 if self.events:
                     await self._flush_events()
                 if self.inbox or self.completions:
+                    if time.perf_counter() > yield_at:
+                        # Answers that came while polling keep this loop busy without a
+                        # pause: let the event loop's other work run now and then.
+                        await anyio.lowlevel.checkpoint()
+                        yield_at = time.perf_counter() + _YIELD_EVERY
                     continue
                 wait = self.deadline - time.perf_counter()
                 if wait <= 0:
@@ -622,6 +1122,7 @@ class _V8Run(EngineRun):
                     return result
                 with anyio.move_on_after(wait):
                     await self.wakeup.wait()
+                yield_at = time.perf_counter() + _YIELD_EVERY
         except anyio.get_cancelled_exc_class():
             self._abandon()
             done = True
@@ -635,23 +1136,18 @@ class _V8Run(EngineRun):
                 task.cancel()
 
     def _begin(self, engine: _Engine) -> None:
-        self.engine = engine
         self.deadline = time.perf_counter() + self.limits.timeout
-        self.driver._busy(engine)
-        engine.send(b"R " + orjson.dumps(self._spec()) + b"\n")
+        self._take(engine)
+        self._send(b"R " + orjson.dumps(self._spec()) + b"\n")
 
     def _abandon(self) -> None:
         """Stop whatever runs for this execution: its engine process dies with it."""
-        engine, self.engine = self.engine, None
+        engine = self.engine
         if engine is not None:
-            engine.run = None
             engine.kill()
-        else:
-            self.driver._forget_waiter(self, self.mib)
-
-    def _release(self) -> None:
-        """The engine is done with this run (the reader thread has handed it back)."""
-        self.engine = None
+            self._let_go(ended=False)
+        elif self.pool is not None:
+            self.pool.forget_waiter(self)
 
     def _spec(self) -> dict[str, Any]:
         limits = self.limits
@@ -684,7 +1180,6 @@ class _V8Run(EngineRun):
                 _, stamp, text = message.split(b" ", 2)
                 self._record_logs([("report", _loads(text), float(stamp), 0)])
             elif kind == 0x6F:  # o <result>
-                self._release()
                 try:
                     value = _loads(message[2:])
                 except ValueError as e:
@@ -692,15 +1187,16 @@ class _V8Run(EngineRun):
                     return self._finish(_FAILED, ("result", "ResultError", why, []))
                 return self._finish_value(value)
             elif kind == 0x66:  # f <[kind, name, message, frames]>
-                self._release()
                 return self._finish(_FAILED, tuple(_loads(message[2:])))
-            elif kind == 0x70:  # p: an engine is ours
-                engine, self.handed = self.handed, None
+            elif kind == 0x70:  # p: an engine is ours (from the pool)
+                assert self.pool is not None
+                engine = self.pool.take_handed(self)
                 if engine is not None and self.engine is None:
                     self._begin(engine)
-            elif kind == 0x78:  # x <[status, stderr]>: the engine process ended
-                self.engine = None
+            elif kind == 0x78:  # x <[status, stderr]>: the engine process ended (from the pool)
                 return self._finish(_FAILED, _engine_died(_loads(message[1:]), self.mib))
+            elif kind == 0x65:  # e <json message>: no engine for this run (from the pool)
+                return self._finish(_FAILED, ("internal", "InternalError", _loads(message[2:]), []))
         return None
 
     def _tool_call(self, call_id: int, tool: int, args_json: bytes) -> None:
@@ -726,7 +1222,8 @@ class _V8Run(EngineRun):
     def _send_settles(self) -> None:
         completions, self.completions = self.completions, []
         if self.engine is not None:
-            self.engine.send(b"".join(completions))
+            self._send(completions[0] if len(completions) == 1 else b"".join(completions))
+            self._poll()
 
 
 def _engine_died(report: list[Any], mib: int) -> tuple[str, str, str, list[Any]]:
