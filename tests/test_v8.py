@@ -225,7 +225,7 @@ async def test_drivers_share_one_pool_and_close_only_their_own() -> None:
             first.close()  # ends the first driver's execution, not the second's
         ended = results["first"]
         assert isinstance(ended, codemode.ExecutionResult)
-        assert ended.error is not None and ended.error.kind == "runtime", ended
+        assert ended.error is not None and ended.error.kind == "internal", ended
         assert isinstance(results["second"], codemode.ExecutionResult)
         assert results["second"].result == "second"
         assert (await two.execute("return 3")).result == 3

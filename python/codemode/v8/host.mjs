@@ -182,7 +182,11 @@ class Execution {
         library = engine.context.evalSync(spec.library, { filename: "library.js", reference: true });
       }
     } catch (err) {
-      return this.engineFailed(err);
+      if (this.memoryExceeded || /memory limit|disposed/.test(String(err && err.message))) {
+        return this.engineFailed(err);
+      }
+      const cause = `${err && err.name}: ${err && err.message}`;
+      return this.finish("runtime", "InternalError", say("library_failed", { cause }), []);
     }
     this.enter(engine.invoke, [program.derefInto(), spec.channel === true, library?.derefInto()]);
   }
@@ -313,6 +317,9 @@ class Execution {
     name = String(name);
     message = String(message);
     if (kind === "result") message = say("result_not_json_because", { cause: message });
+    if (kind === "library") {
+      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
+    }
     const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
     if (kind === "tool" || kind === "invalid_args" || kind === "result") {
       // as tagged by the prelude
@@ -673,16 +680,22 @@ const ADAPTER = String.raw`
       if (err instanceof RangeErrorCtor && /^(Invalid string length|Maximum call stack)/.test(StringCtor(err.message))) {
         return describe(err);
       }
-      let cause;
-      try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
-      // (A null-prototype object: a plain one would take an Object.prototype.toJSON.)
-      const failure = Object.create(null);
-      failure.kind = "result";
-      failure.name = "ResultError";
-      failure.message = cause;
-      return hostFail(stringify(failure));
+      return hostFail(failure("result", "ResultError", err));
     }
     hostDone(json);
+  }
+
+  // A failure the host words (kind "result": the result's; "library": the host library's),
+  // with the cause as "name: message". A null-prototype object: a plain one would take an
+  // Object.prototype.toJSON.
+  function failure(kind, name, err) {
+    let cause;
+    try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
+    const description = Object.create(null);
+    description.kind = kind;
+    description.name = name;
+    description.message = cause;
+    return stringify(description);
   }
 
   const api = {
@@ -695,7 +708,9 @@ const ADAPTER = String.raw`
       // never gets hold of them, even if it replaced Promise.prototype.then.
       try {
         let channel = withChannel ? shared.channel : undefined;
-        if (library !== undefined) channel = library(channel);
+        if (library !== undefined) {
+          try { channel = library(channel); } catch (e) { return hostFail(failure("library", "InternalError", e)); }
+        }
         apply(then, fn(channel), [succeed, describe]);
       } catch (e) {
         describe(e);
