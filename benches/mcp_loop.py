@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
@@ -112,7 +113,10 @@ class _Holds(list[tuple[float, str]]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.count_over: dict[float, int] = {}
+        self.max_cpu = 0.0
+        """The most CPU time one callback used, less the garbage collections inside it."""
+        self.gc_cpu = 0.0
+        """CPU time (ms) spent in Python's garbage collections so far."""
         self.restore: Any = None
 
     def record(self, ms: float, what: Any) -> None:
@@ -144,13 +148,16 @@ def _watch_callbacks() -> _Holds:
     def timed(handle: asyncio.events.Handle) -> None:
         started = time.perf_counter()
         cpu = time.thread_time()
+        collecting = holds.gc_cpu
         try:
             original(handle)
         finally:
             held = (time.perf_counter() - started) * 1000
             if held > 1.0:
+                used = (time.thread_time() - cpu) * 1000
+                holds.max_cpu = max(holds.max_cpu, used - (holds.gc_cpu - collecting))
                 what = getattr(getattr(handle._callback, "__self__", None), "get_coro", None)
-                holds.record(held, f"{what() if what else handle} cpu {(time.thread_time() - cpu) * 1000:.1f} ms")
+                holds.record(held, f"{what() if what else handle} cpu {used:.1f} ms")
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
 
@@ -159,7 +166,6 @@ def _watch_callbacks() -> _Holds:
 
     holds.restore = restore
     return holds
-
 
 
 async def _serve(
@@ -207,7 +213,22 @@ async def _serve(
     began = time.perf_counter()
     prober = asyncio.create_task(probe())
     holds.clear()
+    holds.max_cpu = 0.0
+    collections: list[float] = []
+
+    gc_started = [0.0, 0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[:] = [time.perf_counter(), time.thread_time()]
+            return
+        holds.gc_cpu += (time.thread_time() - gc_started[1]) * 1000
+        if info["generation"] == 2:
+            collections.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
     seen = json.loads(await client.stdout.readline())
+    gc.callbacks.remove(on_gc)
     probing = False
     longest = max(holds, default=(0.0, ""))
     holds.stop()
@@ -222,6 +243,8 @@ async def _serve(
         "longest_callback_ms": longest[0],
         "longest_callback": longest[1],
         "callbacks_over_5ms": holds.over(5.0),
+        "longest_callback_cpu_ms": holds.max_cpu,
+        "full_collections_ms": collections,
         **seen,
     }
 
@@ -253,7 +276,13 @@ def main() -> None:
     )
     print(
         f"longest single callback: {result['longest_callback_ms']:.2f} ms"
-        f" ({result['callbacks_over_5ms']} over 5 ms): {result['longest_callback']}"
+        f" ({result['callbacks_over_5ms']} over 5 ms): {result['longest_callback']};"
+        f" most CPU in one callback, less GC: {result['longest_callback_cpu_ms']:.2f} ms"
+    )
+    pauses = result["full_collections_ms"]
+    print(
+        f"Python's full garbage collections (stop the world): {len(pauses)}"
+        + (f", longest {max(pauses):.1f} ms" if pauses else "")
     )
     print(
         f"trivial executions: {result['trivial_executions']}, p50 {result['trivial_p50_ms']:.2f} ms, "

@@ -15,8 +15,13 @@ event loop.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
@@ -170,7 +175,7 @@ class QuickJSRun(EngineRun):
                         # Still computing when its slice was over: the rest of the step runs
                         # in a worker thread, where it left off; the event loop goes on.
                         stepping_in_thread = True
-                        output = await anyio.to_thread.run_sync(execution.resume, abandon_on_cancel=True)
+                        output = await _in_background(execution.resume)
                         stepping_in_thread = False
                 status, calls, logs, payload = output
                 if status == _core.WAITING:
@@ -246,6 +251,37 @@ class QuickJSRun(EngineRun):
             json += b"]"
         self.answer_ids, self.answer_outcomes, self.answer_json = [], bytearray(), bytearray(b"[")
         return ids, outcomes, json
+
+
+_BACKGROUND_NICE = 10
+"""How far below the event loop's the priority of the threads that finish long steps is (Linux):
+when the CPUs are busy, the loop and the short steps of every other execution go first."""
+_background: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # elsewhere the call would lower the whole process
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _BACKGROUND_NICE)
+        except OSError:
+            pass
+
+
+async def _in_background(step: Callable[[], Any]) -> Any:
+    """Run ``step`` (the rest of a step past its slice) in a background thread, at a lower
+    priority than the event loop's; cancelling the wait leaves the thread to finish the step
+    (the execution is cancelled through its handle)."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="codemode-compute", initializer=_lower_priority
+        )
+    future = _background.submit(step)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # trio
+        return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
+    return await asyncio.wrap_future(future, loop=loop)
 
 
 def _cancel(execution: _core.Execution) -> None:
