@@ -180,3 +180,25 @@ async def test_huge_timer_delay_waits(driver: codemode.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=0.5)
     result = await cm.execute("await new Promise((r) => setTimeout(r, 2 ** 31))\nreturn 'fired'")
     assert result.error is not None and result.error.kind == "timeout", result
+
+
+async def test_no_stack_formatter_sees_the_sandbox_functions(driver: codemode.IsolateDriver) -> None:
+    # QuickJS hands a formatter the function of every frame: the prelude's tool function and
+    # whatever it calls the program back from would be among them. Formatters are refused.
+    cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
+    code = """
+const seen: string[] = []
+try {
+  (Error as any).prepareStackTrace = (e: any, sites: any[]) => {
+    for (const s of sites) { try { const f = s.getFunction && s.getFunction(); if (f) seen.push(String(f.name)) } catch (x) {} }
+    return 'formatted'
+  }
+} catch (e) {}
+let stack: unknown
+await external_echo({ toJSON() { stack = new Error('x').stack; return { i: 1 } } } as any)
+console.log({ toJSON() { new Error('y').stack; return 1 } })
+return [seen, typeof stack, stack === 'formatted', typeof (Error as any).prepareStackTrace]
+"""
+    result = await cm.execute(code)
+    assert result.success, result.error
+    assert result.result == [[], "string", False, "undefined"]
