@@ -47256,18 +47256,8 @@ slow_path:
     return r;
 }
 
-static int string_cmp(JSString *p1, JSString *p2, int x1, int x2, int len)
-{
-    int i, c1, c2;
-    for (i = 0; i < len; i++) {
-        if ((c1 = string_get(p1, x1 + i)) != (c2 = string_get(p2, x2 + i)))
-            return c1 - c2;
-    }
-    return 0;
-}
-
-/* codemode: string_cmp that also tells how many characters it looked at, for the polls of
-   the searches below */
+/* codemode: string_cmp (its only users were the searches below) also tells how many
+   characters it looked at, for the polls of those searches */
 static int string_cmp_n(JSString *p1, JSString *p2, int x1, int x2, int len, int *n)
 {
     int i, c1, c2;
