@@ -39,6 +39,30 @@ NATIVES = [
     '"ab".repeat(2e7).replaceAll("a", "xyz")',
     '"ab".repeat(5e7).split("")',
     "new Uint8Array(1e8).join()",
+    # a pattern that nearly matches everywhere: len * pattern_len steps
+    *(
+        f'"a".repeat(1e7).{call}("a".repeat(1e4) + "b"{arg})'
+        for call, arg in [
+            ("indexOf", ""),
+            ("lastIndexOf", ""),
+            ("includes", ""),
+            ("split", ""),
+            ("replace", ', ""'),
+            ("replaceAll", ', ""'),
+        ]
+    ),
+    # the default comparator of a typed array is native (8M elements: seconds)
+    *(
+        "const a = new Int32Array(2 ** 23); for (let i = 0; i < 2 ** 16; i++) a[i] = i * 2654435761;"
+        f" for (let n = 2 ** 16; n < a.length; n *= 2) a.copyWithin(n, 0, n); a.{call}()"
+        for call in ("sort", "toSorted")
+    ),
+    # regexps whose compilation is quadratic
+    'new RegExp("(?<=" + "a".repeat(1e6) + ")")',
+    'new RegExp("[" + Array.from({ length: 1e5 }, (_, i) => String.fromCharCode(2 * i)).join("") + "]")',
+    # combining marks in reverse order of their classes: a quadratic sort
+    '("\\u0301".repeat(1e5) + "\\u0316".repeat(1e5)).normalize("NFD")',
+    '("\\u0301".repeat(1e5) + "\\u0316".repeat(1e5)).localeCompare("a")',
 ]
 
 

@@ -1400,7 +1400,10 @@ static inline exchange_f exchange_func(const void *base, size_t size) {
     }
 }
 
-static void heapsortx(void *base, size_t nmemb, size_t size, cmp_f cmp, void *opaque)
+/* codemode: `stop` (may be NULL): once the comparator sets *stop (the program was
+   interrupted, or it threw), the sort gives up at once instead of finishing its passes. */
+static void heapsortx(void *base, size_t nmemb, size_t size, cmp_f cmp, void *opaque,
+                      const int *stop)
 {
     uint8_t *basep = (uint8_t *)base;
     size_t i, n, c, r;
@@ -1411,6 +1414,8 @@ static void heapsortx(void *base, size_t nmemb, size_t size, cmp_f cmp, void *op
         n = nmemb * size;
 
         while (i > 0) {
+            if (stop && *stop) /* codemode */
+                return;
             i -= size;
             for (r = i; (c = r * 2 + size) < n; r = c) {
                 if (c < n - size && cmp(basep + c, basep + c + size, opaque) <= 0)
@@ -1421,6 +1426,8 @@ static void heapsortx(void *base, size_t nmemb, size_t size, cmp_f cmp, void *op
             }
         }
         for (i = n - size; i > 0; i -= size) {
+            if (stop && *stop) /* codemode */
+                return;
             swap(basep, basep + i, size);
 
             for (r = 0; (c = r * 2 + size) < i; r = c) {
@@ -1442,7 +1449,9 @@ static inline void *med3(void *a, void *b, void *c, cmp_f cmp, void *opaque)
 }
 
 /* pointer based version with local stack and insertion sort threshhold */
-static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void *opaque)
+/* codemode: rqsort with `stop`, see heapsortx */
+static inline void rqsort_stop(void *base, size_t nmemb, size_t size, cmp_f cmp, void *opaque,
+                               const int *stop)
 {
     struct { uint8_t *base; size_t count; int depth; } stack[50], *sp = stack;
     uint8_t *ptr, *pi, *pj, *plt, *pgt, *top, *m;
@@ -1466,9 +1475,11 @@ static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void
         depth = sp->depth;
 
         while (nmemb > 6) {
+            if (stop && *stop) /* codemode */
+                return;
             if (++depth > 50) {
                 /* depth check to ensure worst case logarithmic time */
-                heapsortx(ptr, nmemb, size, cmp, opaque);
+                heapsortx(ptr, nmemb, size, cmp, opaque, stop);
                 nmemb = 0;
                 break;
             }
@@ -1482,7 +1493,11 @@ static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void
             gt = nmemb;
             pj = pgt = top = ptr + nmemb * size;
             for (;;) {
+                if (stop && *stop) /* codemode */
+                    return;
                 while (pi < pj && (c = cmp(ptr, pi, opaque)) >= 0) {
+                    if (stop && *stop) /* codemode */
+                        return;
                     if (c == 0) {
                         swap(plt, pi, size);
                         lt++;
@@ -1492,6 +1507,8 @@ static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void
                     pi += size;
                 }
                 while (pi < (pj -= size) && (c = cmp(ptr, pj, opaque)) <= 0) {
+                    if (stop && *stop) /* codemode */
+                        return;
                     if (c == 0) {
                         gt--;
                         pgt -= size;
@@ -1559,6 +1576,12 @@ static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void
                 swap(pj, pj - size, size);
         }
     }
+}
+
+/* codemode: rqsort as it was, without `stop` */
+static inline void rqsort(void *base, size_t nmemb, size_t size, cmp_f cmp, void *opaque)
+{
+    rqsort_stop(base, nmemb, size, cmp, opaque, NULL);
 }
 
 /*---- Portable time functions ----*/

@@ -102,6 +102,7 @@ typedef struct {
         char error_msg[TMP_BUF_SIZE];
         char tmp_buf[TMP_BUF_SIZE];
     } u;
+    int interrupt_counter; /* codemode: see re_poll_timeout */
 } REParseState;
 
 typedef struct {
@@ -701,6 +702,22 @@ static int JS_PRINTF_FORMAT_ATTR(2, 3) re_parse_error(REParseState *s, JS_PRINTF
 static int re_parse_out_of_memory(REParseState *s)
 {
     return re_parse_error(s, "out of memory");
+}
+
+/* codemode: the compiler polls too: some patterns take it quadratic time (a character class
+   of tens of thousands of characters, a long lookbehind). `n`: the work done since the last
+   poll, in units of about one bytecode instruction. The error message "interrupted" is
+   turned into the engine's interrupt by the caller. */
+static int re_poll_timeout(REParseState *s, size_t n)
+{
+    if (unlikely(n >= s->interrupt_counter)) {
+        s->interrupt_counter = INTERRUPT_COUNTER_INIT;
+        if (lre_check_timeout(s->opaque))
+            return re_parse_error(s, "interrupted");
+    } else {
+        s->interrupt_counter -= n;
+    }
+    return 0;
 }
 
 /* If allow_overflow is false, return -1 in case of
@@ -1449,6 +1466,9 @@ static int re_parse_nested_class(REParseState *s, REStringList *cr, const uint8_
     for(;;) {
         if (*p == ']')
             break;
+        /* codemode: each union walks the class so far */
+        if (re_poll_timeout(s, 1 + cr->cr.len / 16))
+            goto fail;
         if (*p == '[' && s->unicode_sets) {
             if (re_parse_nested_class(s, cr1, &p))
                 goto fail;
@@ -1528,6 +1548,9 @@ static int re_parse_nested_class(REParseState *s, REStringList *cr, const uint8_
                     } else {
                         goto invalid_operation;
                     }
+                    /* codemode: see the union loop */
+                    if (re_poll_timeout(s, 1 + cr->cr.len / 16))
+                        goto fail;
                     if (re_parse_class_set_operand(s, cr1, &p))
                         goto fail;
                     ret = re_string_list_op(cr, cr1, CR_OP_INTER);
@@ -1547,6 +1570,9 @@ static int re_parse_nested_class(REParseState *s, REStringList *cr, const uint8_
                         re_parse_error(s, "invalid operation in regular expression");
                         goto fail;
                     }
+                    /* codemode: see the union loop */
+                    if (re_poll_timeout(s, 1 + cr->cr.len / 16))
+                        goto fail;
                     if (re_parse_class_set_operand(s, cr1, &p))
                         goto fail;
                     ret = re_string_list_op(cr, cr1, CR_OP_SUB);
@@ -2432,6 +2458,9 @@ static int re_parse_alternative(REParseState *s, bool is_backward_dir)
         if (*p == '|' || *p == ')')
             break;
         term_start = s->byte_code.size;
+        /* codemode: once per term (backwards, each term moves the ones before it) */
+        if (re_poll_timeout(s, 1 + (is_backward_dir ? (term_start - start) / 64 : 0)))
+            return -1;
         ret = re_parse_term(s, is_backward_dir);
         if (ret)
             return ret;

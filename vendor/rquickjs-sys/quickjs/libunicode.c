@@ -973,9 +973,15 @@ static int unicode_get_cc(uint32_t c)
     }
 }
 
-static void sort_cc(int *buf, int len)
+/* codemode: a poll every so many units of work (a unit: a character looked at or moved) */
+#define UNICODE_POLL_UNITS 65536
+
+/* codemode: polls (returns -1 when `poll` says stop): a long run of combining marks in
+   reverse order takes it quadratic time */
+static int sort_cc(int *buf, int len, int (*poll)(void *), void *poll_opaque)
 {
     int i, j, k, cc, cc1, start, ch1;
+    int64_t work = 0; /* codemode */
 
     for(i = 0; i < len; i++) {
         cc = unicode_get_cc(buf[i]);
@@ -995,11 +1001,19 @@ static void sort_cc(int *buf, int len)
                     k--;
                 }
                 buf[k + 1] = ch1;
+                /* codemode */
+                work += j - k;
+                if (poll && work >= UNICODE_POLL_UNITS) {
+                    work = 0;
+                    if (poll(poll_opaque))
+                        return -1;
+                }
                 j++;
             }
             i = j;
         }
     }
+    return 0;
 }
 
 static void to_nfd_rec(DynBuf *dbuf,
@@ -1048,9 +1062,11 @@ static int compose_pair(uint32_t c0, uint32_t c1)
 
 int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
                       UnicodeNormalizationEnum n_type,
-                      void *opaque, DynBufReallocFunc *realloc_func)
+                      void *opaque, DynBufReallocFunc *realloc_func,
+                      int (*poll)(void *poll_opaque), void *poll_opaque)
 {
     int *buf, buf_len, i, p, starter_pos, cc, last_cc, out_len;
+    int chunk; /* codemode */
     bool is_compat;
     DynBuf dbuf_s, *dbuf = &dbuf_s;
     
@@ -1078,7 +1094,13 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     not_latin1: ;
     }
 
-    to_nfd_rec(dbuf, (const int *)src, src_len, is_compat);
+    /* codemode: decompose in chunks, and poll between them */
+    for (i = 0; i < src_len; i += chunk) {
+        chunk = min_int(src_len - i, UNICODE_POLL_UNITS / 16);
+        if (poll && i > 0 && poll(poll_opaque))
+            goto interrupted;
+        to_nfd_rec(dbuf, (const int *)src + i, chunk, is_compat);
+    }
     if (dbuf_error(dbuf)) {
     fail:
         *pdst = NULL;
@@ -1087,7 +1109,12 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     buf = (int *)dbuf->buf;
     buf_len = dbuf->size / sizeof(int);
 
-    sort_cc(buf, buf_len);
+    if (sort_cc(buf, buf_len, poll, poll_opaque)) {
+    interrupted: /* codemode */
+        dbuf_free(dbuf);
+        *pdst = NULL;
+        return -2;
+    }
 
     if (buf_len <= 1 || (n_type & 1) != 0) {
         /* NFD / NFKD */
@@ -1098,6 +1125,9 @@ int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
     i = 1;
     out_len = 1;
     while (i < buf_len) {
+        /* codemode */
+        if (poll && (i % UNICODE_POLL_UNITS) == 0 && poll(poll_opaque))
+            goto interrupted;
         /* find the starter character and test if it is blocked from
            the character at 'i' */
         last_cc = unicode_get_cc(buf[i]);

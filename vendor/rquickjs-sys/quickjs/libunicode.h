@@ -109,9 +109,12 @@ bool lre_is_id_start(uint32_t c);
 bool lre_is_id_continue(uint32_t c);
 bool lre_is_white_space(uint32_t c);
 
+/* codemode: `poll(poll_opaque)` is called every so often (may be NULL); when it returns
+   non-zero, the normalization stops and returns -2 */
 int unicode_normalize(uint32_t **pdst, const uint32_t *src, int src_len,
                       UnicodeNormalizationEnum n_type,
-                      void *opaque, void *(*realloc_func)(void *opaque, void *ptr, size_t size));
+                      void *opaque, void *(*realloc_func)(void *opaque, void *ptr, size_t size),
+                      int (*poll)(void *poll_opaque), void *poll_opaque);
 
 /* Unicode character range functions */
 

@@ -8667,6 +8667,20 @@ static inline __exception int js_poll_interrupts(JSContext *ctx)
     }
 }
 
+/* codemode: js_poll_interrupts for `n` (>= 1) units of native work, a unit being about what
+   one bytecode instruction costs (say 16 characters compared, 64 bytes copied): a long
+   native loop polls every so often with the work it did since, and the handler still runs
+   every few tens of microseconds of it. */
+static inline __exception int js_poll_interrupts_n(JSContext *ctx, int64_t n)
+{
+    if (unlikely(n >= ctx->interrupt_counter)) {
+        return __js_poll_interrupts(ctx);
+    } else {
+        ctx->interrupt_counter -= n;
+        return 0;
+    }
+}
+
 /* return -1 (exception) or true/false */
 static int JS_SetPrototypeInternal(JSContext *ctx, JSValueConst obj,
                                    JSValueConst proto_val, bool throw_flag)
@@ -44783,7 +44797,8 @@ static JSValue js_array_sort(JSContext *ctx, JSValueConst this_val,
         array[pos].pos = i;
         pos++;
     }
-    rqsort(array, pos, sizeof(*array), js_array_cmp_generic, &asc);
+    /* codemode: stop as soon as the comparator throws or is interrupted */
+    rqsort_stop(array, pos, sizeof(*array), js_array_cmp_generic, &asc, &asc.exception);
     if (asc.exception)
         goto exception;
 
@@ -47241,13 +47256,18 @@ slow_path:
     return r;
 }
 
-static int string_cmp(JSString *p1, JSString *p2, int x1, int x2, int len)
+/* codemode: string_cmp (its only users were the searches below) also tells how many
+   characters it looked at, for the polls of those searches */
+static int string_cmp_n(JSString *p1, JSString *p2, int x1, int x2, int len, int *n)
 {
     int i, c1, c2;
     for (i = 0; i < len; i++) {
-        if ((c1 = string_get(p1, x1 + i)) != (c2 = string_get(p2, x2 + i)))
+        if ((c1 = string_get(p1, x1 + i)) != (c2 = string_get(p2, x2 + i))) {
+            *n = i + 1;
             return c1 - c2;
+        }
     }
+    *n = len;
     return 0;
 }
 
@@ -47271,18 +47291,22 @@ static int string_indexof_char(JSString *p, int c, int from)
     return -1;
 }
 
-static int string_indexof(JSString *p1, JSString *p2, int from)
+/* codemode: takes ctx and polls (a long pattern that nearly matches everywhere takes
+   len1 * len2 steps: hours); returns -2 when interrupted */
+static int string_indexof(JSContext *ctx, JSString *p1, JSString *p2, int from)
 {
     /* assuming 0 <= from <= p1->len */
-    int c, i, j, len1 = p1->len, len2 = p2->len;
+    int c, i, j, n, len1 = p1->len, len2 = p2->len;
     if (len2 == 0)
         return from;
     for (i = from, c = string_get(p2, 0); i + len2 <= len1; i = j + 1) {
         j = string_indexof_char(p1, c, i);
         if (j < 0 || j + len2 > len1)
             break;
-        if (!string_cmp(p1, p2, j + 1, 1, len2 - 1))
+        if (!string_cmp_n(p1, p2, j + 1, 1, len2 - 1, &n))
             return j;
+        if (js_poll_interrupts_n(ctx, 1 + ((j - i + n) >> 4))) /* codemode */
+            return -2;
     }
     return -1;
 }
@@ -47379,6 +47403,7 @@ static JSValue js_string_indexOf(JSContext *ctx, JSValueConst this_val,
 {
     JSValue str, v;
     int i, len, v_len, pos, start, stop, ret, inc;
+    int n; /* codemode */
     JSString *p;
     JSString *p1;
 
@@ -47421,12 +47446,15 @@ static JSValue js_string_indexOf(JSContext *ctx, JSValueConst this_val,
     ret = -1;
     if (len >= v_len && inc * (stop - start) >= 0) {
         for (i = start;; i += inc) {
-            if (!string_cmp(p, p1, i, 0, v_len)) {
+            /* codemode: len * v_len steps at worst */
+            if (!string_cmp_n(p, p1, i, 0, v_len, &n)) {
                 ret = i;
                 break;
             }
             if (i == stop)
                 break;
+            if (js_poll_interrupts_n(ctx, 1 + (n >> 4))) /* codemode */
+                goto fail;
         }
     }
     JS_FreeValue(ctx, str);
@@ -47447,6 +47475,7 @@ static JSValue js_string_includes(JSContext *ctx, JSValueConst this_val,
 {
     JSValue str, v = JS_UNDEFINED;
     int i, len, v_len, pos, start, stop, ret;
+    int n; /* codemode */
     JSString *p;
     JSString *p1;
 
@@ -47487,12 +47516,15 @@ static JSValue js_string_includes(JSContext *ctx, JSValueConst this_val,
     }
     if (start >= 0 && start <= stop) {
         for (i = start;; i++) {
-            if (!string_cmp(p, p1, i, 0, v_len)) {
+            /* codemode: len * v_len steps at worst */
+            if (!string_cmp_n(p, p1, i, 0, v_len, &n)) {
                 ret = 1;
                 break;
             }
             if (i == stop)
                 break;
+            if (js_poll_interrupts_n(ctx, 1 + (n >> 4))) /* codemode */
+                goto fail;
         }
     }
  done:
@@ -47759,7 +47791,9 @@ static JSValue js_string_replace(JSContext *ctx, JSValueConst this_val,
             else
                 pos = endOfLastMatch + 1;
         } else {
-            pos = string_indexof(sp, searchp, endOfLastMatch);
+            pos = string_indexof(ctx, sp, searchp, endOfLastMatch);
+            if (pos == -2) /* codemode: interrupted */
+                goto exception;
         }
         if (pos < 0) {
             if (is_first) {
@@ -47873,7 +47907,9 @@ static JSValue js_string_split(JSContext *ctx, JSValueConst this_val,
         /* codemode: once per piece */
         if (js_poll_interrupts(ctx))
             goto exception;
-        e = string_indexof(sp, rp, q);
+        e = string_indexof(ctx, sp, rp, q);
+        if (e == -2) /* codemode: interrupted */
+            goto exception;
         if (e < 0)
             break;
         T = js_sub_string(ctx, sp, p, e);
@@ -48230,7 +48266,12 @@ static JSValue js_string_localeCompare(JSContext *ctx, JSValueConst this_val,
 
     // TODO(bnoordhuis) skip normalization when input is latin1
     an = unicode_normalize(&ts, as, an, UNICODE_NFC, ctx,
-                           (DynBufReallocFunc *)js_realloc);
+                           (DynBufReallocFunc *)js_realloc,
+                           lre_check_timeout, ctx); /* codemode: polls */
+    if (an == -2) { /* codemode */
+        JS_ThrowInterrupted(ctx);
+        goto exception;
+    }
     if (an == -1)
         goto exception;
     js_free(ctx, as);
@@ -48238,7 +48279,12 @@ static JSValue js_string_localeCompare(JSContext *ctx, JSValueConst this_val,
 
     // TODO(bnoordhuis) skip normalization when input is latin1
     bn = unicode_normalize(&ts, bs, bn, UNICODE_NFC, ctx,
-                           (DynBufReallocFunc *)js_realloc);
+                           (DynBufReallocFunc *)js_realloc,
+                           lre_check_timeout, ctx); /* codemode: polls */
+    if (bn == -2) { /* codemode */
+        JS_ThrowInterrupted(ctx);
+        goto exception;
+    }
     if (bn == -1)
         goto exception;
     js_free(ctx, bs);
@@ -48380,8 +48426,13 @@ static JSValue js_string_normalize(JSContext *ctx, JSValueConst this_val,
     }
 
     out_len = unicode_normalize(&out_buf, buf, buf_len, n_type,
-                                ctx->rt, (DynBufReallocFunc *)js_realloc_rt);
+                                ctx->rt, (DynBufReallocFunc *)js_realloc_rt,
+                                lre_check_timeout, ctx); /* codemode: polls */
     js_free(ctx, buf);
+    if (out_len == -2) { /* codemode */
+        JS_ThrowInterrupted(ctx);
+        return JS_EXCEPTION;
+    }
     if (out_len < 0)
         return JS_EXCEPTION;
     val = JS_NewUTF32String(ctx, out_buf, out_len);
@@ -49250,6 +49301,11 @@ static JSValue js_compile_regexp(JSContext *ctx, JSValueConst pattern,
                                   sizeof(error_msg), str, len, re_flags, ctx);
     JS_FreeCString(ctx, str);
     if (!re_bytecode_buf) {
+        /* codemode: the compiler polls (re_poll_timeout): an interrupt stays one */
+        if (!strcmp(error_msg, "interrupted")) {
+            JS_ThrowInterrupted(ctx);
+            return JS_EXCEPTION;
+        }
         JS_ThrowSyntaxError(ctx, "%s", error_msg);
         return JS_EXCEPTION;
     }
@@ -61255,56 +61311,82 @@ static int js_cmp_doubles(double x, double y)
     else             return signbit(y) ? 1 : 0;
 }
 
+/* codemode: the default comparators poll too (%TypedArray%.prototype.sort/toSorted without
+   a comparator sorts natively: 16M elements take seconds); see js_TA_cmp_poll */
+static inline int js_TA_cmp_poll(void *opaque);
+
 static int js_TA_cmp_int8(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return *(const int8_t *)a - *(const int8_t *)b;
 }
 
 static int js_TA_cmp_uint8(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return *(const uint8_t *)a - *(const uint8_t *)b;
 }
 
 static int js_TA_cmp_int16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return *(const int16_t *)a - *(const int16_t *)b;
 }
 
 static int js_TA_cmp_uint16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return *(const uint16_t *)a - *(const uint16_t *)b;
 }
 
 static int js_TA_cmp_int32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     int32_t x = *(const int32_t *)a;
     int32_t y = *(const int32_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_uint32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     uint32_t x = *(const uint32_t *)a;
     uint32_t y = *(const uint32_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_int64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     int64_t x = *(const int64_t *)a;
     int64_t y = *(const int64_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_uint64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     uint64_t x = *(const uint64_t *)a;
     uint64_t y = *(const uint64_t *)b;
     return (y < x) - (y > x);
 }
 
 static int js_TA_cmp_float16(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return js_cmp_doubles(fromfp16(*(const uint16_t *)a),
                           fromfp16(*(const uint16_t *)b));
 }
 
 static int js_TA_cmp_float32(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return js_cmp_doubles(*(const float *)a, *(const float *)b);
 }
 
 static int js_TA_cmp_float64(const void *a, const void *b, void *opaque) {
+    if (js_TA_cmp_poll(opaque)) /* codemode */
+        return 0;
     return js_cmp_doubles(*(const double *)a, *(const double *)b);
 }
 
@@ -61360,6 +61442,16 @@ struct TA_sort_context {
     JSValue (*getfun)(JSContext *ctx, const void *a);
     int elt_size;
 };
+
+/* codemode: true once the sort must stop (the program was interrupted); rqsort_stop then
+   gives up at its next step */
+static inline int js_TA_cmp_poll(void *opaque)
+{
+    struct TA_sort_context *psc = opaque;
+    if (unlikely(js_poll_interrupts(psc->ctx)))
+        psc->exception = 1;
+    return psc->exception;
+}
 
 static int js_TA_cmp_generic(const void *a, const void *b, void *opaque) {
     struct TA_sort_context *psc = opaque;
@@ -61501,8 +61593,9 @@ static JSValue js_typed_array_sort(JSContext *ctx, JSValueConst this_val,
             for(i = 0; i < len; i++)
                 array_idx[i] = i;
             tsc.elt_size = elt_size;
-            rqsort(array_idx, len, sizeof(array_idx[0]),
-                   js_TA_cmp_generic, &tsc);
+            /* codemode: stop as soon as the comparator throws or is interrupted */
+            rqsort_stop(array_idx, len, sizeof(array_idx[0]),
+                        js_TA_cmp_generic, &tsc, &tsc.exception);
             if (tsc.exception)
                 goto fail;
             // per spec: typed array can be detached mid-iteration
@@ -61554,7 +61647,8 @@ static JSValue js_typed_array_sort(JSContext *ctx, JSValueConst this_val,
         done:
             js_free(ctx, array_idx);
         } else {
-            rqsort(p->u.array.u.ptr, len, elt_size, cmpfun, &tsc);
+            /* codemode: the comparator polls, and stops the sort */
+            rqsort_stop(p->u.array.u.ptr, len, elt_size, cmpfun, &tsc, &tsc.exception);
             if (tsc.exception)
                 return JS_EXCEPTION;
         }
