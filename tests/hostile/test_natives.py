@@ -63,6 +63,9 @@ NATIVES = [
     # combining marks in reverse order of their classes: a quadratic sort
     '("\\u0301".repeat(1e5) + "\\u0316".repeat(1e5)).normalize("NFD")',
     '("\\u0301".repeat(1e5) + "\\u0316".repeat(1e5)).localeCompare("a")',
+    # native iteration: each element of Array.from and of a spread
+    'Array.from("x".repeat(3e7))',
+    '[..."x".repeat(3e7)]',
 ]
 
 

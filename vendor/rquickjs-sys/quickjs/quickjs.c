@@ -17389,6 +17389,9 @@ static __exception int js_append_enumerate(JSContext *ctx, JSValue *sp)
             goto general_case;
         /* Handle fast arrays explicitly */
         for (i = 0; i < count32; i++) {
+            /* codemode: spreading a huge array polls the deadline */
+            if (js_poll_interrupts(ctx))
+                goto exception;
             if (JS_DefinePropertyValueUint32(ctx, sp[-3], pos++,
                                              js_dup(arrp[i]), JS_PROP_C_W_E) < 0)
                 goto exception;
@@ -17397,6 +17400,9 @@ static __exception int js_append_enumerate(JSContext *ctx, JSValue *sp)
     general_case:
         for (;;) {
             int done;
+            /* codemode: spreading a long string or iterator polls the deadline */
+            if (js_poll_interrupts(ctx))
+                goto exception;
             value = JS_IteratorNext(ctx, enumobj, method, 0, NULL, &done);
             if (JS_IsException(value))
                 goto exception;
@@ -43139,6 +43145,9 @@ static JSValue js_array_from(JSContext *ctx, JSValueConst this_val,
         if (js_for_of_start(ctx, &stack[1], false))
             goto exception;
         for (k = 0;; k++) {
+            /* codemode: Array.from of a long string or iterator polls the deadline */
+            if (js_poll_interrupts(ctx))
+                goto exception_close;
             v = JS_IteratorNext(ctx, stack[0], stack[1], 0, NULL, &done);
             if (JS_IsException(v))
                 goto exception_close;
@@ -43174,6 +43183,9 @@ static JSValue js_array_from(JSContext *ctx, JSValueConst this_val,
         if (JS_IsException(r))
             goto exception;
         for(k = 0; k < len; k++) {
+            /* codemode: Array.from of a huge array-like polls the deadline */
+            if (js_poll_interrupts(ctx))
+                goto exception;
             v = JS_GetPropertyInt64(ctx, arrayLike, k);
             if (JS_IsException(v))
                 goto exception;
