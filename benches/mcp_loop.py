@@ -115,6 +115,7 @@ class _Holds(list[tuple[float, str]]):
         super().__init__()
         self.max_cpu = 0.0
         """The most CPU time one callback used, less the garbage collections inside it."""
+        self.max_cpu_at = ""
         self.gc_cpu = 0.0
         """CPU time (ms) spent in Python's garbage collections so far."""
         self.restore: Any = None
@@ -155,8 +156,10 @@ def _watch_callbacks() -> _Holds:
             held = (time.perf_counter() - started) * 1000
             if held > 1.0:
                 used = (time.thread_time() - cpu) * 1000
-                holds.max_cpu = max(holds.max_cpu, used - (holds.gc_cpu - collecting))
                 what = getattr(getattr(handle._callback, "__self__", None), "get_coro", None)
+                if used - (holds.gc_cpu - collecting) > holds.max_cpu:
+                    holds.max_cpu = used - (holds.gc_cpu - collecting)
+                    holds.max_cpu_at = repr(what() if what else handle)[:120]
                 holds.record(held, f"{what() if what else handle} cpu {used:.1f} ms")
 
     asyncio.events.Handle._run = timed  # type: ignore[method-assign]
@@ -193,6 +196,9 @@ async def _serve(
             gaps.append(gap)
 
     await asyncio.sleep(1.0)  # the server is up
+    from codemode.cli import _freeze_startup_objects
+
+    _freeze_startup_objects()  # as `codemode mcp serve` does before it serves
     url = f"http://127.0.0.1:{port}/mcp"
     client = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -244,6 +250,7 @@ async def _serve(
         "longest_callback": longest[1],
         "callbacks_over_5ms": holds.over(5.0),
         "longest_callback_cpu_ms": holds.max_cpu,
+        "longest_callback_cpu": holds.max_cpu_at,
         "full_collections_ms": collections,
         **seen,
     }
@@ -278,6 +285,7 @@ def main() -> None:
         f"longest single callback: {result['longest_callback_ms']:.2f} ms"
         f" ({result['callbacks_over_5ms']} over 5 ms): {result['longest_callback']};"
         f" most CPU in one callback, less GC: {result['longest_callback_cpu_ms']:.2f} ms"
+        f" ({result['longest_callback_cpu']})"
     )
     pauses = result["full_collections_ms"]
     print(
