@@ -35,7 +35,7 @@ engine's stdout:
 
 Messages for an execution that come from the watcher (an engine handed over, an engine
 that died, a closed driver) wake its loop with ``call_soon_threadsafe`` or a trio token.
-Tool calls are validated, run and settled by the same code as the QuickJS driver's.
+Tool calls are validated, run and settled by the code every engine shares (`engine.py`).
 """
 
 from __future__ import annotations
@@ -853,7 +853,7 @@ def _loads(data: bytes | str) -> Any:
 
 
 class _V8Run(EngineRun):
-    """One execution in a V8 engine; tool calls, events and errors as in the QuickJS driver.
+    """One execution in a V8 engine; tool calls, events and errors as on every engine (``engine.py``).
 
     While it holds an engine, the run reads the engine's stdout on its own event loop
     (``add_reader`` on asyncio, a task waiting with ``wait_readable`` on trio) and writes its
@@ -923,17 +923,26 @@ class _V8Run(EngineRun):
             self.loop.add_reader(engine.stdout_fd, self._readable)
         else:
             assert self.task_group is not None
-            self.task_group.start_soon(self._read_task, engine)
+            self.task_group.start_soon(self._pipe_task, engine, False)
 
-    async def _read_task(self, engine: _Engine) -> None:
+    async def _pipe_task(self, engine: _Engine, writing: bool) -> None:
+        """On trio: wait until ``engine``'s stdout can be read (``writing``: its stdin written,
+        while output is queued) and do it, for as long as this run holds the engine."""
+        if writing:
+            fd, wait, ready = engine.stdin_fd, anyio.wait_writable, self._writable
+        else:
+            fd, wait, ready = engine.stdout_fd, anyio.wait_readable, self._readable
         with anyio.CancelScope() as scope:
-            self.reader_scope = scope
-            while self.engine is engine:
+            if writing:
+                self.writer_scope = scope
+            else:
+                self.reader_scope = scope
+            while self.engine is engine and (engine.out or not writing):
                 try:
-                    await anyio.wait_readable(engine.stdout_fd)
+                    await wait(fd)
                 except (anyio.ClosedResourceError, OSError, ValueError):
                     return
-                self._readable()
+                ready()
 
     def _readable(self) -> None:
         engine = self.engine
@@ -1027,17 +1036,7 @@ class _V8Run(EngineRun):
                 self.loop.add_writer(engine.stdin_fd, self._writable)
             else:
                 assert self.task_group is not None
-                self.task_group.start_soon(self._write_task, engine)
-
-    async def _write_task(self, engine: _Engine) -> None:
-        with anyio.CancelScope() as scope:
-            self.writer_scope = scope
-            while self.engine is engine and engine.out:
-                try:
-                    await anyio.wait_writable(engine.stdin_fd)
-                except (anyio.ClosedResourceError, OSError, ValueError):
-                    return
-                self._writable()
+                self.task_group.start_soon(self._pipe_task, engine, True)
 
     def _writable(self) -> None:
         engine = self.engine
