@@ -712,6 +712,7 @@ class _Engine:
         self.returncode: int | None = None
         self.rss_limit = 0
         self.first_rss = 0  # resident memory when it was first ready
+        self._statm = -1  # its /proc/<pid>/statm, open (watcher thread)
         self.memory_exceeded = False
         self.idle_since = 0.0
 
@@ -762,6 +763,12 @@ class _Engine:
             _stop(proc)
 
     def close_fds(self) -> None:
+        statm, self._statm = self._statm, -1
+        if statm >= 0:
+            try:
+                os.close(statm)
+            except OSError:
+                pass
         proc = self.proc
         if proc is not None:
             for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -772,13 +779,16 @@ class _Engine:
                     pass
 
     def rss(self) -> int:
-        """The process's resident memory in bytes (0 where it cannot be read)."""
+        """The process's resident memory in bytes (0 where it cannot be read). Its
+        ``/proc/<pid>/statm`` stays open and is read again from the start each time: opening
+        it on every look cost more than the look (it is read after each execution)."""
         proc = self.proc
         if proc is None:
             return 0
         try:
-            with open(f"/proc/{proc.pid}/statm", "rb") as f:
-                return int(f.read().split()[1]) * _PAGE
+            if self._statm < 0:
+                self._statm = os.open(f"/proc/{proc.pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE
         except (OSError, ValueError, IndexError):
             return 0
 
