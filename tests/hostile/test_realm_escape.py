@@ -6,6 +6,7 @@ the answer must be "nothing"."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -202,3 +203,43 @@ return [seen, typeof stack, stack === 'formatted', typeof (Error as any).prepare
     result = await cm.execute(code)
     assert result.success, result.error
     assert result.result == [[], "string", False, "undefined"]
+
+
+SABOTAGE = {
+    "maps": "Map.prototype.get = () => undefined; Map.prototype.set = function () { return this }; Map.prototype.delete = () => false",
+    "weakmaps": "WeakMap.prototype.get = () => 'tool'; WeakMap.prototype.set = function () { return this }",
+    "promises": "Promise.prototype.then = function () { return this }; (Promise as any).reject = () => 1; (Promise as any).resolve = () => 1",
+    "json": "JSON.stringify = () => '{\"forged\":true}'; JSON.parse = () => ({ forged: true })",
+    "reflect": "(Reflect as any).apply = () => 1; (Reflect as any).construct = () => ({})",
+    "functions": "Function.prototype.call = () => 1; Function.prototype.apply = () => 1; Function.prototype.bind = () => () => 1",
+    "objects": "Object.defineProperty = () => 1 as any; Object.create = () => ({ toJSON: () => 'forged' })",
+    "errors": "(Error as any).captureStackTrace = () => { throw 1 }; (globalThis as any).Error = function () { return { forged: 1 } }",
+    "strings": "String.prototype.replace = () => 'x'; (String.prototype as any)[Symbol.split] = () => []; (globalThis as any).String = () => 'forged'",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SABOTAGE))
+async def test_replacing_the_builtins_the_sandbox_uses_harms_only_the_program(
+    driver: codemode.IsolateDriver, name: str
+) -> None:
+    calls: list[Any] = []
+
+    async def spy(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        return {"ok": True}
+
+    tools = [*make_tools(), codemode.Tool.from_schema("spy", "Spy", {"type": "object"}, None, spy)]
+    cm = codemode.create_code_mode(tools, driver=driver, timeout=5.0)
+    code = (
+        SABOTAGE[name]
+        + "\nconsole.log('after', { a: 1 })\nsetTimeout(() => {}, 1)\n"
+        + "let r: unknown\ntry { r = await external_spy({ n: 1 }) } catch (e: any) { r = 'refused: ' + e }\n"
+        + "try { await external_nope({}) } catch (e) {}\nreturn r"
+    )
+    result = await cm.execute(code)
+    # the sandbox's own work (tool calls, console, timers, errors) uses the built-ins as they
+    # were before the program ran: whatever the program replaced, it works as usual
+    assert result.success, result.error
+    assert (result.result, result.logs, calls) == ({"ok": True}, ['after {"a":1}'], [{"n": 1}])
+    after = await cm.execute("return [await external_spy({ n: 2 }), JSON.stringify({ a: 1 })]")
+    assert after.result == [{"ok": True}, '{"a":1}'], after

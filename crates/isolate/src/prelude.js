@@ -30,6 +30,10 @@
   const PromiseCtor = Promise;
   const reject = Promise.reject;
   const capture = Error.captureStackTrace;
+  // The methods of the prelude's own maps, as they were: a program that replaces
+  // Map.prototype.get breaks its own maps, not these.
+  const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+  const weakGet = WeakMap.prototype.get, weakSet = WeakMap.prototype.set;
   const hostErrors = new WeakMap();
   const timers = new Map();
   let nextTimer = 1;
@@ -86,7 +90,7 @@
     value: function setTimeout(callback, ms, ...args) {
       if (typeof callback !== "function") throw made(new TypeErrorCtor(say.timer_callback({})), setTimeout);
       const id = nextTimer++;
-      timers.set(id, () => callback(...args));
+      apply(mapSet, timers, [id, () => apply(callback, undefined, args)]);
       try { hostTimer(id, Math.max(0, Number(ms) || 0)); } catch (e) { throw failed(e, setTimeout); }
       return id;
     },
@@ -94,7 +98,7 @@
   });
   define(G, "clearTimeout", {
     value: function clearTimeout(id) {
-      if (timers.delete(id)) {
+      if (apply(mapDelete, timers, [id])) {
         try { hostClearTimer(id); } catch (e) { throw failed(e, clearTimeout); }
       }
     },
@@ -167,7 +171,7 @@
   function hostError(name, message, kind, fn) {
     const e = made(new ErrorCtor(message), fn);
     define(e, "name", { value: name, writable: true, configurable: true });
-    hostErrors.set(e, kind);
+    apply(weakSet, hostErrors, [e, kind]);
     return e;
   }
 
@@ -176,7 +180,7 @@
   function markHostError(e, name, message, kind) {
     define(e, "message", { value: message, writable: true, configurable: true });
     define(e, "name", { value: name, writable: true, configurable: true });
-    hostErrors.set(e, kind);
+    apply(weakSet, hostErrors, [e, kind]);
   }
 
   function refused(fn, message) {
@@ -207,9 +211,9 @@
     },
     // Run timer `id`'s callback (what it throws goes to the host).
     fire(id) {
-      const callback = timers.get(id);
+      const callback = apply(mapGet, timers, [id]);
       if (callback !== undefined) {
-        timers.delete(id);
+        apply(mapDelete, timers, [id]);
         callback();
       }
     },
@@ -233,7 +237,7 @@
     describe(e) {
       let kind = null, name = "Error", message, stack = null;
       if (e !== null && (typeof e === "object" || typeof e === "function")) {
-        kind = hostErrors.get(e) || null;
+        kind = apply(weakGet, hostErrors, [e]) || null;
         try { name = StringCtor(e.name === undefined ? "Error" : e.name); } catch (x) { name = "Error"; }
         try {
           message = e instanceof ErrorCtor || "message" in e ? StringCtor(e.message) : format(e);

@@ -547,6 +547,8 @@ const ADAPTER = String.raw`
   const capture = Error.captureStackTrace;
   const StringCtor = String;
   const pending = new Map();
+  const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+  const create = Object.create;
   let memBytes = 0;
 
   function made(e, fn) {
@@ -672,7 +674,7 @@ const ADAPTER = String.raw`
     const id = hostCallJson(index, json);
     if (id === 0) return null;
     if (id < 0) return new PromiseCtor(() => {}); // the run is over
-    return new PromiseCtor((resolve, reject) => { pending.set(id, [resolve, reject]); });
+    return new PromiseCtor((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
   }
 
   const shared = (${SHARED_PRELUDE})(toolCall, hostLog, hostTimer, hostClearTimer, hostReport, stackFailure);
@@ -697,7 +699,7 @@ const ADAPTER = String.raw`
   function failure(kind, name, err) {
     let cause;
     try { cause = StringCtor(err.name) + ": " + StringCtor(err.message); } catch (x) { cause = "Error"; }
-    const description = Object.create(null);
+    const description = create(null);
     description.kind = kind;
     description.name = name;
     description.message = cause;
@@ -723,9 +725,9 @@ const ADAPTER = String.raw`
       }
     },
     settle(id, status, payload) {
-      const entry = pending.get(id);
+      const entry = apply(mapGet, pending, [id]);
       if (entry === undefined) return;
-      pending.delete(id);
+      apply(mapDelete, pending, [id]);
       try {
         const value = parse(payload);
         if (status === 0) entry[0](value);
