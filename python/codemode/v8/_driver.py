@@ -533,12 +533,9 @@ class _Pool:
             self.selector.unregister(engine.stdout_fd)
 
     def _on_stdout(self, engine: _Engine) -> None:
-        try:
-            data = os.read(engine.stdout_fd, _READ_MAX)
-        except BlockingIOError:
+        data = engine.read()
+        if data is None:
             return
-        except OSError:
-            data = b""
         if data:
             self._feed(engine, data)
             return
@@ -778,6 +775,16 @@ class _Engine:
                 except OSError:
                     pass
 
+    def read(self) -> bytes | None:
+        """What its stdout holds now: ``None`` when nothing has come yet, ``b""`` when the
+        output ended (or cannot be read any more)."""
+        try:
+            return os.read(self.stdout_fd, _READ_MAX)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
     def rss(self) -> int:
         """The process's resident memory in bytes (0 where it cannot be read). Its
         ``/proc/<pid>/statm`` stays open and is read again from the start each time: opening
@@ -958,12 +965,9 @@ class _V8Run(EngineRun):
         engine = self.engine
         if engine is None:
             return
-        try:
-            data = os.read(engine.stdout_fd, _READ_MAX)
-        except BlockingIOError:
+        data = engine.read()
+        if data is None:
             return
-        except OSError:
-            data = b""
         self._received(engine, data)
         if self.wakeup is not None:
             self.wakeup.set()
