@@ -150,7 +150,6 @@ class Execution {
     this.reportBytes = 0;
     this.memoryExceeded = false;
     this.position = positionIn(spec.code);
-    engine.holder.run = this;
   }
 
   start() {
@@ -158,26 +157,23 @@ class Execution {
     let program;
     try {
       engine.configure.applySync(undefined, [JSON.stringify(spec.names), spec.maxCalls, MEM_BYTES]);
-      const script = engine.isolate.compileScriptSync(WRAP_PREFIX + spec.code + WRAP_SUFFIX, {
-        filename: PROGRAM_FILE,
-      });
+      const wrapped = WRAP_PREFIX + spec.code + WRAP_SUFFIX;
+      const script = engine.isolate.compileScriptSync(wrapped, { filename: PROGRAM_FILE });
       // The program must be exactly the body of the wrapper function, as the engine reads
-      // it: text that closes the wrapper early would run at the top level. While the script
-      // runs, nothing it does reaches the host (no call, line, report or timer); its value
+      // it: text that closes the wrapper early would run at the top level. Until the check
+      // passes, the host functions answer no run (`holder.run` is null), so nothing the
+      // script does reaches the host (no call, line, report or timer); its value
       // must then be a function whose source is the whole wrapper, or the run is a syntax
       // error and this isolate, with whatever the top level did, is thrown away.
-      engine.holder.run = null;
       program = script.runSync(engine.context, { reference: true, release: true });
       const source = engine.sourceOf.applySync(undefined, [program.derefInto()]);
-      if (source !== WRAP_PREFIX.slice(1) + spec.code + WRAP_SUFFIX.slice(0, -1)) {
+      if (source !== wrapped.slice(1, -1)) {
         return this.finish("syntax", "SyntaxError", NOT_ONE_BODY, []);
       }
       engine.holder.run = this;
     } catch (err) {
       if (err && err.name === "SyntaxError") return this.finishSyntax(err);
-      if (this.memoryExceeded || /memory limit|disposed/.test(String(err && err.message))) {
-        return this.engineFailed(err);
-      }
+      if (this.isolateFailed(err)) return this.engineFailed(err);
       // Only text that left the wrapper can throw while the script runs.
       return this.finish("syntax", "SyntaxError", NOT_ONE_BODY, []);
     }
@@ -188,9 +184,7 @@ class Execution {
         library = engine.context.evalSync(spec.library, { filename: "library.js", reference: true });
       }
     } catch (err) {
-      if (this.memoryExceeded || /memory limit|disposed/.test(String(err && err.message))) {
-        return this.engineFailed(err);
-      }
+      if (this.isolateFailed(err)) return this.engineFailed(err);
       const cause = `${err && err.name}: ${err && err.message}`;
       return this.finish("runtime", "InternalError", say("library_failed", { cause }), []);
     }
@@ -213,6 +207,11 @@ class Execution {
   }
 
   // The isolate itself failed (out of memory, disposed): never the program's doing to report.
+  // Did `err` come from the isolate itself (its memory, or its end) rather than from code?
+  isolateFailed(err) {
+    return this.memoryExceeded || /memory limit|disposed/.test(String(err && err.message));
+  }
+
   engineFailed(err) {
     if (this.finished) return;
     const message = String((err && err.message) || err);
