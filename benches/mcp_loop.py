@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import heapq
 import json
 import os
 import platform
@@ -122,8 +123,6 @@ class _Holds(list[tuple[float, str]]):
 
     def record(self, ms: float, what: Any) -> None:
         if len(self) < 100 or ms > self[0][0]:
-            import heapq
-
             item = (ms, repr(what)[:160])
             if len(self) < 100:
                 heapq.heappush(self, item)
@@ -198,7 +197,7 @@ async def _serve(
     await asyncio.sleep(1.0)  # the server is up
     from codemode.cli import _freeze_startup_objects
 
-    _freeze_startup_objects()  # as `codemode mcp serve` does before it serves
+    _freeze_startup_objects("streamable-http")  # as `codemode mcp serve` does before it serves
     url = f"http://127.0.0.1:{port}/mcp"
     client = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -205,7 +205,7 @@ def _mcp_serve(args: argparse.Namespace) -> int:
             await cm.aclose()
 
     _announce(args)
-    _freeze_startup_objects()
+    _freeze_startup_objects(args.transport)
     try:
         anyio.run(run)
     except KeyboardInterrupt:
@@ -213,14 +213,15 @@ def _mcp_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _freeze_startup_objects() -> None:
+def _freeze_startup_objects(transport: str) -> None:
     """A server's modules, models and schemas live as long as the process: keep them out of
     the garbage collector's full passes, which stop the event loop for as long as they take
     (on a 2-core machine, a full pass over the MCP server's heap under 50 clients took 55-110
     ms with them, 22-35 ms without; ``benches/mcp_loop.py``)."""
-    for module in ("uvicorn", "starlette.applications"):  # what the HTTP transport imports
-        if importlib.util.find_spec(module.split(".")[0]) is not None:
-            importlib.import_module(module)
+    if transport == "streamable-http":  # what it imports to serve, frozen with the rest
+        for module in ("uvicorn", "starlette.applications"):
+            if importlib.util.find_spec(module.split(".")[0]) is not None:
+                importlib.import_module(module)
     gc.collect()
     gc.freeze()
 
@@ -239,7 +240,7 @@ def _mcp_proxy(args: argparse.Namespace) -> int:
         raise SystemExit("codemode mcp proxy: give an upstream server (-- COMMAND, --upstream or --config)")
     _announce(args)
     options = {**_serving_options(args), **_code_mode_options(args)}
-    _freeze_startup_objects()
+    _freeze_startup_objects(args.transport)
     try:
         anyio.run(functools.partial(mcp.serve_proxy, servers, name=args.name or "codemode-proxy", **options))
     except KeyboardInterrupt:
