@@ -697,7 +697,10 @@ impl Machine {
             "OutputLimitError",
             say(
                 "log_limit",
-                &[("lines", &self.limits.max_log_lines), ("bytes", &self.limits.max_log_bytes)],
+                &[
+                    ("lines", &self.limits.max_log_lines),
+                    ("bytes", &self.limits.max_log_bytes),
+                ],
             ),
         )
     }
@@ -714,11 +717,7 @@ impl Machine {
             if let Some(Status::Done(Err(error))) = self.interrupted_status() {
                 return error;
             }
-            return JsError::new(
-                ErrorKind::Runtime,
-                "Error",
-                say("undescribable", &[]),
-            );
+            return JsError::new(ErrorKind::Runtime, "Error", say("undescribable", &[]));
         };
         let text = text::json_without_lone_surrogates(text);
         let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
@@ -746,7 +745,10 @@ impl Machine {
                 } else {
                     available.join(", ")
                 };
-                message = say("unknown_tool", &[("name", &missing), ("available", &available)]);
+                message = say(
+                    "unknown_tool",
+                    &[("name", &missing), ("available", &available)],
+                );
                 ErrorKind::InvalidArgs
             }
             _ if self.control.meter.exceeded() => ErrorKind::Memory,
@@ -1047,7 +1049,9 @@ fn compile(source: &str, file: &str) -> Result<Vec<u8>, String> {
 /// several times cheaper than parsing the source again.
 fn prelude_bytecode() -> &'static [u8] {
     static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTECODE.get_or_init(|| compile(crate::sandbox_prelude(), "codemode:prelude").expect("the prelude compiles"))
+    BYTECODE.get_or_init(|| {
+        compile(crate::sandbox_prelude(), "codemode:prelude").expect("the prelude compiles")
+    })
 }
 
 /// Host libraries compiled once per process, by their text (a handful at most: the cache
@@ -1249,11 +1253,14 @@ fn install_prelude<'js>(
                         log_control.output_overflow.store(true, Relaxed);
                     } else {
                         s.logs.push(LogLine {
-                        level: LogLevel::Warn,
-                        text: say("log_truncated", &[("lines", &max_lines), ("bytes", &max_bytes)]),
-                        timestamp_ms: now_ms(),
-                        calls_before,
-                    });
+                            level: LogLevel::Warn,
+                            text: say(
+                                "log_truncated",
+                                &[("lines", &max_lines), ("bytes", &max_bytes)],
+                            ),
+                            timestamp_ms: now_ms(),
+                            calls_before,
+                        });
                     }
                     return;
                 }

@@ -14,7 +14,9 @@ pub const TABLE_JSON: &str = include_str!("messages.json");
 /// The table, parsed once.
 pub fn table() -> &'static BTreeMap<String, String> {
     static TABLE: OnceLock<BTreeMap<String, String>> = OnceLock::new();
-    TABLE.get_or_init(|| serde_json::from_str(TABLE_JSON).expect("messages.json is a JSON object of strings"))
+    TABLE.get_or_init(|| {
+        serde_json::from_str(TABLE_JSON).expect("messages.json is a JSON object of strings")
+    })
 }
 
 /// The message `key` with each `{name}` replaced by its value in `vars`.
@@ -26,9 +28,11 @@ pub fn say(key: &str, vars: &[(&str, &dyn Display)]) -> String {
             out.push_str(part);
             continue;
         }
-        match part.split_once('}') {
-            Some((name, rest)) if vars.iter().any(|(k, _)| *k == name) => {
-                let (_, value) = vars.iter().find(|(k, _)| *k == name).expect("found above");
+        let value = part
+            .split_once('}')
+            .and_then(|(name, rest)| Some((vars.iter().find(|(k, _)| *k == name)?.1, rest)));
+        match value {
+            Some((value, rest)) => {
                 out.push_str(&value.to_string());
                 out.push_str(rest);
             }
@@ -90,7 +94,10 @@ mod tests {
             say("call_limit", &[("tool", &"external_x"), ("max", &3)]),
             "external_x: tool call limit reached (at most 3 calls per execution)"
         );
-        assert_eq!(say("memory", &[("mib", &mib(20 << 20 | 1 << 19))]), "the execution exceeded its memory limit (20.5 MiB)");
+        assert_eq!(
+            say("memory", &[("mib", &mib(20 << 20 | 1 << 19))]),
+            "the execution exceeded its memory limit (20.5 MiB)"
+        );
         assert_eq!(mib(16 << 20), "16");
     }
 
