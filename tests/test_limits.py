@@ -112,6 +112,30 @@ async def test_deep_recursion(cm: codemode.CodeMode) -> None:
     assert result.success and result.result in ("RangeError", "InternalError")
 
 
+DEPTH = "let d = 0\nfunction f(): void { d++; f() }\ntry { f() } catch (e) {}\nreturn d"
+
+
+async def test_stack_limit_bounds_recursion(cm: codemode.CodeMode) -> None:
+    """``stack_limit_kb`` is the stack a program gets: the depth it reaches grows with it."""
+    depths = {}
+    for kb in (256, 2048):
+        result = await cm.execute(DEPTH, stack_limit_kb=kb)
+        assert result.success, result.error
+        depths[kb] = result.result
+    assert depths[2048] > 4 * depths[256] > 0, depths
+
+
+async def test_stack_limit_beyond_the_threads_stack_holds(cm: codemode.CodeMode) -> None:
+    """A limit above what a thread's stack holds (and above 16 MiB, which QuickJS's binding
+    once took to mean no limit at all) still ends deep recursion with an error the program
+    can catch, and the host survives."""
+    result = await cm.execute(DEPTH, stack_limit_kb=64 * 1024)
+    assert result.success, result.error
+    assert result.result > 0
+    after = await cm.execute("return 1 + 1")
+    assert after.success and after.result == 2
+
+
 async def test_tool_call_limit(driver: codemode.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, max_tool_calls=50)
     error = await expect_failure(cm, "for (let i = 0; ; i++) await external_echo({ i })", "invalid_args")

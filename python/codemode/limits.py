@@ -16,7 +16,9 @@ class Limits:
     memory_limit_mb: float = 128
     """Engine heap limit in MiB."""
     stack_limit_kb: int = 1024
-    """Native stack the engine may use, in KiB."""
+    """Native stack the engine may use, in KiB. On V8 it is at least 128 KiB (V8 needs that
+    much to run the sandbox's own code) and at most the engine process's main-thread stack
+    less 1 MiB (7 MiB under the usual 8 MiB ``ulimit -s``)."""
     max_tool_calls: int = 10_000
     """Tool calls one execution may start; the next one rejects."""
     max_concurrent_tool_calls: int = 64
@@ -33,6 +35,8 @@ class Limits:
             raise ValueError("timeout must be positive")
         if self.memory_limit_mb <= 0:
             raise ValueError("memory_limit_mb must be positive")
+        if self.stack_limit_kb < 1:
+            raise ValueError("stack_limit_kb must be positive")
         if self.max_concurrent_tool_calls < 1:
             raise ValueError("max_concurrent_tool_calls must be at least 1")
 

@@ -31,6 +31,11 @@ const WRAP_PREFIX: &str = "(async function (__codemode_channel) {";
 /// Stack a step needs beyond the engine's own stack limit: the frames around the engine,
 /// and native code that runs past the engine's last check.
 const STEP_STACK_ROOM: usize = 1 << 20;
+/// A step on a thread's own stack leaves this much of it below the engine's limit, for the
+/// same reasons: the engine never gets more stack than the thread has.
+const THREAD_STACK_ROOM: usize = 256 << 10;
+/// The limit on a thread whose stack size is unknown (steps then run on a stack of their own).
+const UNKNOWN_STACK_LIMIT: usize = 256 << 10;
 /// What one execution may write through its report channel; the rest is dropped.
 const REPORT_BYTES_MAX: usize = 16 << 20;
 const WRAP_SUFFIX: &str = "\n})";
@@ -217,7 +222,7 @@ impl Machine {
         // SAFETY: the runtime pointer is valid for the life of `context`.
         unsafe { qjs::JS_UpdateStackTop(context.get_runtime_ptr()) };
         control.meter.set_limit(limits.memory_bytes);
-        runtime.set_max_stack_size(limits.stack_bytes);
+        set_stack_limit(&context, stack_limit_on_thread(limits.stack_bytes));
         // QuickJS collects cycles whenever its heap grows past a threshold, first at 256 KiB:
         // a program that makes a thousand promises would collect several times over. Most
         // garbage is freed by reference counting anyway, so start at an eighth of the limit.
@@ -308,11 +313,13 @@ impl Machine {
         Ok(())
     }
 
-    /// Run until the program has nothing left to do (see [`Execution::step`]).
-    fn step(&mut self, settles: Settles) -> StepOutput {
+    /// Run until the program has nothing left to do (see [`Execution::step`]), with `stack`
+    /// bytes of stack for the engine below this point.
+    fn step(&mut self, settles: Settles, stack: usize) -> StepOutput {
         self.steps += 1;
         // SAFETY: the runtime pointer is valid for the life of `self.context`.
         unsafe { qjs::JS_UpdateStackTop(self.context.get_runtime_ptr()) };
+        set_stack_limit(&self.context, stack);
 
         let status = if self.control.should_interrupt() {
             self.interrupted_status()
@@ -774,6 +781,24 @@ pub struct Execution {
     stack_size: usize,
 }
 
+/// Let the engine use `bytes` of stack below the stack top it last read. Set through QuickJS
+/// itself: rquickjs takes any limit above 16 MiB to mean no limit at all.
+fn set_stack_limit(context: &Context, bytes: usize) {
+    // SAFETY: the runtime pointer is valid for the life of `context`; 0 would mean no limit.
+    unsafe { qjs::JS_SetMaxStackSize(context.get_runtime_ptr(), bytes.max(1) as _) };
+}
+
+/// The engine's stack limit for a step on this thread's own stack: `wanted`, or less when
+/// the thread has less left (a limit beyond the stack would let the program overrun it).
+/// Where the thread's stack cannot be known (a confined process may not read its own
+/// memory map), at most [`UNKNOWN_STACK_LIMIT`].
+fn stack_limit_on_thread(wanted: usize) -> usize {
+    match stacker::remaining_stack() {
+        Some(left) => wanted.min(left.saturating_sub(THREAD_STACK_ROOM)),
+        None => wanted.min(UNKNOWN_STACK_LIMIT),
+    }
+}
+
 impl Execution {
     /// Prepare a fresh runtime for `javascript` (a program body) with one
     /// `external_<name>` per entry of `tool_names`. `deadline` bounds the whole execution.
@@ -831,26 +856,33 @@ impl Execution {
         if self.suspended.is_some() {
             return self.resume();
         }
-        let Some(slice) = slice else {
-            self.machine.control.slice_ns.store(u64::MAX, Relaxed);
-            return self.machine.step(settles);
-        };
         let control = &self.machine.control;
-        control.slice_ns.store(
-            control.now_ns().saturating_add(slice.as_nanos() as u64),
-            Relaxed,
-        );
+        let wanted = self.machine.limits.stack_bytes;
+        let here = stack_limit_on_thread(wanted);
+        let slice_end = match slice {
+            Some(slice) => control.now_ns().saturating_add(slice.as_nanos() as u64),
+            // To its end, on this thread's stack when the limit fits in it (else on a stack
+            // of its own, which always fits).
+            None if here >= wanted => {
+                control.slice_ns.store(u64::MAX, Relaxed);
+                return self.machine.step(settles, here);
+            }
+            None => u64::MAX,
+        };
+        control.slice_ns.store(slice_end, Relaxed);
         let Ok(stack) = fiber::take_stack(self.stack_size) else {
             // No stack to be had: run the step here, to its end.
             control.slice_ns.store(u64::MAX, Relaxed);
-            return self.machine.step(settles);
+            return self.machine.step(settles, here);
         };
         let point = control.suspend.clone();
         let machine: *mut Machine = &mut *self.machine;
         // SAFETY: the machine is boxed, so it stays where it is while the step is suspended,
         // and it is neither used nor dropped before the step ends (`resume`, `Drop`).
+        // The fiber's stack is the limit and its room.
+        let limit = self.stack_size - STEP_STACK_ROOM;
         let fiber = Fiber::start(stack, self.stack_size, point, move || unsafe {
-            (*machine).step(settles)
+            (*machine).step(settles, limit)
         });
         self.drive(fiber)
     }

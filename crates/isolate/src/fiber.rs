@@ -28,6 +28,8 @@ unsafe impl Send for Stack {}
 /// usually short, and a stack is an mmap and its page faults).
 static STACKS: Mutex<Vec<(usize, Stack)>> = Mutex::new(Vec::new());
 const STACKS_KEPT: usize = 32;
+/// Larger stacks are unmapped when their step ends: a deep recursion leaves its pages behind.
+const KEPT_STACK_MAX: usize = 4 << 20;
 
 /// A stack of `size` bytes for [`Fiber::start`] (a kept one if there is one).
 pub(crate) fn take_stack(size: usize) -> std::io::Result<DefaultStack> {
@@ -40,6 +42,9 @@ pub(crate) fn take_stack(size: usize) -> std::io::Result<DefaultStack> {
 }
 
 fn give_back(size: usize, stack: DefaultStack) {
+    if size > KEPT_STACK_MAX {
+        return;
+    }
     let mut stacks = STACKS.lock().unwrap_or_else(|p| p.into_inner());
     if stacks.len() < STACKS_KEPT {
         stacks.push((size, Stack(stack)));

@@ -1167,6 +1167,7 @@ class _V8Run(EngineRun):
         return {
             "code": self.program.javascript,
             "names": self.names,
+            "stackKb": limits.stack_limit_kb,
             "maxCalls": limits.max_tool_calls,
             "maxLogLines": limits.max_log_lines,
             "maxLogBytes": limits.max_log_bytes,

@@ -12,7 +12,7 @@
 // Python killing this process, which then serves nobody else.
 //
 // Python -> engine (one line each):
-//   R <json spec>                        run: {code, names, mem, maxCalls, maxLogLines,
+//   R <json spec>                        run: {code, names, stackKb, maxCalls, maxLogLines,
 //                                        maxLogBytes, failLog, maxResult, channel, library}
 //   S <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
 // Engine -> Python (one line each):
@@ -27,6 +27,7 @@
 
 import { readSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
+import { setFlagsFromString } from "node:v8";
 
 const [ADDON, MEM_ARG, SHARED_PRELUDE, MESSAGES_JSON] = process.argv.slice(2);
 // The one table of messages of both engines (crates/isolate/src/messages.json).
@@ -38,6 +39,23 @@ const MEM_MIB = Math.max(1, Number(MEM_ARG) || 128);
 const MEM_BYTES = MEM_MIB * 1024 * 1024;
 // isolated-vm takes whole MiB, at least 8; below that our own accounting holds the limit.
 const ISOLATE_MIB = Math.max(8, MEM_MIB);
+
+// An isolate's stack is V8's --stack-size when the isolate is made (its code runs on this
+// process's main thread, below the host's own frames). V8 needs this much to run the prelude
+// and a program at all; the main thread's stack, less room for the host, bounds it above.
+const STACK_KB_MIN = 128;
+const STACK_KB_HOST = 984; // V8's default, restored for everything else
+const STACK_KB_MAX = Math.max(STACK_KB_MIN, mainStackKb() - 1024);
+const stackKbFor = (kb) => Math.min(STACK_KB_MAX, Math.max(STACK_KB_MIN, Math.floor(Number(kb)) || 1024));
+
+function mainStackKb() {
+  try {
+    const soft = process.report.getReport().userLimits.stack_size_bytes.soft;
+    return typeof soft === "number" ? Math.floor(soft / 1024) : 64 * 1024;
+  } catch {
+    return 8 * 1024;
+  }
+}
 
 // The one parameter is the report channel when the run asks for it (else undefined): code
 // placed before the model's on line 1 takes it and clears it.
@@ -87,10 +105,22 @@ function send(line) {
 
 // -- the isolate of the next run, made ahead of time -----------------------------------
 
-let ready = null; // { isolate, context, api } for the next run
+let ready = null; // { isolate, stackKb, context, api } for the next run
+let lastStackKb = stackKbFor(1024);
 let current = null; // the running Execution
 
-function prepare() {
+// An isolate whose programs may use `stackKb` of stack: V8 reads the flag when the isolate
+// is first entered, and it is this process's own again right after.
+function prepare(stackKb) {
+  setFlagsFromString(`--stack-size=${stackKb}`);
+  try {
+    return makeIsolate(stackKb);
+  } finally {
+    setFlagsFromString(`--stack-size=${STACK_KB_HOST}`);
+  }
+}
+
+function makeIsolate(stackKb) {
   const isolate = new ivm.Isolate({
     memoryLimit: ISOLATE_MIB,
     onCatastrophicError: () => {
@@ -124,6 +154,7 @@ function prepare() {
   const entry = (name) => api.getSync(name, { reference: true });
   return {
     isolate,
+    stackKb,
     context,
     holder,
     configure: entry("configure"),
@@ -382,7 +413,7 @@ class Execution {
 }
 
 function readyForNext() {
-  if (ready === null) ready = prepare();
+  if (ready === null) ready = prepare(lastStackKb);
   send("i");
 }
 
@@ -449,9 +480,16 @@ function command(line) {
     }
   } else if (kind === 82 /* R */) {
     if (current !== null || ready === null) process.exit(71); // Python breaks its own protocol
-    const engine = ready;
+    const spec = JSON.parse(line.slice(2));
+    let engine = ready;
     ready = null;
-    current = new Execution(engine, JSON.parse(line.slice(2)));
+    // The next isolate is made with the last run's stack; another limit needs another one.
+    lastStackKb = stackKbFor(spec.stackKb);
+    if (engine.stackKb !== lastStackKb) {
+      engine.isolate.dispose();
+      engine = prepare(lastStackKb);
+    }
+    current = new Execution(engine, spec);
     current.start();
   }
 }
@@ -748,5 +786,5 @@ const ADAPTER = String.raw`
 const SETUP = "(function ($0, $1, $2, $3, $4, $5, $6, $7) {" + ADAPTER + "\n})";
 let setupCache = null; // V8's code cache of SETUP (a Buffer), from the first isolate
 
-ready = prepare();
+ready = prepare(lastStackKb);
 send("i");
