@@ -247,3 +247,17 @@ async def test_sequential_tool_calls_are_answered_on_the_loop() -> None:
         assert result.result == sum(range(2000)), result
     finally:
         driver.close()
+
+
+async def test_back_to_back_runs_reuse_engines_getting_ready() -> None:
+    # An engine makes its next isolate right after each run; a run that finds none ready
+    # waits for it instead of starting another process. Back to back, the pool stays at the
+    # engines it keeps ready plus the one getting ready.
+    driver = codemode.V8Driver(prewarm=2)
+    cm = codemode.create_code_mode([], driver=driver, timeout=10.0)
+    try:
+        for i in range(300):
+            assert (await cm.execute(f"return {i}")).result == i
+        assert len(driver._get_pool().engines) <= 3
+    finally:
+        driver.close()

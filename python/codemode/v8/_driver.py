@@ -398,12 +398,19 @@ class _Pool:
             if left > 0:
                 room[run.driver] = left - 1
                 need[run.mib] = need.get(run.mib, 0) + 1
+        # An engine getting ready after a run is ready within milliseconds: it counts as
+        # one coming (starting another process would cost tens of them, and CPU).
+        coming = dict(self.starting)
+        for engine in self.recycling:
+            coming[engine.mib] = coming.get(engine.mib, 0) + 1
         for mib, count in need.items():
-            while self.starting.get(mib, 0) < count and len(self.engines) < cap:
+            while coming.get(mib, 0) < count and len(self.engines) < cap:
                 self._spawn(mib)
+                coming[mib] = coming.get(mib, 0) + 1
         for mib, want in self._wants().items():
-            while len(self.idle.get(mib, ())) + self.starting.get(mib, 0) < want and len(self.engines) < cap:
+            while len(self.idle.get(mib, ())) + coming.get(mib, 0) < want and len(self.engines) < cap:
                 self._spawn(mib)
+                coming[mib] = coming.get(mib, 0) + 1
         if need and len(self.engines) >= cap:
             # Make room: an idle engine of a limit nobody is waiting for.
             for mib, idle in self.idle.items():
