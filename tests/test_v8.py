@@ -249,15 +249,19 @@ async def test_sequential_tool_calls_are_answered_on_the_loop() -> None:
         driver.close()
 
 
-async def test_back_to_back_runs_reuse_engines_getting_ready() -> None:
+async def test_back_to_back_runs_reuse_engines_getting_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     # An engine makes its next isolate right after each run; a run that finds none ready
-    # waits for it instead of starting another process. Back to back, the pool stays at the
-    # engines it keeps ready plus the one getting ready.
+    # waits for it instead of starting another process. Back to back, the pool starts no
+    # more than the engines it keeps ready plus the one getting ready.
     driver = codemode.V8Driver(prewarm=2)
-    cm = codemode.create_code_mode([], driver=driver, timeout=10.0)
+    pool = driver._get_pool()
+    started: list[int] = []
+    spawn = pool._spawn
+    monkeypatch.setattr(pool, "_spawn", lambda mib: (started.append(mib), spawn(mib)))
+    cm = codemode.create_code_mode([], driver=driver, timeout=10.0, memory_limit_mb=77)
     try:
         for i in range(300):
             assert (await cm.execute(f"return {i}")).result == i
-        assert len(driver._get_pool().engines) <= 3
+        assert len(started) <= 3, started
     finally:
         driver.close()

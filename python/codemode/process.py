@@ -60,7 +60,7 @@ from .tools import ToolBinding
 _GRACE = 1.0
 """Seconds a worker's current step may run past its execution's deadline before the worker
 is killed (the engine itself stops a program at its deadline; this is the wall behind it)."""
-_CUTOFF = 0.1
+_CUTOFF = 0.01
 """Seconds after its deadline an execution stops waiting for its step and fails with
 ``timeout`` (its step may be queued behind another execution's on the same worker)."""
 _STARTUP_TIMEOUT = 30.0

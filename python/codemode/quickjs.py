@@ -165,18 +165,31 @@ class QuickJSRun(EngineRun):
                     output = await execution.step_async(ids, outcomes, json)
                 elif in_thread:
                     stepping_in_thread = True
-                    output = await anyio.to_thread.run_sync(
-                        execution.step, ids, outcomes, json, None, abandon_on_cancel=True
-                    )
-                    stepping_in_thread = False
+                    with anyio.move_on_after(max(0.0, deadline - time.perf_counter()) + _OVERRUN_GRACE):
+                        output = await anyio.to_thread.run_sync(
+                            execution.step, ids, outcomes, json, None, abandon_on_cancel=True
+                        )
+                        stepping_in_thread = False
                 else:
                     output = execution.step(ids, outcomes, json, self.inline_slice)
                     while output[0] == _core.SUSPENDED:
                         # Still computing when its slice was over: the rest of the step runs
                         # in a worker thread, where it left off; the event loop goes on.
                         stepping_in_thread = True
-                        output = await _in_background(execution.resume)
-                        stepping_in_thread = False
+                        with anyio.move_on_after(max(0.0, deadline - time.perf_counter()) + _OVERRUN_GRACE):
+                            output = await _in_background(execution.resume)
+                            stepping_in_thread = False
+                        if stepping_in_thread:
+                            break
+                if stepping_in_thread:
+                    # Past its deadline inside something the engine cannot stop (such as
+                    # freeing a large structure): the step stops at its next check and the
+                    # engine is freed after it, in the background; the run ends now.
+                    _cancel(execution)
+                    _background_close(execution)
+                    result = self._finish(_core.DONE_ERROR, _TIMEOUT)
+                    await self._flush_events()
+                    return result
                 status, calls, logs, payload = output
                 if status == _core.WAITING:
                     self._dispatch(calls, logs)
@@ -256,6 +269,11 @@ class QuickJSRun(EngineRun):
 _BACKGROUND_NICE = 10
 """How far below the event loop's the priority of the threads that finish long steps is (Linux):
 when the CPUs are busy, the loop and the short steps of every other execution go first."""
+_OVERRUN_GRACE = 0.005
+"""Seconds past the deadline after which a run whose step is still running in the
+background ends as a timeout without it (the engine itself stops well within them, but for
+what it cannot interrupt)."""
+_TIMEOUT = ("timeout", "TimeoutError", "", [])
 _background: ThreadPoolExecutor | None = None
 
 
@@ -282,6 +300,16 @@ async def _in_background(step: Callable[[], Any]) -> Any:
     except RuntimeError:  # trio
         return await anyio.to_thread.run_sync(future.result, abandon_on_cancel=True)
     return await asyncio.wrap_future(future, loop=loop)
+
+
+def _background_close(execution: _core.Execution) -> None:
+    """Free ``execution`` once its step, still running in another thread, is over."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(
+            max_workers=64, thread_name_prefix="codemode-compute", initializer=_lower_priority
+        )
+    _background.submit(execution.close)
 
 
 def _cancel(execution: _core.Execution) -> None:

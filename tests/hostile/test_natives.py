@@ -103,3 +103,60 @@ async def test_cancelling_a_native_loop_stops_it(driver: codemode.IsolateDriver)
     cpu = time.process_time()
     await anyio.sleep(0.5)
     assert time.process_time() - cpu < 0.25
+
+
+# Built-ins that work through their input in one native loop, linear in its size: with a
+# deadline falling while they run, the run must end as a timeout, not finish late as a
+# success. On QuickJS each takes 0.1-0.4 s at these sizes (2-vCPU EPYC); the program starts
+# it just before the deadline (if that is already past, the run times out in the wait,
+# which proves nothing but cannot fail). V8's built-ins do these in milliseconds, and its
+# deadline inside one is `test_v8.py::test_a_deadline_inside_a_native_builtin_stops_the_engine`.
+LINEAR = {
+    "toLowerCase": ('const s = "Ä".repeat(2e7)', "s.toLowerCase()"),
+    "toUpperCase": ('const s = "a".repeat(4e7)', "s.toUpperCase()"),
+    "repeat": ('const s = "ab"', "s.repeat(3e7)"),
+    "padStart": ('const s = "x"', 's.padStart(6e7, "ab")'),
+    "encodeURIComponent": ('const s = "é".repeat(5e6)', "encodeURIComponent(s)"),
+    "escape": ('const s = "é".repeat(1e7)', "escape(s)"),
+    "JSON.parse": ('const s = "[" + "1,".repeat(5e6) + "1]"', "JSON.parse(s)"),
+    "slice": ("const a = new Array(3e6).fill(1)", "a.slice()"),
+    "concat": ("const a = new Array(2e6).fill(1)", "a.concat(a)"),
+    "flat": ("const a = new Array(2e6).fill(1)", "[a].flat()"),
+    "join": ('const a = new Array(3e6).fill("ab")', 'a.join(",")'),
+    "Float64Array": ("const a = new Array(1.5e6).fill(1.5)", "new Float64Array(a)"),
+    "Float64Array.from": ("const a = new Array(1.5e6).fill(1.5)", "Float64Array.from(a)"),
+    "Object.keys": ("const a = new Array(1.5e6).fill(0)", "Object.keys(a)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR))
+async def test_a_deadline_inside_a_linear_builtin_ends_the_run(
+    driver: codemode.IsolateDriver, name: str
+) -> None:
+    if isinstance(driver, codemode.V8Driver):
+        pytest.skip("V8 runs these in milliseconds")
+    setup, call = LINEAR[name]
+    cm = codemode.create_code_mode([], driver=driver, timeout=1.5, memory_limit_mb=128)
+    code = f"const t0 = Date.now()\n{setup}\nwhile (Date.now() - t0 < 1460) {{}}\nconst r = {call}\nreturn 'finished late'"
+    result = await cm.execute(code)
+    assert result.error is not None and result.error.kind == "timeout", result
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
+    driver: codemode.IsolateDriver,
+) -> None:
+    # Freeing three million objects cannot be interrupted (0.1-0.2 s on QuickJS here); a
+    # deadline falling in it still ends the run as a timeout, and the structure is freed after.
+    if isinstance(driver, codemode.V8Driver):
+        pytest.skip("V8 frees in its garbage collector, not in the program's own time")
+    if getattr(driver, "isolation", None) == "process":
+        pytest.skip("a worker's step is cut off 10 ms past the deadline, which a result may beat")
+    cm = codemode.create_code_mode([], driver=driver, timeout=1.5, memory_limit_mb=768)
+    code = (
+        "const t0 = Date.now()\nlet a: any = []\nfor (let i = 0; i < 3e6; i++) a.push({ i })\n"
+        "while (Date.now() - t0 < 1480) {}\na = null\nreturn 'finished late'"
+    )
+    result = await cm.execute(code)
+    assert result.error is not None and result.error.kind == "timeout", result
+    assert (await cm.execute("return 1 + 1")).result == 2

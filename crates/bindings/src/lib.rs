@@ -243,9 +243,10 @@ impl Execution {
     }
 
     /// Release the engine now (idempotent); it is freed off this thread when engines are
-    /// prewarmed. Dropping the object frees it too.
-    fn close(&self) {
-        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
+    /// prewarmed or its heap is large. Dropping the object frees it too. While a step runs
+    /// in another thread, this waits for it with the GIL released.
+    fn close(&self, py: Python<'_>) {
+        let taken = py.detach(|| self.inner.lock().unwrap_or_else(|p| p.into_inner()).take());
         if let Some(Ok(execution)) = taken {
             execution.dispose();
         }
@@ -283,7 +284,7 @@ impl Execution {
         let output = match output {
             Ok(o) => o,
             Err(Some(e)) => {
-                self.close();
+                self.close(py);
                 let calls = calls_tuple(py, Vec::new())?;
                 let logs = PyList::empty(py);
                 return (DONE_ERROR, calls, logs, error_tuple(py, &e)?).into_pyobject(py);
