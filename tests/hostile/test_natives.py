@@ -66,6 +66,11 @@ NATIVES = [
     # native iteration: each element of Array.from and of a spread
     'Array.from("x".repeat(3e7))',
     '[..."x".repeat(3e7)]',
+    # BigInt arithmetic is quadratic in its size (up to 1 Mbit): seconds per operation
+    "const x = 7n ** 300000n; for (;;) x.toString()",
+    "const x = 7n ** 300000n; for (;;) x * x",
+    "const x = 7n ** 300000n, y = 3n ** 200000n; for (;;) x / y",
+    "for (;;) BigInt('9'.repeat(300000))",
 ]
 
 
@@ -126,6 +131,10 @@ LINEAR = {
     "Float64Array": ("const a = new Array(1.5e6).fill(1.5)", "new Float64Array(a)"),
     "Float64Array.from": ("const a = new Array(1.5e6).fill(1.5)", "Float64Array.from(a)"),
     "Object.keys": ("const a = new Array(1.5e6).fill(0)", "Object.keys(a)"),
+    # quadratic: about 2.5 s for one toString, 0.6 s for one parse or division (2-vCPU EPYC)
+    "BigInt.toString": ("const x = 7n ** 300000n", "x.toString()"),
+    "BigInt division": ("const x = 7n ** 300000n, y = 3n ** 200000n", "x / y"),
+    "BigInt parse": ("const s = '9'.repeat(300000)", "BigInt(s)"),
 }
 
 
@@ -159,4 +168,37 @@ async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
     )
     result = await cm.execute(code)
     assert result.error is not None and result.error.kind == "timeout", result
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.IsolateDriver) -> None:
+    # Each `toReversed` of 3M elements copies for ~10 ms without a poll, and the interrupt
+    # handler ran only every 10,000 polls: the loop reached its time slice and deadline only
+    # after minutes, holding the event loop (first step) or a thread (later steps) all along.
+    # Now a watcher has the handler run on time.
+    import anyio
+
+    cm = codemode.create_code_mode([], driver=driver, timeout=0.5, memory_limit_mb=256)
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while True:
+            await anyio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat)
+        result = await cm.execute("const a = new Array(3e6).fill(1)\nfor (;;) a.toReversed()")
+        tg.cancel_scope.cancel()
+    assert result.error is not None and result.error.kind == "timeout", result
+    # the event loop was never held for long (it was held past the whole deadline before)
+    assert max(gaps) < 0.4, max(gaps)
+    # and nothing keeps computing after the run (a runaway thread burns 0.5 s of CPU here)
+    await anyio.sleep(0.05)
+    cpu = time.process_time()
+    await anyio.sleep(0.5)
+    assert time.process_time() - cpu < 0.25
     assert (await cm.execute("return 1 + 1")).result == 2

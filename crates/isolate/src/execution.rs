@@ -14,6 +14,7 @@ use rquickjs::context::EvalOptions;
 use rquickjs::promise::PromiseState;
 use rquickjs::{qjs, Array, Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value};
 
+use crate::alarm;
 use crate::alloc::{LimitedAllocator, Meter};
 use crate::fiber::{self, Fiber, Progress, SuspendPoint};
 use crate::json;
@@ -116,6 +117,17 @@ impl Control {
 }
 
 impl Control {
+    /// Whether a limit is due that the interrupt handler should look at now (see `alarm`).
+    pub(crate) fn check_due(&self) -> bool {
+        let now = self.now_ns();
+        self.reason.load(Relaxed) != NO_REASON
+            || now >= self.slice_ns.load(Relaxed)
+            || now >= self.deadline_ns.load(Relaxed)
+            || self.cancelled.load(Relaxed)
+            || self.output_overflow.load(Relaxed)
+            || self.meter.exceeded()
+    }
+
     /// The engine's interrupt handler: when the step's time slice is over (and it runs on a
     /// fiber), hand the thread back to the host first; then say whether to stop the program.
     fn on_interrupt(&self) -> bool {
@@ -164,7 +176,9 @@ pub(crate) struct Shared {
 
 /// One program in one fresh runtime: the engine's side of an [`Execution`].
 pub(crate) struct Machine {
-    // Field order is drop order: JavaScript handles before the context and runtime.
+    // Field order is drop order: the alarm's watch and JavaScript handles before the
+    // context and runtime.
+    _watch: alarm::Watch,
     main: Option<Persistent<Promise<'static>>>,
     helpers: Persistent<Object<'static>>,
     shared: Rc<RefCell<Shared>>,
@@ -243,6 +257,7 @@ impl Machine {
         // From here on `Execution`'s drop order applies (handles before context and runtime),
         // also when installing the tools fails.
         let execution = Self {
+            _watch: alarm::watch(context.as_raw().as_ptr(), control.clone()),
             main: None,
             helpers,
             shared,
@@ -901,7 +916,11 @@ impl Execution {
 
     fn drive(&mut self, mut fiber: Fiber<StepOutput>) -> StepOutput {
         match fiber.resume() {
-            Progress::Done(output) => output,
+            Progress::Done(output) => {
+                // No slice runs until the next step (the alarm leaves an idle engine alone).
+                self.machine.control.slice_ns.store(u64::MAX, Relaxed);
+                output
+            }
             Progress::Suspended => {
                 self.suspended = Some(fiber);
                 StepOutput {

@@ -8,6 +8,7 @@
 //!
 //! Nothing here knows about Python; the bindings crate converts.
 
+mod alarm;
 mod alloc;
 mod body;
 mod execution;

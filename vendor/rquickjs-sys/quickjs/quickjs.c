@@ -605,7 +605,8 @@ struct JSContext {
     uint32_t hash_seed;
 
     /* when the counter reaches zero, JSRutime.interrupt_handler is called */
-    int interrupt_counter;
+    /* codemode: volatile, as another thread may zero it (JS_CodemodeRequestInterrupt) */
+    volatile int interrupt_counter;
 
     struct list_head loaded_modules; /* list of JSModuleDef.link */
 
@@ -8652,6 +8653,15 @@ static JSValue JS_ThrowTypeErrorInvalidClass(JSContext *ctx, int class_id)
     return JS_ThrowTypeErrorAtom(ctx, "%s object expected", name);
 }
 
+/* codemode: have the interrupt handler called at the context's next poll, whatever the
+   polls left before it: a loop whose iterations sit in slow natives polls rarely. Any thread
+   may call this while the context lives; the store can be lost to a concurrent decrement,
+   so callers repeat it until the handler has run. */
+void JS_CodemodeRequestInterrupt(JSContext *ctx)
+{
+    ctx->interrupt_counter = 0;
+}
+
 static void JS_ThrowInterrupted(JSContext *ctx)
 {
     JS_ThrowInternalError(ctx, "interrupted");
@@ -12496,7 +12506,9 @@ static js_limb_t js_mp_add_mul1(js_limb_t *tabr, const js_limb_t *taba, js_limb_
 }
 
 /* size of the result : op1_size + op2_size. */
-static void js_mp_mul_basecase(js_limb_t *result,
+/* codemode: polls for each row (a product of two 1 Mbit numbers is 256M limb products);
+   -1 if interrupted */
+static int js_mp_mul_basecase(JSContext *ctx, js_limb_t *result,
                             const js_limb_t *op1, js_limb_t op1_size,
                             const js_limb_t *op2, js_limb_t op2_size)
 {
@@ -12505,9 +12517,12 @@ static void js_mp_mul_basecase(js_limb_t *result,
 
     result[op1_size] = js_mp_mul1(result, op1, op1_size, op2[0], 0);
     for(i=1;i<op2_size;i++) {
+        if (js_poll_interrupts_n(ctx, 1 + (op1_size >> 2)))
+            return -1;
         r = js_mp_add_mul1(result + i, op1, op1_size, op2[i]);
         result[i + op1_size] = r;
     }
+    return 0;
 }
 
 /* tabr[] -= taba[] * b. Return the value to substract to the high
@@ -12587,7 +12602,8 @@ static js_limb_t js_mp_div1norm(js_limb_t *tabr, const js_limb_t *taba, js_limb_
    - 1] must be >= 1 << (JS_LIMB_BITS - 1). na - nb must be >= 0. 'taba'
    is modified and contains the remainder (nb limbs). tabq[0..na-nb]
    contains the quotient with tabq[na - nb] <= 1. */
-static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
+/* codemode: polls for each limb of the quotient; -1 if interrupted */
+static int js_mp_divnorm(JSContext *ctx, js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
                        const js_limb_t *tabb, js_limb_t nb)
 {
     js_limb_t r, a, c, q, v, b1, b1_inv, n, dummy_r;
@@ -12596,7 +12612,7 @@ static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
     b1 = tabb[nb - 1];
     if (nb == 1) {
         taba[0] = js_mp_div1norm(tabq, taba, na, b1, 0);
-        return;
+        return 0;
     }
     n = na - nb;
 
@@ -12620,6 +12636,8 @@ static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
     }
 
     for(i = n - 1; i >= 0; i--) {
+        if (js_poll_interrupts_n(ctx, 1 + (nb >> 2)))
+            return -1;
         if (unlikely(taba[i + nb] >= b1)) {
             q = -1;
         } else if (b1_inv) {
@@ -12652,6 +12670,7 @@ static void js_mp_divnorm(js_limb_t *tabq, js_limb_t *taba, js_limb_t na,
         }
         tabq[i] = q;
     }
+    return 0;
 }
 
 /* 1 <= shift <= JS_LIMB_BITS - 1 */
@@ -12942,7 +12961,10 @@ static JSBigInt *js_bigint_mul(JSContext *ctx, const JSBigInt *a,
     r = js_bigint_new(ctx, a->len + b->len);
     if (!r)
         return NULL;
-    js_mp_mul_basecase(r->tab, a->tab, a->len, b->tab, b->len);
+    if (js_mp_mul_basecase(ctx, r->tab, a->tab, a->len, b->tab, b->len)) {
+        js_free(ctx, r); /* codemode: interrupted */
+        return NULL;
+    }
     /* correct the result if negative operands (no overflow is
        possible) */
     if (js_bigint_sign(a))
@@ -13032,7 +13054,12 @@ static JSBigInt *js_bigint_divrem(JSContext *ctx, const JSBigInt *a,
 
     //    js_bigint_dump1(ctx, "a", r->tab, na);
     //    js_bigint_dump1(ctx, "b", tabb, nb);
-    js_mp_divnorm(q->tab, r->tab, na, tabb, nb);
+    if (js_mp_divnorm(ctx, q->tab, r->tab, na, tabb, nb)) {
+        js_free(ctx, q); /* codemode: interrupted */
+        js_free(ctx, r);
+        js_free(ctx, tabb);
+        return NULL;
+    }
     js_free(ctx, tabb);
 
     if (is_rem) {
@@ -13546,6 +13573,11 @@ static JSBigInt *js_bigint_from_string(JSContext *ctx,
         r->tab[0] = 0;
         for(;;) {
             /* XXX: slow */
+            /* codemode: a pass per limb of digits: quadratic in all */
+            if (js_poll_interrupts_n(ctx, 1 + (len >> 2))) {
+                js_free(ctx, r);
+                return NULL;
+            }
             v = 0;
             for(i = 0; i < digits_per_limb; i++) {
                 c = js_to_digit(*p);
@@ -13736,6 +13768,12 @@ static JSValue js_bigint_to_string1(JSContext *ctx, JSValueConst val, int radix)
                     }
                     break;
                 } else {
+                    /* codemode: a pass per limb of digits: quadratic in all */
+                    if (js_poll_interrupts_n(ctx, 1 + (len >> 2))) {
+                        js_free(ctx, buf);
+                        js_free(ctx, tmp);
+                        return JS_EXCEPTION;
+                    }
                     v = js_mp_div1(r->tab, r->tab, len, radix_base, 0);
                     q = js_limb_to_a(q, v, radix, js_digits_per_limb_table[radix - 2]);
                 }
