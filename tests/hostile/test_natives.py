@@ -202,3 +202,40 @@ async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.Isola
     await anyio.sleep(0.5)
     assert time.process_time() - cpu < 0.25
     assert (await cm.execute("return 1 + 1")).result == 2
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "new Uint8Array(4e8).reverse()",
+        "new Uint8Array(4e8).lastIndexOf(1)",
+        "new Uint16Array(2e8).indexOf(1)",
+        "new Float64Array(5e7).includes(1)",
+        "(' '.repeat(3e8) + 'x').trim()",
+    ],
+)
+async def test_a_buffer_loop_started_on_the_event_loop_lets_it_run(
+    driver: codemode.IsolateDriver, code: str
+) -> None:
+    # A first step runs on the event loop for its 2 ms slice; these built-ins loop over
+    # hundreds of MB without a poll (0.3-0.5 s here) and held the loop for all of it.
+    import anyio
+
+    cm = codemode.create_code_mode([], driver=driver, timeout=0.1, memory_limit_mb=1024)
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while True:
+            await anyio.sleep(0.002)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat)
+        await anyio.sleep(0.01)
+        await cm.execute(code)
+        tg.cancel_scope.cancel()
+    assert max(gaps) < 0.2, max(gaps)
+    assert (await cm.execute("return 1 + 1")).result == 2

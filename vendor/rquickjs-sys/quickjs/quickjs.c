@@ -48254,17 +48254,27 @@ static JSValue js_string_trim(JSContext *ctx, JSValueConst this_val,
     p = JS_VALUE_GET_STRING(str);
     a = 0;
     b = len = p->len;
+    /* codemode: a poll every 65,536 characters */
     if (magic & 1) {
-        while (a < len && lre_is_space(string_get(p, a)))
+        while (a < len && lre_is_space(string_get(p, a))) {
             a++;
+            if ((a & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                goto fail;
+        }
     }
     if (magic & 2) {
-        while (b > a && lre_is_space(string_get(p, b - 1)))
+        while (b > a && lre_is_space(string_get(p, b - 1))) {
             b--;
+            if ((b & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                goto fail;
+        }
     }
     ret = js_sub_string(ctx, p, a, b);
     JS_FreeValue(ctx, str);
     return ret;
+ fail: /* codemode */
+    JS_FreeValue(ctx, str);
+    return JS_EXCEPTION;
 }
 
 /* return 0 if before the first char */
@@ -60969,6 +60979,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
                     res = pp - pv;
             } else {
                 for (; k != stop; k += inc) {
+                    /* codemode: a poll every 65,536 elements (k moves by one) */
+                    if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                        goto exception;
                     if (pv[k] == v) {
                         res = k;
                         break;
@@ -60989,6 +61002,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             pv = p->u.array.u.uint16_ptr;
             v = v64;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == v) {
                     res = k;
                     break;
@@ -61008,6 +61024,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             pv = p->u.array.u.uint32_ptr;
             v = v64;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == v) {
                     res = k;
                     break;
@@ -61024,6 +61043,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             if (special != special_includes)
                 goto done;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (isfp16nan(pv[k])) {
                     res = k;
                     break;
@@ -61033,6 +61055,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             // special case: includes also finds negative zero
             const uint16_t *pv = p->u.array.u.fp16_ptr;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (isfp16zero(pv[k])) {
                     res = k;
                     break;
@@ -61041,6 +61066,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
         } else if (hf = tofp16(d), d == fromfp16(hf)) {
             const uint16_t *pv = p->u.array.u.fp16_ptr;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == hf) {
                     res = k;
                     break;
@@ -61057,6 +61085,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             if (special != special_includes)
                 goto done;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (isnan(pv[k])) {
                     res = k;
                     break;
@@ -61065,6 +61096,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
         } else if ((f = (float)d) == d) {
             const float *pv = p->u.array.u.float_ptr;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == f) {
                     res = k;
                     break;
@@ -61081,6 +61115,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             if (special != special_includes)
                 goto done;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (isnan(pv[k])) {
                     res = k;
                     break;
@@ -61089,6 +61126,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
         } else {
             const double *pv = p->u.array.u.double_ptr;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == d) {
                     res = k;
                     break;
@@ -61109,6 +61149,9 @@ static JSValue js_typed_array_indexOf(JSContext *ctx, JSValueConst this_val,
             pv = p->u.array.u.uint64_ptr;
             v = v64;
             for (; k != stop; k += inc) {
+                /* codemode: a poll every 65,536 elements (k moves by one) */
+                if ((k & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                    goto exception;
                 if (pv[k] == v) {
                     res = k;
                     break;
@@ -61229,6 +61272,10 @@ static JSValue js_typed_array_reverse(JSContext *ctx, JSValueConst this_val,
                 uint8_t *p1 = p->u.array.u.uint8_ptr;
                 uint8_t *p2 = p1 + len - 1;
                 while (p1 < p2) {
+                    /* codemode: a poll every 65,536 swaps; an interrupt is uncatchable, so no one
+                       sees the array half reversed */
+                    if (((p1 - p->u.array.u.uint8_ptr) & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                        return JS_EXCEPTION;
                     uint8_t v = *p1;
                     *p1++ = *p2;
                     *p2-- = v;
@@ -61240,6 +61287,10 @@ static JSValue js_typed_array_reverse(JSContext *ctx, JSValueConst this_val,
                 uint16_t *p1 = p->u.array.u.uint16_ptr;
                 uint16_t *p2 = p1 + len - 1;
                 while (p1 < p2) {
+                    /* codemode: a poll every 65,536 swaps; an interrupt is uncatchable, so no one
+                       sees the array half reversed */
+                    if (((p1 - p->u.array.u.uint16_ptr) & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                        return JS_EXCEPTION;
                     uint16_t v = *p1;
                     *p1++ = *p2;
                     *p2-- = v;
@@ -61251,6 +61302,10 @@ static JSValue js_typed_array_reverse(JSContext *ctx, JSValueConst this_val,
                 uint32_t *p1 = p->u.array.u.uint32_ptr;
                 uint32_t *p2 = p1 + len - 1;
                 while (p1 < p2) {
+                    /* codemode: a poll every 65,536 swaps; an interrupt is uncatchable, so no one
+                       sees the array half reversed */
+                    if (((p1 - p->u.array.u.uint32_ptr) & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                        return JS_EXCEPTION;
                     uint32_t v = *p1;
                     *p1++ = *p2;
                     *p2-- = v;
@@ -61262,6 +61317,10 @@ static JSValue js_typed_array_reverse(JSContext *ctx, JSValueConst this_val,
                 uint64_t *p1 = p->u.array.u.uint64_ptr;
                 uint64_t *p2 = p1 + len - 1;
                 while (p1 < p2) {
+                    /* codemode: a poll every 65,536 swaps; an interrupt is uncatchable, so no one
+                       sees the array half reversed */
+                    if (((p1 - p->u.array.u.uint64_ptr) & 0xffff) == 0 && js_poll_interrupts_n(ctx, 1024))
+                        return JS_EXCEPTION;
                     uint64_t v = *p1;
                     *p1++ = *p2;
                     *p2-- = v;
