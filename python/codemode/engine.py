@@ -33,6 +33,8 @@ from .tools import InvalidArguments, ToolBinding
 
 SETTLE_OK, SETTLE_TOOL_ERROR, SETTLE_INVALID = 0, 1, 2
 """How a tool call settles in the engine: its result, a ToolError, an InvalidArgumentsError."""
+TIMEOUT = ("timeout", "TimeoutError", "", [])
+"""The error of a run that the host ends at its deadline (``_error`` words the message)."""
 
 ReportCallback = Callable[[str], "Event | None"]
 """Receives each line of an execution's report channel (see ``execute(on_report=...)``); an

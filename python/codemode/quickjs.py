@@ -30,7 +30,7 @@ import orjson
 
 from . import _core
 from .driver import Program
-from .engine import EngineContext, EngineRun
+from .engine import TIMEOUT, EngineContext, EngineRun
 from .events import EventCallback
 from .limits import Limits
 from .results import ExecutionResult
@@ -187,7 +187,7 @@ class QuickJSRun(EngineRun):
                     # engine is freed after it, in the background; the run ends now.
                     _cancel(execution)
                     _background_close(execution)
-                    result = self._finish(_core.DONE_ERROR, _TIMEOUT)
+                    result = self._finish(_core.DONE_ERROR, TIMEOUT)
                     await self._flush_events()
                     return result
                 status, calls, logs, payload = output
@@ -273,7 +273,6 @@ _OVERRUN_GRACE = 0.005
 """Seconds past the deadline after which a run whose step is still running in the
 background ends as a timeout without it (the engine itself stops well within them, but for
 what it cannot interrupt)."""
-_TIMEOUT = ("timeout", "TimeoutError", "", [])
 _background: ThreadPoolExecutor | None = None
 
 
@@ -289,12 +288,7 @@ async def _in_background(step: Callable[[], Any]) -> Any:
     """Run ``step`` (the rest of a step past its slice) in a background thread, at a lower
     priority than the event loop's; cancelling the wait leaves the thread to finish the step
     (the execution is cancelled through its handle)."""
-    global _background
-    if _background is None:
-        _background = ThreadPoolExecutor(
-            max_workers=64, thread_name_prefix="codemode-compute", initializer=_lower_priority
-        )
-    future = _background.submit(step)
+    future = _background_threads().submit(step)
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # trio
@@ -302,14 +296,19 @@ async def _in_background(step: Callable[[], Any]) -> Any:
     return await asyncio.wrap_future(future, loop=loop)
 
 
-def _background_close(execution: _core.Execution) -> None:
-    """Free ``execution`` once its step, still running in another thread, is over."""
+def _background_threads() -> ThreadPoolExecutor:
+    """The threads that finish long steps (made on first use)."""
     global _background
     if _background is None:
         _background = ThreadPoolExecutor(
             max_workers=64, thread_name_prefix="codemode-compute", initializer=_lower_priority
         )
-    _background.submit(execution.close)
+    return _background
+
+
+def _background_close(execution: _core.Execution) -> None:
+    """Free ``execution`` once its step, still running in another thread, is over."""
+    _background_threads().submit(execution.close)
 
 
 def _cancel(execution: _core.Execution) -> None:

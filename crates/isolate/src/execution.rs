@@ -95,24 +95,27 @@ impl Control {
         if self.reason.load(Relaxed) != NO_REASON {
             return true;
         }
-        let reason = if self.meter.exceeded() {
-            MEMORY
-        } else if self.cancelled.load(Relaxed) {
-            CANCELLED
-        } else if self.output_overflow.load(Relaxed) {
-            OUTPUT
-        } else {
-            if self.now_ns() >= self.deadline_ns.load(Relaxed) {
-                TIMEOUT
-            } else {
-                NO_REASON
-            }
-        };
+        let reason = self.limit_reached(self.now_ns());
         if reason == NO_REASON {
             return false;
         }
         self.reason.store(reason, Relaxed);
         true
+    }
+
+    /// Which limit the program has reached at `now` (memory first), or `NO_REASON`.
+    fn limit_reached(&self, now: u64) -> u8 {
+        if self.meter.exceeded() {
+            MEMORY
+        } else if self.cancelled.load(Relaxed) {
+            CANCELLED
+        } else if self.output_overflow.load(Relaxed) {
+            OUTPUT
+        } else if now >= self.deadline_ns.load(Relaxed) {
+            TIMEOUT
+        } else {
+            NO_REASON
+        }
     }
 }
 
@@ -122,10 +125,7 @@ impl Control {
         let now = self.now_ns();
         self.reason.load(Relaxed) != NO_REASON
             || now >= self.slice_ns.load(Relaxed)
-            || now >= self.deadline_ns.load(Relaxed)
-            || self.cancelled.load(Relaxed)
-            || self.output_overflow.load(Relaxed)
-            || self.meter.exceeded()
+            || self.limit_reached(now) != NO_REASON
     }
 
     /// The engine's interrupt handler: when the step's time slice is over (and it runs on a
@@ -894,10 +894,9 @@ impl Execution {
         let machine: *mut Machine = &mut *self.machine;
         // SAFETY: the machine is boxed, so it stays where it is while the step is suspended,
         // and it is neither used nor dropped before the step ends (`resume`, `Drop`).
-        // The fiber's stack is the limit and its room.
-        let limit = self.stack_size - STEP_STACK_ROOM;
+        // The fiber's stack holds the whole limit and its room.
         let fiber = Fiber::start(stack, self.stack_size, point, move || unsafe {
-            (*machine).step(settles, limit)
+            (*machine).step(settles, wanted)
         });
         self.drive(fiber)
     }

@@ -61,7 +61,7 @@ import orjson
 
 from .. import _core
 from ..driver import Program
-from ..engine import SETTLE_INVALID, EngineContext, EngineRun
+from ..engine import SETTLE_INVALID, TIMEOUT, EngineContext, EngineRun
 from ..events import EventCallback
 from ..limits import Limits
 from ..results import ExecutionResult
@@ -73,7 +73,6 @@ LAUNCHER = _HERE / "_launch.py"
 ADDON_NAME = "isolated_vm.node"
 _LEVELS = ("log", "info", "warn", "error", "debug")
 _FAILED = -1
-_TIMEOUT = ("timeout", "TimeoutError", "the execution exceeded its time limit", [])
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
 _RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code, copies in transit)
 _WATCH_INTERVAL = 0.02  # seconds between two looks at running engines' memory
@@ -1137,7 +1136,7 @@ class _V8Run(EngineRun):
                 if wait <= 0:
                     self._abandon()
                     done = True
-                    result = self._finish(_FAILED, _TIMEOUT)
+                    result = self._finish(_FAILED, TIMEOUT)
                     await self._flush_events()
                     return result
                 with anyio.move_on_after(wait):
