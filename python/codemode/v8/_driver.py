@@ -61,7 +61,8 @@ import orjson
 
 from .. import _core
 from ..driver import Program
-from ..engine import SETTLE_INVALID, TIMEOUT, EngineContext, EngineRun
+from ..engine import TIMEOUT, EngineContext
+from ..engine_lines import FAILED, LineRun, loads
 from ..events import EventCallback
 from ..limits import Limits
 from ..results import ExecutionResult
@@ -72,8 +73,6 @@ HOST_SCRIPT = _HERE / "host.mjs"
 ADAPTER_SCRIPT = _HERE / "adapter.js"  # read by host.mjs
 LAUNCHER = _HERE / "_launch.py"
 ADDON_NAME = "isolated_vm.node"
-_LEVELS = ("log", "info", "warn", "error", "debug")
-_FAILED = -1
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
 _RSS_SLACK_MIB = 128  # process memory allowed beyond twice the heap limit (code, copies in transit)
 _WATCH_INTERVAL = 0.02  # seconds between two looks at running engines' memory
@@ -863,20 +862,7 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
             pass
 
 
-def _loads(data: bytes | str) -> Any:
-    """JSON from the engine; lone surrogates are taken (as the stdlib does). ``ValueError``
-    when it cannot be read, nesting too deep included."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(data)
-    except RecursionError as e:
-        raise ValueError("nested too deeply") from e
-
-
-class _V8Run(EngineRun):
+class _V8Run(LineRun):
     """One execution in a V8 engine; tool calls, events and errors as on every engine (``engine.py``).
 
     While it holds an engine, the run reads the engine's stdout on its own event loop
@@ -895,13 +881,12 @@ class _V8Run(EngineRun):
         super().__init__(context, program, limits, on_event, tool_call_id)  # type: ignore[arg-type]
         self.driver = context._driver
         self.pool: _Pool | None = None
-        self.inbox: deque[bytes] = deque()
+        self._init_lines()
         self.notified = False
         self.notify: Callable[[], object] = lambda: None
         self.engine: _Engine | None = None  # the engine this run reads and writes
         self.handed: _Engine | None = None  # given by the pool, not yet taken (pool lock)
         self.holds_slot = False  # counts towards the driver's max_workers (pool lock)
-        self.completions: list[bytes] = []
         self.mib = _memory_mib(limits)
         self.deadline = 0.0
         self.reader_scope: anyio.CancelScope | None = None
@@ -1107,7 +1092,7 @@ class _V8Run(EngineRun):
             self.pool = self.driver._get_pool()
             engine = self.pool.acquire(self)
         except RuntimeError as e:  # no Node.js or no engine addon here: an error like any other
-            result = self._finish(_FAILED, ("internal", "InternalError", str(e), []))
+            result = self._finish(FAILED, ("internal", "InternalError", str(e), []))
             await self._flush_events()
             return result
         if engine is not None:
@@ -1137,7 +1122,7 @@ class _V8Run(EngineRun):
                 if wait <= 0:
                     self._abandon()
                     done = True
-                    result = self._finish(_FAILED, TIMEOUT)
+                    result = self._finish(FAILED, TIMEOUT)
                     await self._flush_events()
                     return result
                 with anyio.move_on_after(wait):
@@ -1158,7 +1143,7 @@ class _V8Run(EngineRun):
     def _begin(self, engine: _Engine) -> None:
         self.deadline = time.perf_counter() + self.limits.timeout
         self._take(engine)
-        self._send(b"R " + orjson.dumps(self._spec()) + b"\n")
+        self._send(b"R " + orjson.dumps(self.spec()) + b"\n")
 
     def _abandon(self) -> None:
         """Stop whatever runs for this execution: its engine process dies with it."""
@@ -1169,76 +1154,17 @@ class _V8Run(EngineRun):
         elif self.pool is not None:
             self.pool.forget_waiter(self)
 
-    def _spec(self) -> dict[str, Any]:
-        limits = self.limits
-        return {
-            "code": self.program.javascript,
-            "names": self.names,
-            "stackKb": limits.stack_limit_kb,
-            "maxCalls": limits.max_tool_calls,
-            "maxLogLines": limits.max_log_lines,
-            "maxLogBytes": limits.max_log_bytes,
-            "failLog": limits.log_overflow == "error",
-            "maxResult": limits.max_result_bytes,
-            "channel": self.on_report is not None,
-            "library": self.library,
-        }
-
-    def _drain(self) -> ExecutionResult | None:
-        """Handle the engine's messages in order; the result once the run is over."""
-        inbox = self.inbox
-        while inbox:
-            message = inbox.popleft()
-            kind = message[0]
-            if kind == 0x63:  # c <callId> <tool> <args>
-                _, call_id, tool, args = message.split(b" ", 3)
-                self._tool_call(int(call_id), int(tool), args)
-            elif kind == 0x6C:  # l <level> <timestamp> <text>
-                _, level, stamp, text = message.split(b" ", 3)
-                n = int(level)
-                self._record_logs([(_LEVELS[n] if 0 <= n < 5 else "log", _loads(text), float(stamp), 0)])
-            elif kind == 0x72:  # r <timestamp> <text>
-                _, stamp, text = message.split(b" ", 2)
-                self._record_logs([("report", _loads(text), float(stamp), 0)])
-            elif kind == 0x6F:  # o <result>
-                try:
-                    value = _loads(message[2:])
-                except ValueError as e:
-                    why = f"the return value cannot be read back as JSON: {e}"
-                    return self._finish(_FAILED, ("result", "ResultError", why, []))
-                return self._finish_value(value)
-            elif kind == 0x66:  # f <[kind, name, message, frames]>
-                return self._finish(_FAILED, tuple(_loads(message[2:])))
-            elif kind == 0x70:  # p: an engine is ours (from the pool)
-                assert self.pool is not None
-                engine = self.pool.take_handed(self)
-                if engine is not None and self.engine is None:
-                    self._begin(engine)
-            elif kind == 0x78:  # x <[status, stderr]>: the engine process ended (from the pool)
-                return self._finish(_FAILED, _engine_died(_loads(message[1:]), self.mib))
-            elif kind == 0x65:  # e <json message>: no engine for this run (from the pool)
-                return self._finish(_FAILED, ("internal", "InternalError", _loads(message[2:]), []))
+    def _other(self, kind: int, message: bytes) -> ExecutionResult | None:
+        if kind == 0x70:  # p: an engine is ours (from the pool)
+            assert self.pool is not None
+            engine = self.pool.take_handed(self)
+            if engine is not None and self.engine is None:
+                self._begin(engine)
+        elif kind == 0x78:  # x <[status, stderr]>: the engine process ended (from the pool)
+            return self._finish(FAILED, _engine_died(loads(message[1:]), self.mib))
+        elif kind == 0x65:  # e <json message>: no engine for this run (from the pool)
+            return self._finish(FAILED, ("internal", "InternalError", loads(message[2:]), []))
         return None
-
-    def _tool_call(self, call_id: int, tool: int, args_json: bytes) -> None:
-        try:
-            args = _loads(args_json)
-        except ValueError as e:
-            binding = self.bindings[tool]
-            self.calls += 1
-            why = f"{binding.sandbox_name}: the argument cannot be read as JSON ({e})"
-            self._settle(call_id, binding, time.perf_counter(), error=(SETTLE_INVALID, why), launched=False)
-            return
-        self._start_parsed_call(call_id, tool, args)
-
-    def _finish_value(self, value: Any) -> ExecutionResult:
-        """A successful result, its value already parsed."""
-        result = self._finish(_core.DONE_OK, b"null")
-        result.result = value
-        return result
-
-    def _answer(self, call_id: int, outcome: int, json: bytes) -> None:
-        self.completions.append(b"S %d %d " % (call_id, outcome) + json + b"\n")
 
     def _send_settles(self) -> None:
         completions, self.completions = self.completions, []
