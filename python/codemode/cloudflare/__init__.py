@@ -1,0 +1,7 @@
+"""Run programs on Cloudflare Workers: :class:`CloudflareDriver`, and the Worker it talks to
+(:func:`~codemode.cloudflare.bundle.worker_script`; a local one with
+:class:`~codemode.cloudflare.local.LocalWorker`)."""
+
+from ._driver import CloudflareDriver, CloudflareContext
+
+__all__ = ["CloudflareContext", "CloudflareDriver"]

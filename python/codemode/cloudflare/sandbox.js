@@ -1,0 +1,399 @@
+// The sandbox of codemode's Cloudflare Worker: the main module of the dynamic Worker that runs
+// one execution, in an isolate of its own with no network (globalOutbound: null) and no
+// bindings. worker.js loads it with the program as a second module ("program.ts") and, when
+// the run has one, the host library as a third ("library.js"), and calls `run(spec, host)`.
+//
+// It plays the part host.mjs plays for codemode.V8Driver, inside the program's own isolate:
+// the V8 side of the sandbox prelude (adapter.js, with the shared prelude) gets its host
+// functions from here, and every message goes to worker.js as the lines of the V8 engine's
+// protocol (host.send(lines): c, l, r, o, f; host.next() answers with S lines). This module is
+// the program's side of the boundary: worker.js checks every line again and enforces the
+// limits itself, so a program that subverts it fools only its own run.
+//
+// The message table and the adapter are put in place by codemode.cloudflare.bundle.
+
+import { WorkerEntrypoint } from "cloudflare:workers";
+
+const MESSAGES = __MESSAGES__;
+const say = (key, values = {}) =>
+  MESSAGES[key].replace(/\{(\w+)\}/g, (match, name) => (name in values ? String(values[name]) : match));
+
+// Taken before the program's module is evaluated: it may replace any global afterwards.
+const stringify = JSON.stringify;
+const parse = JSON.parse;
+const StringCtor = String;
+const NumberCtor = Number;
+const MapCtor = Map;
+const apply = Reflect.apply;
+const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+const mapValues = Map.prototype.values, mapClear = Map.prototype.clear;
+const arrayPush = Array.prototype.push;
+const setTimeoutFn = setTimeout, clearTimeoutFn = clearTimeout;
+const encoder = new TextEncoder();
+const encode = TextEncoder.prototype.encode;
+const utf8Length = (text) => apply(encode, encoder, [text]).length;
+const regexpExec = RegExp.prototype.exec;
+const regexpTest = RegExp.prototype.test;
+const strReplace = String.prototype.replace;
+const strSlice = String.prototype.slice;
+const strIndexOf = String.prototype.indexOf;
+const strSplit = String.prototype.split;
+const strIncludes = String.prototype.includes;
+
+// The program module is `PROGRAM_PREFIX + code + WRAP_SUFFIX`: the program is the body of the
+// function, exactly as on the other engines (the one parameter is the report channel).
+const WRAP_PREFIX = "(async function (__codemode_channel) {";
+const WRAP_SUFFIX = "\n})";
+const PROGRAM_PREFIX = "export const program = [" + WRAP_PREFIX;
+const PROGRAM_FILE = "program.ts";
+const REPORT_BYTES_MAX = 16 << 20;
+const ENGINE_LIMITS =
+  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
+const LONE_SURROGATE = /\\(?:\\|u(d[89a-f][0-9a-f]{2}))/g;
+const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
+
+// The V8 side of the sandbox prelude (adapter.js), a function of the host functions.
+const SETUP = function ($0, $1, $2, $3, $4, $5, $6, $7) {
+__ADAPTER__
+};
+
+class Execution {
+  constructor(spec, host) {
+    this.spec = spec;
+    this.host = host;
+    this.live = false; // the host functions answer once the program is checked
+    this.finished = false;
+    this.calls = 0;
+    this.pendingCalls = 0;
+    this.timers = new MapCtor();
+    this.logLines = 0;
+    this.logBytes = 0;
+    this.logCut = false;
+    this.reportBytes = 0;
+    this.memoryExceeded = false;
+    this.out = [];
+    this.sent = Promise.resolve(); // the last lines handed over
+    this.memBytes = Math.max(1, NumberCtor(spec.memoryMib) || 128) * 1024 * 1024;
+    this.memoryMessage = say("memory", { mib: Math.max(1, NumberCtor(spec.memoryMib) || 128) });
+    this.position = positionIn(StringCtor(spec.code));
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+  }
+
+  send(line) {
+    if (apply(strIncludes, line, ["\\ud"])) line = apply(strReplace, line, [LONE_SURROGATE, wellFormed]);
+    apply(arrayPush, this.out, [line]);
+  }
+
+  // Hand the lines made since the last time to worker.js (calls on one stub arrive in order).
+  flush() {
+    if (this.out.length === 0) return this.sent;
+    const lines = this.out;
+    this.out = [];
+    this.sent = this.host.send(lines).catch(() => this.stop());
+    return this.sent;
+  }
+
+  async run() {
+    const spec = this.spec;
+    const api = SETUP(
+      (index, json) => (this.live ? this.hostCall(index, json) : -1),
+      (level, text) => this.live && this.hostLog(level, text),
+      (id, ms) => this.live && this.hostTimer(id, ms),
+      (id) => this.hostClearTimer(id),
+      (bytes) => this.hostAlloc(bytes),
+      (text) => this.live && this.hostReport(text),
+      (json) => this.live && this.hostDone(json),
+      (description) => this.live && this.hostFail(description),
+    );
+    this.api = api;
+    let program, library;
+    try {
+      api.configure(stringify(spec.names), spec.maxCalls, this.memBytes);
+      program = (await import("./program.ts")).program;
+      if (api.sourceOf(program) !== apply(strSlice, WRAP_PREFIX + spec.code + WRAP_SUFFIX, [1, -1])) {
+        this.finish("syntax", "SyntaxError", say("not_one_body"), []);
+        this.end();
+        return this.done;
+      }
+    } catch (err) {
+      if (err && err.name === "SyntaxError") this.finishSyntax(err);
+      else this.finish("syntax", "SyntaxError", say("not_one_body"), []);
+      this.end();
+      return this.done;
+    }
+    if (typeof spec.library === "string") {
+      try {
+        library = (await import("./library.js")).library;
+      } catch (err) {
+        const cause = `${err && err.name}: ${err && err.message}`;
+        this.finish("runtime", "InternalError", say("library_failed", { cause }), []);
+        this.end();
+        return this.done;
+      }
+    }
+    this.live = true;
+    this.listen();
+    this.enter(() => api.invoke(program, spec.channel === true, library));
+    return this.done;
+  }
+
+  // Tool results from worker.js, until the run is over.
+  async listen() {
+    while (!this.finished) {
+      let lines;
+      try {
+        lines = await this.host.next();
+      } catch {
+        return this.stop();
+      }
+      if (lines === null || this.finished) return this.stop();
+      for (const line of lines) {
+        if (this.finished) break;
+        const kind = line.charCodeAt(0);
+        if (kind !== 83 /* S */) continue;
+        const a = apply(strIndexOf, line, [" ", 2]);
+        const b = apply(strIndexOf, line, [" ", a + 1]);
+        const callId = NumberCtor(apply(strSlice, line, [2, a]));
+        const status = NumberCtor(apply(strSlice, line, [a + 1, b]));
+        const payload = apply(strSlice, line, [b + 1]);
+        this.pendingCalls--;
+        this.enter(() => this.api.settle(callId, status, payload));
+      }
+    }
+  }
+
+  // Run the program for one event; once its microtasks have run, check that something can
+  // still settle what it awaits, and send what it made.
+  enter(fn) {
+    if (this.finished) return;
+    try {
+      fn();
+    } catch (err) {
+      this.engineFailed(err);
+    }
+    setTimeoutFn(() => this.afterEvent(), 0);
+  }
+
+  afterEvent() {
+    if (!this.finished) {
+      if (this.memoryExceeded) this.finish("memory", "MemoryError", this.memoryMessage, []);
+      else if (this.pendingCalls === 0 && this.timers.size === 0) {
+        this.finish("runtime", "DeadlockError", say("deadlock"), []);
+      }
+    }
+    this.flush();
+  }
+
+  engineFailed(err) {
+    if (this.finished) return;
+    const message = StringCtor((err && err.message) || err);
+    if (this.memoryExceeded || apply(regexpTest, /memory limit/, [message])) {
+      return this.finish("memory", "MemoryError", this.memoryMessage, []);
+    }
+    this.finish("internal", "InternalError", say("engine_stopped"), []);
+  }
+
+  hostCall(index, json) {
+    if (this.finished) return -1;
+    if (this.calls >= this.spec.maxCalls) return 0;
+    this.calls++;
+    this.pendingCalls++;
+    this.send("c " + this.calls + " " + (index | 0) + " " + json);
+    return this.calls;
+  }
+
+  hostReport(text) {
+    if (this.finished) return;
+    text = typeof text === "string" ? text : "";
+    this.reportBytes += text.length;
+    if (this.reportBytes > REPORT_BYTES_MAX) return;
+    this.send("r " + Date.now() + " " + stringify(text));
+  }
+
+  hostLog(level, text) {
+    if (this.finished || this.logCut) return;
+    text = typeof text === "string" ? text : "";
+    level = level | 0;
+    const prefix = ["", "INFO: ", "WARN: ", "ERROR: ", "DEBUG: "][level] ?? "";
+    const spec = this.spec;
+    const size = utf8Length(text) + prefix.length;
+    if (this.logLines + 1 > spec.maxLogLines || this.logBytes + size > spec.maxLogBytes) {
+      this.logCut = true;
+      if (spec.failLog) {
+        const limits = { lines: spec.maxLogLines, bytes: spec.maxLogBytes };
+        this.finish("output_limit", "OutputLimitError", say("log_limit", limits), []);
+      } else {
+        const marker = say("log_truncated", { lines: spec.maxLogLines, bytes: spec.maxLogBytes });
+        this.send("l 2 " + Date.now() + " " + stringify(marker));
+      }
+      return;
+    }
+    this.logLines++;
+    this.logBytes += size;
+    this.send("l " + level + " " + Date.now() + " " + stringify(prefix + text));
+  }
+
+  hostTimer(id, ms) {
+    if (this.finished) return;
+    const delay = Math.min(Math.max(0, NumberCtor(ms) || 0), 2 ** 31 - 1);
+    const handle = setTimeoutFn(() => {
+      apply(mapDelete, this.timers, [id]);
+      this.enter(() => this.api.fire(id));
+    }, delay);
+    apply(mapSet, this.timers, [id, handle]);
+  }
+
+  hostClearTimer(id) {
+    const handle = apply(mapGet, this.timers, [id]);
+    if (handle !== undefined) {
+      clearTimeoutFn(handle);
+      apply(mapDelete, this.timers, [id]);
+    }
+  }
+
+  // The Worker has no heap statistics to look at: what one allocation may take is checked
+  // here, and Cloudflare's own cap on the isolate holds the rest.
+  hostAlloc(bytes) {
+    if (!(bytes >= 0)) return true;
+    const fits = bytes <= this.memBytes;
+    if (!fits) this.memoryExceeded = true;
+    return fits;
+  }
+
+  hostDone(json) {
+    if (this.finished) return;
+    if (this.memoryExceeded) return this.finish("memory", "MemoryError", this.memoryMessage, []);
+    const bytes = utf8Length(json);
+    if (bytes > this.spec.maxResult) {
+      return this.finish("result", "ResultError", say("result_too_large", { bytes, max: this.spec.maxResult }), []);
+    }
+    this.end("o " + json);
+  }
+
+  hostFail(description) {
+    if (this.finished) return;
+    let kind, name, message, stack;
+    try {
+      ({ kind, name, message, stack } = parse(description));
+    } catch {
+      return this.finish("runtime", "Error", say("undescribable"), []);
+    }
+    name = StringCtor(name);
+    message = StringCtor(message);
+    if (kind === "result") message = say("result_not_json_because", { cause: message });
+    if (kind === "library") {
+      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
+    }
+    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
+    if (kind === "tool" || kind === "invalid_args" || kind === "result") {
+      // as tagged by the prelude
+    } else if (name === "RangeError" && apply(regexpTest, ENGINE_LIMITS, [message])) {
+      kind = "memory";
+    } else if (name === "ReferenceError" && apply(regexpTest, /^external_\S+ is not defined$/, [message])) {
+      const missing = apply(strSlice, message, [0, -" is not defined".length]);
+      const available = this.spec.names.map((n) => "external_" + n);
+      message = say("unknown_tool", {
+        name: missing,
+        available: available.length ? available.join(", ") : say("no_tools"),
+      });
+      kind = "invalid_args";
+    } else if (this.memoryExceeded) {
+      kind = "memory";
+    } else {
+      kind = "runtime";
+    }
+    if (kind === "memory" && !apply(regexpTest, ENGINE_LIMITS, [message])) message = this.memoryMessage;
+    this.finish(kind, name, message, frames);
+  }
+
+  finishSyntax(err) {
+    let message = "invalid program";
+    let frames = [];
+    try {
+      message = StringCtor(err.message);
+      const m = apply(regexpExec, /program\.ts:(\d+):(\d+)/, [StringCtor(err.stack)]);
+      if (m) frames = [["<program>", ...this.position(NumberCtor(m[1]), NumberCtor(m[2]))]];
+    } catch {}
+    this.finish("syntax", "SyntaxError", message, frames);
+  }
+
+  finish(kind, name, message, frames) {
+    this.end("f " + stringify([kind, name, message, frames]));
+  }
+
+  // Send the outcome; whatever the program left running is dropped with the isolate.
+  end(line) {
+    if (this.finished) return;
+    this.finished = true;
+    for (const handle of apply(mapValues, this.timers, [])) clearTimeoutFn(handle);
+    apply(mapClear, this.timers, []);
+    if (line !== undefined) this.send(line);
+    // The run's return does not wait for calls on the host's stub: resolve once they arrived.
+    this.flush().then(this.resolveDone, this.resolveDone);
+  }
+
+  // worker.js went away: nothing more to say.
+  stop() {
+    this.finished = true;
+    this.out = [];
+    this.resolveDone();
+  }
+}
+
+// Positions in the module (line 1 starts with PROGRAM_PREFIX) as positions in the program's
+// own text: lines at \n only, columns in characters (V8 also breaks lines at \r, U+2028 and
+// U+2029 and counts columns in UTF-16 units).
+const ODD_TEXT = /[\r\u2028\u2029\ud800-\udbff]/;
+
+function positionIn(code) {
+  if (!apply(regexpTest, ODD_TEXT, [code])) {
+    return (line, column) => [line, line === 1 ? Math.max(1, column - PROGRAM_PREFIX.length) : column];
+  }
+  const text = PROGRAM_PREFIX + code;
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 13 && text.charCodeAt(i + 1) === 10) continue;
+    if (c === 10 || c === 13 || c === 0x2028 || c === 0x2029) starts.push(i + 1);
+  }
+  return (line, column) => {
+    const at = Math.min(text.length, (starts[line - 1] ?? 0) + column - 1) - PROGRAM_PREFIX.length;
+    if (at < 0) return [1, 1];
+    const lineStart = code.lastIndexOf("\n", at - 1) + 1;
+    let newlines = 0;
+    for (let i = code.indexOf("\n"); i >= 0 && i < lineStart; i = code.indexOf("\n", i + 1)) newlines++;
+    let characters = 1;
+    for (let i = lineStart; i < at; i++) {
+      const c = code.charCodeAt(i);
+      if (c < 0xd800 || c > 0xdbff || i + 1 >= at) characters++;
+    }
+    return [newlines + 1, characters];
+  };
+}
+
+function programFrames(stack, position) {
+  const frames = [];
+  for (const raw of apply(strSplit, stack, ["\n"])) {
+    let text = raw.trim();
+    if (!text.startsWith("at ")) continue;
+    text = text.slice(3);
+    if (text.startsWith("async ")) text = text.slice(6);
+    const at = text.indexOf(PROGRAM_FILE + ":");
+    if (at < 0) continue;
+    let fn = text.slice(0, at).trim();
+    if (fn.endsWith("(")) fn = fn.slice(0, -1).trim();
+    const m = apply(regexpExec, /^(\d+)(?::(\d+))?/, [text.slice(at + PROGRAM_FILE.length + 1)]);
+    if (!m) continue;
+    const [line, column] = position(NumberCtor(m[1]), m[2] ? NumberCtor(m[2]) : 1);
+    if (fn === "" || fn === "<anonymous>" || fn === "eval") fn = "<program>";
+    frames.push([fn, line, column]);
+  }
+  return frames;
+}
+
+export default class Sandbox extends WorkerEntrypoint {
+  // One execution; resolves when its outcome has been handed to worker.js.
+  async run(spec, host) {
+    return new Execution(spec, host).run();
+  }
+}

@@ -1,0 +1,332 @@
+// codemode's Cloudflare Worker: runs the programs of codemode.CloudflareDriver. The Python host
+// keeps the tools, their secrets and their data; this Worker only runs code, each execution in
+// a dynamic Worker of its own (the Worker Loader binding LOADER) with no network and no
+// bindings, and answers nothing but authenticated requests.
+//
+// One execution = one WebSocket to /execute. Opening it needs three headers: x-codemode-time
+// (Unix seconds, within WINDOW_S of this Worker's clock), x-codemode-nonce (used once) and
+// x-codemode-signature = hex HMAC-SHA256(SECRET, "open\n" + time + "\n" + nonce). Every
+// message after that, both ways, is one text frame "<seq> <hex signature> <line>" with the
+// signature over nonce + "\n" + direction ("h" from the host, "w" from the Worker) + "\n" +
+// seq + "\n" + line, and seq counting 1, 2, 3... in each direction: a message of another
+// execution, replayed, reordered or changed is refused, and the socket closed.
+//
+// The lines are those of the V8 engine (python/codemode/v8/host.mjs): the host sends
+// "R <spec>" then "S <callId> <status> <payload>"; the Worker sends c, l, r, o and f lines.
+// The sandbox (sandbox.js, in the program's isolate) makes them; this Worker checks each one
+// and enforces the limits again (tool calls, console output, result size, time), so that a
+// program that subverts its sandbox still cannot flood the host.
+//
+// The sandbox module and the message table are put in place by codemode.cloudflare.bundle.
+
+import { RpcTarget } from "cloudflare:workers";
+
+const SANDBOX = __SANDBOX__;
+const MESSAGES = __MESSAGES__;
+const say = (key, values = {}) =>
+  MESSAGES[key].replace(/\{(\w+)\}/g, (match, name) => (name in values ? String(values[name]) : match));
+
+const WINDOW_S = 60; // how far the host's clock may be from this Worker's
+const LINE_MAX = 64 << 20; // the longest line either side may send
+const REPORT_BYTES_MAX = 16 << 20;
+const COMPATIBILITY_DATE = "2025-09-01";
+const encoder = new TextEncoder();
+const seen = new Map(); // nonce -> when it may be forgotten (ms)
+
+async function keyFor(secret) {
+  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+    "verify",
+  ]);
+}
+
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+function unhex(text) {
+  if (!/^[0-9a-f]{64}$/.test(text)) return null;
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+async function verify(key, signature, text) {
+  const bytes = unhex(signature ?? "");
+  return bytes !== null && crypto.subtle.verify("HMAC", key, bytes, encoder.encode(text));
+}
+
+async function sign(key, text) {
+  return hex(await crypto.subtle.sign("HMAC", key, encoder.encode(text)));
+}
+
+// Is this WebSocket request the host's own, and fresh?
+async function admitted(request, key) {
+  const time = request.headers.get("x-codemode-time") ?? "";
+  const nonce = request.headers.get("x-codemode-nonce") ?? "";
+  const signature = request.headers.get("x-codemode-signature") ?? "";
+  if (!/^\d{1,12}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce)) return null;
+  const now = Date.now();
+  if (Math.abs(now / 1000 - Number(time)) > WINDOW_S) return null;
+  if (!(await verify(key, signature, `open\n${time}\n${nonce}`))) return null;
+  for (const [old, until] of seen) {
+    if (until > now) break;
+    seen.delete(old);
+  }
+  if (seen.has(nonce)) return null;
+  seen.set(nonce, now + 2 * WINDOW_S * 1000);
+  return nonce;
+}
+
+// The sandbox's way to this Worker: lines out, tool results in.
+class Host extends RpcTarget {
+  constructor(run) {
+    super();
+    this.run = run;
+  }
+  send(lines) {
+    if (Array.isArray(lines)) for (const line of lines) this.run.fromSandbox(String(line));
+  }
+  next() {
+    return this.run.nextResults();
+  }
+}
+
+class Run {
+  constructor(socket, key, nonce, env) {
+    this.socket = socket;
+    this.key = key;
+    this.nonce = nonce;
+    this.env = env;
+    this.seqIn = 0;
+    this.seqOut = 0;
+    this.sending = Promise.resolve();
+    this.spec = null;
+    this.finished = false;
+    this.calls = 0;
+    this.logLines = 0;
+    this.logBytes = 0;
+    this.logCut = false;
+    this.reportBytes = 0;
+    this.results = [];
+    this.waiter = null;
+    this.timer = null;
+    // Frames are checked one after the other, in the order they came.
+    this.receiving = Promise.resolve();
+  }
+
+  // -- the host's side -----------------------------------------------------------------
+
+  received(data) {
+    this.receiving = this.receiving.then(() => this.check(data));
+  }
+
+  async check(data) {
+    if (this.finished) return;
+    if (typeof data !== "string" || data.length > LINE_MAX) return this.refuse();
+    const a = data.indexOf(" ");
+    const b = data.indexOf(" ", a + 1);
+    if (a < 0 || b < 0) return this.refuse();
+    const seq = Number(data.slice(0, a));
+    const line = data.slice(b + 1);
+    if (seq !== this.seqIn + 1) return this.refuse();
+    if (!(await verify(this.key, data.slice(a + 1, b), `${this.nonce}\nh\n${seq}\n${line}`))) return this.refuse();
+    this.seqIn = seq;
+    const kind = line.charCodeAt(0);
+    if (kind === 82 /* R */ && this.spec === null) return this.start(line.slice(2));
+    if (kind === 83 /* S */ && this.spec !== null) {
+      this.results.push(line);
+      if (this.waiter !== null) {
+        const wake = this.waiter;
+        this.waiter = null;
+        wake();
+      }
+      return;
+    }
+    this.refuse();
+  }
+
+  // A message that is not the host's, or out of order: no more of this execution.
+  refuse() {
+    this.finished = true;
+    this.stopSandbox();
+    try {
+      this.socket.close(1008, "refused");
+    } catch {}
+  }
+
+  closed() {
+    this.finished = true;
+    this.stopSandbox();
+  }
+
+  stopSandbox() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.waiter !== null) {
+      const wake = this.waiter;
+      this.waiter = null;
+      wake();
+    }
+  }
+
+  async nextResults() {
+    while (this.results.length === 0 && !this.finished) {
+      await new Promise((resolve) => (this.waiter = resolve));
+    }
+    if (this.finished) return null;
+    const lines = this.results;
+    this.results = [];
+    return lines;
+  }
+
+  start(text) {
+    let spec;
+    try {
+      spec = JSON.parse(text);
+      if (typeof spec.code !== "string" || !Array.isArray(spec.names)) throw new Error();
+    } catch {
+      return this.refuse();
+    }
+    this.spec = spec;
+    const timeoutMs = Math.max(1, Number(spec.timeoutMs) || 30000);
+    this.timer = setTimeout(() => this.finish("timeout", "TimeoutError", say("timeout", { ms: timeoutMs }), []), timeoutMs);
+    const modules = {
+      "sandbox.js": SANDBOX,
+      "program.ts": { js: "export const program = [(async function (__codemode_channel) {" + spec.code + "\n})][0];" },
+    };
+    if (typeof spec.library === "string") {
+      modules["library.js"] = { js: "export const library = [" + spec.library + "\n][0];" };
+    }
+    const sandbox = {
+      code: spec.code,
+      names: spec.names.map(String),
+      maxCalls: spec.maxCalls,
+      maxLogLines: spec.maxLogLines,
+      maxLogBytes: spec.maxLogBytes,
+      failLog: spec.failLog === true,
+      maxResult: spec.maxResult,
+      memoryMib: spec.memoryMib,
+      channel: spec.channel === true,
+      library: typeof spec.library === "string" ? spec.library : null,
+    };
+    let worker;
+    try {
+      worker = this.env.LOADER.load({
+        compatibilityDate: COMPATIBILITY_DATE,
+        mainModule: "sandbox.js",
+        modules,
+        env: {},
+        globalOutbound: null, // no network
+        limits: { cpuMs: timeoutMs }, // enforced by Cloudflare (not by a local workerd)
+      });
+    } catch (err) {
+      return this.finish("internal", "InternalError", `the Worker could not load the program: ${err}`, []);
+    }
+    worker
+      .getEntrypoint()
+      .run(sandbox, new Host(this))
+      .then(
+        () => this.finish("internal", "InternalError", say("engine_stopped"), []),
+        (err) => {
+          const message = String((err && err.message) || err);
+          if (/memory/i.test(message)) {
+            return this.finish("memory", "MemoryError", say("memory", { mib: spec.memoryMib }), []);
+          }
+          if (/CPU|time limit|exceeded/i.test(message)) {
+            return this.finish("timeout", "TimeoutError", say("timeout", { ms: timeoutMs }), []);
+          }
+          this.finish("internal", "InternalError", `${say("engine_stopped")}: ${message}`, []);
+        },
+      );
+  }
+
+  // -- the sandbox's side: each line checked, the limits held here too -----------------
+
+  fromSandbox(line) {
+    if (this.finished || this.spec === null) return;
+    const spec = this.spec;
+    if (line.length > LINE_MAX) return this.finish("result", "ResultError", say("result_too_large", { bytes: line.length, max: spec.maxResult }), []);
+    const kind = line.charCodeAt(0);
+    if (kind === 99 /* c */) {
+      if (!/^c \d+ \d+ \{/.test(line)) return this.finish("internal", "InternalError", say("engine_stopped"), []);
+      if (++this.calls > spec.maxCalls) {
+        return this.finish("runtime", "Error", say("call_limit", { tool: "external_*", max: spec.maxCalls }), []);
+      }
+      return this.emit(line);
+    }
+    if (kind === 108 /* l */) {
+      if (this.logCut) return;
+      const size = encoder.encode(line).length;
+      if (++this.logLines > spec.maxLogLines + 1 || (this.logBytes += size) > spec.maxLogBytes * 2 + 4096) {
+        this.logCut = true;
+        if (spec.failLog) {
+          const limits = { lines: spec.maxLogLines, bytes: spec.maxLogBytes };
+          return this.finish("output_limit", "OutputLimitError", say("log_limit", limits), []);
+        }
+        return;
+      }
+      return this.emit(line);
+    }
+    if (kind === 114 /* r */) {
+      if ((this.reportBytes += line.length) > REPORT_BYTES_MAX) return;
+      return this.emit(line);
+    }
+    if (kind === 111 /* o */) {
+      const bytes = encoder.encode(line).length - 2;
+      if (bytes > spec.maxResult) {
+        return this.finish("result", "ResultError", say("result_too_large", { bytes, max: spec.maxResult }), []);
+      }
+      return this.end(line);
+    }
+    if (kind === 102 /* f */) return this.end(line);
+  }
+
+  finish(kind, name, message, frames) {
+    this.end("f " + JSON.stringify([kind, name, message, frames]));
+  }
+
+  end(line) {
+    if (this.finished) return;
+    this.emit(line);
+    this.finished = true;
+    this.stopSandbox();
+    this.sending.then(() => {
+      try {
+        this.socket.close(1000, "done");
+      } catch {}
+    });
+  }
+
+  emit(line) {
+    if (this.finished) return;
+    const seq = ++this.seqOut;
+    const signed = sign(this.key, `${this.nonce}\nw\n${seq}\n${line}`);
+    this.sending = this.sending.then(async () => {
+      const signature = await signed;
+      try {
+        this.socket.send(`${seq} ${signature} ${line}`);
+      } catch {}
+    });
+  }
+}
+
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/health") return new Response("ok");
+    if (url.pathname !== "/execute") return new Response("not found", { status: 404 });
+    if (request.headers.get("upgrade") !== "websocket") return new Response("a WebSocket is expected", { status: 426 });
+    if (typeof env.SECRET !== "string" || env.SECRET.length < 16) {
+      return new Response("the Worker has no CODEMODE secret (16 characters or more)", { status: 500 });
+    }
+    const key = await keyFor(env.SECRET);
+    const nonce = await admitted(request, key);
+    if (nonce === null) return new Response("refused", { status: 401 });
+    const [client, server] = Object.values(new WebSocketPair());
+    server.accept();
+    const run = new Run(server, key, nonce, env);
+    server.addEventListener("message", (event) => run.received(event.data));
+    server.addEventListener("close", () => run.closed());
+    server.addEventListener("error", () => run.closed());
+    return new Response(null, { status: 101, webSocket: client });
+  },
+};
