@@ -17,7 +17,62 @@ DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
     "v8": codemode.V8Driver,
     # the engine in confined worker processes
     "quickjs-process": lambda: codemode.QuickJSDriver(isolation="process"),
+    # a Worker on a local workerd (one for the session), over a signed WebSocket
+    "cloudflare": lambda: _cloudflare_driver(),
 }
+
+_LOCAL_WORKER: list[Any] = []  # the session's LocalWorker, once started
+
+
+def _local_worker() -> Any:
+    from codemode.cloudflare.local import LocalWorker
+
+    if not _LOCAL_WORKER:
+        worker = LocalWorker()
+        worker.start()
+        _LOCAL_WORKER.append(worker)
+    return _LOCAL_WORKER[0]
+
+
+def _cloudflare_driver() -> codemode.IsolateDriver:
+    from codemode.cloudflare import CloudflareDriver
+
+    worker = _local_worker()
+    return CloudflareDriver(worker.url, worker.secret)
+
+
+def _workerd_missing() -> str | None:
+    from codemode.cloudflare.local import find_workerd
+
+    try:
+        find_workerd()
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+def _revive_local_worker() -> None:
+    """A local workerd enforces no CPU limit: after a test whose program never yields, start
+    it again (the host's deadline ended that run; the runtime still spins)."""
+    import urllib.request
+
+    if not _LOCAL_WORKER:
+        return
+    worker = _LOCAL_WORKER[0]
+    try:
+        with urllib.request.urlopen(worker.url + "/health", timeout=1.0) as answer:
+            if answer.read() == b"ok":
+                return
+    except OSError:
+        pass
+    worker.restart()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_local_worker() -> Iterator[None]:
+    yield
+    for worker in _LOCAL_WORKER:
+        worker.stop()
 
 
 def _v8_missing() -> str | None:
@@ -37,8 +92,12 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 def driver(request: pytest.FixtureRequest) -> Iterator[codemode.IsolateDriver]:
     if request.param == "v8" and (missing := _v8_missing()) is not None:
         pytest.skip(missing)
+    if request.param == "cloudflare" and (missing := _workerd_missing()) is not None:
+        pytest.skip(missing)
     made = DRIVERS[request.param]()
     yield made
+    if request.param == "cloudflare":
+        _revive_local_worker()
     # engine processes and worker pools end with their test, not whenever they are collected
     close = getattr(made, "close", None)
     if close is not None:

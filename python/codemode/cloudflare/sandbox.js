@@ -40,17 +40,44 @@ const strIndexOf = String.prototype.indexOf;
 const strSplit = String.prototype.split;
 const strIncludes = String.prototype.includes;
 
-// The program module is `PROGRAM_PREFIX + code + WRAP_SUFFIX`: the program is the body of the
-// function, exactly as on the other engines (the one parameter is the report channel).
+// The program module (made by worker.js) is spec.prefix + code + a suffix, and exports the
+// function whose body the program is, exactly as on the other engines (the one parameter is
+// the report channel).
 const WRAP_PREFIX = "(async function (__codemode_channel) {";
 const WRAP_SUFFIX = "\n})";
-const PROGRAM_PREFIX = "export const program = [" + WRAP_PREFIX;
 const PROGRAM_FILE = "program.ts";
 const REPORT_BYTES_MAX = 16 << 20;
 const ENGINE_LIMITS =
   /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
 const LONE_SURROGATE = /\\(?:\\|u(d[89a-f][0-9a-f]{2}))/g;
 const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
+
+// The globals of a bare V8 isolate (ECMAScript's own): the Worker's others (fetch, crypto,
+// caches, navigator, scheduler...) go, as the program sees the same globals on every engine;
+// the prelude then adds its own (console, timers, atob/btoa, queueMicrotask).
+const ECMASCRIPT = new Set([
+  "AggregateError", "Array", "ArrayBuffer", "AsyncDisposableStack", "BigInt", "BigInt64Array",
+  "BigUint64Array", "Boolean", "DataView", "Date", "DisposableStack", "Error", "EvalError",
+  "FinalizationRegistry", "Float16Array", "Float32Array", "Float64Array", "Function", "Infinity",
+  "Int16Array", "Int32Array", "Int8Array", "Intl", "Iterator", "JSON", "Map", "Math", "NaN", "Number",
+  "Object", "Promise", "Proxy", "RangeError", "ReferenceError", "Reflect", "RegExp", "Set", "String",
+  "SuppressedError", "Symbol", "SyntaxError", "TypeError", "URIError", "Uint16Array", "Uint32Array",
+  "Uint8Array", "Uint8ClampedArray", "WeakMap", "WeakRef", "WeakSet", "decodeURI",
+  "decodeURIComponent", "encodeURI", "encodeURIComponent", "escape", "eval", "globalThis", "isFinite",
+  "isNaN", "parseFloat", "parseInt", "undefined", "unescape",
+]);
+
+function bareGlobal() {
+  try {
+    Object.setPrototypeOf(globalThis, Object.prototype);
+  } catch {}
+  for (const name of Reflect.ownKeys(globalThis)) {
+    if (typeof name === "string" && ECMASCRIPT.has(name)) continue;
+    try {
+      delete globalThis[name];
+    } catch {}
+  }
+}
 
 // The V8 side of the sandbox prelude (adapter.js), a function of the host functions.
 const SETUP = function ($0, $1, $2, $3, $4, $5, $6, $7) {
@@ -75,7 +102,7 @@ class Execution {
     this.sent = Promise.resolve(); // the last lines handed over
     this.memBytes = Math.max(1, NumberCtor(spec.memoryMib) || 128) * 1024 * 1024;
     this.memoryMessage = say("memory", { mib: Math.max(1, NumberCtor(spec.memoryMib) || 128) });
-    this.position = positionIn(StringCtor(spec.code));
+    this.position = positionIn(StringCtor(spec.code), StringCtor(spec.prefix));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -95,6 +122,7 @@ class Execution {
 
   async run() {
     const spec = this.spec;
+    bareGlobal();
     const api = SETUP(
       (index, json) => (this.live ? this.hostCall(index, json) : -1),
       (level, text) => this.live && this.hostLog(level, text),
@@ -109,7 +137,7 @@ class Execution {
     let program, library;
     try {
       api.configure(stringify(spec.names), spec.maxCalls, this.memBytes);
-      program = (await import("./program.ts")).program;
+      program = (await import("./program.ts")).default;
       if (api.sourceOf(program) !== apply(strSlice, WRAP_PREFIX + spec.code + WRAP_SUFFIX, [1, -1])) {
         this.finish("syntax", "SyntaxError", say("not_one_body"), []);
         this.end();
@@ -123,7 +151,7 @@ class Execution {
     }
     if (typeof spec.library === "string") {
       try {
-        library = (await import("./library.js")).library;
+        library = (await import("./library.js")).default;
       } catch (err) {
         const cause = `${err && err.name}: ${err && err.message}`;
         this.finish("runtime", "InternalError", say("library_failed", { cause }), []);
@@ -340,12 +368,12 @@ class Execution {
   }
 }
 
-// Positions in the module (line 1 starts with PROGRAM_PREFIX) as positions in the program's
+// Positions in the module (line 1 starts with the prefix) as positions in the program's
 // own text: lines at \n only, columns in characters (V8 also breaks lines at \r, U+2028 and
 // U+2029 and counts columns in UTF-16 units).
 const ODD_TEXT = /[\r\u2028\u2029\ud800-\udbff]/;
 
-function positionIn(code) {
+function positionIn(code, PROGRAM_PREFIX) {
   if (!apply(regexpTest, ODD_TEXT, [code])) {
     return (line, column) => [line, line === 1 ? Math.max(1, column - PROGRAM_PREFIX.length) : column];
   }

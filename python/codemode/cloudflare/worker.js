@@ -30,6 +30,9 @@ const WINDOW_S = 60; // how far the host's clock may be from this Worker's
 const LINE_MAX = 64 << 20; // the longest line either side may send
 const REPORT_BYTES_MAX = 16 << 20;
 const COMPATIBILITY_DATE = "2025-09-01";
+const MODULE_PREFIX = "module.exports = (function (require, module, exports, __filename, __dirname) { return [";
+const PROGRAM_PREFIX = MODULE_PREFIX + "(async function (__codemode_channel) {";
+const PROGRAM_SUFFIX = "\n})][0]; })();";
 const encoder = new TextEncoder();
 const seen = new Map(); // nonce -> when it may be forgotten (ms)
 
@@ -189,15 +192,18 @@ class Run {
     this.spec = spec;
     const timeoutMs = Math.max(1, Number(spec.timeoutMs) || 30000);
     this.timer = setTimeout(() => this.finish("timeout", "TimeoutError", say("timeout", { ms: timeoutMs }), []), timeoutMs);
+    // CommonJS modules, as the program is a script on every engine (sloppy mode, HTML-like
+    // comments); the outer function hides the module's own bindings from the program.
     const modules = {
       "sandbox.js": SANDBOX,
-      "program.ts": { js: "export const program = [(async function (__codemode_channel) {" + spec.code + "\n})][0];" },
+      "program.ts": { cjs: PROGRAM_PREFIX + spec.code + PROGRAM_SUFFIX },
     };
     if (typeof spec.library === "string") {
-      modules["library.js"] = { js: "export const library = [" + spec.library + "\n][0];" };
+      modules["library.js"] = { cjs: MODULE_PREFIX + spec.library + PROGRAM_SUFFIX };
     }
     const sandbox = {
       code: spec.code,
+      prefix: PROGRAM_PREFIX,
       names: spec.names.map(String),
       maxCalls: spec.maxCalls,
       maxLogLines: spec.maxLogLines,
