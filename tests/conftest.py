@@ -75,6 +75,14 @@ def _stop_local_worker() -> Iterator[None]:
         worker.stop()
 
 
+def runs_on_v8(driver: object) -> bool:
+    """Whether ``driver`` runs programs on V8 (V8Driver, and CloudflareDriver on a Worker):
+    errors, frames and the speed of built-ins are V8's."""
+    from codemode.cloudflare import CloudflareDriver
+
+    return isinstance(driver, (codemode.V8Driver, CloudflareDriver))
+
+
 def _v8_missing() -> str | None:
     try:
         codemode.v8.find_node()

@@ -10,6 +10,8 @@ import pytest
 
 import codemode
 
+from ..conftest import runs_on_v8
+
 pytestmark = pytest.mark.anyio
 
 HUGE = "{ length: 2 ** 53 - 1 }"
@@ -143,7 +145,7 @@ LINEAR = {
 async def test_a_deadline_inside_a_linear_builtin_ends_the_run(
     driver: codemode.IsolateDriver, name: str
 ) -> None:
-    if isinstance(driver, codemode.V8Driver):
+    if runs_on_v8(driver):
         pytest.skip("V8 runs these in milliseconds")
     setup, call = LINEAR[name]
     cm = codemode.create_code_mode([], driver=driver, timeout=1.5, memory_limit_mb=128)
@@ -158,7 +160,7 @@ async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
 ) -> None:
     # Freeing three million objects cannot be interrupted (0.1-0.2 s on QuickJS here); a
     # deadline falling in it still ends the run as a timeout, and the structure is freed after.
-    if isinstance(driver, codemode.V8Driver):
+    if runs_on_v8(driver):
         pytest.skip("V8 frees in its garbage collector, not in the program's own time")
     if getattr(driver, "isolation", None) == "process":
         pytest.skip("a worker's step is cut off 10 ms past the deadline, which a result may beat")

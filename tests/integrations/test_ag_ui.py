@@ -23,10 +23,11 @@ import pytest
 
 pytest.importorskip("ag_ui")
 
-from ag_ui.core import BaseEvent, CustomEvent, EventType  # noqa: E402
+from ag_ui.core import BaseEvent, CustomEvent, EventType
 
-import codemode  # noqa: E402
-from codemode.integrations.ag_ui import SSE_CONTENT_TYPE, ag_ui_events, sse_stream, to_ag_ui  # noqa: E402
+import codemode
+from codemode.integrations.ag_ui import SSE_CONTENT_TYPE, ag_ui_events, sse_stream, to_ag_ui
+from tests.conftest import runs_on_v8
 
 pytestmark = pytest.mark.anyio
 
@@ -208,7 +209,7 @@ async def test_golden_failing_program_still_finishes_the_run(cm: codemode.CodeMo
     assert output["error"]["line"] == 2
     # error columns are engine-specific (docs/engines.md): one golden file per engine
     name = (
-        "runtime_error.v8.run.json" if isinstance(cm.driver, codemode.V8Driver) else "runtime_error.run.json"
+        "runtime_error.v8.run.json" if runs_on_v8(cm.driver) else "runtime_error.run.json"
     )
     _check_golden(name, _golden_json([_dump(e) for e in events]))
 

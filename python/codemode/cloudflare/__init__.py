@@ -2,6 +2,6 @@
 (:func:`~codemode.cloudflare.bundle.worker_script`; a local one with
 :class:`~codemode.cloudflare.local.LocalWorker`)."""
 
-from ._driver import CloudflareDriver, CloudflareContext
+from ._driver import CloudflareContext, CloudflareDriver
 
 __all__ = ["CloudflareContext", "CloudflareDriver"]

@@ -70,7 +70,9 @@ class CloudflareDriver:
         **limits: Any,
     ) -> CloudflareContext:
         """A context for ``bindings`` (keyed by tool name) with the given limits."""
-        return CloudflareContext(self, bindings, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits))
+        return CloudflareContext(
+            self, bindings, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
+        )
 
     def close(self) -> None:
         """Refuse further executions (running ones finish)."""
@@ -117,7 +119,11 @@ class _CloudflareRun(LineRun):
         stamp = str(int(time.time()))
         key = self.driver._key
         signature = hmac.digest(key, f"open\n{stamp}\n{self.nonce}".encode(), "sha256").hex()
-        headers = {"x-codemode-time": stamp, "x-codemode-nonce": self.nonce, "x-codemode-signature": signature}
+        headers = {
+            "x-codemode-time": stamp,
+            "x-codemode-nonce": self.nonce,
+            "x-codemode-signature": signature,
+        }
         return await WebSocket.connect(self.driver.url + "/execute", headers)
 
     async def _send_line(self, line: str) -> None:
@@ -132,7 +138,10 @@ class _CloudflareRun(LineRun):
         while True:
             texts = await socket.receive()
             if not texts:
-                self.problem = self.problem or "the Cloudflare Worker closed the connection before the execution finished"
+                self.problem = (
+                    self.problem
+                    or "the Cloudflare Worker closed the connection before the execution finished"
+                )
                 break
             for text in texts:
                 seq_text, _, rest = text.partition(" ")
@@ -171,57 +180,56 @@ class _CloudflareRun(LineRun):
                 why += f" ({e})"
             return await self._end(self._failed(why))
         except OSError as e:
-            return await self._end(self._failed(f"the Cloudflare Worker at {self.driver.url} cannot be reached: {e}"))
+            return await self._end(
+                self._failed(f"the Cloudflare Worker at {self.driver.url} cannot be reached: {e}")
+            )
         socket = self.socket
         spec = self.spec()
         spec["timeoutMs"] = max(1, int((deadline - time.perf_counter()) * 1000))
         spec["memoryMib"] = max(1, int(limits.memory_limit_mb + 0.999))
-        done = False
+        outcome: ExecutionResult | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read, socket)
                 await self._send_line("R " + orjson.dumps(spec).decode())
-                while True:
-                    self.wakeup = anyio.Event()
-                    result = self._drain()
-                    if self.completions:
-                        completions, self.completions = self.completions, []
-                        for completion in completions:
-                            await self._send_line(completion[:-1].decode())
-                    if result is not None:
-                        done = True
-                        tg.cancel_scope.cancel()
-                        return await self._end(result)
-                    if self.problem is not None:
-                        done = True
-                        tg.cancel_scope.cancel()
-                        return await self._end(self._failed(self.problem))
-                    if self.events:
-                        await self._flush_events()
-                    if self.inbox or self.completions:
-                        continue
-                    wait = deadline - time.perf_counter()
-                    if wait <= 0:
-                        done = True
-                        tg.cancel_scope.cancel()
-                        return await self._end(self._finish(FAILED, TIMEOUT))
-                    with anyio.move_on_after(wait):
-                        await self.wakeup.wait()
+                outcome = await self._exchange(deadline)
+                tg.cancel_scope.cancel()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as e:
-            done = True
-            return await self._end(self._failed(f"the connection to the Cloudflare Worker failed: {e}"))
+            outcome = self._failed(f"the connection to the Cloudflare Worker failed: {e}")
         except anyio.get_cancelled_exc_class():
-            done = True
             await self._close()
             await self._report_cancelled()
             raise
         finally:
             self.wakeup = None
-            if not done:
+            if outcome is None:  # an event handler raised
                 await self._close()
             for task in self.tasks:
                 task.cancel()
-        raise AssertionError("unreachable")
+        return await self._end(outcome)
+
+    async def _exchange(self, deadline: float) -> ExecutionResult:
+        """Answer the Worker's messages until the outcome, the deadline or a broken connection."""
+        while True:
+            self.wakeup = anyio.Event()
+            result = self._drain()
+            if self.completions:
+                completions, self.completions = self.completions, []
+                for completion in completions:
+                    await self._send_line(completion[:-1].decode())
+            if result is not None:
+                return result
+            if self.problem is not None:
+                return self._failed(self.problem)
+            if self.events:
+                await self._flush_events()
+            if self.inbox or self.completions:
+                continue
+            wait = deadline - time.perf_counter()
+            if wait <= 0:
+                return self._finish(FAILED, TIMEOUT)
+            with anyio.move_on_after(wait):
+                await self.wakeup.wait()
 
     async def _close(self) -> None:
         socket, self.socket = self.socket, None

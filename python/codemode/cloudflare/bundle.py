@@ -16,6 +16,7 @@ from .. import _core
 
 _HERE = Path(__file__).resolve().parent
 _ADAPTER = _HERE.parent / "v8" / "adapter.js"
+_POSITIONS = _HERE.parent / "v8" / "positions.mjs"
 COMPATIBILITY_DATE = "2025-09-01"
 """The compatibility date of the Worker and of each execution's dynamic Worker."""
 
@@ -30,9 +31,11 @@ def worker_script() -> str:
         .replace("__MESSAGES__", messages, 1)
         .replace("__ADAPTER__", adapter, 1)
     )
+    positions = _POSITIONS.read_text(encoding="utf-8").replace("export function", "function")
     return (
         (_HERE / "worker.js")
         .read_text(encoding="utf-8")
         .replace("__SANDBOX__", json.dumps(sandbox), 1)
         .replace("__MESSAGES__", messages, 1)
+        .replace("__POSITIONS__", positions, 1)
     )

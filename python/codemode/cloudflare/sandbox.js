@@ -32,12 +32,10 @@ const setTimeoutFn = setTimeout, clearTimeoutFn = clearTimeout;
 const encoder = new TextEncoder();
 const encode = TextEncoder.prototype.encode;
 const utf8Length = (text) => apply(encode, encoder, [text]).length;
-const regexpExec = RegExp.prototype.exec;
 const regexpTest = RegExp.prototype.test;
 const strReplace = String.prototype.replace;
 const strSlice = String.prototype.slice;
 const strIndexOf = String.prototype.indexOf;
-const strSplit = String.prototype.split;
 const strIncludes = String.prototype.includes;
 
 // The program module (made by worker.js) is spec.prefix + code + a suffix, and exports the
@@ -45,10 +43,7 @@ const strIncludes = String.prototype.includes;
 // the report channel).
 const WRAP_PREFIX = "(async function (__codemode_channel) {";
 const WRAP_SUFFIX = "\n})";
-const PROGRAM_FILE = "program.ts";
 const REPORT_BYTES_MAX = 16 << 20;
-const ENGINE_LIMITS =
-  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
 const LONE_SURROGATE = /\\(?:\\|u(d[89a-f][0-9a-f]{2}))/g;
 const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
 
@@ -102,7 +97,6 @@ class Execution {
     this.sent = Promise.resolve(); // the last lines handed over
     this.memBytes = Math.max(1, NumberCtor(spec.memoryMib) || 128) * 1024 * 1024;
     this.memoryMessage = say("memory", { mib: Math.max(1, NumberCtor(spec.memoryMib) || 128) });
-    this.position = positionIn(StringCtor(spec.code), StringCtor(spec.prefix));
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -298,51 +292,21 @@ class Execution {
     this.end("o " + json);
   }
 
+  // The error is described to worker.js as it is (kind, name, message, stack), which words it
+  // and finds its frames out of the program's reach: "F <memory exceeded 0|1> <description>".
   hostFail(description) {
     if (this.finished) return;
-    let kind, name, message, stack;
-    try {
-      ({ kind, name, message, stack } = parse(description));
-    } catch {
-      return this.finish("runtime", "Error", say("undescribable"), []);
-    }
-    name = StringCtor(name);
-    message = StringCtor(message);
-    if (kind === "result") message = say("result_not_json_because", { cause: message });
-    if (kind === "library") {
-      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
-    }
-    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
-    if (kind === "tool" || kind === "invalid_args" || kind === "result") {
-      // as tagged by the prelude
-    } else if (name === "RangeError" && apply(regexpTest, ENGINE_LIMITS, [message])) {
-      kind = "memory";
-    } else if (name === "ReferenceError" && apply(regexpTest, /^external_\S+ is not defined$/, [message])) {
-      const missing = apply(strSlice, message, [0, -" is not defined".length]);
-      const available = this.spec.names.map((n) => "external_" + n);
-      message = say("unknown_tool", {
-        name: missing,
-        available: available.length ? available.join(", ") : say("no_tools"),
-      });
-      kind = "invalid_args";
-    } else if (this.memoryExceeded) {
-      kind = "memory";
-    } else {
-      kind = "runtime";
-    }
-    if (kind === "memory" && !apply(regexpTest, ENGINE_LIMITS, [message])) message = this.memoryMessage;
-    this.finish(kind, name, message, frames);
+    this.end("F " + (this.memoryExceeded ? 1 : 0) + " " + StringCtor(description));
   }
 
   finishSyntax(err) {
     let message = "invalid program";
-    let frames = [];
+    let stack = null;
     try {
       message = StringCtor(err.message);
-      const m = apply(regexpExec, /program\.ts:(\d+):(\d+)/, [StringCtor(err.stack)]);
-      if (m) frames = [["<program>", ...this.position(NumberCtor(m[1]), NumberCtor(m[2]))]];
+      stack = StringCtor(err.stack);
     } catch {}
-    this.finish("syntax", "SyntaxError", message, frames);
+    this.end("F 0 " + stringify({ kind: "syntax", name: "SyntaxError", message, stack }));
   }
 
   finish(kind, name, message, frames) {
@@ -366,57 +330,6 @@ class Execution {
     this.out = [];
     this.resolveDone();
   }
-}
-
-// Positions in the module (line 1 starts with the prefix) as positions in the program's
-// own text: lines at \n only, columns in characters (V8 also breaks lines at \r, U+2028 and
-// U+2029 and counts columns in UTF-16 units).
-const ODD_TEXT = /[\r\u2028\u2029\ud800-\udbff]/;
-
-function positionIn(code, PROGRAM_PREFIX) {
-  if (!apply(regexpTest, ODD_TEXT, [code])) {
-    return (line, column) => [line, line === 1 ? Math.max(1, column - PROGRAM_PREFIX.length) : column];
-  }
-  const text = PROGRAM_PREFIX + code;
-  const starts = [0];
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 13 && text.charCodeAt(i + 1) === 10) continue;
-    if (c === 10 || c === 13 || c === 0x2028 || c === 0x2029) starts.push(i + 1);
-  }
-  return (line, column) => {
-    const at = Math.min(text.length, (starts[line - 1] ?? 0) + column - 1) - PROGRAM_PREFIX.length;
-    if (at < 0) return [1, 1];
-    const lineStart = code.lastIndexOf("\n", at - 1) + 1;
-    let newlines = 0;
-    for (let i = code.indexOf("\n"); i >= 0 && i < lineStart; i = code.indexOf("\n", i + 1)) newlines++;
-    let characters = 1;
-    for (let i = lineStart; i < at; i++) {
-      const c = code.charCodeAt(i);
-      if (c < 0xd800 || c > 0xdbff || i + 1 >= at) characters++;
-    }
-    return [newlines + 1, characters];
-  };
-}
-
-function programFrames(stack, position) {
-  const frames = [];
-  for (const raw of apply(strSplit, stack, ["\n"])) {
-    let text = raw.trim();
-    if (!text.startsWith("at ")) continue;
-    text = text.slice(3);
-    if (text.startsWith("async ")) text = text.slice(6);
-    const at = text.indexOf(PROGRAM_FILE + ":");
-    if (at < 0) continue;
-    let fn = text.slice(0, at).trim();
-    if (fn.endsWith("(")) fn = fn.slice(0, -1).trim();
-    const m = apply(regexpExec, /^(\d+)(?::(\d+))?/, [text.slice(at + PROGRAM_FILE.length + 1)]);
-    if (!m) continue;
-    const [line, column] = position(NumberCtor(m[1]), m[2] ? NumberCtor(m[2]) : 1);
-    if (fn === "" || fn === "<anonymous>" || fn === "eval") fn = "<program>";
-    frames.push([fn, line, column]);
-  }
-  return frames;
 }
 
 export default class Sandbox extends WorkerEntrypoint {

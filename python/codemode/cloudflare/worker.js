@@ -17,7 +17,8 @@
 // and enforces the limits again (tool calls, console output, result size, time), so that a
 // program that subverts its sandbox still cannot flood the host.
 //
-// The sandbox module and the message table are put in place by codemode.cloudflare.bundle.
+// The sandbox module, the message table and positions.mjs are put in place by
+// codemode.cloudflare.bundle.
 
 import { RpcTarget } from "cloudflare:workers";
 
@@ -26,13 +27,20 @@ const MESSAGES = __MESSAGES__;
 const say = (key, values = {}) =>
   MESSAGES[key].replace(/\{(\w+)\}/g, (match, name) => (name in values ? String(values[name]) : match));
 
+__POSITIONS__
+
+// V8's own limits that are the program's memory (a stack overflow is reported as `memory` and
+// keeps its message); an invalid length asked for (`new Array(-1)`) is the program's error.
+const ENGINE_LIMITS =
+  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
 const WINDOW_S = 60; // how far the host's clock may be from this Worker's
 const LINE_MAX = 64 << 20; // the longest line either side may send
 const REPORT_BYTES_MAX = 16 << 20;
 const COMPATIBILITY_DATE = "2025-09-01";
 const MODULE_PREFIX = "module.exports = (function (require, module, exports, __filename, __dirname) { return [";
 const PROGRAM_PREFIX = MODULE_PREFIX + "(async function (__codemode_channel) {";
-const PROGRAM_SUFFIX = "\n})][0]; })();";
+const MODULE_SUFFIX = "\n][0]; })();";
+const PROGRAM_SUFFIX = "\n})" + MODULE_SUFFIX;
 const encoder = new TextEncoder();
 const seen = new Map(); // nonce -> when it may be forgotten (ms)
 
@@ -190,6 +198,7 @@ class Run {
       return this.refuse();
     }
     this.spec = spec;
+    this.position = positionIn(spec.code, PROGRAM_PREFIX);
     const timeoutMs = Math.max(1, Number(spec.timeoutMs) || 30000);
     this.timer = setTimeout(() => this.finish("timeout", "TimeoutError", say("timeout", { ms: timeoutMs }), []), timeoutMs);
     // CommonJS modules, as the program is a script on every engine (sloppy mode, HTML-like
@@ -199,7 +208,7 @@ class Run {
       "program.ts": { cjs: PROGRAM_PREFIX + spec.code + PROGRAM_SUFFIX },
     };
     if (typeof spec.library === "string") {
-      modules["library.js"] = { cjs: MODULE_PREFIX + spec.library + PROGRAM_SUFFIX };
+      modules["library.js"] = { cjs: MODULE_PREFIX + spec.library + MODULE_SUFFIX };
     }
     const sandbox = {
       code: spec.code,
@@ -234,10 +243,22 @@ class Run {
         () => this.finish("internal", "InternalError", say("engine_stopped"), []),
         (err) => {
           const message = String((err && err.message) || err);
-          if (/memory/i.test(message)) {
+          // The program's module did not compile: the dynamic Worker could not start.
+          const syntax = /Uncaught (SyntaxError: .*)\n\s*at program\.ts:(\d+):(\d+)/.exec(message);
+          if (syntax) {
+            const frames = [["<program>", ...this.position(Number(syntax[2]), Number(syntax[3]))]];
+            return this.finish("syntax", "SyntaxError", syntax[1].slice("SyntaxError: ".length), frames);
+          }
+          if (/^Failed to start Worker:[\s\S]*\bat library\.js/.test(message)) {
+            const cause = /Uncaught (.*)/.exec(message)?.[1] ?? message;
+            return this.finish("runtime", "InternalError", say("library_failed", { cause }), []);
+          }
+          const limit = /(Maximum call stack size exceeded|Invalid string length)/.exec(message);
+          if (limit) return this.finish("memory", "RangeError", limit[1], []);
+          if (/memory limit|out of memory/i.test(message)) {
             return this.finish("memory", "MemoryError", say("memory", { mib: spec.memoryMib }), []);
           }
-          if (/CPU|time limit|exceeded/i.test(message)) {
+          if (/CPU time/i.test(message)) {
             return this.finish("timeout", "TimeoutError", say("timeout", { ms: timeoutMs }), []);
           }
           this.finish("internal", "InternalError", `${say("engine_stopped")}: ${message}`, []);
@@ -284,6 +305,48 @@ class Run {
       return this.end(line);
     }
     if (kind === 102 /* f */) return this.end(line);
+    if (kind === 70 /* F */) return this.failed(line.charCodeAt(2) === 49, line.slice(4));
+  }
+
+  // The program's error, as the sandbox described it: worded and placed here, as host.mjs
+  // does for V8.
+  failed(memoryExceeded, description) {
+    const spec = this.spec;
+    const memoryMessage = say("memory", { mib: spec.memoryMib });
+    let kind, name, message, stack;
+    try {
+      ({ kind, name, message, stack } = JSON.parse(description));
+    } catch {
+      return this.finish("runtime", "Error", say("undescribable"), []);
+    }
+    name = String(name);
+    message = String(message);
+    if (kind === "result") message = say("result_not_json_because", { cause: message });
+    if (kind === "library") {
+      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
+    }
+    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
+    if (kind === "syntax") {
+      return this.finish("syntax", "SyntaxError", message, frames.slice(0, 1).map((f) => ["<program>", f[1], f[2]]));
+    } else if (kind === "tool" || kind === "invalid_args" || kind === "result") {
+      // as tagged by the prelude
+    } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
+      kind = "memory";
+    } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
+      const missing = message.slice(0, -" is not defined".length);
+      const available = spec.names.map((n) => "external_" + n);
+      message = say("unknown_tool", {
+        name: missing,
+        available: available.length ? available.join(", ") : say("no_tools"),
+      });
+      kind = "invalid_args";
+    } else if (memoryExceeded) {
+      kind = "memory";
+    } else {
+      kind = "runtime";
+    }
+    if (kind === "memory" && !ENGINE_LIMITS.test(message)) message = memoryMessage;
+    this.finish(kind, name, message, frames);
   }
 
   finish(kind, name, message, frames) {
