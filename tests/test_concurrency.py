@@ -12,7 +12,7 @@ import pytest
 
 import codemode
 
-from .conftest import make_tools
+from .conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -92,6 +92,7 @@ async def test_sync_tools_run_off_the_event_loop(driver: codemode.IsolateDriver)
     assert seen and loop_thread not in seen
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_cancelling_the_caller_stops_a_busy_program(cm: codemode.CodeMode) -> None:
     events: list[codemode.Event] = []
     started = time.perf_counter()

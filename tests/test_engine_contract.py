@@ -12,7 +12,7 @@ import codemode
 from codemode import _core
 from codemode.engine import say
 
-from .conftest import make_tools
+from .conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -41,6 +41,7 @@ KINDS = [
 ]
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, only=("a.push",), run=False)
 @pytest.mark.parametrize(("code", "kind", "name"), KINDS)
 async def test_errors_are_classified_alike(
     driver: codemode.IsolateDriver, code: str, kind: str, name: str

@@ -14,7 +14,7 @@ import pytest
 
 import codemode
 
-from .conftest import make_tools
+from .conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +37,7 @@ async def timed(cm: codemode.CodeMode, code: str, kind: str, **limits: Any) -> f
     return time.perf_counter() - started
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_busy_loop_times_out(cm: codemode.CodeMode) -> None:
     elapsed = await timed(cm, "while (true) {}", "timeout", timeout=0.2)
     assert 0.2 <= elapsed < 2.0
@@ -63,23 +64,27 @@ async def test_timeout_covers_timers(cm: codemode.CodeMode) -> None:
     assert 0.2 <= elapsed < 2.0
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_timeout_inside_catch_all(cm: codemode.CodeMode) -> None:
     code = "for (;;) { try { while (true) {} } catch (e) {} finally { continue } }"
     await expect_failure(cm, code, "timeout", timeout=0.2)
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_timeout_in_regex_and_sort(cm: codemode.CodeMode) -> None:
     await expect_failure(cm, "return /(a+)+$/.test('a'.repeat(40) + 'b')", "timeout", timeout=0.3)
     sort = "const a = Array.from({length: 2e5}, (_, i) => i); for (;;) a.sort((x, y) => y - x)"
     await expect_failure(cm, sort, "timeout", timeout=0.3)
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_memory_bomb_is_stopped(cm: codemode.CodeMode) -> None:
     code = "const chunks: number[][] = []\nwhile (true) { chunks.push(new Array(1_000_000).fill(chunks.length)) }"
     error = await expect_failure(cm, code, "memory", memory_limit_mb=32)
     assert "memory" in error.message
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_memory_error_caught_by_program_still_fails(cm: codemode.CodeMode) -> None:
     code = "const keep: string[] = []\ntry { for (;;) keep.push('x'.repeat(1 << 20) + keep.length) } catch (e) {}\nreturn keep.length"
     await expect_failure(cm, code, "memory", memory_limit_mb=16)
@@ -115,6 +120,7 @@ async def test_deep_recursion(cm: codemode.CodeMode) -> None:
 DEPTH = "let d = 0\nfunction f(): void { d++; f() }\ntry { f() } catch (e) {}\nreturn d"
 
 
+@engine_gap("cloudflare", reason="a Worker's stack is the runtime's own: stack_limit_kb does not apply")
 async def test_stack_limit_bounds_recursion(cm: codemode.CodeMode) -> None:
     """``stack_limit_kb`` is the stack a program gets: the depth it reaches grows with it."""
     depths = {}

@@ -6,9 +6,16 @@ import pytest
 
 import codemode
 
+from .conftest import NO_EVAL, engine_gap
+
 pytestmark = pytest.mark.anyio
 
 
+@engine_gap(
+    "cloudflare",
+    reason=NO_EVAL,
+    only=("Function('return this')", "constructor('return typeof require')", "code3"),
+)
 @pytest.mark.parametrize(
     "code",
     [

@@ -80,10 +80,10 @@ class LineRun(EngineRun):
             elif kind == 0x6C:  # l <level> <timestamp> <text>
                 _, level, stamp, text = message.split(b" ", 3)
                 n = int(level)
-                self._record_logs([(LEVELS[n] if 0 <= n < 5 else "log", loads(text), float(stamp), 0)])
+                self._record_logs([(LEVELS[n] if 0 <= n < 5 else "log", loads(text), self._stamp(stamp), 0)])
             elif kind == 0x72:  # r <timestamp> <text>
                 _, stamp, text = message.split(b" ", 2)
-                self._record_logs([("report", loads(text), float(stamp), 0)])
+                self._record_logs([("report", loads(text), self._stamp(stamp), 0)])
             elif kind == 0x6F:  # o <result>
                 try:
                     value = loads(message[2:])
@@ -98,6 +98,10 @@ class LineRun(EngineRun):
                 if result is not None:
                     return result
         return None
+
+    def _stamp(self, stamp: bytes) -> float:
+        """The time (ms since the epoch) of a line the engine stamped ``stamp``."""
+        return float(stamp)
 
     def _other(self, kind: int, message: bytes) -> ExecutionResult | None:
         """A message of the subclass's own (its result, if it ends the run)."""

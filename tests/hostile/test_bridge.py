@@ -9,7 +9,7 @@ import pytest
 
 import codemode
 
-from ..conftest import make_tools
+from ..conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +30,7 @@ async def _then_healthy(cm: codemode.CodeMode) -> None:
     assert after.success and after.result == 42, after
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, only=("8000-megabyte", "doubling"), run=False)
 @pytest.mark.parametrize(
     "argument",
     [

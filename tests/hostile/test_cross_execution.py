@@ -11,7 +11,7 @@ import pytest
 
 import codemode
 
-from ..conftest import make_tools
+from ..conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -121,6 +121,7 @@ throw new Error('no process to kill')
 }
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_a_hostile_program_fails_alone(driver: codemode.IsolateDriver) -> None:
     cm = cm_for(driver, timeout=20.0)
     outcomes: dict[str, Any] = {}

@@ -9,11 +9,17 @@ import pytest
 
 import codemode
 
-from ..conftest import make_tools
+from ..conftest import LOCAL_WORKERD, engine_gap, make_tools
 
 pytestmark = pytest.mark.anyio
 
 
+@engine_gap(
+    "cloudflare",
+    reason=LOCAL_WORKERD + " (a microtask loop never lets the outcome leave)",
+    only=("while (true) await", "again"),
+    run=False,
+)
 @pytest.mark.parametrize(
     "leftover",
     [

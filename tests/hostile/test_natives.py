@@ -10,7 +10,7 @@ import pytest
 
 import codemode
 
-from ..conftest import runs_on_v8
+from ..conftest import LOCAL_WORKERD, engine_gap, runs_on_v8
 
 pytestmark = pytest.mark.anyio
 
@@ -82,6 +82,7 @@ def anyio_backend() -> str:
     return "asyncio"  # the engine is the subject here, not the event loop
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 @pytest.mark.parametrize("code", NATIVES)
 async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDriver, code: str) -> None:
     cm = codemode.create_code_mode([], driver=driver, timeout=0.2, memory_limit_mb=128)
@@ -97,6 +98,7 @@ async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDr
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_cancelling_a_native_loop_stops_it(driver: codemode.IsolateDriver) -> None:
     import anyio
 
@@ -174,6 +176,7 @@ async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.IsolateDriver) -> None:
     # Each `toReversed` of 3M elements copies for ~10 ms without a poll, and the interrupt
     # handler ran only every 10,000 polls: the loop reached its time slice and deadline only
@@ -196,6 +199,7 @@ async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.Isola
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 @pytest.mark.parametrize(
     "code",
     [

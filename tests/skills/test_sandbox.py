@@ -20,6 +20,8 @@ from codemode.skills import (
     TrustStrategy,
 )
 
+from ..conftest import LOCAL_WORKERD, engine_gap
+
 pytestmark = pytest.mark.anyio
 
 NUMBER_IN = {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]}
@@ -513,6 +515,7 @@ async def stats_of(store: MemorySkillStore, name: str) -> tuple[int, int]:
     return skill.stats.executions, skill.stats.successes
 
 
+@engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_a_skill_cut_off_by_the_timeout_is_a_failed_run(driver: codemode.IsolateDriver) -> None:
     runtime, store = await cut_off_runtime(driver)
     try:

@@ -112,6 +112,11 @@ class _CloudflareRun(LineRun):
         self.seq_in = 0
         self.problem: str | None = None  # why the connection ended early
 
+    def _stamp(self, stamp: bytes) -> float:
+        # The Worker's clock is another machine's (and stands still while a program runs):
+        # lines are stamped when they are read here, in order with this host's own events.
+        return time.time() * 1000
+
     def _failed(self, why: str) -> ExecutionResult:
         return self._finish(FAILED, ("internal", "InternalError", why, []))
 

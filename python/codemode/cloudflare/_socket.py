@@ -37,6 +37,7 @@ class WebSocket:
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self._stream = stream
         self._ws = WSConnection(ConnectionType.CLIENT)
+        self._writing = anyio.Lock()  # a pong may go out while a message does (trio refuses both)
         self._texts: list[str] = []
         self._partial: list[str] = []
         self.closed = False
@@ -74,7 +75,8 @@ class WebSocket:
 
     async def _write(self, data: bytes) -> None:
         if data:
-            await self._stream.send(data)
+            async with self._writing:
+                await self._stream.send(data)
 
     async def _handshake(self) -> None:
         status = 0

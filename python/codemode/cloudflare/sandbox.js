@@ -44,6 +44,8 @@ const strIncludes = String.prototype.includes;
 const WRAP_PREFIX = "(async function (__codemode_channel) {";
 const WRAP_SUFFIX = "\n})";
 const REPORT_BYTES_MAX = 16 << 20;
+const BATCH_BYTES = 8 << 20;
+const LINE_MAX = 24 << 20; // the longest line an RPC message can carry here, with room to spare
 const LONE_SURROGATE = /\\(?:\\|u(d[89a-f][0-9a-f]{2}))/g;
 const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
 
@@ -107,10 +109,18 @@ class Execution {
 
   // Hand the lines made since the last time to worker.js (calls on one stub arrive in order).
   flush() {
-    if (this.out.length === 0) return this.sent;
-    const lines = this.out;
+    const out = this.out;
     this.out = [];
-    this.sent = this.host.send(lines).catch(() => this.stop());
+    // One call carries at most BATCH_BYTES (the runtime caps the size of an RPC message).
+    for (let i = 0; i < out.length; ) {
+      const lines = [];
+      let size = 0;
+      do {
+        size += out[i].length;
+        apply(arrayPush, lines, [out[i++]]);
+      } while (i < out.length && size + out[i].length <= BATCH_BYTES);
+      this.sent = this.host.send(lines).catch(() => this.stop());
+    }
     return this.sent;
   }
 
@@ -119,7 +129,7 @@ class Execution {
     bareGlobal();
     const api = SETUP(
       (index, json) => (this.live ? this.hostCall(index, json) : -1),
-      (level, text) => this.live && this.hostLog(level, text),
+      (level, text) => this.live && (this.finished ? this.over() : this.hostLog(level, text)),
       (id, ms) => this.live && this.hostTimer(id, ms),
       (id) => this.hostClearTimer(id),
       (bytes) => this.hostAlloc(bytes),
@@ -215,8 +225,19 @@ class Execution {
     this.finish("internal", "InternalError", say("engine_stopped"), []);
   }
 
+  // The run is over but the program goes on (it cannot be stopped from here): what it does
+  // next throws, so that a loop of console lines ends and the outcome can leave.
+  over() {
+    throw new Error(say("engine_stopped"));
+  }
+
   hostCall(index, json) {
     if (this.finished) return -1;
+    if (json.length > this.memBytes || json.length > LINE_MAX) {
+      // An argument larger than the memory the run may use (or than a message may carry).
+      this.memoryExceeded = true;
+      return -1;
+    }
     if (this.calls >= this.spec.maxCalls) return 0;
     this.calls++;
     this.pendingCalls++;

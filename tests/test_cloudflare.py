@@ -1,0 +1,226 @@
+"""The Cloudflare driver against a local workerd: authentication, replay, a Worker or a network
+that goes away mid-call, many executions at once. (The engine contract runs on this driver
+through ``conftest.DRIVERS``.)"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+import codemode
+from codemode.cloudflare import CloudflareDriver
+from codemode.cloudflare._socket import RefusedError, WebSocket
+
+from .conftest import _workerd_missing, make_tools
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(_workerd_missing() is not None, reason=str(_workerd_missing())),
+]
+
+
+@pytest.fixture
+def worker() -> Iterator[Any]:
+    """A local Worker of this test's own (some tests stop it or hold it busy)."""
+    from codemode.cloudflare.local import LocalWorker
+
+    with LocalWorker() as local:
+        yield local
+
+
+def _open_headers(secret: str, *, stamp: int | None = None, nonce: str | None = None) -> dict[str, str]:
+    stamp_text = str(int(time.time()) if stamp is None else stamp)
+    nonce = nonce or secrets.token_hex(16)
+    signature = hmac.digest(secret.encode(), f"open\n{stamp_text}\n{nonce}".encode(), "sha256").hex()
+    return {"x-codemode-time": stamp_text, "x-codemode-nonce": nonce, "x-codemode-signature": signature}
+
+
+def _frame(secret: str, nonce: str, seq: int, line: str) -> str:
+    signature = hmac.digest(secret.encode(), f"{nonce}\nh\n{seq}\n{line}".encode(), "sha256").hex()
+    return f"{seq} {signature} {line}"
+
+
+def _run_line(code: str) -> str:
+    spec = {
+        "code": code,
+        "names": ["echo"],
+        "maxCalls": 10,
+        "maxLogLines": 10,
+        "maxLogBytes": 1000,
+        "maxResult": 1000,
+        "timeoutMs": 5000,
+        "memoryMib": 16,
+    }
+    import json
+
+    return "R " + json.dumps(spec)
+
+
+async def _until_closed(socket: WebSocket) -> list[str]:
+    """Everything the Worker sends until it closes the socket."""
+    seen: list[str] = []
+    with anyio.fail_after(5):
+        while texts := await socket.receive():
+            seen += texts
+    return seen
+
+
+async def test_a_wrong_secret_is_refused(worker: Any) -> None:
+    wrong = codemode.create_code_mode(make_tools(), driver=CloudflareDriver(worker.url, "x" * 64))
+    result = await wrong.execute("return 1")
+    assert result.error is not None and result.error.kind == "internal"
+    assert "HTTP 401" in result.error.message and "secret" in result.error.message
+    right = codemode.create_code_mode(make_tools(), driver=CloudflareDriver(worker.url, worker.secret))
+    assert (await right.execute("return 1 + 1")).result == 2
+
+
+async def test_a_short_secret_is_a_usage_error() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        CloudflareDriver("http://127.0.0.1:1", "short")
+
+
+async def test_an_opening_is_used_once_and_only_while_fresh(worker: Any) -> None:
+    headers = _open_headers(worker.secret)
+    first = await WebSocket.connect(worker.url + "/execute", headers)
+    await first.aclose()
+    with pytest.raises(RefusedError) as replayed:
+        await WebSocket.connect(worker.url + "/execute", headers)
+    assert replayed.value.status == 401
+    with pytest.raises(RefusedError) as stale:
+        await WebSocket.connect(worker.url + "/execute", _open_headers(worker.secret, stamp=int(time.time()) - 3600))
+    assert stale.value.status == 401
+    with pytest.raises(RefusedError) as unsigned:
+        await WebSocket.connect(worker.url + "/execute", {"x-codemode-time": str(int(time.time()))})
+    assert unsigned.value.status == 401
+
+
+async def test_a_message_of_another_execution_replayed_or_changed_is_refused(worker: Any) -> None:
+    secret = worker.secret
+    nonce_a = secrets.token_hex(16)
+    a = await WebSocket.connect(worker.url + "/execute", _open_headers(secret, nonce=nonce_a))
+    run = _frame(secret, nonce_a, 1, _run_line("return await external_echo({ i: 1 })"))
+    await a.send(run)
+    with anyio.fail_after(5):
+        call = await a.receive()
+    assert call and call[0].split(" ", 2)[2].startswith("c 1 0 ")
+    # Replayed into another execution: refused, nothing runs there.
+    b = await WebSocket.connect(worker.url + "/execute", _open_headers(secret))
+    await b.send(run)
+    assert await _until_closed(b) == []
+    # Replayed in its own execution (the same sequence number again): refused.
+    await a.send(run)
+    assert await _until_closed(a) == []
+    # Changed after signing: refused.
+    nonce_c = secrets.token_hex(16)
+    c = await WebSocket.connect(worker.url + "/execute", _open_headers(secret, nonce=nonce_c))
+    seq, signature, _ = _frame(secret, nonce_c, 1, _run_line("return 1")).split(" ", 2)
+    await c.send(f"{seq} {signature} {_run_line('return 2')}")
+    assert await _until_closed(c) == []
+
+
+async def test_a_message_not_signed_by_the_worker_fails_the_run(
+    worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codemode.cloudflare import _driver
+
+    real = _driver._signature
+
+    def forged(key: bytes, nonce: str, direction: str, seq: int, line: str) -> str:
+        return real(key, nonce, direction, seq, line) if direction == "h" else "0" * 64
+
+    monkeypatch.setattr(_driver, "_signature", forged)
+    cm = codemode.create_code_mode(make_tools(), driver=CloudflareDriver(worker.url, worker.secret))
+    result = await cm.execute("return 1")
+    assert result.error is not None and result.error.kind == "internal"
+    assert "signature check" in result.error.message
+
+
+async def test_a_worker_that_dies_mid_execution_fails_the_run_not_the_host(worker: Any) -> None:
+    async def stop_worker(args: dict[str, Any]) -> dict[str, Any]:
+        worker.proc.kill()  # the runtime dies with the execution in it
+        return {"ok": True}
+
+    tool = codemode.Tool.from_schema("stop_worker", "Stop the Worker", {"type": "object"}, None, stop_worker)
+    cm = codemode.create_code_mode([tool], driver=CloudflareDriver(worker.url, worker.secret), timeout=5)
+    result = await cm.execute("await external_stop_worker({}); return 'after'")
+    assert result.error is not None and result.error.kind == "internal", result
+    assert "closed the connection" in result.error.message or "failed" in result.error.message
+    await anyio.to_thread.run_sync(worker.restart)
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_a_network_drop_mid_call_fails_the_run(worker: Any) -> None:
+    """Through a TCP relay that cuts every connection while a tool call is in flight."""
+    relays: list[anyio.abc.SocketStream] = []
+    upstream_port = worker.port
+
+    async def relay(client: anyio.abc.SocketStream) -> None:
+        async with client, await anyio.connect_tcp("127.0.0.1", upstream_port) as upstream:
+            relays.extend([client, upstream])
+
+            async def pump(src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream) -> None:
+                try:
+                    async for chunk in src:
+                        await dst.send(chunk)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+                    pass
+                finally:
+                    await dst.aclose()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump, client, upstream)
+                tg.start_soon(pump, upstream, client)
+
+    async def drop(args: dict[str, Any]) -> dict[str, Any]:
+        for stream in relays:
+            await stream.aclose()
+        return {"ok": True}
+
+    tool = codemode.Tool.from_schema("drop", "Cut the network", {"type": "object"}, None, drop)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, relay)
+        cm = codemode.create_code_mode(
+            [tool, *make_tools()], driver=CloudflareDriver(f"http://127.0.0.1:{port}", worker.secret), timeout=5
+        )
+        result = await cm.execute("await external_drop({}); return 'after'")
+        assert result.error is not None and result.error.kind == "internal", result
+        relays.clear()
+        after = await cm.execute("return (await external_echo({ i: 41 })).i + 1")
+        assert after.result == 42, after
+        tg.cancel_scope.cancel()
+
+
+async def test_the_host_deadline_ends_a_program_the_local_runtime_cannot_stop(worker: Any) -> None:
+    cm = codemode.create_code_mode(make_tools(), driver=CloudflareDriver(worker.url, worker.secret))
+    started = time.perf_counter()
+    result = await cm.execute("while (true) {}", timeout=0.3)
+    assert result.error is not None and result.error.kind == "timeout"
+    assert time.perf_counter() - started < 2.0
+    await anyio.to_thread.run_sync(worker.restart)  # a local workerd still spins; Cloudflare would not
+    assert (await cm.execute("return 1 + 1")).result == 2
+
+
+async def test_a_hundred_executions_in_flight_lose_nothing() -> None:
+    from .conftest import _cloudflare_driver
+
+    cm = codemode.create_code_mode(make_tools(), driver=_cloudflare_driver(), timeout=30)
+    results: dict[int, Any] = {}
+
+    async def one(i: int) -> None:
+        code = f"const r = await Promise.all([1, 2, 3].map(k => external_echo({{ i: {i} * 10 + k }})))\nreturn r.map(x => x.i)"
+        results[i] = await cm.execute(code)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(100):
+            tg.start_soon(one, i)
+    assert all(results[i].result == [i * 10 + 1, i * 10 + 2, i * 10 + 3] for i in range(100)), [
+        results[i].error for i in range(100) if not results[i].success
+    ]
