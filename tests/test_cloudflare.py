@@ -93,7 +93,9 @@ async def test_an_opening_is_used_once_and_only_while_fresh(worker: Any) -> None
         await WebSocket.connect(worker.url + "/execute", headers)
     assert replayed.value.status == 401
     with pytest.raises(RefusedError) as stale:
-        await WebSocket.connect(worker.url + "/execute", _open_headers(worker.secret, stamp=int(time.time()) - 3600))
+        await WebSocket.connect(
+            worker.url + "/execute", _open_headers(worker.secret, stamp=int(time.time()) - 3600)
+        )
     assert stale.value.status == 401
     with pytest.raises(RefusedError) as unsigned:
         await WebSocket.connect(worker.url + "/execute", {"x-codemode-time": str(int(time.time()))})
@@ -188,7 +190,9 @@ async def test_a_network_drop_mid_call_fails_the_run(worker: Any) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, relay)
         cm = codemode.create_code_mode(
-            [tool, *make_tools()], driver=CloudflareDriver(f"http://127.0.0.1:{port}", worker.secret), timeout=5
+            [tool, *make_tools()],
+            driver=CloudflareDriver(f"http://127.0.0.1:{port}", worker.secret),
+            timeout=5,
         )
         result = await cm.execute("await external_drop({}); return 'after'")
         assert result.error is not None and result.error.kind == "internal", result
