@@ -433,11 +433,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--driver",
-        choices=("quickjs", "quickjs-process", "v8"),
+        choices=("quickjs", "quickjs-process", "v8", "cloudflare"),
         default="quickjs",
-        help="the engine (v8 needs codemode[v8-engine]; quickjs-process: QuickJS in confined workers)",
+        help="the engine (v8 needs codemode[v8-engine]; quickjs-process: QuickJS in confined workers; "
+        "cloudflare: the Worker at $CODEMODE_CLOUDFLARE_URL, else one on a local workerd)",
     )
     return parser.parse_args(argv)
+
+
+def cloudflare_driver() -> codemode.IsolateDriver:
+    """The Worker at ``$CODEMODE_CLOUDFLARE_URL`` (secret: ``$CODEMODE_CLOUDFLARE_SECRET``), or
+    one started on a local workerd for this run."""
+    import atexit
+    import os
+
+    from codemode.cloudflare import CloudflareDriver
+    from codemode.cloudflare.local import LocalWorker
+
+    url = os.environ.get("CODEMODE_CLOUDFLARE_URL")
+    if url:
+        return CloudflareDriver(url)
+    worker = LocalWorker()
+    worker.start()
+    atexit.register(worker.stop)
+    return CloudflareDriver(worker.url, worker.secret)
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
@@ -455,6 +474,7 @@ async def run(args: argparse.Namespace) -> int:
     DRIVER = {
         "v8": codemode.V8Driver,
         "quickjs-process": lambda: codemode.QuickJSDriver(isolation="process"),
+        "cloudflare": cloudflare_driver,
     }.get(args.driver, lambda: None)()
     failures = Failures()
     info = machine_info()

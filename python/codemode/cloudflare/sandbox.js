@@ -29,6 +29,7 @@ const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.pr
 const mapValues = Map.prototype.values, mapClear = Map.prototype.clear;
 const arrayPush = Array.prototype.push;
 const setTimeoutFn = setTimeout, clearTimeoutFn = clearTimeout;
+const queueMicrotaskFn = queueMicrotask;
 const encoder = new TextEncoder();
 const encode = TextEncoder.prototype.encode;
 const utf8Length = (text) => apply(encode, encoder, [text]).length;
@@ -96,6 +97,7 @@ class Execution {
     this.reportBytes = 0;
     this.memoryExceeded = false;
     this.out = [];
+    this.flushing = false;
     this.sent = Promise.resolve(); // the last lines handed over
     this.memBytes = Math.max(1, NumberCtor(spec.memoryMib) || 128) * 1024 * 1024;
     this.memoryMessage = say("memory", { mib: Math.max(1, NumberCtor(spec.memoryMib) || 128) });
@@ -105,6 +107,15 @@ class Execution {
   send(line) {
     if (apply(strIncludes, line, ["\\ud"])) line = apply(strReplace, line, [LONE_SURROGATE, wellFormed]);
     apply(arrayPush, this.out, [line]);
+    // Out as soon as the code running now has made its lines (all the calls of one loop in
+    // one message), not after the program's microtasks: a tool call must not wait for them.
+    if (!this.flushing) {
+      this.flushing = true;
+      queueMicrotaskFn(() => {
+        this.flushing = false;
+        this.flush();
+      });
+    }
   }
 
   // Hand the lines made since the last time to worker.js (calls on one stub arrive in order).
