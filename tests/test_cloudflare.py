@@ -5,15 +5,22 @@ through ``conftest.DRIVERS``.)"""
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 import codemode
+from codemode.cli import main
 from codemode.cloudflare import CloudflareDriver
 from codemode.cloudflare._socket import RefusedError, WebSocket
 
@@ -228,3 +235,66 @@ async def test_a_hundred_executions_in_flight_lose_nothing() -> None:
     assert all(results[i].result == [i * 10 + 1, i * 10 + 2, i * 10 + 3] for i in range(100)), [
         results[i].error for i in range(100) if not results[i].success
     ]
+
+
+def _wrangler() -> Path | None:
+    script = (
+        Path.home() / ".cache" / "codemode" / "workerd" / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+    )
+    return script if script.exists() else None
+
+
+def test_init_writes_a_project_that_wrangler_accepts(tmp_path: Path) -> None:
+    wrangler = _wrangler()
+    if wrangler is None:
+        pytest.skip("wrangler is not installed (see the README's test command)")
+    project = tmp_path / "worker"
+    assert main(["cloudflare", "init", str(project), "--name", "codemode-test"]) == 0
+    assert main(["cloudflare", "init", str(project)]) == 2  # not over an existing project
+    done = subprocess.run(
+        [codemode.v8.find_node(), str(wrangler), "deploy", "--dry-run", "--outdir", str(tmp_path / "out")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "WRANGLER_SEND_METRICS": "false", "CI": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "env.LOADER" in done.stdout and "Worker Loader" in done.stdout
+
+
+async def test_dev_serves_the_worker_until_interrupted(tmp_path: Path) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codemode.cli",
+            "cloudflare",
+            "dev",
+            "--port",
+            str(port),
+            "--secret",
+            "s" * 32,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert proc.stdout is not None
+        first = await anyio.to_thread.run_sync(proc.stdout.readline)
+        assert f"http://127.0.0.1:{port}" in first
+        cm = codemode.create_code_mode(
+            make_tools(), driver=CloudflareDriver(f"http://127.0.0.1:{port}", "s" * 32)
+        )
+        assert (await cm.execute("return (await external_echo({ i: 20 })).i + 1")).result == 21
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -6,6 +6,7 @@ functions ``external_<name>(input)``.
 """
 
 from ._core import TypeScriptSyntaxError
+from .cloudflare import CloudflareContext, CloudflareDriver
 from .code_mode import CodeMode, compile_typescript, create_code_mode
 from .decorators import PydanticTool, tool
 from .driver import IsolateContext, IsolateDriver, Program
@@ -17,6 +18,8 @@ from .tools import InvalidArguments, Tool, ToolBinding, js_identifier
 from .v8 import V8Context, V8Driver
 
 __all__ = [
+    "CloudflareContext",
+    "CloudflareDriver",
     "CodeMode",
     "ErrorKind",
     "Event",

@@ -304,8 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_doctor)
     _add_mcp_commands(commands)
+    from .cloudflare.cli import add_cloudflare_commands
     from .skills.cli import add_skills_commands
 
+    add_cloudflare_commands(commands)
     add_skills_commands(commands)
     args = parser.parse_args(argv)
     if argv is None and hasattr(signal, "SIGPIPE"):

@@ -184,6 +184,8 @@ class _CloudflareRun(LineRun):
             else:
                 why += f" ({e})"
             return await self._end(self._failed(why))
+        except RuntimeError as e:  # no wsproto here
+            return await self._end(self._failed(str(e)))
         except OSError as e:
             return await self._end(
                 self._failed(f"the Cloudflare Worker at {self.driver.url} cannot be reached: {e}")

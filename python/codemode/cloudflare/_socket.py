@@ -8,17 +8,23 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    CloseConnection,
-    Message,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
+
+try:
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import (
+        AcceptConnection,
+        CloseConnection,
+        Message,
+        Ping,
+        RejectConnection,
+        RejectData,
+        Request,
+        TextMessage,
+    )
+except ImportError:  # the cloudflare extra is not installed: said when a connection is made
+    WSConnection = None  # type: ignore[assignment,misc]
+
+INSTALL_HINT = "CloudflareDriver needs the cloudflare extra: pip install 'codemode[cloudflare]' (wsproto)"
 
 _READ = 1 << 16
 
@@ -44,7 +50,10 @@ class WebSocket:
 
     @classmethod
     async def connect(cls, url: str, headers: dict[str, str]) -> WebSocket:
-        """Open ``url`` (``http(s)://`` or ``ws(s)://``) with extra handshake ``headers``."""
+        """Open ``url`` (``http(s)://`` or ``ws(s)://``) with extra handshake ``headers``;
+        ``RuntimeError`` without wsproto."""
+        if WSConnection is None:
+            raise RuntimeError(INSTALL_HINT)
         parts = urlsplit(url)
         secure = parts.scheme in ("https", "wss")
         host = parts.hostname or "localhost"
