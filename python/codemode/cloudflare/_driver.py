@@ -32,6 +32,7 @@ from ._socket import RefusedError, WebSocket
 
 _CONNECT_MAX = 30.0  # seconds an execution may wait to reach the Worker (within its timeout)
 _SECRET_MIN = 16
+_FRAME_BYTES = 1 << 20  # tool results sent in one frame, at most (unless one is larger)
 
 
 def _signature(key: bytes, nonce: str, direction: str, seq: int, line: str) -> str:
@@ -137,6 +138,20 @@ class _CloudflareRun(LineRun):
         signature = _signature(self.driver._key, self.nonce, "h", self.seq_out, line)
         await self.socket.send(f"{self.seq_out} {signature} {line}")
 
+    async def _send_completions(self) -> None:
+        """The settled calls' lines, as few frames as fit ``_FRAME_BYTES`` (one line may be more)."""
+        completions, self.completions = self.completions, []
+        frame: list[bytes] = []
+        size = 0
+        for completion in completions:
+            if frame and size + len(completion) > _FRAME_BYTES:
+                await self._send_line(b"".join(frame)[:-1].decode())
+                frame, size = [], 0
+            frame.append(completion)
+            size += len(completion)
+        if frame:
+            await self._send_line(b"".join(frame)[:-1].decode())
+
     async def _read(self, socket: WebSocket) -> None:
         """Take the Worker's messages as they come, each checked, into the inbox."""
         key, nonce = self.driver._key, self.nonce
@@ -158,7 +173,7 @@ class _CloudflareRun(LineRun):
                     self.problem = "a message from the Cloudflare Worker failed its signature check"
                     break
                 self.seq_in = seq
-                self.inbox.append(line.encode())
+                self.inbox.extend(part.encode() for part in line.split("\n"))
             else:
                 if self.wakeup is not None:
                     self.wakeup.set()
@@ -221,9 +236,7 @@ class _CloudflareRun(LineRun):
             self.wakeup = anyio.Event()
             result = self._drain()
             if self.completions:
-                completions, self.completions = self.completions, []
-                for completion in completions:
-                    await self._send_line(completion[:-1].decode())
+                await self._send_completions()
             if result is not None:
                 return result
             if self.problem is not None:

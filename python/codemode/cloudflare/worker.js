@@ -6,10 +6,11 @@
 // One execution = one WebSocket to /execute. Opening it needs three headers: x-codemode-time
 // (Unix seconds, within WINDOW_S of this Worker's clock), x-codemode-nonce (used once) and
 // x-codemode-signature = hex HMAC-SHA256(SECRET, "open\n" + time + "\n" + nonce). Every
-// message after that, both ways, is one text frame "<seq> <hex signature> <line>" with the
-// signature over nonce + "\n" + direction ("h" from the host, "w" from the Worker) + "\n" +
-// seq + "\n" + line, and seq counting 1, 2, 3... in each direction: a message of another
-// execution, replayed, reordered or changed is refused, and the socket closed.
+// message after that, both ways, is one text frame "<seq> <hex signature> <lines>" (one line,
+// or several joined with "\n") with the signature over nonce + "\n" + direction ("h" from the
+// host, "w" from the Worker) + "\n" + seq + "\n" + lines, and seq counting 1, 2, 3... in
+// each direction: a message of another execution, replayed, reordered or changed is refused,
+// and the socket closed.
 //
 // The lines are those of the V8 engine (python/codemode/v8/host.mjs): the host sends
 // "R <spec>" then "S <callId> <status> <payload>"; the Worker sends c, l, r, o and f lines.
@@ -118,6 +119,8 @@ class Run {
     this.logCut = false;
     this.reportBytes = 0;
     this.results = [];
+    this.batch = [];
+    this.batching = false;
     this.waiter = null;
     this.timer = null;
     // Frames are checked one after the other, in the order they came.
@@ -141,18 +144,21 @@ class Run {
     if (seq !== this.seqIn + 1) return this.refuse();
     if (!(await verify(this.key, data.slice(a + 1, b), `${this.nonce}\nh\n${seq}\n${line}`))) return this.refuse();
     this.seqIn = seq;
-    const kind = line.charCodeAt(0);
-    if (kind === 82 /* R */ && this.spec === null) return this.start(line.slice(2));
-    if (kind === 83 /* S */ && this.spec !== null) {
-      this.results.push(line);
-      if (this.waiter !== null) {
-        const wake = this.waiter;
-        this.waiter = null;
-        wake();
-      }
-      return;
+    if (line.charCodeAt(0) === 82 /* R */) {
+      if (this.spec === null) return this.start(line.slice(2));
+      return this.refuse();
     }
-    this.refuse();
+    // Tool results: one line each, several to a frame.
+    if (this.spec === null) return this.refuse();
+    for (const result of line.split("\n")) {
+      if (result.charCodeAt(0) !== 83 /* S */) return this.refuse();
+      this.results.push(result);
+    }
+    if (this.waiter !== null) {
+      const wake = this.waiter;
+      this.waiter = null;
+      wake();
+    }
   }
 
   // A message that is not the host's, or out of order: no more of this execution.
@@ -358,21 +364,38 @@ class Run {
     this.emit(line);
     this.finished = true;
     this.stopSandbox();
-    this.sending.then(() => {
-      try {
-        this.socket.close(1000, "done");
-      } catch {}
-    });
+    // Queued after the batch with the outcome, so it closes once that has gone.
+    queueMicrotask(() =>
+      this.sending.then(() => {
+        try {
+          this.socket.close(1000, "done");
+        } catch {}
+      }),
+    );
   }
 
+  // Lines go to the host in batches: the lines made in one turn, one signed frame.
   emit(line) {
     if (this.finished) return;
+    this.batch.push(line);
+    if (!this.batching) {
+      this.batching = true;
+      queueMicrotask(() => this.sendBatch());
+    }
+  }
+
+  sendBatch() {
+    this.batching = false;
+    const lines = this.batch;
+    this.batch = [];
+    if (lines.length === 0) return;
+    const text = lines.join("\n");
     const seq = ++this.seqOut;
-    const signed = sign(this.key, `${this.nonce}\nw\n${seq}\n${line}`);
+    const signed = sign(this.key, `${this.nonce}\nw\n${seq}\n${text}`);
     this.sending = this.sending.then(async () => {
       const signature = await signed;
       try {
-        this.socket.send(`${seq} ${signature} ${line}`);
+        this.socket.send(`${seq} ${signature} ${text}`);
       } catch {}
     });
   }
