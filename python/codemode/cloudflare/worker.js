@@ -44,12 +44,83 @@ const MODULE_SUFFIX = "\n][0]; })();";
 const PROGRAM_SUFFIX = "\n})" + MODULE_SUFFIX;
 const encoder = new TextEncoder();
 const seen = new Map(); // nonce -> when it may be forgotten (ms)
+let cachedKey = null; // {secret, key} of the last secret seen
+
+// HMAC-SHA256. Short messages (tool calls and results, console lines: nearly all) are signed
+// here in JavaScript, at once: crypto.subtle answers in a later turn of the event loop, which
+// costs more than the hash (about 0.1 ms a message). Long ones go to crypto.subtle.
+const SYNC_MAX = 16 << 10;
+const SHA_K = new Uint32Array(64);
+const SHA_H = new Uint32Array(8);
+{
+  const primes = [];
+  for (let n = 2; primes.length < 64; n++) if (primes.every((p) => n % p !== 0)) primes.push(n);
+  const frac = (x) => ((x - Math.floor(x)) * 2 ** 32) >>> 0;
+  primes.forEach((p, i) => {
+    SHA_K[i] = frac(Math.cbrt(p));
+    if (i < 8) SHA_H[i] = frac(Math.sqrt(p));
+  });
+}
+
+function sha256(chunks) {
+  const length = chunks.reduce((n, c) => n + c.length, 0);
+  const padded = new Uint8Array(((length + 9 + 63) >> 6) << 6);
+  let at = 0;
+  for (const c of chunks) {
+    padded.set(c, at);
+    at += c.length;
+  }
+  padded[length] = 0x80;
+  const view = new DataView(padded.buffer);
+  view.setUint32(padded.length - 8, Math.floor(length / 2 ** 29));
+  view.setUint32(padded.length - 4, (length << 3) >>> 0);
+  const h = Uint32Array.from(SHA_H);
+  const w = new Uint32Array(64);
+  for (let block = 0; block < padded.length; block += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getUint32(block + 4 * i);
+    for (let i = 16; i < 64; i++) {
+      const a = w[i - 15], b = w[i - 2];
+      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
+      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+    }
+    let [a, b, c, d, e, f, g, hh] = h;
+    for (let i = 0; i < 64; i++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const t1 = (hh + S1 + ((e & f) ^ (~e & g)) + SHA_K[i] + w[i]) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  }
+  const out = new Uint8Array(32);
+  const outView = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) outView.setUint32(4 * i, h[i]);
+  return out;
+}
 
 async function keyFor(secret) {
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+  let raw = encoder.encode(secret);
+  if (raw.length > 64) raw = sha256([raw]);
+  const inner = new Uint8Array(64).fill(0x36);
+  const outer = new Uint8Array(64).fill(0x5c);
+  for (let i = 0; i < raw.length; i++) {
+    inner[i] ^= raw[i];
+    outer[i] ^= raw[i];
+  }
+  const subtle = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
     "verify",
   ]);
+  return { inner, outer, subtle };
 }
 
 const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -61,13 +132,26 @@ function unhex(text) {
   return bytes;
 }
 
-async function verify(key, signature, text) {
-  const bytes = unhex(signature ?? "");
-  return bytes !== null && crypto.subtle.verify("HMAC", key, bytes, encoder.encode(text));
+function hmacNow(key, bytes) {
+  return sha256([key.outer, sha256([key.inner, bytes])]);
 }
 
-async function sign(key, text) {
-  return hex(await crypto.subtle.sign("HMAC", key, encoder.encode(text)));
+// A value at once for a short text, a promise for a long one.
+function sign(key, text) {
+  const bytes = encoder.encode(text);
+  if (bytes.length <= SYNC_MAX) return hex(hmacNow(key, bytes));
+  return crypto.subtle.sign("HMAC", key.subtle, bytes).then(hex);
+}
+
+function verify(key, signature, text) {
+  const expected = unhex(signature ?? "");
+  if (expected === null) return false;
+  const bytes = encoder.encode(text);
+  if (bytes.length > SYNC_MAX) return crypto.subtle.verify("HMAC", key.subtle, expected, bytes);
+  const actual = hmacNow(key, bytes);
+  let diff = 0;
+  for (let i = 0; i < 32; i++) diff |= actual[i] ^ expected[i];
+  return diff === 0;
 }
 
 // Is this WebSocket request the host's own, and fresh?
@@ -410,7 +494,10 @@ export default {
     if (typeof env.SECRET !== "string" || env.SECRET.length < 16) {
       return new Response("the Worker has no CODEMODE secret (16 characters or more)", { status: 500 });
     }
-    const key = await keyFor(env.SECRET);
+    if (cachedKey === null || cachedKey.secret !== env.SECRET) {
+      cachedKey = { secret: env.SECRET, key: await keyFor(env.SECRET) };
+    }
+    const key = cachedKey.key;
     const nonce = await admitted(request, key);
     if (nonce === null) return new Response("refused", { status: 401 });
     const [client, server] = Object.values(new WebSocketPair());
