@@ -209,6 +209,31 @@ async def test_a_network_drop_mid_call_fails_the_run(worker: Any) -> None:
         tg.cancel_scope.cancel()
 
 
+async def test_a_connection_opened_ahead_that_went_away_is_replaced(
+    worker: Any, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codemode.cloudflare import _driver
+
+    opened: list[str] = []
+    real_open = _driver._open
+
+    async def counting_open(url: str, key: bytes, nonce: str) -> WebSocket:
+        opened.append(nonce)
+        return await real_open(url, key, nonce)
+
+    monkeypatch.setattr(_driver, "_open", counting_open)
+    driver = CloudflareDriver(worker.url, worker.secret)
+    cm = codemode.create_code_mode(make_tools(), driver=driver)
+    for i in range(3):
+        assert (await cm.execute(f"return {i}")).result == i
+        await anyio.sleep(0.05)  # the next connection opens meanwhile
+    if anyio_backend == "asyncio":
+        assert len(opened) == 4  # one for the first run, then one ahead of each (trio: none ahead)
+    await anyio.to_thread.run_sync(worker.restart)  # the one opened ahead goes with it
+    assert (await cm.execute("return (await external_echo({ i: 5 })).i")).result == 5
+    driver.close()
+
+
 async def test_the_host_deadline_ends_a_program_the_local_runtime_cannot_stop(worker: Any) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=CloudflareDriver(worker.url, worker.secret))
     started = time.perf_counter()

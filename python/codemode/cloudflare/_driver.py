@@ -10,10 +10,12 @@ each signed with the shared secret (see ``worker.js`` for the scheme).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import secrets
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,10 +35,20 @@ from ._socket import RefusedError, WebSocket
 _CONNECT_MAX = 30.0  # seconds an execution may wait to reach the Worker (within its timeout)
 _SECRET_MIN = 16
 _FRAME_BYTES = 1 << 20  # tool results sent in one frame, at most (unless one is larger)
+_SPARE_MAX_AGE = 20.0  # seconds a connection opened ahead is used for (the Worker allows 60)
+_STALE = "the connection opened ahead was closed"
 
 
 def _signature(key: bytes, nonce: str, direction: str, seq: int, line: str) -> str:
     return hmac.digest(key, f"{nonce}\n{direction}\n{seq}\n{line}".encode(), "sha256").hex()
+
+
+async def _open(url: str, key: bytes, nonce: str) -> WebSocket:
+    """An authenticated connection for one execution (``nonce``) to the Worker at ``url``."""
+    stamp = str(int(time.time()))
+    signature = hmac.digest(key, f"open\n{stamp}\n{nonce}".encode(), "sha256").hex()
+    headers = {"x-codemode-time": stamp, "x-codemode-nonce": nonce, "x-codemode-signature": signature}
+    return await WebSocket.connect(url + "/execute", headers)
 
 
 class CloudflareDriver:
@@ -54,13 +66,59 @@ class CloudflareDriver:
     limited in the Worker too, so a program cannot flood this process.
     """
 
-    def __init__(self, url: str, secret: str | None = None) -> None:
+    def __init__(self, url: str, secret: str | None = None, *, ready_connections: bool = True) -> None:
         secret = secret if secret is not None else os.environ.get("CODEMODE_CLOUDFLARE_SECRET", "")
         if len(secret) < _SECRET_MIN:
             raise ValueError(f"the Worker's secret must be at least {_SECRET_MIN} characters")
         self.url = url.rstrip("/")
         self._key = secret.encode()
         self._closed = False
+        self.ready_connections = ready_connections
+        # One connection opened ahead per asyncio loop, for the next execution there:
+        # (socket, its nonce, when it was opened).
+        self._spares: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[WebSocket, str, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._opening: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _take_spare(self, loop: asyncio.AbstractEventLoop | None) -> tuple[WebSocket, str] | None:
+        """The connection opened ahead on ``loop``, if one is there and fresh enough."""
+        spare = self._spares.pop(loop, None) if loop is not None else None
+        if spare is None:
+            return None
+        socket, nonce, opened = spare
+        if socket.closed or time.monotonic() - opened > _SPARE_MAX_AGE:
+            self._tasks_add(loop, socket.aclose())  # type: ignore[arg-type]
+            return None
+        return socket, nonce
+
+    def _prepare_spare(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Open the next execution's connection in the background (asyncio only)."""
+        if loop is None or not self.ready_connections or self._closed:
+            return
+        if loop in self._spares or loop in self._opening:
+            return
+        self._opening.add(loop)
+        self._tasks_add(loop, self._open_spare(loop))
+
+    def _tasks_add(self, loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open_spare(self, loop: asyncio.AbstractEventLoop) -> None:
+        nonce = secrets.token_hex(16)
+        try:
+            socket = await _open(self.url, self._key, nonce)
+        except Exception:  # the next execution connects itself, and says why
+            return
+        finally:
+            self._opening.discard(loop)
+        if self._closed or loop in self._spares:
+            await socket.aclose()
+            return
+        self._spares[loop] = (socket, nonce, time.monotonic())
 
     async def create_context(
         self,
@@ -76,8 +134,12 @@ class CloudflareDriver:
         )
 
     def close(self) -> None:
-        """Refuse further executions (running ones finish)."""
+        """Refuse further executions (running ones finish); close the connections opened ahead."""
         self._closed = True
+        for loop, (socket, _, _) in list(self._spares.items()):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._tasks_add, loop, socket.aclose())
+        self._spares.clear()
 
 
 class CloudflareContext(EngineContext):
@@ -112,6 +174,7 @@ class _CloudflareRun(LineRun):
         self.seq_out = 0
         self.seq_in = 0
         self.problem: str | None = None  # why the connection ended early
+        self.may_retry = False  # on a connection opened ahead: if it ends at once, open another
 
     def _stamp(self, stamp: bytes) -> float:
         # The Worker's clock is another machine's (and stands still while a program runs):
@@ -122,15 +185,7 @@ class _CloudflareRun(LineRun):
         return self._finish(FAILED, ("internal", "InternalError", why, []))
 
     async def _connect(self) -> WebSocket:
-        stamp = str(int(time.time()))
-        key = self.driver._key
-        signature = hmac.digest(key, f"open\n{stamp}\n{self.nonce}".encode(), "sha256").hex()
-        headers = {
-            "x-codemode-time": stamp,
-            "x-codemode-nonce": self.nonce,
-            "x-codemode-signature": signature,
-        }
-        return await WebSocket.connect(self.driver.url + "/execute", headers)
+        return await _open(self.driver.url, self.driver._key, self.nonce)
 
     async def _send_line(self, line: str) -> None:
         assert self.socket is not None
@@ -187,6 +242,64 @@ class _CloudflareRun(LineRun):
         deadline = self.started + limits.timeout
         if self.driver._closed:
             return await self._end(self._failed("this CloudflareDriver has been closed"))
+        driver = self.driver
+        spare = driver._take_spare(self.loop)
+        driver._prepare_spare(self.loop)
+        if spare is not None:
+            self.socket, self.nonce = spare
+        else:
+            failed = await self._connect_or_fail(deadline)
+            if failed is not None:
+                return failed
+        spec = self.spec()
+        spec["timeoutMs"] = max(1, int((deadline - time.perf_counter()) * 1000))
+        spec["memoryMib"] = max(1, int(limits.memory_limit_mb + 0.999))
+        outcome: ExecutionResult | None = None
+        try:
+            self.may_retry = spare is not None
+            outcome = await self._attempt(spec, deadline)
+            if outcome is None:
+                # The connection opened ahead had been closed by the Worker: once more, afresh.
+                await self._close()
+                self.problem, self.seq_out, self.may_retry = None, 0, False
+                self.nonce = secrets.token_hex(16)
+                failed = await self._connect_or_fail(deadline)
+                if failed is not None:
+                    return failed
+                outcome = await self._attempt(spec, deadline)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as e:
+            outcome = self._failed(f"the connection to the Cloudflare Worker failed: {e}")
+        except anyio.get_cancelled_exc_class():
+            await self._close()
+            await self._report_cancelled()
+            raise
+        finally:
+            self.wakeup = None
+            if outcome is None:  # an event handler raised
+                await self._close()
+            for task in self.tasks:
+                task.cancel()
+        assert outcome is not None
+        return await self._end(outcome)
+
+    async def _attempt(self, spec: dict[str, Any], deadline: float) -> ExecutionResult | None:
+        """Run over ``self.socket``; ``None`` if a connection opened ahead turned out closed
+        before the Worker said anything (``may_retry``)."""
+        assert self.socket is not None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, self.socket)
+            try:
+                await self._send_line("R " + orjson.dumps(spec).decode())
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                if not self.may_retry:
+                    raise
+                self.problem = _STALE
+            outcome = await self._exchange(deadline)
+            tg.cancel_scope.cancel()
+        return outcome
+
+    async def _connect_or_fail(self, deadline: float) -> ExecutionResult | None:
+        """Open this run's connection (``self.socket``); the failed result if it cannot."""
         try:
             with anyio.fail_after(min(_CONNECT_MAX, max(0.0, deadline - time.perf_counter()))):
                 self.socket = await self._connect()
@@ -205,32 +318,9 @@ class _CloudflareRun(LineRun):
             return await self._end(
                 self._failed(f"the Cloudflare Worker at {self.driver.url} cannot be reached: {e}")
             )
-        socket = self.socket
-        spec = self.spec()
-        spec["timeoutMs"] = max(1, int((deadline - time.perf_counter()) * 1000))
-        spec["memoryMib"] = max(1, int(limits.memory_limit_mb + 0.999))
-        outcome: ExecutionResult | None = None
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._read, socket)
-                await self._send_line("R " + orjson.dumps(spec).decode())
-                outcome = await self._exchange(deadline)
-                tg.cancel_scope.cancel()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as e:
-            outcome = self._failed(f"the connection to the Cloudflare Worker failed: {e}")
-        except anyio.get_cancelled_exc_class():
-            await self._close()
-            await self._report_cancelled()
-            raise
-        finally:
-            self.wakeup = None
-            if outcome is None:  # an event handler raised
-                await self._close()
-            for task in self.tasks:
-                task.cancel()
-        return await self._end(outcome)
+        return None
 
-    async def _exchange(self, deadline: float) -> ExecutionResult:
+    async def _exchange(self, deadline: float) -> ExecutionResult | None:
         """Answer the Worker's messages until the outcome, the deadline or a broken connection."""
         while True:
             self.wakeup = anyio.Event()
@@ -240,6 +330,8 @@ class _CloudflareRun(LineRun):
             if result is not None:
                 return result
             if self.problem is not None:
+                if self.may_retry and self.seq_in == 0:
+                    return None
                 return self._failed(self.problem)
             if self.events:
                 await self._flush_events()

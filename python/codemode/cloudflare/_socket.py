@@ -78,6 +78,9 @@ class WebSocket:
             )
             await socket_._handshake()
             return socket_
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as e:
+            await stream.aclose()
+            raise ConnectionError(f"the connection closed during the handshake ({type(e).__name__})") from e
         except BaseException:
             await stream.aclose()
             raise
