@@ -323,3 +323,49 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_the_runtime_modules_reach_no_network(worker: Any) -> None:
+    """``import()`` reaches the Worker runtime's own modules; none of them gets out."""
+    hits: list[int] = []
+
+    async def count(client: anyio.abc.SocketStream) -> None:
+        hits.append(1)
+        await client.aclose()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    cm = codemode.create_code_mode([], driver=CloudflareDriver(worker.url, worker.secret))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, count)
+        sockets = await cm.execute(
+            f"const m = await import('cloudflare:sockets')\nconst s = m.connect('127.0.0.1:{port}')\n"
+            "await s.opened\nreturn 'connected'"
+        )
+        assert sockets.error is not None and sockets.error.kind == "runtime", sockets
+        workers = await cm.execute(
+            "const m: any = await import('cloudflare:workers')\n"
+            f"try {{ await fetch('http://127.0.0.1:{port}/') }} catch {{}}\n"
+            "return [typeof m.env, Object.keys(m.env ?? {})]"
+        )
+        assert workers.result == ["object", []], workers
+        node = await cm.execute("return typeof (await import('node:net')).connect")
+        assert node.error is not None, node
+        await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    assert hits == []
+
+
+async def test_the_worker_ends_a_run_at_its_own_deadline(worker: Any) -> None:
+    """Even with a host that never answers the tool call, the Worker ends the run."""
+    nonce = secrets.token_hex(16)
+    socket_ = await WebSocket.connect(worker.url + "/execute", _open_headers(worker.secret, nonce=nonce))
+    line = _run_line("await external_echo({ i: 1 }); return 'answered'").replace(
+        '"timeoutMs": 5000', '"timeoutMs": 300'
+    )
+    started = time.perf_counter()
+    await socket_.send(_frame(worker.secret, nonce, 1, line))
+    seen = await _until_closed(socket_)
+    assert time.perf_counter() - started < 3.0
+    lines = [text.split(" ", 2)[2] for text in seen]
+    assert lines[0].startswith("c 1 0 ") and lines[-1].startswith('f ["timeout"'), lines
