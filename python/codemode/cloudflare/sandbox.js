@@ -98,6 +98,7 @@ class Execution {
     this.memoryExceeded = false;
     this.out = [];
     this.flushing = false;
+    this.checking = false;
     this.sent = Promise.resolve(); // the last lines handed over
     this.memBytes = Math.max(1, NumberCtor(spec.memoryMib) || 128) * 1024 * 1024;
     this.memoryMessage = say("memory", { mib: Math.max(1, NumberCtor(spec.memoryMib) || 128) });
@@ -214,7 +215,14 @@ class Execution {
     } catch (err) {
       this.engineFailed(err);
     }
-    setTimeoutFn(() => this.afterEvent(), 0);
+    // One check for the events of one turn (a step's results arrive together).
+    if (!this.checking) {
+      this.checking = true;
+      setTimeoutFn(() => {
+        this.checking = false;
+        this.afterEvent();
+      }, 0);
+    }
   }
 
   afterEvent() {
