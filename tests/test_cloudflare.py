@@ -5,6 +5,7 @@ through ``conftest.DRIVERS``.)"""
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import secrets
 import signal
@@ -369,3 +370,31 @@ async def test_the_worker_ends_a_run_at_its_own_deadline(worker: Any) -> None:
     assert time.perf_counter() - started < 3.0
     lines = [text.split(" ", 2)[2] for text in seen]
     assert lines[0].startswith("c 1 0 ") and lines[-1].startswith('f ["timeout"'), lines
+
+
+def test_codemode_run_on_the_worker(tmp_path: Path) -> None:
+    from .conftest import _local_worker
+
+    worker = _local_worker()
+    program = tmp_path / "p.ts"
+    program.write_text(
+        "const r: { stock: number } = await external_lookup({ item: 'apple' })\nreturn r.stock * 2"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEMODE_CLOUDFLARE_SECRET": worker.secret}
+    command = [sys.executable, "-m", "codemode.cli", "run", str(program), "--tools", "tests/cli_tools.py"]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [*command, "--driver", "cloudflare", "--url", worker.url, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == 6
+    env.pop("CODEMODE_CLOUDFLARE_URL", None)
+    usage = subprocess.run(
+        [*command, "--driver", "cloudflare"], capture_output=True, text=True, cwd=root, env=env, timeout=60
+    )
+    assert usage.returncode != 0 and "--url" in usage.stderr and "Traceback" not in usage.stderr

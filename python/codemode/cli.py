@@ -112,7 +112,11 @@ def _run(args: argparse.Namespace) -> int:
     code = Path(args.program).read_text(encoding="utf-8") if args.program != "-" else sys.stdin.read()
     tools = load_tools(args.tools) if args.tools else []
     limits: dict[str, Any] = {"timeout": args.timeout, "memory_limit_mb": args.memory_mb}
-    cm = create_code_mode(tools, **limits)
+    try:
+        driver = _driver_for(args)
+    except ValueError as e:
+        raise SystemExit(f"codemode run: {e}") from None
+    cm = create_code_mode(tools, driver=driver, **limits)
     timeline = Timeline()
     if not args.json:
         print("timeline:")
@@ -122,6 +126,31 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_result(result)
     return 0 if result.success else 1
+
+
+def _driver_for(args: argparse.Namespace) -> Any:
+    """The engine ``--driver`` names (``None``: the default, QuickJS in process)."""
+    import os
+
+    if args.driver == "quickjs-process":
+        from .quickjs import QuickJSDriver
+
+        return QuickJSDriver(isolation="process")
+    if args.driver == "v8":
+        from .v8 import V8Driver
+
+        return V8Driver()
+    if args.driver == "cloudflare":
+        from .cloudflare import CloudflareDriver
+
+        url = args.url or os.environ.get("CODEMODE_CLOUDFLARE_URL")
+        if not url:
+            raise ValueError(
+                "--driver cloudflare needs --url or $CODEMODE_CLOUDFLARE_URL "
+                "(and the secret in $CODEMODE_CLOUDFLARE_SECRET)"
+            )
+        return CloudflareDriver(url)
+    return None
 
 
 def _prompt(args: argparse.Namespace) -> int:
@@ -294,6 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--timeout", type=float, default=30.0, help="seconds (default 30)")
     run.add_argument("--memory-mb", type=float, default=128, help="engine heap limit in MiB (default 128)")
     run.add_argument("--json", action="store_true", help="print the tool output as JSON, no timeline")
+    run.add_argument(
+        "--driver",
+        choices=["quickjs", "quickjs-process", "v8", "cloudflare"],
+        default="quickjs",
+        help="the engine (default quickjs, in process)",
+    )
+    run.add_argument(
+        "--url", help="--driver cloudflare: the Worker's URL (secret: $CODEMODE_CLOUDFLARE_SECRET)"
+    )
     run.set_defaults(handler=_run)
     prompt = commands.add_parser("prompt", help="print the system prompt for a module's tools")
     prompt.add_argument("--tools", required=True, help="module (dotted name or .py file) holding the tools")
