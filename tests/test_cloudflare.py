@@ -398,3 +398,73 @@ def test_codemode_run_on_the_worker(tmp_path: Path) -> None:
         [*command, "--driver", "cloudflare"], capture_output=True, text=True, cwd=root, env=env, timeout=60
     )
     assert usage.returncode != 0 and "--url" in usage.stderr and "Traceback" not in usage.stderr
+
+
+HOSTILE_SANDBOX = """
+import { WorkerEntrypoint } from "cloudflare:workers";
+export default class extends WorkerEntrypoint {
+  async run(spec, host) {
+    // A sandbox the program has taken over: it sends whatever lines it likes.
+    for (const batch of JSON.parse(spec.code)) await host.send(batch);
+    await new Promise(() => {});
+  }
+}
+"""
+
+
+@pytest.fixture
+def subverted_worker(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A local Worker whose sandbox sends the lines the program lists (as a program that
+    broke out of the sandbox's code, but not out of its isolate, could)."""
+    from codemode.cloudflare import local
+    from codemode.cloudflare.bundle import worker_script
+
+    script = worker_script()
+    start = script.index("const SANDBOX = ") + len("const SANDBOX = ")
+    end = script.index(";\nconst MESSAGES = ", start)
+    hostile = script[:start] + json.dumps(HOSTILE_SANDBOX) + script[end:]
+    monkeypatch.setattr(local, "worker_script", lambda: hostile)
+    with local.LocalWorker() as worker:
+        yield worker
+
+
+@pytest.mark.parametrize(
+    ("batches", "kind"),
+    [
+        ([["c 1 7 {}"]], "internal"),  # no tool 7
+        ([["c 5 0 {}"]], "internal"),  # call ids out of order
+        ([["l 1 x 12"]], "internal"),  # not a console line
+        ([['f ["nothing", 1]']], "internal"),  # not an error
+        ([["o " + json.dumps("x" * 2000)]], "result"),  # over the result limit
+        ([["q"]], "internal"),  # no such line
+        ([[f"c {i} 0 {{}}" for i in range(1, 40)]], "runtime"),  # over the call limit
+    ],
+)
+async def test_the_worker_holds_the_line_against_a_subverted_sandbox(
+    subverted_worker: Any, batches: list[list[str]], kind: str
+) -> None:
+    calls: list[Any] = []
+
+    async def echo(args: dict[str, Any]) -> dict[str, Any]:
+        calls.append(args)
+        return args
+
+    tool = codemode.Tool.from_schema("echo", "Echo", {"type": "object"}, None, echo)
+    driver = CloudflareDriver(subverted_worker.url, subverted_worker.secret)
+    cm = codemode.create_code_mode([tool], driver=driver, timeout=5, max_tool_calls=20, max_result_bytes=1000)
+    result = await cm.execute(json.dumps(batches))
+    assert result.error is not None and result.error.kind == kind, result
+    assert len(calls) <= 20
+
+
+async def test_a_subverted_sandbox_cannot_flood_the_console(subverted_worker: Any) -> None:
+    cm = codemode.create_code_mode(
+        [],
+        driver=CloudflareDriver(subverted_worker.url, subverted_worker.secret),
+        timeout=5,
+        max_log_lines=10,
+    )
+    batches = [[f"l 0 1 {json.dumps('spam')}" for _ in range(5000)], ["o 1"]]
+    result = await cm.execute(json.dumps(batches))
+    assert result.result == 1, result
+    assert len(result.logs) <= 11

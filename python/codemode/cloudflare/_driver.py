@@ -325,10 +325,14 @@ class _CloudflareRun(LineRun):
         while True:
             self.wakeup = anyio.Event()
             result = self._drain()
-            if self.completions:
-                await self._send_completions()
             if result is not None:
                 return result
+            if self.completions:
+                try:
+                    await self._send_completions()
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    # The Worker is closing: its outcome (or the reason) comes from the reader.
+                    self.completions.clear()
             if self.problem is not None:
                 if self.may_retry and self.seq_in == 0:
                     return None

@@ -21,6 +21,7 @@ try:
         Request,
         TextMessage,
     )
+    from wsproto.utilities import LocalProtocolError
 except ImportError:  # the cloudflare extra is not installed: said when a connection is made
     WSConnection = None  # type: ignore[assignment,misc]
 
@@ -109,7 +110,12 @@ class WebSocket:
                         raise RefusedError(status, bytes(body))
 
     async def send(self, text: str) -> None:
-        await self._write(self._ws.send(Message(data=text)))
+        """Send one text message; ``anyio.ClosedResourceError`` once the connection is closing."""
+        try:
+            data = self._ws.send(Message(data=text))
+        except LocalProtocolError as e:
+            raise anyio.ClosedResourceError from e
+        await self._write(data)
 
     async def receive(self) -> list[str]:
         """The next text messages (at least one); ``[]`` once the connection has closed."""

@@ -34,6 +34,17 @@ __POSITIONS__
 // keeps its message); an invalid length asked for (`new Array(-1)`) is the program's error.
 const ENGINE_LIMITS =
   /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
+// The kinds of error the sandbox may end a run with by itself.
+const SANDBOX_KINDS = new Set(["syntax", "runtime", "memory", "output_limit", "result", "internal"]);
+
+function isJsonString(text) {
+  try {
+    return typeof JSON.parse(text) === "string";
+  } catch {
+    return false;
+  }
+}
+
 const WINDOW_S = 60; // how far the host's clock may be from this Worker's
 const LINE_MAX = 64 << 20; // the longest line either side may send
 const REPORT_BYTES_MAX = 16 << 20;
@@ -358,13 +369,19 @@ class Run {
 
   // -- the sandbox's side: each line checked, the limits held here too -----------------
 
+  // The sandbox is the program's own: every line is checked to be well formed before it goes
+  // to the host, and the limits are held here again. A line that is not is the end of the run.
   fromSandbox(line) {
     if (this.finished || this.spec === null) return;
     const spec = this.spec;
-    if (line.length > LINE_MAX) return this.finish("result", "ResultError", say("result_too_large", { bytes: line.length, max: spec.maxResult }), []);
+    const broken = () => this.finish("internal", "InternalError", say("engine_stopped"), []);
+    if (line.length > LINE_MAX) {
+      return this.finish("result", "ResultError", say("result_too_large", { bytes: line.length, max: spec.maxResult }), []);
+    }
     const kind = line.charCodeAt(0);
     if (kind === 99 /* c */) {
-      if (!/^c \d+ \d+ \{/.test(line)) return this.finish("internal", "InternalError", say("engine_stopped"), []);
+      const call = /^c (\d+) (\d+) \{/.exec(line);
+      if (call === null || Number(call[1]) !== this.calls + 1 || Number(call[2]) >= spec.names.length) return broken();
       if (++this.calls > spec.maxCalls) {
         return this.finish("runtime", "Error", say("call_limit", { tool: "external_*", max: spec.maxCalls }), []);
       }
@@ -372,6 +389,8 @@ class Run {
     }
     if (kind === 108 /* l */) {
       if (this.logCut) return;
+      const text = /^l [0-4] \d+(?:\.\d+)? /.exec(line);
+      if (text === null || !isJsonString(line.slice(text[0].length))) return broken();
       const size = encoder.encode(line).length;
       if (++this.logLines > spec.maxLogLines + 1 || (this.logBytes += size) > spec.maxLogBytes * 2 + 4096) {
         this.logCut = true;
@@ -384,6 +403,8 @@ class Run {
       return this.emit(line);
     }
     if (kind === 114 /* r */) {
+      const text = /^r \d+(?:\.\d+)? /.exec(line);
+      if (text === null || !isJsonString(line.slice(text[0].length))) return broken();
       if ((this.reportBytes += line.length) > REPORT_BYTES_MAX) return;
       return this.emit(line);
     }
@@ -394,8 +415,20 @@ class Run {
       }
       return this.end(line);
     }
-    if (kind === 102 /* f */) return this.end(line);
+    if (kind === 102 /* f */) {
+      // The sandbox's own errors (syntax, deadlock, a limit): re-made here from checked parts.
+      let parts;
+      try {
+        parts = JSON.parse(line.slice(2));
+      } catch {
+        return broken();
+      }
+      const [fkind, name, message] = Array.isArray(parts) ? parts : [];
+      if (!SANDBOX_KINDS.has(fkind) || typeof name !== "string" || typeof message !== "string") return broken();
+      return this.finish(fkind, name, message, []);
+    }
     if (kind === 70 /* F */) return this.failed(line.charCodeAt(2) === 49, line.slice(4));
+    return broken();
   }
 
   // The program's error, as the sandbox described it: worded and placed here, as host.mjs
