@@ -54,18 +54,8 @@ def _workerd_missing() -> str | None:
 def _revive_local_worker() -> None:
     """A local workerd enforces no CPU limit: after a test whose program never yields, start
     it again (the host's deadline ended that run; the runtime still spins)."""
-    import urllib.request
-
-    if not _LOCAL_WORKER:
-        return
-    worker = _LOCAL_WORKER[0]
-    try:
-        with urllib.request.urlopen(worker.url + "/health", timeout=1.0) as answer:
-            if answer.read() == b"ok":
-                return
-    except OSError:
-        pass
-    worker.restart()
+    if _LOCAL_WORKER and not _LOCAL_WORKER[0].answers(timeout=1.0):
+        _LOCAL_WORKER[0].restart()
 
 
 @pytest.fixture(scope="session", autouse=True)

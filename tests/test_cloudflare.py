@@ -302,6 +302,8 @@ async def test_dev_serves_the_worker_until_interrupted(tmp_path: Path) -> None:
             str(port),
             "--secret",
             "s" * 32,
+            "--restart-after",
+            "1",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -315,6 +317,12 @@ async def test_dev_serves_the_worker_until_interrupted(tmp_path: Path) -> None:
             make_tools(), driver=CloudflareDriver(f"http://127.0.0.1:{port}", "s" * 32)
         )
         assert (await cm.execute("return (await external_echo({ i: 20 })).i + 1")).result == 21
+        # A program that never yields holds a local workerd: dev starts it again.
+        stuck = await cm.execute("while (true) {}", timeout=0.3)
+        assert stuck.error is not None and stuck.error.kind == "timeout"
+        with anyio.fail_after(20):
+            while not (await cm.execute("return 2", timeout=1.0)).success:
+                await anyio.sleep(0.2)
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 130

@@ -80,13 +80,29 @@ def _dev(args: argparse.Namespace) -> int:
     print(f"the Worker is on {worker.url} (local workerd; Ctrl-C stops it)")
     print(f"secret: {worker.secret}")
     print(f"\n    codemode.CloudflareDriver({worker.url!r}, {worker.secret!r})\n", flush=True)
+    stalled_since: float | None = None
     try:
         while True:
+            time.sleep(0.5)
             proc = worker.proc
             if proc is not None and proc.poll() is not None:
-                print("workerd stopped; starting it again", file=sys.stderr)
+                print("workerd stopped; starting it again", file=sys.stderr, flush=True)
                 worker.restart()
-            time.sleep(0.5)
+                stalled_since = None
+            elif not worker.answers():
+                # A local workerd has no CPU limit: a program that never yields holds it.
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since >= args.restart_after:
+                    print(
+                        f"workerd has not answered for {args.restart_after:g} s (a program that never "
+                        "yields?); starting it again",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    worker.restart()
+                    stalled_since = None
+            else:
+                stalled_since = None
     except KeyboardInterrupt:
         return 130
     finally:
@@ -112,4 +128,10 @@ def add_cloudflare_commands(commands: Any) -> None:
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dev.add_argument("--port", type=int, default=8787, help="port (default 8787)")
     dev.add_argument("--secret", help="the secret to use (default: a new random one)")
+    dev.add_argument(
+        "--restart-after",
+        type=float,
+        default=5.0,
+        help="restart workerd when it has not answered for this many seconds (default 5)",
+    )
     dev.set_defaults(handler=_dev)

@@ -115,16 +115,20 @@ class LocalWorker:
                 assert self.proc.stderr is not None
                 why = self.proc.stderr.read().decode("utf-8", "replace").strip()
                 raise RuntimeError(f"workerd exited (status {self.proc.returncode}): {why[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as answer:
-                    if answer.read() == b"ok":
-                        return
-            except OSError:
-                pass
+            if self.answers(timeout=1.0):
+                return
             if time.monotonic() > until:
                 self.stop()
                 raise RuntimeError(f"workerd did not answer on {self.url} within {timeout:g} s")
             time.sleep(0.05)
+
+    def answers(self, timeout: float = 0.5) -> bool:
+        """Whether the Worker answers its health check within ``timeout`` seconds."""
+        try:
+            with urllib.request.urlopen(self.url + "/health", timeout=timeout) as answer:
+                return bool(answer.read() == b"ok")
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """Stop ``workerd`` (every execution on it ends) and remove its files."""
