@@ -215,6 +215,8 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') args.quick = true
     else if (argv[i] === '--only') args.only = new Set(argv[++i].split(',').map((s) => s.trim()).filter(Boolean))
+    else if (argv[i] === '--cloudflare-driver') args.cloudflareDriver = argv[++i]
+    else if (argv[i] === '--worker-url') args.workerUrl = argv[++i]
     else throw new Error(`unknown argument ${argv[i]}`)
   }
   return args
@@ -222,7 +224,17 @@ function parseArgs(argv) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2))
-  const driver = createNodeIsolateDriver() // probes isolated-vm in a child process once, untimed
+  // --cloudflare-driver: a build of @tanstack/ai-isolate-cloudflare (not on npm here: bundle its
+  // src/index.ts with esbuild) and --worker-url: its Worker (its src/worker/index.ts, bundled,
+  // on a local workerd with a Worker Loader binding LOADER). It replays the program once per
+  // round of tool calls: maxToolRounds is raised so W3's 1,000 sequential calls can finish.
+  const driver = args.cloudflareDriver
+    ? (await import(args.cloudflareDriver)).createCloudflareIsolateDriver({
+        workerUrl: args.workerUrl,
+        maxToolRounds: 100000,
+      })
+    : createNodeIsolateDriver() // probes isolated-vm in a child process once, untimed
+  const name = args.cloudflareDriver ? 'tanstack-cloudflare' : 'tanstack-ivm'
   const failures = []
   const workloads = {}
   for (const spec of SPEC.workloads) {
@@ -230,11 +242,11 @@ async function main() {
     const stats = await benchWorkload(driver, spec, args.quick, failures)
     if (stats) workloads[spec.id] = stats
     process.stderr.write(
-      stats ? `  tanstack-ivm ${spec.id} p50 ${stats.p50_ms.toFixed(3)} ms\n` : `  tanstack-ivm ${spec.id} FAILED\n`,
+      stats ? `  ${name} ${spec.id} p50 ${stats.p50_ms.toFixed(3)} ms\n` : `  ${name} ${spec.id} FAILED\n`,
     )
   }
   const report = {
-    peer: 'tanstack-isolated-vm',
+    peer: args.cloudflareDriver ? 'tanstack-cloudflare' : 'tanstack-isolated-vm',
     versions: {
       node: process.version,
       '@tanstack/ai-code-mode': versionOf('@tanstack/ai-code-mode'),
