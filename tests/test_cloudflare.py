@@ -476,3 +476,36 @@ async def test_a_subverted_sandbox_cannot_flood_the_console(subverted_worker: An
     result = await cm.execute(json.dumps(batches))
     assert result.result == 1, result
     assert len(result.logs) <= 11
+
+
+async def test_https_is_verified_with_the_context_given(tmp_path: Path) -> None:
+    """The Worker behind TLS, as on Cloudflare: a certificate the driver does not trust is an
+    error that says so; with a context that trusts it, the run goes through."""
+    import ssl
+
+    from codemode.cloudflare.local import LocalWorker
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        capture_output=True,
+    )
+    if made.returncode != 0:
+        pytest.skip("openssl cannot make a certificate here")
+    with LocalWorker(tls=(str(cert), str(key))) as worker:
+        assert worker.url.startswith("https://")
+        untrusted = codemode.create_code_mode(
+            make_tools(), driver=CloudflareDriver(worker.url, worker.secret)
+        )
+        refused = await untrusted.execute("return 1")
+        assert refused.error is not None and refused.error.kind == "internal"
+        assert "certificate" in refused.error.message.lower(), refused.error
+        trusted = ssl.create_default_context(cafile=str(cert))
+        cm = codemode.create_code_mode(
+            make_tools(), driver=CloudflareDriver(worker.url, worker.secret, ssl_context=trusted)
+        )
+        assert (await cm.execute("return (await external_echo({ i: 6 })).i * 7")).result == 42

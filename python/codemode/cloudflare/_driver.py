@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import os
 import secrets
+import ssl
 import time
 import weakref
 from collections.abc import Mapping
@@ -43,12 +44,12 @@ def _signature(key: bytes, nonce: str, direction: str, seq: int, line: str) -> s
     return hmac.digest(key, f"{nonce}\n{direction}\n{seq}\n{line}".encode(), "sha256").hex()
 
 
-async def _open(url: str, key: bytes, nonce: str) -> WebSocket:
+async def _open(url: str, key: bytes, nonce: str, ssl_context: ssl.SSLContext | None = None) -> WebSocket:
     """An authenticated connection for one execution (``nonce``) to the Worker at ``url``."""
     stamp = str(int(time.time()))
     signature = hmac.digest(key, f"open\n{stamp}\n{nonce}".encode(), "sha256").hex()
     headers = {"x-codemode-time": stamp, "x-codemode-nonce": nonce, "x-codemode-signature": signature}
-    return await WebSocket.connect(url + "/execute", headers)
+    return await WebSocket.connect(url + "/execute", headers, ssl_context)
 
 
 class CloudflareDriver:
@@ -58,6 +59,9 @@ class CloudflareDriver:
     ``url``: where the Worker is (``https://codemode.<account>.workers.dev``, or the URL
     ``codemode cloudflare dev`` prints). ``secret``: the Worker's ``SECRET`` (16 characters or
     more), which signs every message both ways; ``None`` reads ``$CODEMODE_CLOUDFLARE_SECRET``.
+    ``ssl_context``: how ``https://`` is verified (default: the system's CAs).
+    ``ready_connections``: on asyncio, keep the next execution's connection open ahead (one
+    per event loop), which takes a handshake off each execution.
 
     Same contract as the local engines: results, error kinds with positions in the model's
     TypeScript (types are stripped here), live events, limits, cancellation, asyncio and trio.
@@ -66,11 +70,19 @@ class CloudflareDriver:
     limited in the Worker too, so a program cannot flood this process.
     """
 
-    def __init__(self, url: str, secret: str | None = None, *, ready_connections: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        secret: str | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        ready_connections: bool = True,
+    ) -> None:
         secret = secret if secret is not None else os.environ.get("CODEMODE_CLOUDFLARE_SECRET", "")
         if len(secret) < _SECRET_MIN:
             raise ValueError(f"the Worker's secret must be at least {_SECRET_MIN} characters")
         self.url = url.rstrip("/")
+        self.ssl_context = ssl_context
         self._key = secret.encode()
         self._closed = False
         self.ready_connections = ready_connections
@@ -110,7 +122,7 @@ class CloudflareDriver:
     async def _open_spare(self, loop: asyncio.AbstractEventLoop) -> None:
         nonce = secrets.token_hex(16)
         try:
-            socket = await _open(self.url, self._key, nonce)
+            socket = await _open(self.url, self._key, nonce, self.ssl_context)
         except Exception:  # the next execution connects itself, and says why
             return
         finally:
@@ -185,7 +197,7 @@ class _CloudflareRun(LineRun):
         return self._finish(FAILED, ("internal", "InternalError", why, []))
 
     async def _connect(self) -> WebSocket:
-        return await _open(self.driver.url, self.driver._key, self.nonce)
+        return await _open(self.driver.url, self.driver._key, self.nonce, self.driver.ssl_context)
 
     async def _send_line(self, line: str) -> None:
         assert self.socket is not None

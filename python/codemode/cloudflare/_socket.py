@@ -50,8 +50,11 @@ class WebSocket:
         self.closed = False
 
     @classmethod
-    async def connect(cls, url: str, headers: dict[str, str]) -> WebSocket:
-        """Open ``url`` (``http(s)://`` or ``ws(s)://``) with extra handshake ``headers``;
+    async def connect(
+        cls, url: str, headers: dict[str, str], ssl_context: ssl.SSLContext | None = None
+    ) -> WebSocket:
+        """Open ``url`` (``http(s)://`` or ``ws(s)://``) with extra handshake ``headers``
+        (TLS for https/wss, verified with ``ssl_context``, else the system's CAs);
         ``RuntimeError`` without wsproto."""
         if WSConnection is None:
             raise RuntimeError(INSTALL_HINT)
@@ -61,7 +64,11 @@ class WebSocket:
         port = parts.port or (443 if secure else 80)
         if secure:
             stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                host, port, tls=True, ssl_context=ssl.create_default_context(), tls_standard_compatible=False
+                host,
+                port,
+                tls=True,
+                ssl_context=ssl_context or ssl.create_default_context(),
+                tls_standard_compatible=False,
             )
         else:
             stream = await anyio.connect_tcp(host, port)

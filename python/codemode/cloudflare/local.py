@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -46,11 +47,17 @@ def find_workerd() -> str:
     raise RuntimeError(f"no workerd executable found: {INSTALL_HINT}")
 
 
-def _config(port: int, host: str) -> str:
+def _config(port: int, host: str, tls: bool) -> str:
+    protocol = (
+        'https = (options = (), tlsOptions = (keypair = (privateKey = embed "key.pem", '
+        'certificateChain = embed "cert.pem")))'
+        if tls
+        else "http = ()"
+    )
     return f"""using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [ (name = "codemode", worker = .codemodeWorker) ],
-  sockets = [ (name = "http", address = "{host}:{port}", http = (), service = "codemode") ],
+  sockets = [ (name = "http", address = "{host}:{port}", {protocol}, service = "codemode") ],
 );
 const codemodeWorker :Workerd.Worker = (
   modules = [ (name = "worker.js", esModule = embed "worker.js") ],
@@ -82,8 +89,10 @@ class LocalWorker:
         host: str = "127.0.0.1",
         secret: str | None = None,
         workerd: str | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls  # (certificate chain PEM file, private key PEM file): serve https
         self.port = port or _free_port(host)
         self.secret = secret or secrets.token_hex(32)
         self.workerd = workerd or find_workerd()
@@ -92,14 +101,19 @@ class LocalWorker:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         """Start ``workerd`` and wait until the Worker answers."""
         self._dir = tempfile.TemporaryDirectory(prefix="codemode-workerd-")
         root = Path(self._dir.name)
         (root / "worker.js").write_text(worker_script(), encoding="utf-8")
-        (root / "config.capnp").write_text(_config(self.port, self.host), encoding="utf-8")
+        (root / "config.capnp").write_text(
+            _config(self.port, self.host, self.tls is not None), encoding="utf-8"
+        )
+        if self.tls is not None:
+            shutil.copyfile(self.tls[0], root / "cert.pem")
+            shutil.copyfile(self.tls[1], root / "key.pem")
         env = {"PATH": os.environ.get("PATH", ""), "CODEMODE_SECRET": self.secret}
         self.proc = subprocess.Popen(
             [self.workerd, "serve", "--experimental", str(root / "config.capnp")],
@@ -124,8 +138,9 @@ class LocalWorker:
 
     def answers(self, timeout: float = 0.5) -> bool:
         """Whether the Worker answers its health check within ``timeout`` seconds."""
+        context = ssl._create_unverified_context() if self.tls else None  # our own local server
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=timeout) as answer:
+            with urllib.request.urlopen(self.url + "/health", timeout=timeout, context=context) as answer:
                 return bool(answer.read() == b"ok")
         except OSError:
             return False
