@@ -218,9 +218,9 @@ async def test_a_connection_opened_ahead_that_went_away_is_replaced(
     opened: list[str] = []
     real_open = _driver._open
 
-    async def counting_open(url: str, key: bytes, nonce: str) -> WebSocket:
+    async def counting_open(url: str, key: bytes, nonce: str, ssl_context: Any = None) -> WebSocket:
         opened.append(nonce)
-        return await real_open(url, key, nonce)
+        return await real_open(url, key, nonce, ssl_context)
 
     monkeypatch.setattr(_driver, "_open", counting_open)
     driver = CloudflareDriver(worker.url, worker.secret)
