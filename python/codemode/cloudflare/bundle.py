@@ -10,13 +10,14 @@ on the contract when they come from the same version.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .. import _core
 
 _HERE = Path(__file__).resolve().parent
 _ADAPTER = _HERE.parent / "v8" / "adapter.js"
-_POSITIONS = _HERE.parent / "v8" / "positions.mjs"
+_PROGRAM_ERRORS = _HERE.parent / "v8" / "program_errors.mjs"
 COMPATIBILITY_DATE = "2025-09-01"
 """The compatibility date of the Worker and of each execution's dynamic Worker."""
 
@@ -31,11 +32,11 @@ def worker_script() -> str:
         .replace("__MESSAGES__", messages, 1)
         .replace("__ADAPTER__", adapter, 1)
     )
-    positions = _POSITIONS.read_text(encoding="utf-8").replace("export function", "function")
+    program_errors = re.sub(r"^export ", "", _PROGRAM_ERRORS.read_text(encoding="utf-8"), flags=re.M)
     return (
         (_HERE / "worker.js")
         .read_text(encoding="utf-8")
         .replace("__SANDBOX__", json.dumps(sandbox), 1)
         .replace("__MESSAGES__", messages, 1)
-        .replace("__POSITIONS__", positions, 1)
+        .replace("__PROGRAM_ERRORS__", program_errors, 1)
     )

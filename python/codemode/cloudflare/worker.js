@@ -18,7 +18,7 @@
 // and enforces the limits again (tool calls, console output, result size, time), so that a
 // program that subverts its sandbox still cannot flood the host.
 //
-// The sandbox module, the message table and positions.mjs are put in place by
+// The sandbox module, the message table and program_errors.mjs are put in place by
 // codemode.cloudflare.bundle.
 
 import { RpcTarget } from "cloudflare:workers";
@@ -28,12 +28,8 @@ const MESSAGES = __MESSAGES__;
 const say = (key, values = {}) =>
   MESSAGES[key].replace(/\{(\w+)\}/g, (match, name) => (name in values ? String(values[name]) : match));
 
-__POSITIONS__
+__PROGRAM_ERRORS__
 
-// V8's own limits that are the program's memory (a stack overflow is reported as `memory` and
-// keeps its message); an invalid length asked for (`new Array(-1)`) is the program's error.
-const ENGINE_LIMITS =
-  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
 // The kinds of error the sandbox may end a run with by itself.
 const SANDBOX_KINDS = new Set(["syntax", "runtime", "memory", "output_limit", "result", "internal"]);
 
@@ -436,40 +432,8 @@ class Run {
   failed(memoryExceeded, description) {
     const spec = this.spec;
     const memoryMessage = say("memory", { mib: spec.memoryMib });
-    let kind, name, message, stack;
-    try {
-      ({ kind, name, message, stack } = JSON.parse(description));
-    } catch {
-      return this.finish("runtime", "Error", say("undescribable"), []);
-    }
-    name = String(name);
-    message = String(message);
-    if (kind === "result") message = say("result_not_json_because", { cause: message });
-    if (kind === "library") {
-      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
-    }
-    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
-    if (kind === "syntax") {
-      return this.finish("syntax", "SyntaxError", message, frames.slice(0, 1).map((f) => ["<program>", f[1], f[2]]));
-    } else if (kind === "tool" || kind === "invalid_args" || kind === "result") {
-      // as tagged by the prelude
-    } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
-      kind = "memory";
-    } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
-      const missing = message.slice(0, -" is not defined".length);
-      const available = spec.names.map((n) => "external_" + n);
-      message = say("unknown_tool", {
-        name: missing,
-        available: available.length ? available.join(", ") : say("no_tools"),
-      });
-      kind = "invalid_args";
-    } else if (memoryExceeded) {
-      kind = "memory";
-    } else {
-      kind = "runtime";
-    }
-    if (kind === "memory" && !ENGINE_LIMITS.test(message)) message = memoryMessage;
-    this.finish(kind, name, message, frames);
+    const run = { position: this.position, names: spec.names, memoryExceeded, memoryMessage, say };
+    this.finish(...describeFailure(description, run));
   }
 
   finish(kind, name, message, frames) {

@@ -71,7 +71,7 @@ from ..tools import ToolBinding
 _HERE = Path(__file__).resolve().parent
 HOST_SCRIPT = _HERE / "host.mjs"
 ADAPTER_SCRIPT = _HERE / "adapter.js"  # read by host.mjs
-POSITIONS_SCRIPT = _HERE / "positions.mjs"  # imported by host.mjs
+PROGRAM_ERRORS_SCRIPT = _HERE / "program_errors.mjs"  # imported by host.mjs
 LAUNCHER = _HERE / "_launch.py"
 ADDON_NAME = "isolated_vm.node"
 _RECYCLE_GRACE = 0.5  # seconds an engine may take to be ready again after an execution
@@ -725,7 +725,7 @@ class _Engine:
         pool = self.pool
         env = {"TZ": os.environ.get("TZ", "UTC")}
         # Everything Node may read: its own script and the engine addon, by their real paths.
-        readable = sorted({str(HOST_SCRIPT), str(ADAPTER_SCRIPT), str(POSITIONS_SCRIPT), pool.addon})
+        readable = sorted({str(HOST_SCRIPT), str(ADAPTER_SCRIPT), str(PROGRAM_ERRORS_SCRIPT), pool.addon})
         argv = [
             pool.node,
             "--no-node-snapshot",  # isolated-vm needs it

@@ -28,7 +28,7 @@
 import { readFileSync, readSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
 import { setFlagsFromString } from "node:v8";
-import { positionIn, programFrames } from "./positions.mjs";
+import { describeFailure, positionIn } from "./program_errors.mjs";
 
 const [ADDON, MEM_ARG, SHARED_PRELUDE, MESSAGES_JSON] = process.argv.slice(2);
 // The one table of messages of both engines (crates/isolate/src/messages.json).
@@ -64,10 +64,6 @@ const WRAP_PREFIX = "(async function (__codemode_channel) {";
 const WRAP_SUFFIX = "\n})";
 const PROGRAM_FILE = "program.ts";
 const REPORT_BYTES_MAX = 16 << 20;
-// V8's own limits that are the program's memory (a stack overflow is reported as `memory` and
-// keeps its message); an invalid length asked for (`new Array(-1)`) is the program's error.
-const ENGINE_LIMITS =
-  /^(Maximum call stack size exceeded|Invalid string length|Array buffer allocation failed)|^memory limit exceeded/;
 const NOT_ONE_BODY = say("not_one_body");
 const MEMORY_MESSAGE = say("memory", { mib: MEM_MIB });
 
@@ -345,39 +341,14 @@ class Execution {
   // message, stack or null}, made in the isolate (a null-prototype object).
   hostFail(description) {
     if (this.finished) return;
-    let kind, name, message, stack;
-    try {
-      ({ kind, name, message, stack } = JSON.parse(description));
-    } catch {
-      return this.finish("runtime", "Error", say("undescribable"), []);
-    }
-    name = String(name);
-    message = String(message);
-    if (kind === "result") message = say("result_not_json_because", { cause: message });
-    if (kind === "library") {
-      return this.finish("runtime", "InternalError", say("library_failed", { cause: message }), []);
-    }
-    const frames = typeof stack === "string" ? programFrames(stack, this.position) : [];
-    if (kind === "tool" || kind === "invalid_args" || kind === "result") {
-      // as tagged by the prelude
-    } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
-      // The stack, or one of V8's own size caps: catchable inside, memory when uncaught.
-      kind = "memory";
-    } else if (name === "ReferenceError" && /^external_\S+ is not defined$/.test(message)) {
-      const missing = message.slice(0, -" is not defined".length);
-      const available = this.spec.names.map((n) => "external_" + n);
-      message = say("unknown_tool", {
-        name: missing,
-        available: available.length ? available.join(", ") : say("no_tools"),
-      });
-      kind = "invalid_args";
-    } else if (this.memoryExceeded) {
-      kind = "memory";
-    } else {
-      kind = "runtime";
-    }
-    if (kind === "memory" && !ENGINE_LIMITS.test(message)) message = MEMORY_MESSAGE;
-    this.finish(kind, name, message, frames);
+    const run = {
+      position: this.position,
+      names: this.spec.names,
+      memoryExceeded: this.memoryExceeded,
+      memoryMessage: MEMORY_MESSAGE,
+      say,
+    };
+    this.finish(...describeFailure(description, run));
   }
 
   finishSyntax(err) {
