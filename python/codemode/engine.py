@@ -108,6 +108,22 @@ class EngineContext:
         await self.dispose()
 
 
+class DriverContext(EngineContext):
+    """The context of a driver whose runs are ``run_class(context, program, limits, on_event,
+    tool_call_id)`` and reach their driver as ``context._driver``."""
+
+    run_class: type[EngineRun]
+
+    def __init__(self, driver: Any, bindings: Mapping[str, ToolBinding], limits: Limits) -> None:
+        super().__init__(bindings, limits, None)
+        self._driver = driver
+
+    def _new_run(
+        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
+    ) -> EngineRun:
+        return self.run_class(self, program, limits, on_event, tool_call_id)
+
+
 def _json_default(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):

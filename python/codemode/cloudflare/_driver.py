@@ -25,7 +25,7 @@ import anyio.abc
 import orjson
 
 from ..driver import Program
-from ..engine import TIMEOUT, EngineContext
+from ..engine import TIMEOUT, DriverContext
 from ..engine_lines import FAILED, LineRun
 from ..events import EventCallback
 from ..limits import Limits
@@ -154,17 +154,10 @@ class CloudflareDriver:
         self._spares.clear()
 
 
-class CloudflareContext(EngineContext):
+class CloudflareContext(DriverContext):
     """Tools and limits; each :meth:`execute` runs in a fresh dynamic Worker."""
 
-    def __init__(self, driver: CloudflareDriver, bindings: Mapping[str, ToolBinding], limits: Limits) -> None:
-        super().__init__(bindings, limits, None)
-        self._driver = driver
-
-    def _new_run(
-        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
-    ) -> _CloudflareRun:
-        return _CloudflareRun(self, program, limits, on_event, tool_call_id)
+    _driver: CloudflareDriver
 
 
 class _CloudflareRun(LineRun):
@@ -372,3 +365,6 @@ class _CloudflareRun(LineRun):
         await self._close()
         await self._flush_events()
         return result
+
+
+CloudflareContext.run_class = _CloudflareRun

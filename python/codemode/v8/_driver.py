@@ -61,7 +61,7 @@ import orjson
 
 from .. import _core
 from ..driver import Program
-from ..engine import TIMEOUT, EngineContext
+from ..engine import TIMEOUT, DriverContext
 from ..engine_lines import FAILED, LineRun, loads
 from ..events import EventCallback
 from ..limits import Limits
@@ -218,17 +218,10 @@ class V8Driver:
             self._pool.detach(self)
 
 
-class V8Context(EngineContext):
+class V8Context(DriverContext):
     """Tools and limits; each :meth:`execute` runs in a fresh V8 isolate."""
 
-    def __init__(self, driver: V8Driver, bindings: Mapping[str, ToolBinding], limits: Limits) -> None:
-        super().__init__(bindings, limits, None)
-        self._driver = driver
-
-    def _new_run(
-        self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
-    ) -> _V8Run:
-        return _V8Run(self, program, limits, on_event, tool_call_id)
+    _driver: V8Driver
 
 
 def _memory_mib(limits: Limits) -> int:
@@ -1172,6 +1165,9 @@ class _V8Run(LineRun):
         if self.engine is not None:
             self._send(completions[0] if len(completions) == 1 else b"".join(completions))
             self._poll()
+
+
+V8Context.run_class = _V8Run
 
 
 def _engine_died(report: list[Any], mib: int) -> tuple[str, str, str, list[Any]]:
