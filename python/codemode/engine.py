@@ -267,7 +267,9 @@ class EngineRun:
         if self.on_event is not None:
             # The event keeps what the program sent, whatever the handler does to its input.
             sent = orjson.loads(orjson.dumps(args))
-            self.emit("code_mode:external_call", {"function": binding.sandbox_name, "args": sent})
+            self.emit(
+                "code_mode:external_call", {"callId": call_id, "function": binding.sandbox_name, "args": sent}
+            )
         try:
             if not checked:
                 args = binding.validate(args)
@@ -367,12 +369,11 @@ class EngineRun:
             self._answer(call_id, error[0], orjson.dumps(error[1]))
         if self.on_event is not None:
             duration_ms = (time.perf_counter() - started) * 1000
+            call = {"callId": call_id, "function": binding.sandbox_name}
             if error is None:
-                value = {"function": binding.sandbox_name, "result": result, "duration_ms": duration_ms}
-                self.emit("code_mode:external_result", value)
+                self.emit("code_mode:external_result", {**call, "result": result, "duration_ms": duration_ms})
             else:
-                value = {"function": binding.sandbox_name, "error": error[1], "duration_ms": duration_ms}
-                self.emit("code_mode:external_error", value)
+                self.emit("code_mode:external_error", {**call, "error": error[1], "duration_ms": duration_ms})
         if self.wakeup is not None:
             self.wakeup.set()
         if launched:

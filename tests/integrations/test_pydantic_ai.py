@@ -345,3 +345,47 @@ async def test_pydantic_model_arguments_and_results() -> None:
     assert result.output == "The order costs 9 EUR."
     lines = script.tool_return().content["result"]["lines"]
     assert lines == [{"sku": "A-1", "quantity": 2}, {"sku": "B-2", "quantity": 1}]  # defaults filled in
+
+
+async def test_a_skill_context_registers_a_skill_and_uses_it_in_the_same_run() -> None:
+    """With ``skills=``, the toolset offers the skill context's tools, read again at each step:
+    a skill registered in one step is callable (``skill_*``) in the next, and the instructions
+    are the context's prompt."""
+    from codemode.skills import MemorySkillStore, with_skills
+
+    cm = codemode.create_code_mode(to_codemode_tools([get_price]))
+    store = MemorySkillStore()
+    skills = await with_skills(cm, store=store, messages=["price two units"])
+    toolset = CodeModeToolset(cm, skills=skills)
+    offered: list[list[str]] = []
+    registration = {
+        "name": "two_units",
+        "description": "Price of two units.",
+        "code": "return 2 * (await external_get_price({ sku: input.sku }))",
+        "input_schema": {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]},
+        "output_schema": {"type": "number"},
+    }
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        offered.append(sorted(tool.name for tool in info.function_tools))
+        returns = [
+            p
+            for m in messages
+            if isinstance(m, ModelRequest)
+            for p in m.parts
+            if isinstance(p, ToolReturnPart)
+        ]
+        if not returns:
+            return ModelResponse(parts=[ToolCallPart("register_skill", registration)])
+        if len(returns) == 1:
+            code = 'return await skill_two_units({ sku: "B-2" })'
+            return ModelResponse(parts=[ToolCallPart("execute_typescript", {"typescriptCode": code})])
+        return ModelResponse(parts=[TextPart(str(returns[-1].content["result"]))])
+
+    result = await Agent(FunctionModel(model), toolsets=[toolset]).run("price two units of B-2")
+    assert result.output == "8"  # 2 * 4.0, a JSON number
+    assert "register_skill" in offered[0] and "two_units" not in offered[0]
+    assert "two_units" in offered[1]  # the new skill is offered as a direct tool from the next step
+    assert "skill_two_units" in toolset.instructions
+    skill = await store.get("two_units")
+    assert skill is not None and skill.stats.executions == 1

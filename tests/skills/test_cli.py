@@ -115,6 +115,36 @@ def test_list_show_rm(store_url: str) -> None:
     ]
 
 
+def test_trust(store_url: str) -> None:
+    seed(store_url)
+    approved = skills_cli("trust", "double", "trusted", "--store", store_url)
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.strip() == "double version 2: trusted"
+    listing = skills_cli("list", "--store", store_url).stdout.splitlines()
+    assert listing[0].split()[:4] == ["double", "v2", "trusted", "3"]  # the runs stay
+    old = skills_cli("trust", "double", "provisional", "--version", "1", "--store", store_url)
+    assert old.returncode == 0 and old.stdout.strip() == "double version 1: provisional"
+    shown = json.loads(skills_cli("show", "double", "--version", "1", "--json", "--store", store_url).stdout)
+    assert shown["trust_level"] == "provisional"
+    again = skills_cli("trust", "double", "trusted", env={"CODEMODE_SKILLS_STORE": store_url})
+    assert again.returncode == 0 and again.stdout.strip() == "double version 2: trusted"
+
+
+def test_trust_errors(store_url: str) -> None:
+    seed(store_url)
+    for args, message in (
+        (("nothing", "trusted"), "codemode skills: no skill 'nothing'"),
+        (("double", "trusted", "--version", "5"), "codemode skills: no skill 'double' version 5"),
+        (("double", "approved"), "codemode skills: unknown trust level 'approved'"),
+    ):
+        failed = skills_cli("trust", *args, "--store", store_url)
+        assert failed.returncode == 1, (args, failed.stderr)
+        assert failed.stdout == "" and len(failed.stderr.splitlines()) == 1  # one line, no traceback
+        assert failed.stderr.startswith(message), failed.stderr
+    shown = json.loads(skills_cli("show", "double", "--json", "--store", store_url).stdout)
+    assert shown["trust_level"] == "untrusted"
+
+
 def test_export_then_import(store_url: str, tmp_path: Path) -> None:
     seed(store_url)
     exported = tmp_path / "exported"

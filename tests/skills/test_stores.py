@@ -266,6 +266,82 @@ async def test_concurrent_batch_recording_in_one_process(store: SkillStore) -> N
     assert skill is not None and (skill.stats.executions, skill.stats.successes) == (120, 80)
 
 
+# -- trust set by hand
+
+
+async def test_set_trust_on_the_latest_and_an_older_version(store: SkillStore) -> None:
+    await store.save(make_skill(code="return 1;"))
+    await store.record_runs("fetch_weather", [True, True, False])
+    await store.save(make_skill(code="return 2;"))
+    before = await store.record_run("fetch_weather", True)
+    approved = await store.set_trust("fetch_weather", "trusted")
+    # only the level changes: stats, version, code and times stay as they were
+    assert approved == before.model_copy(update={"trust_level": "trusted"})
+    assert await store.get("fetch_weather") == approved
+    old = await store.set_trust("fetch_weather", "provisional", version=1)
+    assert (old.version, old.trust_level, old.code) == (1, "provisional", "return 1;")
+    assert (old.stats.executions, old.stats.successes, old.stats.recent) == (3, 2, [True, True, False])
+    assert await store.get("fetch_weather", version=1) == old
+    latest = await store.get("fetch_weather")
+    assert latest is not None and (latest.version, latest.trust_level) == (2, "trusted")
+    # the same level again: no error, nothing changes
+    assert await store.set_trust("fetch_weather", "trusted") == approved
+    # the index and search see the latest version's new level, with its stats
+    [summary] = await store.list_index()
+    assert (summary.version, summary.trust_level, summary.stats.executions) == (2, "trusted", 1)
+    assert await store.search("forecast") == [summary]
+    revoked = await store.set_trust("fetch_weather", "untrusted")
+    assert revoked.trust_level == "untrusted" and revoked.stats == approved.stats
+    assert [s.trust_level for s in await store.search("forecast")] == ["untrusted"]
+
+
+async def test_set_trust_on_nothing_or_to_no_level(store: SkillStore) -> None:
+    with pytest.raises(SkillNotFoundError):
+        await store.set_trust("nothing_here", "trusted")
+    await store.save(make_skill())
+    with pytest.raises(SkillNotFoundError):
+        await store.set_trust("fetch_weather", "trusted", version=2)
+    for level in ("approved", "TRUSTED", ""):
+        with pytest.raises(ValueError, match="unknown trust level"):
+            await store.set_trust("fetch_weather", level)  # type: ignore[arg-type]
+    skill = await store.get("fetch_weather")
+    assert skill is not None and skill.trust_level == "untrusted"
+
+
+async def test_runs_after_set_trust_apply_the_strategy_from_the_new_level(store: SkillStore) -> None:
+    await store.save(make_skill())
+    approved = await store.set_trust("fetch_weather", "trusted")
+    assert approved.stats == SkillStats()
+    # the default strategy: successes keep the approval (no promotion needed, no demotion)...
+    kept = await store.record_runs("fetch_weather", [True] * 5)
+    assert (kept.trust_level, kept.stats.executions) == ("trusted", 5)
+    # ...failures demote from it: 5/6 recent < 95 % (trusted), then 5/7 < 90 % (provisional)
+    demoted = await store.record_run("fetch_weather", False)
+    assert demoted.trust_level == "provisional"
+    demoted = await store.record_runs("fetch_weather", [False])
+    assert demoted.trust_level == "untrusted"
+    assert (demoted.stats.executions, demoted.stats.successes) == (7, 5)
+    # approved again: the stats stay; a skill revoked by hand climbs back by its runs
+    again = await store.set_trust("fetch_weather", "trusted")
+    assert again.trust_level == "trusted" and again.stats == demoted.stats
+    await store.save(make_skill(code="return 2;"))
+    promoted = await store.record_runs("fetch_weather", [True] * 10)
+    assert promoted.trust_level == "provisional"
+    await store.set_trust("fetch_weather", "untrusted")
+    climbed = await store.record_run("fetch_weather", True)  # 11/11: provisional earned again
+    assert (climbed.trust_level, climbed.stats.executions) == ("provisional", 11)
+
+
+async def test_set_trust_loses_no_concurrent_run(store: SkillStore) -> None:
+    await store.save(make_skill())
+    async with anyio.create_task_group() as tg:
+        for index in range(20):
+            tg.start_soon(store.record_runs, "fetch_weather", [True, index % 2 == 0])
+            tg.start_soon(store.set_trust, "fetch_weather", "trusted")
+    skill = await store.get("fetch_weather")
+    assert skill is not None and (skill.stats.executions, skill.stats.successes) == (40, 30)
+
+
 # -- search
 
 
@@ -398,6 +474,31 @@ async def test_a_second_store_object_sees_the_data(persistent_location: StoreLoc
         loaded = await second.get("fetch_weather")
         assert loaded is not None and loaded.stats.executions == 1
         assert [s.name for s in await second.search("forecast")] == ["fetch_weather"]
+    finally:
+        await second.aclose()
+
+
+async def test_a_second_store_object_sees_the_trust_set_by_hand(
+    persistent_location: StoreLocation,
+) -> None:
+    first = persistent_location.open()
+    await first.save(make_skill(code="return 1;"))
+    await first.record_run("fetch_weather", True)
+    await first.save(make_skill(code="return 2;"))
+    await first.set_trust("fetch_weather", "trusted")
+    await first.set_trust("fetch_weather", "provisional", version=1)
+    await first.aclose()
+    second = persistent_location.open()
+    try:
+        latest = await second.get("fetch_weather")
+        assert latest is not None and (latest.version, latest.trust_level) == (2, "trusted")
+        old = await second.get("fetch_weather", version=1)
+        assert old is not None and (old.trust_level, old.stats.executions) == ("provisional", 1)
+        [summary] = await second.list_index()
+        assert (summary.version, summary.trust_level) == (2, "trusted")
+        assert [s.trust_level for s in await second.search("forecast")] == ["trusted"]
+        demoted = await second.record_run("fetch_weather", False)
+        assert demoted.trust_level == "provisional"
     finally:
         await second.aclose()
 

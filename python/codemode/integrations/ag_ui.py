@@ -88,6 +88,7 @@ async def ag_ui_events(
     thread_id: str | None = None,
     lifecycle: bool = True,
     parent_message_id: str | None = None,
+    **limit_overrides: Any,
 ) -> AsyncIterator[BaseEvent]:
     """Run ``code`` and yield its live events as AG-UI events, as they happen.
 
@@ -96,7 +97,8 @@ async def ag_ui_events(
     (``{"typescriptCode": code}``), ``TOOL_CALL_END`` and, after them, ``TOOL_CALL_RESULT`` (the
     tool output as a JSON string). Given ``run_id`` or ``thread_id`` (the other is then a new
     UUID), everything is wrapped in ``RUN_STARTED`` ... ``RUN_FINISHED`` (``RUN_ERROR`` if the host
-    raises, before the exception propagates).
+    raises, before the exception propagates). ``limit_overrides`` (``timeout=``,
+    ``memory_limit_mb=``, ...) apply to this execution, as in ``cm.execute``.
     """
     in_run = run_id is not None or thread_id is not None
     run_id = run_id or str(uuid.uuid4())
@@ -104,7 +106,8 @@ async def ag_ui_events(
     if in_run:
         yield RunStartedEvent(thread_id=thread_id, run_id=run_id, timestamp=_now())
     try:
-        async for event in _execution_events(cm, code, tool_call_id, lifecycle, parent_message_id):
+        events = _execution_events(cm, code, tool_call_id, lifecycle, parent_message_id, limit_overrides)
+        async for event in events:
             yield event
     except Exception as e:
         if in_run:
@@ -124,6 +127,7 @@ async def sse_stream(
     lifecycle: bool = True,
     parent_message_id: str | None = None,
     encoder: EventEncoder | None = None,
+    **limit_overrides: Any,
 ) -> AsyncIterator[str]:
     """:func:`ag_ui_events` encoded as Server-Sent Events by ag_ui's ``EventEncoder``.
 
@@ -138,6 +142,7 @@ async def sse_stream(
         thread_id=thread_id,
         lifecycle=lifecycle,
         parent_message_id=parent_message_id,
+        **limit_overrides,
     )
     async with aclosing(events):
         async for event in events:
@@ -145,13 +150,18 @@ async def sse_stream(
 
 
 async def _execution_events(
-    cm: CodeMode, code: str, tool_call_id: str, lifecycle: bool, parent_message_id: str | None
+    cm: CodeMode,
+    code: str,
+    tool_call_id: str,
+    lifecycle: bool,
+    parent_message_id: str | None,
+    limit_overrides: dict[str, Any],
 ) -> AsyncIterator[BaseEvent]:
     """The tool-call lifecycle (when asked) around the execution's custom events."""
     if lifecycle:
         for event in _tool_call_opening(code, tool_call_id, parent_message_id):
             yield event
-    stream = cm.stream(code, tool_call_id=tool_call_id)
+    stream = cm.stream(code, tool_call_id=tool_call_id, **limit_overrides)
     async with aclosing(stream):
         async for item in stream:
             if isinstance(item, ExecutionResult):

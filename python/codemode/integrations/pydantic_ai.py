@@ -45,7 +45,7 @@ import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
@@ -69,6 +69,9 @@ from ..driver import IsolateDriver
 from ..events import Event, EventCallback
 from ..execute_tool import ModelTool
 from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
+
+if TYPE_CHECKING:
+    from ..skills import SkillContext
 
 __all__ = ["CodeModeEvent", "CodeModeToolset", "PromptPlacement", "ToolSource", "to_codemode_tools"]
 
@@ -282,6 +285,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         on_event: EventCallback | None = None,
         max_retries: int | None = None,
         wrapped_toolsets: Sequence[FunctionToolset[Any]] = (),
+        skills: SkillContext | None = None,
     ) -> None:
         """Expose ``code_mode`` to a pydantic-ai agent.
 
@@ -294,6 +298,10 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         max_retries: Retries for malformed ``execute_typescript`` calls (default: the agent's).
         wrapped_toolsets: Function toolsets whose tools ``code_mode`` calls: their instructions
             are added to this toolset's and their lifecycle follows it (:meth:`from_tools` sets it).
+        skills: A request's skills (:func:`codemode.skills.with_skills` over ``code_mode``): the
+            tools are then its tools (``execute_typescript`` with ``skill_*``, the management
+            tools, the skills as direct tools), read again at each step, so a skill registered
+            in this run is offered in the next step, and the prompt is its system prompt.
         """
         if prompt_placement not in ("instructions", "description", "none"):
             raise ValueError(
@@ -306,8 +314,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         self.max_retries = max_retries
         self.wrapped_toolsets: tuple[FunctionToolset[Any], ...] = tuple(wrapped_toolsets)
         self._id = id
-        self._model_tools: dict[str, ModelTool] = {t.name: t for t in code_mode.model_tools}
-        self._tool_defs = {name: self._tool_def(t) for name, t in self._model_tools.items()}
+        self.skills = skills
 
     @classmethod
     def from_tools(
@@ -352,13 +359,18 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
 
     @property
     def instructions(self) -> str:
-        """The codemode system prompt: the rules and the TypeScript declarations of every tool."""
-        return self.code_mode.system_prompt
+        """The codemode system prompt: the rules and the TypeScript declarations of every tool
+        (and of the skills, with ``skills``)."""
+        return self.skills.system_prompt if self.skills is not None else self.code_mode.system_prompt
+
+    def _model_tools(self) -> dict[str, ModelTool]:
+        tools = self.skills.tools if self.skills is not None else self.code_mode.model_tools
+        return {tool.name: tool for tool in tools}
 
     def _tool_def(self, tool: ModelTool) -> ToolDefinition:
         description = tool.description
         if self.prompt_placement == "description" and tool.name == self.code_mode.tool.name:
-            description = self.code_mode.system_prompt
+            description = self.instructions
         return ToolDefinition(
             name=tool.name, description=description, parameters_json_schema=dict(tool.input_schema)
         )
@@ -378,7 +390,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         is ``"instructions"``, then the wrapped toolsets' own instructions."""
         parts: list[str | InstructionPart] = []
         if self.prompt_placement == "instructions":
-            parts.append(InstructionPart(content=self.code_mode.system_prompt, dynamic=False))
+            parts.append(InstructionPart(content=self.instructions, dynamic=self.skills is not None))
         for toolset in self.wrapped_toolsets:
             parts.extend(_instruction_list(await toolset.get_instructions(ctx)))
         return parts or None
@@ -387,16 +399,19 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         max_retries = self.max_retries if self.max_retries is not None else ctx.max_retries
         return {
             name: ToolsetTool(
-                toolset=self, tool_def=tool_def, max_retries=max_retries, args_validator=_ANY_ARGUMENTS
+                toolset=self,
+                tool_def=self._tool_def(tool),
+                max_retries=max_retries,
+                args_validator=_ANY_ARGUMENTS,
             )
-            for name, tool_def in self._tool_defs.items()
+            for name, tool in self._model_tools().items()
         }
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
     ) -> dict[str, Any]:
         """Run ``execute_typescript`` (or ``get_tool_declarations``); returns the output for the model."""
-        model_tool = self._model_tools[name]
+        model_tool = self._model_tools()[name]
         token = _current_run.set(_RunScope(ctx))
         try:
             return await model_tool.call(

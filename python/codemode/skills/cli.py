@@ -1,18 +1,24 @@
-"""``codemode skills``: look at, remove, export and import the skills of a store.
+"""``codemode skills``: look at, approve, remove, export and import the skills of a store.
 
     codemode skills list [--json] --store URL
     codemode skills show NAME [--version N] [--json] --store URL
+    codemode skills trust NAME LEVEL [--version N] --store URL
     codemode skills rm NAME --store URL
     codemode skills export DIR [--all-versions] --store URL
     codemode skills import DIR [--all-versions] --store URL
 
 ``--store`` defaults to the ``CODEMODE_SKILLS_STORE`` environment variable (URL forms in
-:func:`~.url.store_from_url`). ``export`` writes the skills into ``DIR`` as a
-:class:`~.file.FileSkillStore` (one ``.ts`` and one ``.json`` per skill, to review in a pull
-request); ``import`` saves every skill of such a directory into the store. Both copy the latest
-version of each skill (``--all-versions``: every version, oldest first). Copying is saving: in
-the destination each copied version is a new version with fresh stats and the initial trust
-level; a skill whose latest version already has the same code and metadata is skipped.
+:func:`~.url.store_from_url`). ``trust`` sets the trust level of a skill's latest version (or
+of ``--version N``) as a person's decision: ``trusted`` approves it, ``untrusted`` revokes that
+(:meth:`~.store.SkillStore.set_trust`; its stats stay, and later runs keep promoting or demoting
+it from there).
+
+``export`` writes the skills into ``DIR`` as a :class:`~.file.FileSkillStore` (one ``.ts`` and
+one ``.json`` per skill, to review in a pull request); ``import`` saves every skill of such a
+directory into the store. Both copy the latest version of each skill (``--all-versions``: every
+version, oldest first). Copying is saving: in the destination each copied version is a new
+version with fresh stats and the initial trust level; a skill whose latest version already has
+the same code and metadata is skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 import anyio
 
 from .file import FileSkillStore
-from .models import Skill
+from .models import TRUST_LEVELS, Skill, SkillNotFoundError
 from .store import SkillStore
 from .url import STORE_URL_FORMS, store_from_url
 
@@ -124,6 +130,16 @@ async def _show(store: SkillStore, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _trust(store: SkillStore, args: argparse.Namespace) -> int:
+    try:
+        skill = await store.set_trust(args.name, args.level, version=args.version)
+    except (SkillNotFoundError, ValueError) as e:
+        print(f"codemode skills: {e}", file=sys.stderr)
+        return 1
+    print(f"{skill.name} version {skill.version}: {skill.trust_level}")
+    return 0
+
+
 async def _rm(store: SkillStore, args: argparse.Namespace) -> int:
     if await store.delete(args.name):
         print(f"removed {args.name}")
@@ -149,8 +165,10 @@ async def _import(store: SkillStore, args: argparse.Namespace) -> int:
 
 
 def add_skills_commands(commands: Any) -> None:
-    """Add ``skills list|show|rm|export|import`` to the ``codemode`` command's subparsers."""
-    skills = commands.add_parser("skills", help="list, show, remove, export and import saved skills")
+    """Add ``skills list|show|trust|rm|export|import`` to the ``codemode`` command's subparsers."""
+    skills = commands.add_parser(
+        "skills", help="list, show, approve (trust), remove, export and import saved skills"
+    )
     actions = skills.add_subparsers(dest="skills_command", required=True)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--store", help=f"the store URL (default ${STORE_ENVIRONMENT}): {STORE_URL_FORMS}")
@@ -166,6 +184,10 @@ def add_skills_commands(commands: Any) -> None:
     show.add_argument("name")
     show.add_argument("--version", type=int, help="a previous version (default: the latest)")
     show.add_argument("--json", action="store_true", help="print the skill as JSON")
+    trust = add("trust", "set a skill's trust level by hand (trusted: approve it)", _trust)
+    trust.add_argument("name")
+    trust.add_argument("level", metavar="LEVEL", help=f"one of {', '.join(TRUST_LEVELS)}")
+    trust.add_argument("--version", type=int, help="a previous version (default: the latest)")
     remove = add("rm", "remove a skill and all its versions", _rm)
     remove.add_argument("name")
     for name, help, command in (

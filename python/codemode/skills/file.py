@@ -33,8 +33,16 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from .models import InvalidSkillName, Skill, SkillNotFoundError, SkillSummary, validate_skill_name
-from .store import StoreBase, bm25_rank, code_digest, new_version, summaries_by_name
+from .models import InvalidSkillName, Skill, SkillSummary, TrustLevel, validate_skill_name
+from .store import (
+    StoreBase,
+    bm25_rank,
+    checked_trust_level,
+    code_digest,
+    new_version,
+    not_found,
+    summaries_by_name,
+)
 from .trust import TrustStrategy, record_outcomes
 
 T = TypeVar("T")
@@ -80,6 +88,9 @@ class FileSkillStore(StoreBase):
     ) -> Skill:
         strategy = trust if trust is not None else self.trust
         return await self._run(self._record_runs, name, list(outcomes), version, strategy)
+
+    async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
+        return await self._run(self._set_trust, name, checked_trust_level(level), version)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(function, *args)
@@ -170,16 +181,21 @@ class FileSkillStore(StoreBase):
         with self._locked():
             skill = self._get(name, version)
             if skill is None:
-                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+                raise not_found(name, version)
             if not outcomes:
                 return skill
             stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
             updated = skill.model_copy(update={"stats": stats, "trust_level": level})
-            current = _read_json(self._meta_path(name))
-            if current is not None and int(current["version"]) == updated.version:
-                _atomic_write(self._meta_path(name), _metadata(updated))
-            else:
-                _atomic_write(self._versions_dir(name) / f"{updated.version}.json", _metadata(updated))
+            self._write_metadata(updated)
+            return updated
+
+    def _set_trust(self, name: str, level: TrustLevel, version: int | None) -> Skill:
+        with self._locked():
+            skill = self._get(name, version)
+            if skill is None:
+                raise not_found(name, version)
+            updated = skill.model_copy(update={"trust_level": level})
+            self._write_metadata(updated)
             return updated
 
     # -- reading and writing one version
@@ -206,6 +222,15 @@ class FileSkillStore(StoreBase):
         if meta is None or code is None:
             return None
         return Skill.model_validate({**meta, "code": code})
+
+    def _write_metadata(self, skill: Skill) -> None:
+        """Rewrite the metadata of ``skill``'s version (its stats or trust changed, not its code),
+        the current one's or an archived one's. Called under the lock."""
+        current = _read_json(self._meta_path(skill.name))
+        if current is not None and int(current["version"]) == skill.version:
+            _atomic_write(self._meta_path(skill.name), _metadata(skill))
+        else:
+            _atomic_write(self._versions_dir(skill.name) / f"{skill.version}.json", _metadata(skill))
 
     def _write_version(self, directory: Path, stem: str, skill: Skill) -> None:
         _atomic_write(directory / f"{stem}.ts", skill.code)

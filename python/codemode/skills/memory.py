@@ -5,8 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from .models import Skill, SkillNotFoundError, SkillSummary
-from .store import SearchIndex, StoreBase, new_version, summaries_by_name
+from .models import Skill, SkillSummary, TrustLevel
+from .store import (
+    SearchIndex,
+    StoreBase,
+    checked_trust_level,
+    new_version,
+    not_found,
+    summaries_by_name,
+)
 from .trust import TrustStrategy, record_outcomes
 
 
@@ -68,16 +75,33 @@ class MemorySkillStore(StoreBase):
     ) -> Skill:
         strategy = trust if trust is not None else self.trust
         with self._lock:
-            versions = self._versions.get(name)
-            number = (max(versions) if versions else 0) if version is None else version
-            skill = versions.get(number) if versions else None
-            if skill is None:
-                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+            skill = self._find(name, version)
             if not outcomes:
                 return skill.model_copy(deep=True)
             stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, strategy)
-            updated = skill.model_copy(update={"stats": stats, "trust_level": level})
-            versions[number] = updated
-            if number == max(versions):
-                self._index.refresh(updated.summary())
-            return updated.model_copy(deep=True)
+            return self._replace(skill.model_copy(update={"stats": stats, "trust_level": level}))
+
+    async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
+        level = checked_trust_level(level)
+        with self._lock:
+            skill = self._find(name, version)
+            return self._replace(skill.model_copy(update={"trust_level": level}))
+
+    # -- under the lock
+
+    def _find(self, name: str, version: int | None) -> Skill:
+        """The stored latest version of ``name`` (or ``version``); SkillNotFoundError if absent."""
+        versions = self._versions.get(name)
+        number = (max(versions) if versions else 0) if version is None else version
+        skill = versions.get(number) if versions else None
+        if skill is None:
+            raise not_found(name, version)
+        return skill
+
+    def _replace(self, updated: Skill) -> Skill:
+        """Store ``updated`` over its version (refreshing the index for the latest); a copy of it."""
+        versions = self._versions[updated.name]
+        versions[updated.version] = updated
+        if updated.version == max(versions):
+            self._index.refresh(updated.summary())
+        return updated.model_copy(deep=True)

@@ -2,11 +2,12 @@
 
 Each call runs psycopg's blocking API in a worker thread (psycopg's own async API runs only on
 asyncio; this way the store works on asyncio and trio alike). Every write is one transaction;
-recording runs locks the version's row (``SELECT ... FOR UPDATE``) before reading its stats and
-holds it until the new stats and trust level are written, and saves of one name are serialized
-with an advisory lock, so several processes can share one database. Search uses PostgreSQL full-text search: a
-``tsvector`` per skill (``simple`` configuration: whole words, no stemming; the name weighted
-``A``, the description ``B``, the hints ``C``) and ``ts_rank``.
+recording runs, or setting a trust level by hand, locks the version's row (``SELECT ... FOR
+UPDATE``) before reading its stats and holds it until the new stats and trust level are written,
+and saves of one name are serialized with an advisory lock, so several processes can share one
+database. Search uses PostgreSQL full-text search: a ``tsvector`` per skill (``simple``
+configuration: whole words, no stemming; the name weighted ``A``, the description ``B``, the
+hints ``C``) and ``ts_rank``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 
 import psycopg
 
-from .models import Skill, SkillNotFoundError, SkillSummary
+from .models import Skill, SkillSummary, TrustLevel
 from .sql import SQLStoreBase
 from .store import (
     FIELD_WEIGHTS,
     ROW_COLUMNS,
     new_version,
+    not_found,
     query_words,
     search_fields,
     summary_fields,
@@ -178,22 +180,7 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
         trust: TrustStrategy,
     ) -> Skill:
         with connection.transaction():
-            if version is None:
-                row = connection.execute(
-                    f"SELECT version FROM {self._skills} WHERE name = %s", (name,)
-                ).fetchone()
-                number = row[0] if row is not None else None
-            else:
-                number = version
-            # the version's row stays locked until the transaction ends: concurrent recorders
-            # wait here and read the stats this one writes
-            locked = connection.execute(
-                f"SELECT 1 FROM {self._versions} WHERE name = %s AND version = %s FOR UPDATE",
-                (name, number),
-            ).fetchone()
-            skill = self._fetch(connection, name, number) if locked is not None else None
-            if skill is None:
-                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+            skill = self._fetch_for_update(connection, name, version)
             if not outcomes:
                 return skill
             stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
@@ -207,7 +194,39 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
                     stats.last_run_at,
                     level,
                     name,
-                    number,
+                    skill.version,
                 ),
             )
             return skill.model_copy(update={"stats": stats, "trust_level": level})
+
+    def _set_trust(
+        self, connection: psycopg.Connection[Any], name: str, level: TrustLevel, version: int | None
+    ) -> Skill:
+        with connection.transaction():
+            skill = self._fetch_for_update(connection, name, version)
+            connection.execute(
+                f"UPDATE {self._versions} SET trust_level = %s WHERE name = %s AND version = %s",
+                (level, name, skill.version),
+            )
+            return skill.model_copy(update={"trust_level": level})
+
+    def _fetch_for_update(self, connection: psycopg.Connection[Any], name: str, version: int | None) -> Skill:
+        """The latest version of ``name`` (or ``version``), its row locked until the transaction
+        ends; raises SkillNotFoundError when absent. Called inside a transaction."""
+        if version is None:
+            row = connection.execute(
+                f"SELECT version FROM {self._skills} WHERE name = %s", (name,)
+            ).fetchone()
+            number = row[0] if row is not None else None
+        else:
+            number = version
+        # the version's row stays locked until the transaction ends: concurrent recorders (and
+        # set_trust) wait here and read the stats and level this one writes
+        locked = connection.execute(
+            f"SELECT 1 FROM {self._versions} WHERE name = %s AND version = %s FOR UPDATE",
+            (name, number),
+        ).fetchone()
+        skill = self._fetch(connection, name, number) if locked is not None else None
+        if skill is None:
+            raise not_found(name, version)
+        return skill

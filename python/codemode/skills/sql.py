@@ -1,7 +1,7 @@
 """The async face the SQL stores share: one connection, one lock, blocking work in a thread.
 
 Each call runs the store's blocking implementation (``_fetch``, ``_save``, ``_delete``,
-``_record_runs``, or ``_query`` with its own SQL) in a worker thread, holding the lock, on the
+``_record_runs``, ``_set_trust``, or ``_query`` with its own SQL) in a worker thread, holding the lock, on the
 connection ``_connect`` opens on first use.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
 
-from .models import Skill
-from .store import StoreBase
+from .models import Skill, TrustLevel
+from .store import StoreBase, checked_trust_level
 from .trust import TrustStrategy
 
 T = TypeVar("T")
@@ -49,6 +49,9 @@ class SQLStoreBase(StoreBase, Generic[C]):
     ) -> Skill:
         strategy = trust if trust is not None else self.trust
         return await self._run(self._record_runs, name, list(outcomes), version, strategy)
+
+    async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
+        return await self._run(self._set_trust, name, checked_trust_level(level), version)
 
     async def aclose(self) -> None:
         def close() -> None:
@@ -87,4 +90,7 @@ class SQLStoreBase(StoreBase, Generic[C]):
     def _record_runs(
         self, connection: C, name: str, outcomes: list[bool], version: int | None, trust: TrustStrategy
     ) -> Skill:
+        raise NotImplementedError
+
+    def _set_trust(self, connection: C, name: str, level: TrustLevel, version: int | None) -> Skill:
         raise NotImplementedError

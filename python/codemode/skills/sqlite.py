@@ -15,12 +15,13 @@ import os
 import sqlite3
 from collections.abc import Iterator
 
-from .models import Skill, SkillNotFoundError, SkillSummary
+from .models import Skill, SkillSummary, TrustLevel
 from .sql import SQLStoreBase
 from .store import (
     FIELD_WEIGHTS,
     ROW_COLUMNS,
     new_version,
+    not_found,
     query_words,
     search_fields,
     summary_fields,
@@ -175,7 +176,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
         with _transaction(connection):
             skill = self._fetch(connection, name, version)
             if skill is None:
-                raise SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
+                raise not_found(name, version)
             if not outcomes:
                 return skill
             stats, level = record_outcomes(skill.stats, skill.trust_level, outcomes, trust)
@@ -194,6 +195,21 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
                 ),
             )
             return skill.model_copy(update={"stats": stats, "trust_level": level})
+
+    def _set_trust(
+        self, connection: sqlite3.Connection, name: str, level: TrustLevel, version: int | None
+    ) -> Skill:
+        # one write transaction, like _record_runs: no recorder's run lands between the read and
+        # the write
+        with _transaction(connection):
+            skill = self._fetch(connection, name, version)
+            if skill is None:
+                raise not_found(name, version)
+            connection.execute(
+                "UPDATE skill_versions SET trust_level = ? WHERE name = ? AND version = ?",
+                (level, name, skill.version),
+            )
+            return skill.model_copy(update={"trust_level": level})
 
 
 @contextlib.contextmanager

@@ -14,6 +14,9 @@ Semantics every implementation follows (one test suite checks them on all four):
   run. ``record_runs`` adds several runs of one skill the same way in one write (a program that
   called a skill many times): the strategy is evaluated after each run, in order, so the result
   is that of ``record_run`` called for each outcome with no other run in between.
+* ``set_trust(name, level)`` sets a version's trust level as a person decided it (approving a
+  skill is setting it to ``trusted``), with the same atomicity; the stats stay as they are, and
+  the runs recorded afterwards apply the trust strategy from the new level.
 * ``search(query, limit)`` ranks by relevance (BM25, or PostgreSQL's ``ts_rank``) over the name
   (split at underscores), the description and the usage hints; a match in the name weighs 3 times
   a match elsewhere. Words are matched whole and case-insensitively, any of them (OR). Equal
@@ -31,7 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .models import Skill, SkillStats, SkillSummary, utc_now
+from .models import TRUST_LEVELS, Skill, SkillNotFoundError, SkillStats, SkillSummary, TrustLevel, utc_now
 from .trust import TrustStrategy
 
 NAME_WEIGHT = 3.0
@@ -100,6 +103,19 @@ class SkillStore(Protocol):
         """
         ...
 
+    async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
+        """Set the trust level of ``name``'s latest version (or of ``version``): a person's decision.
+
+        Approving a skill is setting it to ``"trusted"``; ``"untrusted"`` revokes that. The stats
+        are left untouched, and the runs recorded later keep applying the store's
+        :class:`~.trust.TrustStrategy`, starting from the new level (a failing approved skill is
+        still demoted). Setting the level a version already has changes nothing and is no error.
+        Atomic like :meth:`record_runs`; returns the version as updated. Raises
+        :class:`~.models.SkillNotFoundError` when there is no such skill or version, and
+        :class:`ValueError` for a level not in :data:`~.models.TRUST_LEVELS`.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
@@ -123,6 +139,10 @@ class StoreBase:
         trust: TrustStrategy | None = None,
     ) -> Skill:
         """See :meth:`SkillStore.record_runs` (each store implements it)."""
+        raise NotImplementedError
+
+    async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
+        """See :meth:`SkillStore.set_trust` (each store implements it)."""
         raise NotImplementedError
 
     async def record_run(
@@ -154,6 +174,19 @@ def new_version(skill: Skill, latest: Skill | None, trust: TrustStrategy) -> Ski
         },
         deep=True,
     )
+
+
+def checked_trust_level(level: str) -> TrustLevel:
+    """``level`` when it is one of :data:`~.models.TRUST_LEVELS`, else :class:`ValueError`."""
+    for known in TRUST_LEVELS:
+        if level == known:
+            return known
+    raise ValueError(f"unknown trust level {level!r}: use one of {', '.join(TRUST_LEVELS)}")
+
+
+def not_found(name: str, version: int | None) -> SkillNotFoundError:
+    """The error for a missing skill ``name`` (or its missing ``version``)."""
+    return SkillNotFoundError(f"no skill {name!r}" + (f" version {version}" if version else ""))
 
 
 def words(text: str) -> list[str]:
