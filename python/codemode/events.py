@@ -24,7 +24,9 @@ EventName = Literal[
 @dataclass(frozen=True)
 class Event:
     """One custom event: ``name`` and a ``value`` that carries ``toolCallId`` and ``timestamp``
-    (milliseconds since the Unix epoch) besides its own fields."""
+    (milliseconds since the Unix epoch) besides its own fields. The ``external_call``,
+    ``external_result`` and ``external_error`` of one tool call share its ``callId`` (a number,
+    unique in the execution): calls made in parallel settle in any order."""
 
     name: EventName
     value: dict[str, Any] = field(default_factory=dict)
