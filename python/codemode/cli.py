@@ -6,6 +6,7 @@
     codemode mcp proxy [--name NAME] [--upstream COMMAND]... [--config FILE] [-- COMMAND ...]
     codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
     codemode doctor [--json]
+    codemode playground [--tools package.module] [--store URL] [--host H] [--port N]
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
 sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
@@ -343,9 +344,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.set_defaults(handler=_doctor)
     _add_mcp_commands(commands)
     from .cloudflare.cli import add_cloudflare_commands
+    from .playground.cli import add_playground_command
     from .skills.cli import add_skills_commands
 
     add_cloudflare_commands(commands)
+    add_playground_command(commands)
     add_skills_commands(commands)
     args = parser.parse_args(argv)
     if argv is None and hasattr(signal, "SIGPIPE"):
