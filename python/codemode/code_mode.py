@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
@@ -18,6 +18,9 @@ from .limits import Limits
 from .prompt import compact_system_prompt, system_prompt
 from .results import ExecutionError, ExecutionResult
 from .tools import ToolBinding, index_tools
+
+if TYPE_CHECKING:
+    from .approvals import Approvals, Decision, ExecutionStore
 
 
 def compile_typescript(typescript: str) -> Program:
@@ -37,11 +40,14 @@ class CodeMode:
         limits: Limits,
         *,
         prompt: Literal["full", "compact"] = "full",
+        approvals: Approvals | None = None,
     ) -> None:
         self.tools: dict[str, ToolBinding] = index_tools(tools)
         self.driver = driver
         self.limits = limits
         self.prompt_mode = prompt
+        self.approvals = approvals
+        """How runs pause and resume (set when a tool needs approval, or a store is given)."""
         self._context: IsolateContext | None = None
 
     @functools.cached_property
@@ -107,17 +113,57 @@ class CodeMode:
         ``limit_overrides`` (``timeout=``, ``memory_limit_mb=``, ... see :class:`Limits`)
         apply to this execution only.
         """
+        if self.approvals is not None:
+            return await self.approvals.execute(
+                self, code, tool_call_id=tool_call_id, on_event=on_event, limit_overrides=limit_overrides
+            )
         started = time.perf_counter()
         try:
             program = compile_typescript(code)
         except _core.TypeScriptSyntaxError as e:
             return await _syntax_failure(e, started, tool_call_id, on_event)
+        return await self.execute_program(
+            program, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides
+        )
+
+    async def execute_program(
+        self,
+        program: Program,
+        *,
+        tool_call_id: str | None = None,
+        on_event: EventCallback | None = None,
+        on_report: Callable[[str], Event | None] | None = None,
+        **limit_overrides: Any,
+    ) -> ExecutionResult:
+        """Run a compiled program in a fresh sandbox (``execute`` compiles, then calls this).
+        ``on_report`` opens the report channel (see :meth:`IsolateContext.execute`)."""
         context = await self._get_context()
-        limits = self.limits.with_overrides(**limit_overrides) if limit_overrides else None
         kwargs: dict[str, Any] = {"on_event": on_event, "tool_call_id": tool_call_id}
-        if limits is not None:
-            kwargs["limits"] = limits
+        if limit_overrides:
+            kwargs["limits"] = self.limits.with_overrides(**limit_overrides)
+        if on_report is not None:
+            kwargs["on_report"] = on_report
         return await context.execute(program, **kwargs)
+
+    async def resume(
+        self,
+        token: str,
+        decisions: Mapping[int | str, Decision],
+        *,
+        on_event: EventCallback | None = None,
+    ) -> ExecutionResult:
+        """Continue a paused execution (``result.paused.token``) with a decision on each of
+        its pending calls, keyed by ``call_id``: :func:`codemode.approve`,
+        :func:`codemode.reject` (the program's ``await`` rejects with a ``ToolError`` it can
+        catch) or :func:`codemode.override` (the call answers with a value). The program is
+        replayed from its log; it may pause again. Raises
+        :class:`codemode.InvalidResumeToken` for a forged, altered or expired token and
+        :class:`codemode.ResumeError` for a run that is unknown, already resumed, or whose
+        pending calls the decisions do not match.
+        """
+        if self.approvals is None:
+            raise ValueError("this code mode has no tool that needs approval, and no execution store")
+        return await self.approvals.resume(self, token, decisions, on_event=on_event)
 
     async def stream(
         self, code: str, *, tool_call_id: str | None = None, **limit_overrides: Any
@@ -184,6 +230,9 @@ def create_code_mode(
     timeout: float = 30.0,
     memory_limit_mb: float = 128,
     prompt: Literal["full", "compact"] = "full",
+    execution_store: ExecutionStore | None = None,
+    approval_key: bytes | str | None = None,
+    token_ttl: float = 24 * 3600.0,
     **limits: Any,
 ) -> CodeMode:
     """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
@@ -191,11 +240,29 @@ def create_code_mode(
     ``prompt="compact"`` keeps only names and one-line descriptions in the system prompt and
     adds a discovery tool returning declarations on demand (for large tool sets). Further
     keyword arguments set other :class:`codemode.Limits` fields.
+
+    Approvals: when a tool ``requires_approval`` (or an ``execution_store`` is given), an
+    execution that calls it pauses (``result.paused``) and :meth:`CodeMode.resume` continues
+    it. Paused runs are kept in ``execution_store`` (default: in memory, this process only;
+    :class:`codemode.approvals.SQLiteExecutionStore` or ``PostgresExecutionStore`` to resume
+    in another process) and their tokens signed with ``approval_key`` (default
+    ``$CODEMODE_APPROVAL_KEY``, else a key of this process), valid ``token_ttl`` seconds.
     """
     if driver is None:
         from .quickjs import QuickJSDriver
 
         driver = QuickJSDriver()
+    approvals = None
+    if execution_store is not None or any(tool.requires_approval for tool in tools):
+        from .approvals import Approvals, MemoryExecutionStore, intercepted, signing_key
+
+        tools = [intercepted(tool) for tool in tools]
+        store = execution_store if execution_store is not None else MemoryExecutionStore()
+        approvals = Approvals(store, signing_key(approval_key), token_ttl)
     return CodeMode(
-        tools, driver, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits), prompt=prompt
+        tools,
+        driver,
+        Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits),
+        prompt=prompt,
+        approvals=approvals,
     )

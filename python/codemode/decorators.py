@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .tools import InvalidArguments, Tool, js_identifier
+from .tools import ApprovalRule, InvalidArguments, Tool, js_identifier
 
 logger = logging.getLogger("codemode")
 
@@ -117,6 +117,7 @@ def tool(
     description: str | None = None,
     validate_output: bool = True,
     redact_errors: bool = False,
+    requires_approval: ApprovalRule = False,
 ) -> Callable[[F], PydanticTool]: ...
 
 
@@ -128,6 +129,7 @@ def tool(
     description: str | None = None,
     validate_output: bool = True,
     redact_errors: bool = False,
+    requires_approval: ApprovalRule = False,
 ) -> PydanticTool | Callable[[F], PydanticTool]:
     """Make a tool of a typed function (sync or async, or a bound method).
 
@@ -141,6 +143,9 @@ def tool(
       fails the call with a ToolError).
     - ``redact_errors``: the program sees ``external_<name> failed`` instead of the text of
       the function's exceptions (which are logged on the ``codemode`` logger).
+    - ``requires_approval``: ``True``, or a function of the validated input (``lambda args:
+      args.amount > 100``): such calls wait for a person's decision; the execution pauses
+      and :meth:`codemode.CodeMode.resume` continues it.
 
     Every parameter becomes a property of the input object; ``*args``, ``**kwargs`` and
     positional-only parameters are rejected with a ``TypeError``.
@@ -155,6 +160,7 @@ def tool(
             description=description,
             validate_output=validate_output,
             redact_errors=redact_errors,
+            requires_approval=requires_approval,
             localns=localns,
         )
 
@@ -170,6 +176,7 @@ def pydantic_tool(
     *,
     validate_output: bool = True,
     redact_errors: bool = False,
+    requires_approval: ApprovalRule = False,
 ) -> PydanticTool:
     """A tool over a pydantic input model; the implementation of :meth:`Tool.from_pydantic`."""
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
@@ -190,6 +197,7 @@ def pydantic_tool(
         output_adapter=output_adapter,
         redact_errors=redact_errors,
         function=handler,
+        requires_approval=requires_approval,
     )
 
 
@@ -201,6 +209,7 @@ def _make_tool(
     validate_output: bool,
     redact_errors: bool,
     localns: Mapping[str, Any],
+    requires_approval: ApprovalRule = False,
 ) -> PydanticTool:
     original_name = name if name is not None else _function_name(fn)
     js_name = js_identifier(original_name)
@@ -222,6 +231,7 @@ def _make_tool(
         output_adapter=output_adapter,
         redact_errors=redact_errors,
         function=fn,
+        requires_approval=requires_approval,
     )
 
 

@@ -36,6 +36,10 @@ SETTLE_OK, SETTLE_TOOL_ERROR, SETTLE_INVALID = 0, 1, 2
 TIMEOUT = ("timeout", "TimeoutError", "", [])
 """The error of a run that the host ends at its deadline (``_error`` words the message)."""
 
+CALL_ID: contextvars.ContextVar[int] = contextvars.ContextVar("codemode_call_id", default=0)
+"""The id of the tool call a handler runs for (its ``callId``: the program's calls are
+numbered in the order it makes them), set when the handler is called."""
+
 ReportCallback = Callable[[str], "Event | None"]
 """Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
 event it returns is emitted in order with the execution's own."""
@@ -241,6 +245,7 @@ class EngineRun:
                 self._settle(call_id, binding, 0.0, error=(SETTLE_INVALID, str(e)), launched=False)
                 continue
             self.running += 1
+            token = CALL_ID.set(call_id)
             try:
                 done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
             except _PROPAGATE:
@@ -248,6 +253,8 @@ class EngineRun:
             except BaseException as e:
                 self._settle(call_id, binding, 0.0, error=_tool_error(e))
                 continue
+            finally:
+                CALL_ID.reset(token)
             if not done:
                 self._track(outcome, functools.partial(self._task_done, call_id, binding, 0.0))
                 continue
@@ -295,6 +302,7 @@ class EngineRun:
                 self._track(_start_eagerly(self.loop, coro)[1])
             return
         # asyncio and an async handler: its first step runs now, usually to the end.
+        token = CALL_ID.set(call_id)
         try:
             done, outcome = _start_eagerly(self.loop, binding.handler(args))
         except _PROPAGATE:
@@ -302,6 +310,8 @@ class EngineRun:
         except BaseException as e:
             self._settle(call_id, binding, started, error=_tool_error(e))
             return
+        finally:
+            CALL_ID.reset(token)
         if done:
             self._settle(call_id, binding, started, result=outcome)
         else:
@@ -328,6 +338,7 @@ class EngineRun:
             self._settle(call_id, binding, started, error=_tool_error(error))
 
     async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
+        CALL_ID.set(call_id)  # this task's own context
         try:
             if binding.is_async:
                 result = await binding.handler(args)  # type: ignore[misc]

@@ -14,6 +14,7 @@ EventName = Literal[
     "code_mode:external_result",
     "code_mode:external_error",
     "code_mode:execution_finished",
+    "code_mode:execution_paused",
     "code_mode:skill_call",
     "code_mode:skill_result",
     "code_mode:skill_error",

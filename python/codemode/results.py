@@ -35,8 +35,33 @@ class ExecutionError(BaseModel):
     stack: str | None = None
 
 
+class PendingCall(BaseModel):
+    """A tool call waiting for a person's decision: decide with ``call_id`` as the key of
+    :meth:`codemode.CodeMode.resume`'s ``decisions``."""
+
+    call_id: int
+    tool: str
+    function: str
+    """The name the program called (``external_<tool>``)."""
+    args: Any = None
+
+
+class Paused(BaseModel):
+    """Why and where an execution paused: the calls waiting for decisions, and the token that
+    resumes it (signed, single use, expiring)."""
+
+    token: str
+    run_id: str
+    pending: list[PendingCall]
+    expires_at: float
+    """Seconds since the Unix epoch."""
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    """Every event of the run so far (``{"name", "value"}``), replayed runs included."""
+
+
 class ExecutionResult(BaseModel):
-    """The outcome of one execution."""
+    """The outcome of one execution. A paused execution (``paused`` set) is neither a success
+    nor an error: it waits for decisions on ``paused.pending``."""
 
     success: bool
     result: Any = None
@@ -44,9 +69,20 @@ class ExecutionResult(BaseModel):
     logs: list[str] = Field(default_factory=list)
     duration_ms: float = 0.0
     tool_calls: int = 0
+    paused: Paused | None = None
 
     def to_tool_output(self) -> dict[str, Any]:
         """The JSON value returned to the model as the tool's output."""
+        if self.paused is not None:
+            calls = ", ".join(f"{call.function} (call {call.call_id})" for call in self.paused.pending)
+            return {
+                "success": False,
+                "paused": True,
+                "message": f"the program is paused, waiting for a person to approve {calls}; "
+                "it resumes from where it stopped once they decide",
+                "pending": [call.model_dump() for call in self.paused.pending],
+                "logs": self.logs,
+            }
         if self.success:
             return {"success": True, "result": self.result, "logs": self.logs}
         assert self.error is not None

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 Handler = Callable[[Any], Any | Awaitable[Any]]
+ApprovalRule = bool | Callable[[Any], bool]
+"""Whether a tool's calls wait for a person's decision: always, or when a function of the
+validated input says so."""
 """Receives the validated input (the object :meth:`ToolBinding.validate` returns: a dict for
 schema tools, a model instance for pydantic tools); returns (or resolves to) a JSON value."""
 
@@ -85,6 +88,10 @@ class ToolBinding:
     output_schema: Mapping[str, Any] | None = None
     original_name: str | None = None
     validate_output: bool = False
+    requires_approval: ApprovalRule = field(default=False, compare=False)
+    """``True``: every call waits for a person's decision (the execution pauses, see
+    :meth:`codemode.CodeMode.resume`); a function of the validated input: the calls it
+    returns true for (``lambda args: args["amount"] > 100``)."""
     _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
     _validate_result: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
     _is_async: bool = field(default=False, repr=False, compare=False)
@@ -124,6 +131,11 @@ class ToolBinding:
         """The input schema as JSON text when the engine may check inputs against it first
         (see :func:`prechecks_agree`): an input it finds valid skips :meth:`validate`."""
         return self._precheck
+
+    def needs_approval(self, args: Any) -> bool:
+        """Whether this call (its validated input) waits for a person's decision."""
+        rule = self.requires_approval
+        return bool(rule(args)) if callable(rule) else bool(rule)
 
     @property
     def sandbox_name(self) -> str:
@@ -241,6 +253,7 @@ class Tool(ToolBinding):
         *,
         validate_output: bool = False,
         redact_errors: bool = False,
+        requires_approval: ApprovalRule = False,
     ) -> Tool:
         """A tool from raw JSON Schema (MCP and OpenAPI style); ``handler`` gets the input dict.
 
@@ -253,6 +266,9 @@ class Tool(ToolBinding):
 
         ``redact_errors`` hides the text of the handler's exceptions from the program (it
         sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
+
+        ``requires_approval`` (``True``, or a function of the input): calls wait for a person's
+        decision (see :attr:`ToolBinding.requires_approval`).
         """
         if redact_errors:
             from .decorators import _guard, _is_async
@@ -266,6 +282,7 @@ class Tool(ToolBinding):
             handler=handler,
             original_name=name,
             validate_output=validate_output,
+            requires_approval=requires_approval,
         )
 
     @classmethod
@@ -279,6 +296,7 @@ class Tool(ToolBinding):
         *,
         validate_output: bool = True,
         redact_errors: bool = False,
+        requires_approval: ApprovalRule = False,
     ) -> Tool:
         """A tool whose input is the pydantic model ``input_model``: ``handler`` (sync or
         async) receives the validated model instance. Its result is validated against
@@ -298,6 +316,7 @@ class Tool(ToolBinding):
             handler,
             validate_output=validate_output,
             redact_errors=redact_errors,
+            requires_approval=requires_approval,
         )
 
 

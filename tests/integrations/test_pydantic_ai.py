@@ -389,3 +389,51 @@ async def test_a_skill_context_registers_a_skill_and_uses_it_in_the_same_run() -
     assert "skill_two_units" in toolset.instructions
     skill = await store.get("two_units")
     assert skill is not None and skill.stats.executions == 1
+
+
+async def test_a_paused_program_is_a_deferred_approval_that_resumes_the_program() -> None:
+    """A program that calls a tool needing approval ends the agent run with
+    DeferredToolRequests (the resume token and the pending calls in its metadata); the run
+    resumed with DeferredToolResults applies a decision per call and the model reads the result."""
+    from pydantic_ai import DeferredToolRequests, DeferredToolResults
+
+    from tests.approvals import shop
+
+    shop.REFUNDED.clear()
+    toolset = CodeModeToolset(codemode.create_code_mode(shop.TOOLS, approval_key=shop.KEY))
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = [
+            p
+            for m in messages
+            if isinstance(m, ModelRequest)
+            for p in m.parts
+            if isinstance(p, ToolReturnPart)
+        ]
+        if not returns:
+            return ModelResponse(
+                parts=[ToolCallPart("execute_typescript", {"typescriptCode": shop.REFUND_ALL})]
+            )
+        return ModelResponse(parts=[TextPart(" | ".join(returns[-1].content["result"]))])
+
+    agent = Agent(FunctionModel(model), toolsets=[toolset], output_type=[str, DeferredToolRequests])
+    first = await agent.run("refund every order")
+    requests = first.output
+    assert isinstance(requests, DeferredToolRequests)
+    (call,) = requests.approvals
+    metadata = requests.metadata[call.tool_call_id]
+    assert [p["call_id"] for p in metadata["pending"]] == [5, 6] and shop.REFUNDED == ["o-1"]
+    decisions = {"5": "approve", "6": {"reject": "needs a manager"}}
+    results = DeferredToolResults(
+        approvals={call.tool_call_id: True},
+        metadata={call.tool_call_id: {**metadata, "decisions": decisions}},
+    )
+    second = await agent.run(
+        message_history=first.all_messages(),
+        deferred_tool_results=results,
+        output_type=[str, DeferredToolRequests],
+    )
+    assert second.output == (
+        "refunded o-1 | refunded o-2 | failed: external_refund was rejected by a person: needs a manager"
+    )
+    assert shop.REFUNDED == ["o-1", "o-2"]

@@ -29,6 +29,7 @@ const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.pr
 const mapValues = Map.prototype.values, mapClear = Map.prototype.clear;
 const arrayPush = Array.prototype.push;
 const setTimeoutFn = setTimeout, clearTimeoutFn = clearTimeout;
+const dateNow = Date.now; // a program may replace Date (a replay does)
 const queueMicrotaskFn = queueMicrotask;
 const encoder = new TextEncoder();
 const encode = TextEncoder.prototype.encode;
@@ -269,7 +270,7 @@ class Execution {
     text = typeof text === "string" ? text : "";
     this.reportBytes += text.length;
     if (this.reportBytes > REPORT_BYTES_MAX) return;
-    this.send("r " + Date.now() + " " + stringify(text));
+    this.send("r " + dateNow() + " " + stringify(text));
   }
 
   hostLog(level, text) {
@@ -286,13 +287,13 @@ class Execution {
         this.finish("output_limit", "OutputLimitError", say("log_limit", limits), []);
       } else {
         const marker = say("log_truncated", { lines: spec.maxLogLines, bytes: spec.maxLogBytes });
-        this.send("l 2 " + Date.now() + " " + stringify(marker));
+        this.send("l 2 " + dateNow() + " " + stringify(marker));
       }
       return;
     }
     this.logLines++;
     this.logBytes += size;
-    this.send("l " + level + " " + Date.now() + " " + stringify(prefix + text));
+    this.send("l " + level + " " + dateNow() + " " + stringify(prefix + text));
   }
 
   hostTimer(id, ms) {

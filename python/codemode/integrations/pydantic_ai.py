@@ -410,13 +410,35 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
     ) -> dict[str, Any]:
-        """Run ``execute_typescript`` (or ``get_tool_declarations``); returns the output for the model."""
+        """Run ``execute_typescript`` (or ``get_tool_declarations``); returns the output for the model.
+
+        A program that pauses for approval (a tool with ``requires_approval``) becomes
+        pydantic-ai's deferred approval: the run ends with ``DeferredToolRequests`` whose
+        ``metadata[tool_call_id]`` holds ``resume_token`` and the ``pending`` calls. Resume
+        the agent with ``DeferredToolResults(approvals={tool_call_id: True},
+        metadata={tool_call_id: {**that_metadata, "decisions": {call_id: "approve" |
+        {"reject": reason} | {"override": value}}}})``: without ``decisions`` every pending
+        call is approved. A ``ToolDenied`` abandons the paused program.
+        """
         model_tool = self._model_tools()[name]
         token = _current_run.set(_RunScope(ctx))
         try:
-            return await model_tool.call(
-                tool_args, tool_call_id=ctx.tool_call_id, on_event=self._events_to(ctx)
-            )
+            metadata = ctx.tool_call_metadata if isinstance(ctx.tool_call_metadata, dict) else {}
+            code = tool_args.get("typescriptCode")
+            on_event = self._events_to(ctx)
+            if ctx.tool_call_approved and "resume_token" in metadata:
+                decisions = _decisions(metadata)
+                result = await self.code_mode.resume(
+                    str(metadata["resume_token"]), decisions, on_event=on_event
+                )
+            elif name == self.code_mode.tool.name and self.skills is None and isinstance(code, str):
+                result = await self.code_mode.execute(code, tool_call_id=ctx.tool_call_id, on_event=on_event)
+            else:
+                return await model_tool.call(tool_args, tool_call_id=ctx.tool_call_id, on_event=on_event)
+            if result.paused is not None:
+                pending = [call.model_dump() for call in result.paused.pending]
+                raise ApprovalRequired(metadata={"resume_token": result.paused.token, "pending": pending})
+            return result.to_tool_output()
         finally:
             _current_run.reset(token)
 
@@ -439,6 +461,28 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
     async def aclose(self) -> None:
         """Dispose the code mode's sandbox context (the toolset stays usable across runs until then)."""
         await self.code_mode.aclose()
+
+
+def _decisions(metadata: dict[str, Any]) -> dict[int | str, Any]:
+    """The decisions an application passed back with an approval (default: approve all)."""
+    from ..approvals import approve, override, reject
+
+    chosen = metadata.get("decisions")
+    if chosen is None:
+        return {call["call_id"]: approve() for call in metadata.get("pending", [])}
+    decisions: dict[int | str, Any] = {}
+    for call_id, decision in dict(chosen).items():
+        if decision == "approve":
+            decisions[call_id] = approve()
+        elif isinstance(decision, dict) and "reject" in decision:
+            decisions[call_id] = reject(str(decision["reject"] or ""))
+        elif isinstance(decision, dict) and "override" in decision:
+            decisions[call_id] = override(decision["override"])
+        else:
+            raise ValueError(
+                f"decision on call {call_id}: 'approve', {{'reject': reason}} or {{'override': value}}"
+            )
+    return decisions
 
 
 def _instruction_list(

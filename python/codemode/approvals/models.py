@@ -1,0 +1,71 @@
+"""What a paused (or recorded) execution keeps: the program, its limits, the values that make
+it deterministic, and every tool call with its outcome, in the order the program made them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RunStatus = Literal["running", "paused", "resuming", "finished"]
+"""``paused``: waiting for decisions (its token resumes it); ``resuming``: a resume has claimed
+it; ``finished``: ended (recorded runs)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CallRecord(BaseModel):
+    """One tool call as the program made it. ``index`` counts the execution's calls from 1
+    in the order the program made them; ``outcome`` is ``{"result": value}``,
+    ``{"error": message}``, or ``None`` while the call waits for a decision; ``settled`` is its
+    place in the order the calls settled (``None`` while pending)."""
+
+    index: int
+    tool: str
+    args: Any = None
+    outcome: dict[str, Any] | None = None
+    settled: int | None = None
+    duration_ms: float = 0.0
+    approval: Literal["approved", "rejected", "overridden"] | None = None
+    """The decision this call got, when it needed one."""
+
+
+class RunRecord(BaseModel):
+    """A run that can be resumed (paused) or read back (recorded)."""
+
+    run_id: str
+    version: int = 1
+    """Grows by one at each pause: a token names the version it resumes."""
+    status: RunStatus = "running"
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    code: str
+    tool_call_id: str | None = None
+    limits: dict[str, Any] = Field(default_factory=dict)
+    """The limit overrides the run was started with (``timeout``, ``memory_limit_mb``...)."""
+    seed: int = 0
+    """``Math.random``'s seed: the same numbers on every replay."""
+    clock: list[float] = Field(default_factory=list)
+    """The values ``Date.now()`` / ``new Date()`` gave, in order: replayed before real time."""
+    calls: list[CallRecord] = Field(default_factory=list)
+    pending: list[int] = Field(default_factory=list)
+    """Indexes of the calls waiting for a decision (when paused)."""
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    """The events so far (``{"name", "value"}``), when the run was watched."""
+    result: dict[str, Any] | None = None
+    """The model-facing output, once finished."""
+
+
+class RunSummary(BaseModel):
+    """A run in a listing."""
+
+    run_id: str
+    version: int
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    calls: int
+    pending: int

@@ -1,0 +1,471 @@
+"""Pause and resume by deterministic replay.
+
+A run whose tools may need approval goes through :class:`Approvals`. Every tool is wrapped
+(:func:`intercepted`): while a run is current (a context variable), each call goes through
+its :class:`Replay`, which
+
+* knows each call by its ``callId``, the program's numbering of its calls;
+* answers a call the run's log already holds from the log (after the calls that settled
+  before it in the recorded run, so the program sees the same order), checking that the
+  program made the same call (tool and arguments): a program that does anything else fails
+  with ``ReplayDivergenceError``, never silently;
+* applies the decision taken on a call that was waiting (run it, reject it, or answer it
+  with the given value);
+* runs a new call live and records its outcome; a new call that needs approval waits, and
+  once nothing else is running (the calls of one step have all arrived) the execution stops:
+  the run is saved in the :class:`~.store.ExecutionStore` and a signed token returned.
+
+The program runs with ``Math.random`` seeded by the run and ``Date.now()`` / ``new Date()``
+giving, on replay, the values they gave before (recorded through the report channel), so
+a replay takes the same path. Timers keep real time: a program whose path depends on a race
+between a timer and a tool call may take another path on resume, and then fails with
+``ReplayDivergenceError``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import inspect
+import json
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from pydantic_core import to_jsonable_python
+
+from ..driver import Program
+from ..engine import CALL_ID
+from ..events import Event, EventCallback, now_ms
+from ..results import ExecutionError, ExecutionResult, Paused, PendingCall
+from ..tools import ToolBinding
+from .decisions import Approved, Decision, Overridden, Rejected, rejection_message
+from .models import CallRecord, RunRecord
+from .store import ExecutionStore
+from .tokens import InvalidResumeToken, make_token, read_token
+
+if TYPE_CHECKING:
+    from ..code_mode import CodeMode
+
+MAX_CLOCK_VALUES = 100_000
+"""``Date`` readings recorded per run; later ones are not replayed."""
+DEFAULT_TOKEN_TTL = 24 * 3600.0
+
+_current: contextvars.ContextVar[Replay | None] = contextvars.ContextVar("codemode_replay", default=None)
+
+
+class ResumeError(ValueError):
+    """A resume that cannot go on: the run is unknown, already resumed, or the decisions do
+    not match its pending calls."""
+
+
+# -- the program, made deterministic ------------------------------------------------------
+
+_PRELUDE = (
+    "((channel, seed, clock, max) => {"
+    " let a = seed >>> 0, b = Math.floor(seed / 4294967296) ^ 0x9e3779b9, c = 0x243f6a88, d = 0xb7e15162;"
+    " const next = () => { a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0; let t = (a + b) | 0;"
+    " a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (c << 21) | (c >>> 11); d = (d + 1) | 0;"
+    " t = (t + d) | 0; c = (c + t) | 0; return (t >>> 0) / 4294967296; };"
+    " for (let k = 0; k < 15; k++) next();"
+    " Math.random = function random() { return next(); };"
+    " const RealDate = Date, realNow = Date.now; let i = 0;"
+    " const now = () => { if (i < clock.length) return clock[i++]; i++; const t = realNow();"
+    " if (i <= max) channel('d ' + t); return t; };"
+    " const CodemodeDate = function Date(...args) {"
+    " if (new.target === undefined) return new RealDate(now()).toString();"
+    " return Reflect.construct(RealDate, args.length ? args : [now()], new.target); };"
+    " CodemodeDate.prototype = RealDate.prototype; CodemodeDate.now = function now_() { return now(); };"
+    " CodemodeDate.parse = RealDate.parse; CodemodeDate.UTC = RealDate.UTC; globalThis.Date = CodemodeDate;"
+    " })(__codemode_channel, {seed}, {clock}, {max}); __codemode_channel = undefined;"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shifted(Program):
+    """A program behind one line of host code: positions map one line up, then as before."""
+
+    inner: Program | None = None
+
+    def original_position(self, line: int, column: int) -> tuple[int, int]:
+        assert self.inner is not None
+        return self.inner.original_position(max(1, line - 1), column if line > 1 else 1)
+
+
+def deterministic(program: Program, seed: int, clock: Sequence[float]) -> Program:
+    """``program`` with ``Math.random`` seeded and ``Date`` replaying ``clock`` first."""
+    prelude = (
+        _PRELUDE.replace("{seed}", str(seed))
+        .replace("{clock}", json.dumps(list(clock)))
+        .replace("{max}", str(MAX_CLOCK_VALUES))
+    )
+    return _Shifted(prelude + "\n" + program.javascript, program.source, None, program)
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=str)
+
+
+class _Stop(Exception):
+    """Internal: the run stops (paused or diverged); the execution is cancelled."""
+
+
+class Replay:
+    """The state of one execution of a run: the log it replays, the decisions it applies,
+    what it records."""
+
+    def __init__(self, record: RunRecord, decisions: Mapping[int, Decision]) -> None:
+        self.record = record
+        self.logged = {call.index: call for call in record.calls}
+        self.decisions = dict(decisions)
+        self.made = 0  # calls made by this execution
+        self.released = 0  # logged outcomes given back so far
+        self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None)
+        self.settles = self.logged_outcomes  # settle order of the next live outcome
+        self.live = 0  # calls running now
+        self.waiting: list[CallRecord] = []  # new calls that wait for a decision
+        self.diverged: str | None = None
+        self.paused = False
+        self.scope: anyio.CancelScope | None = None
+        self._changed = anyio.Event()
+        record.pending = []
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _after(self, settled: int) -> None:
+        """Wait until the logged outcomes that settled before ``settled`` were given back."""
+        while self.released < settled - 1:
+            await self._changed.wait()
+
+    def _stop(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()
+
+    async def _diverge(self, message: str) -> None:
+        self.diverged = message
+        # Stopped from a later turn of the loop: a call's first step may run inside the
+        # engine's own step, where the execution's task cannot take the cancellation yet.
+        await anyio.sleep(0)
+        self._stop()
+        await anyio.sleep_forever()
+
+    def on_report(self, line: str) -> Event | None:
+        """The program's report channel: the ``Date`` readings it makes past the log."""
+        if line.startswith("d ") and len(self.record.clock) < MAX_CLOCK_VALUES:
+            try:
+                self.record.clock.append(float(line[2:]))
+            except ValueError:
+                pass
+        return None
+
+    async def call(self, binding: ToolBinding, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
+        self.made += 1
+        index = CALL_ID.get()  # the program's numbering of its calls, whatever order they start in
+        sent = _json(args)
+        logged = self.logged.get(index)
+        if logged is not None:
+            if logged.tool != binding.name or logged.args != sent:
+                await self._diverge(
+                    f"the program took another path on resume: its call {index} was "
+                    f"external_{logged.tool}({json.dumps(logged.args)}) when it paused, and is "
+                    f"external_{binding.name}({json.dumps(sent)}) now"
+                )
+            if logged.outcome is not None:
+                assert logged.settled is not None
+                await self._after(logged.settled)
+                self.released += 1
+                self._notify()
+                if "error" in logged.outcome:
+                    raise _Recorded(str(logged.outcome["error"]))
+                return logged.outcome.get("result")
+            await self._after(self.logged_outcomes + 1)
+            return await self._decided(binding, args, logged, run)
+        record = CallRecord(index=index, tool=binding.name, args=sent)
+        self.record.calls.append(record)
+        if binding.needs_approval(args):
+            self.waiting.append(record)
+            await self._pause_when_idle()
+        return await self._live(record, args, run)
+
+    async def _decided(
+        self, binding: ToolBinding, args: Any, record: CallRecord, run: Callable[[Any], Awaitable[Any]]
+    ) -> Any:
+        decision = self.decisions[record.index]
+        if isinstance(decision, Rejected):
+            record.approval = "rejected"
+            message = rejection_message(binding.sandbox_name, decision)
+            self._settle(record, {"error": message}, 0.0)
+            raise _Recorded(message)
+        if isinstance(decision, Overridden):
+            record.approval = "overridden"
+            self._settle(record, {"result": _json(decision.value)}, 0.0)
+            return decision.value
+        record.approval = "approved"
+        return await self._live(record, args, run)
+
+    async def _live(self, record: CallRecord, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
+        self.live += 1
+        started = time.perf_counter()
+        try:
+            result = await run(args)
+        except BaseException as e:
+            if not isinstance(e, anyio.get_cancelled_exc_class()):
+                self._settle(record, {"error": str(e)}, (time.perf_counter() - started) * 1000)
+            raise
+        else:
+            self._settle(record, {"result": _json(result)}, (time.perf_counter() - started) * 1000)
+            return result
+        finally:
+            self.live -= 1
+            self._notify()
+
+    def _settle(self, record: CallRecord, outcome: dict[str, Any], duration_ms: float) -> None:
+        self.settles += 1
+        record.outcome = outcome
+        record.settled = self.settles
+        record.duration_ms = duration_ms
+
+    async def _pause_when_idle(self) -> None:
+        """Stop the execution once no call is running and the engine has handed over every
+        call of its step (a few turns of the event loop); never returns."""
+        while True:
+            while self.live > 0:
+                await self._changed.wait()
+            for _ in range(5):
+                await anyio.sleep(0)
+            if self.live == 0:
+                break
+        self.paused = True
+        self.waiting.sort(key=lambda call: call.index)
+        self.record.calls.sort(key=lambda call: call.index)
+        self.record.pending = [call.index for call in self.waiting]
+        self._stop()
+        await anyio.sleep_forever()
+
+
+class _Recorded(Exception):
+    """A tool call's recorded failure (or a rejection), given back to the program as its ToolError."""
+
+
+def intercepted(binding: ToolBinding) -> ToolBinding:
+    """``binding`` with its calls going through the current run's :class:`Replay` (if any)."""
+    handler = binding.handler
+    is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        type(handler).__dict__.get("__call__")
+    )
+
+    async def run(args: Any) -> Any:
+        if is_async:
+            return await handler(args)  # type: ignore[misc]
+        return await anyio.to_thread.run_sync(handler, args)
+
+    async def through_replay(args: Any) -> Any:
+        replay = _current.get()
+        if replay is None:
+            return await run(args)
+        return await replay.call(binding, args, run)
+
+    return dataclasses.replace(binding, handler=through_replay)
+
+
+# -- the code mode's side -----------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Approvals:
+    """How a code mode pauses and resumes: its store, its signing key, its tokens' lifetime."""
+
+    store: ExecutionStore
+    key: bytes
+    token_ttl: float = DEFAULT_TOKEN_TTL
+
+    async def execute(
+        self,
+        cm: CodeMode,
+        code: str,
+        *,
+        tool_call_id: str | None,
+        on_event: EventCallback | None,
+        limit_overrides: dict[str, Any],
+    ) -> ExecutionResult:
+        """Run ``code`` as a new run that may pause."""
+        record = RunRecord(
+            run_id=str(uuid.uuid4()),
+            code=code,
+            tool_call_id=tool_call_id,
+            limits=limit_overrides,
+            seed=secrets.randbits(53),
+        )
+        return await self._run(cm, record, {}, on_event)
+
+    async def resume(
+        self,
+        cm: CodeMode,
+        token: str,
+        decisions: Mapping[int | str, Decision],
+        *,
+        on_event: EventCallback | None,
+    ) -> ExecutionResult:
+        """Continue the paused run ``token`` names, with a decision for each pending call."""
+        claims = read_token(self.key, token)
+        record = await self.store.claim(claims.run_id, claims.version)
+        if record is None:
+            raise ResumeError("this run is unknown here, or was already resumed with this token")
+        try:
+            chosen = _decisions(record, decisions)
+        except ResumeError:
+            await self.store.release(claims.run_id, claims.version)
+            raise
+        return await self._run(cm, record, chosen, on_event)
+
+    async def _run(
+        self,
+        cm: CodeMode,
+        record: RunRecord,
+        decisions: Mapping[int, Decision],
+        on_event: EventCallback | None,
+    ) -> ExecutionResult:
+        from .. import _core
+        from ..code_mode import _syntax_failure, compile_typescript
+
+        started = time.perf_counter()
+        replay = Replay(record, decisions)
+        events: list[dict[str, Any]] = [e for e in record.events if e["name"] != "code_mode:execution_paused"]
+        # The replayed part of the execution repeats the recorded events (an answer from the
+        # log may come a little earlier among them than it did): each is matched to one
+        # recorded event, looked for near the first not yet matched, and is not passed on.
+        unmatched = list(events)
+        head = 0
+        logs = [str(e["value"].get("text", "")) for e in events if e["name"] == "code_mode:console"]
+
+        async def watch(event: Event) -> None:
+            nonlocal head
+            if event.name == "code_mode:execution_finished" and (replay.paused or replay.diverged):
+                return  # the run did not finish: it paused (or diverged), said below
+            while head < len(unmatched) and unmatched[head] is None:
+                head += 1
+            for at in range(head, min(head + _MATCH_WINDOW, len(unmatched))):
+                candidate = unmatched[at]
+                if candidate is not None and _same(candidate, event):
+                    unmatched[at] = None
+                    return
+            events.append({"name": event.name, "value": event.value})
+            if event.name == "code_mode:console":
+                logs.append(str(event.value.get("text", "")))
+            if on_event is not None:
+                await _emit(on_event, event)
+
+        try:
+            program = compile_typescript(record.code)
+        except _core.TypeScriptSyntaxError as e:
+            return await _syntax_failure(e, started, record.tool_call_id, on_event)
+        result: ExecutionResult | None = None
+        token = _current.set(replay)
+        try:
+            with anyio.CancelScope() as scope:
+                replay.scope = scope
+                result = await cm.execute_program(
+                    deterministic(program, record.seed, record.clock),
+                    tool_call_id=record.tool_call_id,
+                    on_event=watch,
+                    on_report=replay.on_report,
+                    **record.limits,
+                )
+        finally:
+            _current.reset(token)
+        duration_ms = (time.perf_counter() - started) * 1000
+        if replay.diverged is not None:
+            error = ExecutionError(kind="runtime", name="ReplayDivergenceError", message=replay.diverged)
+            result = ExecutionResult(
+                success=False, error=error, logs=logs, duration_ms=duration_ms, tool_calls=replay.made
+            )
+            if on_event is not None:
+                value = {
+                    "success": False,
+                    "error": error.model_dump(exclude_none=True),
+                    "duration_ms": duration_ms,
+                }
+                await _emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
+        elif replay.paused:
+            record.version += 1
+            record.status = "paused"
+            pending = [_pending(call) for call in replay.waiting]
+            value = _stamped({"pending": [call.model_dump() for call in pending]}, record)
+            paused_event = Event("code_mode:execution_paused", value)
+            record.events = [*events, {"name": paused_event.name, "value": paused_event.value}]
+            await self.store.save(record)
+            if on_event is not None:
+                await _emit(on_event, paused_event)
+            text, expires_at = make_token(self.key, record.run_id, record.version, self.token_ttl)
+            paused = Paused(
+                token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events
+            )
+            return ExecutionResult(
+                success=False, logs=logs, duration_ms=duration_ms, tool_calls=replay.made, paused=paused
+            )
+        assert result is not None
+        if record.version > 1 or record.status != "running":
+            record.status = "finished"
+            record.events = events
+            record.result = result.to_tool_output()
+            await self.store.save(record)
+        return result
+
+
+def _stamped(value: dict[str, Any], record: RunRecord) -> dict[str, Any]:
+    return {**value, "toolCallId": record.tool_call_id, "timestamp": now_ms()}
+
+
+async def _emit(on_event: EventCallback, event: Event) -> None:
+    outcome = on_event(event)
+    if inspect.isawaitable(outcome):
+        await outcome
+
+
+_VOLATILE = frozenset({"timestamp", "duration_ms", "callId", "toolCallId"})
+_MATCH_WINDOW = 256
+"""How far past the first unmatched recorded event a replayed one is looked for."""
+
+
+def _same(recorded: dict[str, Any], event: Event) -> bool:
+    """Whether ``event`` repeats ``recorded`` (the same event of the replayed part of a run)."""
+    if recorded["name"] != event.name:
+        return False
+    value = recorded["value"]
+    keys = (value.keys() | event.value.keys()) - _VOLATILE
+    return all(value.get(key) == event.value.get(key) for key in keys)
+
+
+def _pending(call: CallRecord) -> PendingCall:
+    return PendingCall(call_id=call.index, tool=call.tool, function=f"external_{call.tool}", args=call.args)
+
+
+def _decisions(record: RunRecord, decisions: Mapping[int | str, Decision]) -> dict[int, Decision]:
+    chosen: dict[int, Decision] = {}
+    for key, decision in decisions.items():
+        try:
+            index = int(key)
+        except (TypeError, ValueError):
+            raise ResumeError(f"a decision's key must be a pending call's id, not {key!r}") from None
+        if not isinstance(decision, Approved | Rejected | Overridden):
+            raise ResumeError(f"the decision on call {index} is not approve(), reject() or override()")
+        chosen[index] = decision
+    pending = set(record.pending)
+    if set(chosen) != pending:
+        missing = sorted(pending - set(chosen))
+        extra = sorted(set(chosen) - pending)
+        parts = [f"no decision on call {', '.join(map(str, missing))}"] if missing else []
+        parts += [f"call {', '.join(map(str, extra))} is not waiting"] if extra else []
+        raise ResumeError(f"the decisions do not match the pending calls: {'; '.join(parts)}")
+    return chosen
+
+
+__all__ = ["Approvals", "InvalidResumeToken", "Replay", "ResumeError", "deterministic", "intercepted"]
