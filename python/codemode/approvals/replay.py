@@ -129,21 +129,35 @@ class Replay:
         self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None)
         self.settles = self.logged_outcomes  # settle order of the next live outcome
         self.live = 0  # calls running now
-        self.waiting: list[CallRecord] = []  # new calls that wait for a decision
+        self.new: list[_Call] = []  # calls past the log, made by this execution
+        self.from_log: set[int] = set()  # calls answered from the log
+        self.waiting: list[_Call] = []  # new calls that wait for a decision
         self.diverged: str | None = None
         self.paused = False
         self.scope: anyio.CancelScope | None = None
-        self._changed = anyio.Event()
+        self._changed: anyio.Event | None = None  # made when something waits for a change
         record.pending = []
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def _changes(self) -> None:
+        """Wait for the next call to settle or be given back."""
+        if self._changed is None:
+            self._changed = anyio.Event()
+        await self._changed.wait()
 
     async def _after(self, settled: int) -> None:
         """Wait until the logged outcomes that settled before ``settled`` were given back."""
         while self.released < settled - 1:
-            await self._changed.wait()
+            await self._changes()
+
+    def calls(self) -> list[CallRecord]:
+        """Every call of the run so far: the logged ones, then this execution's new ones."""
+        made = [call.to_record() for call in self.new]
+        return sorted([*self.record.calls, *made], key=lambda call: call.index)
 
     def _stop(self) -> None:
         if self.scope is not None:
@@ -181,6 +195,7 @@ class Replay:
             if logged.outcome is not None:
                 assert logged.settled is not None
                 await self._after(logged.settled)
+                self.from_log.add(index)
                 self.released += 1
                 self._notify()
                 if "error" in logged.outcome:
@@ -188,9 +203,9 @@ class Replay:
                 return logged.outcome.get("result")
             await self._after(self.logged_outcomes + 1)
             return await self._decided(binding, args, logged, run)
-        record = CallRecord(index=index, tool=binding.name, args=sent)
-        self.record.calls.append(record)
-        if binding.needs_approval(args):
+        record = _Call(index, binding.name, sent)
+        self.new.append(record)
+        if binding.requires_approval and binding.needs_approval(args):
             self.waiting.append(record)
             await self._pause_when_idle()
         return await self._live(record, args, run)
@@ -211,7 +226,7 @@ class Replay:
         record.approval = "approved"
         return await self._live(record, args, run)
 
-    async def _live(self, record: CallRecord, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def _live(self, record: CallRecord | _Call, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
         self.live += 1
         started = time.perf_counter()
         try:
@@ -227,7 +242,7 @@ class Replay:
             self.live -= 1
             self._notify()
 
-    def _settle(self, record: CallRecord, outcome: dict[str, Any], duration_ms: float) -> None:
+    def _settle(self, record: CallRecord | _Call, outcome: dict[str, Any], duration_ms: float) -> None:
         self.settles += 1
         record.outcome = outcome
         record.settled = self.settles
@@ -238,17 +253,40 @@ class Replay:
         call of its step (a few turns of the event loop); never returns."""
         while True:
             while self.live > 0:
-                await self._changed.wait()
+                await self._changes()
             for _ in range(5):
                 await anyio.sleep(0)
             if self.live == 0:
                 break
         self.paused = True
         self.waiting.sort(key=lambda call: call.index)
-        self.record.calls.sort(key=lambda call: call.index)
         self.record.pending = [call.index for call in self.waiting]
         self._stop()
         await anyio.sleep_forever()
+
+
+class _Call:
+    """A call past the log, while the execution runs (a :class:`CallRecord` when saved)."""
+
+    __slots__ = ("args", "duration_ms", "index", "outcome", "settled", "tool")
+
+    def __init__(self, index: int, tool: str, args: Any) -> None:
+        self.index = index
+        self.tool = tool
+        self.args = args
+        self.outcome: dict[str, Any] | None = None
+        self.settled: int | None = None
+        self.duration_ms = 0.0
+
+    def to_record(self) -> CallRecord:
+        return CallRecord(
+            index=self.index,
+            tool=self.tool,
+            args=self.args,
+            outcome=self.outcome,
+            settled=self.settled,
+            duration_ms=self.duration_ms,
+        )
 
 
 class _Recorded(Exception):
@@ -262,10 +300,10 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
         type(handler).__dict__.get("__call__")
     )
 
-    async def run(args: Any) -> Any:
-        if is_async:
-            return await handler(args)  # type: ignore[misc]
+    async def in_thread(args: Any) -> Any:
         return await anyio.to_thread.run_sync(handler, args)
+
+    run: Callable[[Any], Awaitable[Any]] = handler if is_async else in_thread  # type: ignore[assignment]
 
     async def through_replay(args: Any) -> Any:
         replay = _current.get()
@@ -350,13 +388,16 @@ class Approvals:
             nonlocal head
             if event.name == "code_mode:execution_finished" and (replay.paused or replay.diverged):
                 return  # the run did not finish: it paused (or diverged), said below
-            while head < len(unmatched) and unmatched[head] is None:
-                head += 1
-            for at in range(head, min(head + _MATCH_WINDOW, len(unmatched))):
-                candidate = unmatched[at]
-                if candidate is not None and _same(candidate, event):
-                    unmatched[at] = None
-                    return
+            if unmatched:
+                while head < len(unmatched) and unmatched[head] is None:
+                    head += 1
+                for at in range(head, min(head + _MATCH_WINDOW, len(unmatched))):
+                    candidate = unmatched[at]
+                    if candidate is not None and _same(candidate, event):
+                        unmatched[at] = None
+                        return
+            elif replay.logged and _replayed_call(event, replay):
+                return  # the execution before the pause was not watched: its calls are known
             events.append({"name": event.name, "value": event.value})
             if event.name == "code_mode:console":
                 logs.append(str(event.value.get("text", "")))
@@ -375,7 +416,8 @@ class Approvals:
                 result = await cm.execute_program(
                     deterministic(program, record.seed, record.clock),
                     tool_call_id=record.tool_call_id,
-                    on_event=watch,
+                    # events cost a few microseconds a call: only for a watched execution
+                    on_event=watch if on_event is not None else None,
                     on_report=replay.on_report,
                     **record.limits,
                 )
@@ -401,6 +443,7 @@ class Approvals:
             value = _stamped({"pending": [call.model_dump() for call in pending]}, record)
             paused_event = Event("code_mode:execution_paused", value)
             record.events = [*events, {"name": paused_event.name, "value": paused_event.value}]
+            record.calls = replay.calls()
             await self.store.save(record)
             if on_event is not None:
                 await _emit(on_event, paused_event)
@@ -415,9 +458,21 @@ class Approvals:
         if record.version > 1 or record.status != "running":
             record.status = "finished"
             record.events = events
+            record.calls = replay.calls()
             record.result = result.to_tool_output()
             await self.store.save(record)
         return result
+
+
+def _replayed_call(event: Event, replay: Replay) -> bool:
+    """Whether ``event`` repeats what the unwatched execution before the pause did: its start,
+    its calls, and the answers the log gives back (a decided call's answer is new)."""
+    if event.name == "code_mode:execution_started":
+        return True
+    if not event.name.startswith("code_mode:external_"):
+        return False
+    index = event.value.get("callId", 0)
+    return index in replay.logged if event.name == "code_mode:external_call" else index in replay.from_log
 
 
 def _stamped(value: dict[str, Any], record: RunRecord) -> dict[str, Any]:
@@ -444,7 +499,7 @@ def _same(recorded: dict[str, Any], event: Event) -> bool:
     return all(value.get(key) == event.value.get(key) for key in keys)
 
 
-def _pending(call: CallRecord) -> PendingCall:
+def _pending(call: _Call) -> PendingCall:
     return PendingCall(call_id=call.index, tool=call.tool, function=f"external_{call.tool}", args=call.args)
 
 

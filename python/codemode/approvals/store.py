@@ -125,43 +125,50 @@ def as_utc(moment: datetime) -> datetime:
 def with_status(record: RunRecord, status: RunStatus, updated_at: datetime | None = None) -> RunRecord:
     """A copy of ``record`` with ``status`` and ``updated_at`` (now unless given)."""
     moment = updated_at if updated_at is not None else utc_now()
-    return record.model_copy(update={"status": status, "updated_at": moment}, deep=True)
+    return record.model_copy(update={"status": status, "updated_at": moment})
 
 
 class MemoryExecutionStore(ExecutionStoreBase):
     """An :class:`ExecutionStore` in a dict: for tests and one process (gone when it ends).
 
-    A lock makes each method atomic across threads; records go in and come out as deep copies.
+    A lock makes each method atomic across threads. Records are kept as their JSON, as the
+    other stores keep them: what goes in and what comes out share nothing, and a copy costs
+    pydantic's JSON, not a deep copy of Python objects.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: dict[str, RunRecord] = {}
+        self._records: dict[str, str] = {}
+
+    def _get(self, run_id: str) -> RunRecord | None:
+        text = self._records.get(run_id)
+        return RunRecord.model_validate_json(text) if text is not None else None
 
     async def save(self, record: RunRecord) -> None:
-        stored = record.model_copy(update={"updated_at": utc_now()}, deep=True)
+        stored = record.model_copy(update={"updated_at": utc_now()})
+        text = stored.model_dump_json()
         with self._lock:
-            self._records[stored.run_id] = stored
+            self._records[stored.run_id] = text
 
     async def load(self, run_id: str) -> RunRecord | None:
         with self._lock:
-            record = self._records.get(run_id)
-            return record.model_copy(deep=True) if record is not None else None
+            return self._get(run_id)
 
     async def claim(self, run_id: str, version: int) -> RunRecord | None:
         with self._lock:
-            record = self._records.get(run_id)
+            record = self._get(run_id)
             if record is None or record.status != "paused" or record.version != version:
                 return None
-            claimed = self._records[run_id] = with_status(record, "resuming")
-            return claimed.model_copy(deep=True)
+            claimed = with_status(record, "resuming")
+            self._records[run_id] = claimed.model_dump_json()
+            return claimed
 
     async def release(self, run_id: str, version: int) -> bool:
         with self._lock:
-            record = self._records.get(run_id)
+            record = self._get(run_id)
             if record is None or record.status != "resuming" or record.version != version:
                 return False
-            self._records[run_id] = with_status(record, "paused")
+            self._records[run_id] = with_status(record, "paused").model_dump_json()
             return True
 
     async def delete(self, run_id: str) -> bool:
@@ -170,11 +177,8 @@ class MemoryExecutionStore(ExecutionStoreBase):
 
     async def list(self, *, limit: int = 50, status: RunStatus | None = None) -> list[RunSummary]:
         with self._lock:
-            summaries = [
-                summarize(record)
-                for record in self._records.values()
-                if status is None or record.status == status
-            ]
+            records = [RunRecord.model_validate_json(text) for text in self._records.values()]
+        summaries = [summarize(record) for record in records if status is None or record.status == status]
         summaries.sort(key=lambda summary: summary.run_id)
         summaries.sort(key=lambda summary: as_utc(summary.updated_at), reverse=True)
         return summaries[: max(limit, 0)]
