@@ -183,9 +183,9 @@ class Replay:
     async def call(self, binding: ToolBinding, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
         self.made += 1
         index = CALL_ID.get()  # the program's numbering of its calls, whatever order they start in
-        sent = _json(args)
         logged = self.logged.get(index)
         if logged is not None:
+            sent = _json(args)
             if logged.tool != binding.name or logged.args != sent:
                 await self._diverge(
                     f"the program took another path on resume: its call {index} was "
@@ -203,7 +203,8 @@ class Replay:
                 return logged.outcome.get("result")
             await self._after(self.logged_outcomes + 1)
             return await self._decided(binding, args, logged, run)
-        record = _Call(index, binding.name, sent)
+        # Kept as they are and made JSON when the run is saved (most runs never are).
+        record = _Call(index, binding.name, args)
         self.new.append(record)
         if binding.requires_approval and binding.needs_approval(args):
             self.waiting.append(record)
@@ -236,7 +237,7 @@ class Replay:
                 self._settle(record, {"error": str(e)}, (time.perf_counter() - started) * 1000)
             raise
         else:
-            self._settle(record, {"result": _json(result)}, (time.perf_counter() - started) * 1000)
+            self._settle(record, {"result": result}, (time.perf_counter() - started) * 1000)
             return result
         finally:
             self.live -= 1
@@ -282,8 +283,8 @@ class _Call:
         return CallRecord(
             index=self.index,
             tool=self.tool,
-            args=self.args,
-            outcome=self.outcome,
+            args=_json(self.args),
+            outcome=_json(self.outcome),
             settled=self.settled,
             duration_ms=self.duration_ms,
         )
@@ -500,7 +501,9 @@ def _same(recorded: dict[str, Any], event: Event) -> bool:
 
 
 def _pending(call: _Call) -> PendingCall:
-    return PendingCall(call_id=call.index, tool=call.tool, function=f"external_{call.tool}", args=call.args)
+    return PendingCall(
+        call_id=call.index, tool=call.tool, function=f"external_{call.tool}", args=_json(call.args)
+    )
 
 
 def _decisions(record: RunRecord, decisions: Mapping[int | str, Decision]) -> dict[int, Decision]:
