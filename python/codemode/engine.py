@@ -38,7 +38,8 @@ TIMEOUT = ("timeout", "TimeoutError", "", [])
 
 CALL_ID: contextvars.ContextVar[int] = contextvars.ContextVar("codemode_call_id", default=0)
 """The id of the tool call a handler runs for (its ``callId``: the program's calls are
-numbered in the order it makes them), set when the handler is called."""
+numbered in the order it makes them), set when the handler is called if it has a true
+``wants_call_id`` attribute."""
 
 ReportCallback = Callable[[str], "Event | None"]
 """Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
@@ -57,6 +58,8 @@ class EngineContext:
         self._names = [b.name for b in self._bindings]
         prechecks = [b.precheck_schema for b in self._bindings]
         self._prechecks = _core.InputChecks(prechecks) if any(prechecks) else None
+        # Handlers that read CALL_ID say so (``wants_call_id``): only then is it set, per call.
+        self._call_ids = any(getattr(b.handler, "wants_call_id", False) for b in self._bindings)
         self.limits = limits
         self._inline_slice = inline_slice
         self._disposed = False
@@ -151,6 +154,7 @@ class EngineRun:
         self.bindings = context._bindings
         self.names = context._names
         self.prechecks = context._prechecks
+        self.call_ids = context._call_ids
         self.inline_slice = context._inline_slice
         self.program = program
         self.limits = limits
@@ -245,7 +249,7 @@ class EngineRun:
                 self._settle(call_id, binding, 0.0, error=(SETTLE_INVALID, str(e)), launched=False)
                 continue
             self.running += 1
-            token = CALL_ID.set(call_id)
+            token = CALL_ID.set(call_id) if self.call_ids else None
             try:
                 done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
             except _PROPAGATE:
@@ -254,7 +258,8 @@ class EngineRun:
                 self._settle(call_id, binding, 0.0, error=_tool_error(e))
                 continue
             finally:
-                CALL_ID.reset(token)
+                if token is not None:
+                    CALL_ID.reset(token)
             if not done:
                 self._track(outcome, functools.partial(self._task_done, call_id, binding, 0.0))
                 continue
@@ -302,7 +307,7 @@ class EngineRun:
                 self._track(_start_eagerly(self.loop, coro)[1])
             return
         # asyncio and an async handler: its first step runs now, usually to the end.
-        token = CALL_ID.set(call_id)
+        token = CALL_ID.set(call_id) if self.call_ids else None
         try:
             done, outcome = _start_eagerly(self.loop, binding.handler(args))
         except _PROPAGATE:
@@ -311,7 +316,8 @@ class EngineRun:
             self._settle(call_id, binding, started, error=_tool_error(e))
             return
         finally:
-            CALL_ID.reset(token)
+            if token is not None:
+                CALL_ID.reset(token)
         if done:
             self._settle(call_id, binding, started, result=outcome)
         else:
@@ -338,7 +344,8 @@ class EngineRun:
             self._settle(call_id, binding, started, error=_tool_error(error))
 
     async def _call(self, call_id: int, binding: ToolBinding, args: Any, started: float) -> None:
-        CALL_ID.set(call_id)  # this task's own context
+        if self.call_ids:
+            CALL_ID.set(call_id)  # this task's own context
         try:
             if binding.is_async:
                 result = await binding.handler(args)  # type: ignore[misc]

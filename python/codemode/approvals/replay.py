@@ -312,6 +312,7 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
             return await run(args)
         return await replay.call(binding, args, run)
 
+    through_replay.wants_call_id = True  # type: ignore[attr-defined]  # see engine.CALL_ID
     return dataclasses.replace(binding, handler=through_replay)
 
 
