@@ -208,9 +208,7 @@ async def test_golden_failing_program_still_finishes_the_run(cm: codemode.CodeMo
     assert output["success"] is False and output["error"]["kind"] == "runtime"
     assert output["error"]["line"] == 2
     # error columns are engine-specific (docs/engines.md): one golden file per engine
-    name = (
-        "runtime_error.v8.run.json" if runs_on_v8(cm.driver) else "runtime_error.run.json"
-    )
+    name = "runtime_error.v8.run.json" if runs_on_v8(cm.driver) else "runtime_error.run.json"
     _check_golden(name, _golden_json([_dump(e) for e in events]))
 
 
@@ -255,11 +253,12 @@ async def test_events_are_live(driver: codemode.IsolateDriver) -> None:
 async def test_a_host_exception_ends_the_run_with_run_error(
     cm: codemode.CodeMode, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(code: str, **kwargs: Any) -> AsyncIterator[Any]:
-        yield codemode.Event("code_mode:execution_started", {"toolCallId": "c", "timestamp": 1.0})
+    async def broken(code: str, *, on_event: Any, **kwargs: Any) -> Any:
+        on_event(codemode.Event("code_mode:execution_started", {"toolCallId": "c", "timestamp": 1.0}))
+        await anyio.sleep(0)
         raise RuntimeError("driver crashed")
 
-    monkeypatch.setattr(cm, "stream", broken)
+    monkeypatch.setattr(cm, "execute", broken)
     events: list[BaseEvent] = []
     with pytest.raises(RuntimeError, match="driver crashed"):
         async for event in ag_ui_events(cm, "return 1", tool_call_id="c", run_id="r", thread_id="t"):
@@ -429,3 +428,54 @@ async def test_example_lifespan_closes_the_code_mode(cm: codemode.CodeMode) -> N
     with anyio.fail_after(5):
         await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+async def test_a_paused_program_ends_the_run_with_interrupts_that_resume_it(
+    driver: codemode.IsolateDriver,
+) -> None:
+    """A program that pauses for approval finishes the AG-UI run with an ``interrupt``
+    outcome (one interrupt per pending call, with its response schema); answering them in the
+    next run (``RunAgentInput.resume``) resumes the program to its ``TOOL_CALL_RESULT``."""
+    from ag_ui.core import ResumeEntry
+
+    from codemode.integrations.ag_ui import DECISION_SCHEMA, ag_ui_resume
+    from tests.approvals import shop
+
+    shop.REFUNDED.clear()
+    cm = codemode.create_code_mode(shop.TOOLS, driver=driver, approval_key=shop.KEY)
+    first = await _collect(ag_ui_events(cm, shop.REFUND_ALL, tool_call_id="tc1", run_id="r1", thread_id="t"))
+    types = [e.type.value for e in first]
+    assert "TOOL_CALL_RESULT" not in types and types[-1] == "RUN_FINISHED"
+    outcome = first[-1].outcome
+    assert outcome is not None and outcome.type == "interrupt"
+    interrupts = outcome.interrupts
+    assert [(i.metadata["callId"], i.metadata["args"]["order_id"]) for i in interrupts] == [
+        (5, "o-2"),
+        (6, "o-3"),
+    ]
+    assert all(i.tool_call_id == "tc1" and i.response_schema == DECISION_SCHEMA for i in interrupts)
+    assert "external_refund" in interrupts[0].message and interrupts[0].expires_at
+    paused_event = [e for e in first if e.type.value == "CUSTOM" and e.name == "code_mode:execution_paused"]
+    assert len(paused_event) == 1
+
+    answers = [
+        ResumeEntry(interrupt_id=interrupts[0].id, status="resolved", payload={"approved": True}),
+        ResumeEntry(
+            interrupt_id=interrupts[1].id, status="resolved", payload={"approved": False, "reason": "no"}
+        ),
+    ]
+    second = await _collect(ag_ui_resume(cm, answers, tool_call_id="tc1", run_id="r2", thread_id="t"))
+    assert [e.type.value for e in second][0] == "RUN_STARTED" and second[-1].outcome is None
+    (result,) = [e for e in second if e.type.value == "TOOL_CALL_RESULT"]
+    output = json.loads(result.content)
+    assert output["result"] == [
+        "refunded o-1",
+        "refunded o-2",
+        "failed: external_refund was rejected by a person: no",
+    ]
+    assert shop.REFUNDED == ["o-1", "o-2"]
+    with pytest.raises(codemode.ResumeError):  # the same answers again: the pause was spent
+        await _collect(ag_ui_resume(cm, answers, tool_call_id="tc1"))

@@ -32,18 +32,23 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
+from datetime import datetime, timezone
 from typing import Any
 
+import anyio
 from pydantic_core import to_jsonable_python
 
 try:
     from ag_ui.core import (
         BaseEvent,
         CustomEvent,
+        Interrupt,
+        ResumeEntry,
         RunErrorEvent,
         RunFinishedEvent,
+        RunFinishedInterruptOutcome,
         RunStartedEvent,
         ToolCallArgsEvent,
         ToolCallEndEvent,
@@ -56,12 +61,13 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "codemode.integrations.ag_ui needs the ag-ui-protocol package: pip install 'codemode[ag-ui]'"
     ) from e
 
+from ..approvals import Decision, ResumeError, approve, override, reject
 from ..code_mode import CodeMode
-from ..events import Event, now_ms
+from ..events import Event, EventCallback, now_ms
 from ..prompt import TOOL_NAME
-from ..results import ExecutionResult
+from ..results import ExecutionResult, Paused
 
-__all__ = ["SSE_CONTENT_TYPE", "ag_ui_events", "sse_stream", "to_ag_ui"]
+__all__ = ["DECISION_SCHEMA", "SSE_CONTENT_TYPE", "ag_ui_events", "ag_ui_resume", "sse_stream", "to_ag_ui"]
 
 SSE_CONTENT_TYPE: str = EventEncoder().get_content_type()
 """The ``Content-Type`` of :func:`sse_stream`'s output (``text/event-stream``)."""
@@ -100,21 +106,77 @@ async def ag_ui_events(
     raises, before the exception propagates). ``limit_overrides`` (``timeout=``,
     ``memory_limit_mb=``, ...) apply to this execution, as in ``cm.execute``.
     """
+
+    def start(on_event: EventCallback) -> Awaitable[ExecutionResult]:
+        return cm.execute(code, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides)
+
+    def opening() -> list[BaseEvent]:
+        return _tool_call_opening(code, tool_call_id, parent_message_id) if lifecycle else []
+
+    async for event in _run(start, opening, tool_call_id, lifecycle, run_id, thread_id):
+        yield event
+
+
+async def ag_ui_resume(
+    cm: CodeMode,
+    resume: Sequence[ResumeEntry],
+    *,
+    tool_call_id: str,
+    run_id: str | None = None,
+    thread_id: str | None = None,
+    lifecycle: bool = True,
+) -> AsyncIterator[BaseEvent]:
+    """Resume a program paused for approval with the frontend's answers to its interrupts.
+
+    ``resume`` is ``RunAgentInput.resume``: one ``ResumeEntry`` per interrupt of the paused
+    run's ``RUN_FINISHED`` (``status="resolved"`` with ``payload={"approved": true}``, or
+    ``{"approved": false, "reason": ...}``, or ``{"override": value}``; ``"cancelled"``
+    rejects). The events are those of :func:`ag_ui_events` for the rest of the program (no
+    ``TOOL_CALL_START`` again: it is the same tool call), ending with its ``TOOL_CALL_RESULT``,
+    or with new interrupts. Raises ``codemode.InvalidResumeToken`` / ``codemode.ResumeError``
+    (as ``RUN_ERROR`` first, in a run) for answers that do not resume a pause.
+    """
+    token, decisions = _decisions_of(resume)
+
+    def start(on_event: EventCallback) -> Awaitable[ExecutionResult]:
+        return cm.resume(token, decisions, on_event=on_event)
+
+    async for event in _run(start, list, tool_call_id, lifecycle, run_id, thread_id):
+        yield event
+
+
+async def _run(
+    start: Callable[[EventCallback], Awaitable[ExecutionResult]],
+    opening: Callable[[], list[BaseEvent]],
+    tool_call_id: str,
+    lifecycle: bool,
+    run_id: str | None,
+    thread_id: str | None,
+) -> AsyncIterator[BaseEvent]:
+    """The run's events around the execution's: ``RUN_STARTED`` ... ``RUN_FINISHED`` (with the
+    interrupts of a paused program as its outcome) when in a run."""
     in_run = run_id is not None or thread_id is not None
     run_id = run_id or str(uuid.uuid4())
     thread_id = thread_id or str(uuid.uuid4())
     if in_run:
         yield RunStartedEvent(thread_id=thread_id, run_id=run_id, timestamp=_now())
+    paused: list[Paused] = []
     try:
-        events = _execution_events(cm, code, tool_call_id, lifecycle, parent_message_id, limit_overrides)
-        async for event in events:
+        for event in opening():
+            yield event
+        async for event in _execution_events(start, tool_call_id, lifecycle, paused):
             yield event
     except Exception as e:
         if in_run:
             yield RunErrorEvent(message=str(e) or type(e).__name__, code=type(e).__name__, timestamp=_now())
         raise
     if in_run:
-        yield RunFinishedEvent(thread_id=thread_id, run_id=run_id, timestamp=_now())
+        outcome = (
+            RunFinishedInterruptOutcome(type="interrupt", interrupts=_interrupts(paused[0], tool_call_id))
+            if paused
+            else None
+        )
+        yield RunFinishedEvent(thread_id=thread_id, run_id=run_id, timestamp=_now(), outcome=outcome)
 
 
 async def sse_stream(
@@ -150,25 +212,93 @@ async def sse_stream(
 
 
 async def _execution_events(
-    cm: CodeMode,
-    code: str,
+    start: Callable[[EventCallback], Awaitable[ExecutionResult]],
     tool_call_id: str,
     lifecycle: bool,
-    parent_message_id: str | None,
-    limit_overrides: dict[str, Any],
+    paused: list[Paused],
 ) -> AsyncIterator[BaseEvent]:
-    """The tool-call lifecycle (when asked) around the execution's custom events."""
-    if lifecycle:
-        for event in _tool_call_opening(code, tool_call_id, parent_message_id):
-            yield event
-    stream = cm.stream(code, tool_call_id=tool_call_id, **limit_overrides)
-    async with aclosing(stream):
-        async for item in stream:
-            if isinstance(item, ExecutionResult):
-                if lifecycle:
-                    yield _tool_call_result(item, tool_call_id)
-            else:
+    """The execution's custom events as they happen, then its ``TOOL_CALL_RESULT`` (when asked
+    and the program did not pause: a paused one is appended to ``paused``)."""
+    send, receive = anyio.create_memory_object_stream[Event | ExecutionResult | BaseException](math.inf)
+
+    async def run() -> None:
+        async with send:
+            try:
+                send.send_nowait(await start(send.send_nowait))
+            except Exception as e:  # raised below as it is, not in an exception group
+                send.send_nowait(e)
+
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as tg, receive:
+        tg.start_soon(run)
+        async for item in receive:
+            if isinstance(item, BaseException):
+                failure = item
+                break
+            if not isinstance(item, ExecutionResult):
                 yield to_ag_ui(item)
+            elif item.paused is not None:
+                paused.append(item.paused)
+            elif lifecycle:
+                yield _tool_call_result(item, tool_call_id)
+    if failure is not None:
+        raise failure
+
+
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "approved": {"type": "boolean", "description": "run the call as the program made it"},
+        "reason": {"type": "string", "description": "why it is rejected (the program sees it)"},
+        "override": {"description": "answer the call with this value instead of running it"},
+    },
+}
+"""The ``response_schema`` of an approval interrupt: the payload its ``ResumeEntry`` carries."""
+
+
+def _interrupts(paused: Paused, tool_call_id: str) -> list[Interrupt]:
+    """One interrupt per pending call; its id carries the call's id and the resume token."""
+    expires = datetime.fromtimestamp(paused.expires_at, timezone.utc).isoformat()
+    return [
+        Interrupt(
+            id=f"{call.call_id}.{paused.token}",
+            reason="tool_call_approval",
+            message=f"{call.function}({json.dumps(call.args, ensure_ascii=False)}) waits for approval",
+            tool_call_id=tool_call_id,
+            response_schema=DECISION_SCHEMA,
+            expires_at=expires,
+            metadata={
+                "callId": call.call_id,
+                "function": call.function,
+                "args": call.args,
+                "runId": paused.run_id,
+            },
+        )
+        for call in paused.pending
+    ]
+
+
+def _decisions_of(resume: Sequence[ResumeEntry]) -> tuple[str, dict[int | str, Decision]]:
+    """The resume token and a decision per call, from the answers to approval interrupts."""
+    token: str | None = None
+    decisions: dict[int | str, Decision] = {}
+    for entry in resume:
+        call_id, _, entry_token = entry.interrupt_id.partition(".")
+        if not entry_token or (token is not None and entry_token != token):
+            raise ResumeError("the answers are not all to the interrupts of one paused program")
+        token = entry_token
+        payload = entry.payload if isinstance(entry.payload, dict) else {}
+        if entry.status == "cancelled":
+            decisions[call_id] = reject("cancelled")
+        elif "override" in payload:
+            decisions[call_id] = override(payload["override"])
+        elif payload.get("approved") is True:
+            decisions[call_id] = approve()
+        else:
+            decisions[call_id] = reject(str(payload.get("reason") or ""))
+    if token is None:
+        raise ResumeError("no answer to resume with")
+    return token, decisions
 
 
 def _tool_call_opening(code: str, tool_call_id: str, parent_message_id: str | None) -> list[BaseEvent]:
