@@ -378,3 +378,40 @@ async def test_errors_of_langchain_tools_reach_the_program() -> None:
     assert result.result["odd"].startswith("InvalidArgumentsError: external_place_order: invalid arguments")
     assert "boxes of 6" in result.result["odd"]
     assert result.result["flaky"] == "ToolError: B2 is out of stock"
+
+
+async def test_a_paused_program_is_a_langgraph_interrupt_and_command_resume_continues_it() -> None:
+    """In a LangGraph agent (with a checkpointer), a program that pauses for approval is an
+    ``interrupt()``; ``Command(resume={call_id: decision})`` resumes the program (its earlier
+    calls are not made again) and the agent finishes."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    from tests.approvals import shop
+
+    shop.REFUNDED.clear()
+
+    def script(messages: list[BaseMessage]) -> AIMessage:
+        last = messages[-1]
+        if isinstance(last, HumanMessage):
+            call = {"name": "execute_typescript", "args": {"typescriptCode": shop.REFUND_ALL}, "id": "call_1"}
+            return AIMessage(content="", tool_calls=[call])
+        assert isinstance(last, ToolMessage)
+        return AIMessage(" | ".join(json.loads(last.text)["result"]))
+
+    cm = codemode.create_code_mode(shop.TOOLS, approval_key=shop.KEY)
+    agent = react_agent(
+        ScriptedChatModel(script=script), [codemode_tool(code_mode=cm)], checkpointer=InMemorySaver()
+    )
+    config = {"configurable": {"thread_id": "refunds"}}
+    first = await agent.ainvoke({"messages": [HumanMessage("refund every order")]}, config)
+    (pause,) = first["__interrupt__"]
+    assert [call["call_id"] for call in pause.value["pending"]] == [5, 6]
+    assert shop.REFUNDED == ["o-1"]
+    decisions = {"5": "approve", "6": {"reject": "too large"}}  # string keys, as LangGraph wants
+    done = await agent.ainvoke(Command(resume=decisions), config)
+    assert "__interrupt__" not in done
+    assert done["messages"][-1].content == (
+        "refunded o-1 | refunded o-2 | failed: external_refund was rejected by a person: too large"
+    )
+    assert shop.REFUNDED == ["o-1", "o-2"]  # o-1 ran once: the resume replayed it from the log

@@ -42,7 +42,7 @@ from langchain_core.callbacks import (
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, ToolException
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ValidationError
+from pydantic import PrivateAttr, ValidationError
 
 from ..code_mode import CodeMode, create_code_mode
 from ..decorators import describe_errors, to_json_data
@@ -147,6 +147,8 @@ class CodeModeTool(BaseTool):
     """Receives each live event of an execution (sync or async)."""
     dispatch_events: bool = True
     """Dispatch the live events as LangChain custom events too."""
+    _pauses: dict[str, list[ExecutionResult]] = PrivateAttr(default_factory=dict)
+    """The results of each tool call paused for approval (see ``_execute``)."""
 
     @property
     def system_prompt(self) -> str:
@@ -189,7 +191,7 @@ class CodeModeTool(BaseTool):
         code = arguments.get("typescriptCode")
         if self.spec is self.code_mode.tool and isinstance(code, str):
             on_event = self._emit if self.on_event is not None or self.dispatch_events else None
-            artifact = await self.code_mode.execute(code, tool_call_id=tool_call_id, on_event=on_event)
+            artifact = await self._execute(code, tool_call_id, on_event)
             output = artifact.to_tool_output()
         else:  # the discovery tool, or arguments the tool answers with an error
             output = artifact = await self.spec.call(arguments, tool_call_id=tool_call_id)
@@ -200,6 +202,42 @@ class CodeModeTool(BaseTool):
         return ToolMessage(
             content, artifact=artifact, tool_call_id=tool_call_id, name=self.name, status=status
         )
+
+    async def _execute(
+        self, code: str, tool_call_id: str | None, on_event: EventCallback | None
+    ) -> ExecutionResult:
+        """Run the program; in a LangGraph graph, a pause for approval is LangGraph's
+        ``interrupt()`` (its value: ``{"resume_token", "pending"}``), and the graph resumed with
+        ``Command(resume={"<call_id>": "approve" | {"reject": reason} | {"override": value}})``
+        (or ``None``: approve all) resumes the program.
+
+        LangGraph runs the tool again from its start on resume: the pauses of each tool call
+        are kept here (in this process), so the program runs once and each ``interrupt()``
+        gets its answer in order.
+        """
+        steps = self._pauses.get(tool_call_id) if tool_call_id is not None else None
+        if steps is None:
+            result = await self.code_mode.execute(code, tool_call_id=tool_call_id, on_event=on_event)
+            if result.paused is None or tool_call_id is None:
+                return result
+            steps = self._pauses[tool_call_id] = [result]
+        from langgraph.types import interrupt
+
+        from ..approvals.decisions import decisions_from_json
+
+        result, taken = steps[0], 1
+        while result.paused is not None:
+            pending = [call.model_dump() for call in result.paused.pending]
+            answer = interrupt({"resume_token": result.paused.token, "pending": pending})
+            if taken < len(steps):  # answered in an earlier run of this tool call
+                result = steps[taken]
+            else:
+                decisions = decisions_from_json(answer, [call["call_id"] for call in pending])
+                result = await self.code_mode.resume(result.paused.token, decisions, on_event=on_event)
+                steps.append(result)
+            taken += 1
+        self._pauses.pop(tool_call_id, None)
+        return result
 
     async def _emit(self, event: Event) -> None:
         if self.on_event is not None:

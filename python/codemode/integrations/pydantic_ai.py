@@ -465,24 +465,11 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
 
 def _decisions(metadata: dict[str, Any]) -> dict[int | str, Any]:
     """The decisions an application passed back with an approval (default: approve all)."""
-    from ..approvals import approve, override, reject
+    from ..approvals.decisions import decisions_from_json
 
-    chosen = metadata.get("decisions")
-    if chosen is None:
-        return {call["call_id"]: approve() for call in metadata.get("pending", [])}
-    decisions: dict[int | str, Any] = {}
-    for call_id, decision in dict(chosen).items():
-        if decision == "approve":
-            decisions[call_id] = approve()
-        elif isinstance(decision, dict) and "reject" in decision:
-            decisions[call_id] = reject(str(decision["reject"] or ""))
-        elif isinstance(decision, dict) and "override" in decision:
-            decisions[call_id] = override(decision["override"])
-        else:
-            raise ValueError(
-                f"decision on call {call_id}: 'approve', {{'reject': reason}} or {{'override': value}}"
-            )
-    return decisions
+    return decisions_from_json(
+        metadata.get("decisions"), [call["call_id"] for call in metadata.get("pending", [])]
+    )
 
 
 def _instruction_list(
