@@ -11,6 +11,8 @@
   a plain run of the same 1,001 calls.
 * **per call, approvals on vs off**: W3 (1,000 sequential calls) in a code mode whose tools
   may need approval (every call goes through the run's log) against one with none.
+* **per call, tracing on vs off**: W3 with an OpenTelemetry SDK tracer provider (spans to a
+  processor that drops them) against none.
 
 Medians of ``--runs`` rounds, each measuring the variants side by side.
 """
@@ -143,6 +145,29 @@ async def per_call(runs: int) -> dict[str, float]:
     return {"W3 off us/call": off, "W3 on us/call": on, "on - off us/call": on - off}
 
 
+async def per_call_tracing(runs: int) -> dict[str, float]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    code = (WORKLOADS_DIR / "W3-sequential-calls.ts").read_text()
+    plain = codemode.create_code_mode(build_tools())
+    traced = codemode.create_code_mode(build_tools(), tracer_provider=provider)
+    offs, ons = [], []
+    for round_ in range(runs + 3):
+        off_ms, _ = await _ms(plain.execute(code))
+        on_ms, _ = await _ms(traced.execute(code))
+        exporter.clear()
+        if round_ >= 3:
+            offs.append(off_ms)
+            ons.append(on_ms)
+    off, on = statistics.median(offs), statistics.median(ons)
+    return {"W3 off us/call": off, "W3 traced us/call": on, "traced - off us/call": on - off}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -157,6 +182,8 @@ async def main() -> None:
         print(f"replay 1,000     {name:32} {value:8.3f}")
     for name, value in (await per_call(args.runs)).items():
         print(f"per call         {name:32} {value:8.3f}")  # W3 makes 1,000 calls: ms = us/call
+    for name, value in (await per_call_tracing(args.runs)).items():
+        print(f"tracing          {name:32} {value:8.3f}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class CodeMode:
         *,
         prompt: Literal["full", "compact"] = "full",
         approvals: Approvals | None = None,
+        tracer: Any | None = None,
     ) -> None:
         self.tools: dict[str, ToolBinding] = index_tools(tools)
         self.driver = driver
@@ -48,6 +49,8 @@ class CodeMode:
         self.prompt_mode = prompt
         self.approvals = approvals
         """How runs pause and resume (set when a tool needs approval, or a store is given)."""
+        self.tracer = tracer
+        """The OpenTelemetry tracer of the executions' spans (``None``: tracing off)."""
         self._context: IsolateContext | None = None
 
     @functools.cached_property
@@ -113,6 +116,20 @@ class CodeMode:
         ``limit_overrides`` (``timeout=``, ``memory_limit_mb=``, ... see :class:`Limits`)
         apply to this execution only.
         """
+        if self.tracer is not None:
+            from .tracing import traced_execution
+
+            run = functools.partial(self._execute, code, tool_call_id, on_event, limit_overrides)
+            return await traced_execution(self.tracer, "codemode.execution", tool_call_id, run)
+        return await self._execute(code, tool_call_id, on_event, limit_overrides)
+
+    async def _execute(
+        self,
+        code: str,
+        tool_call_id: str | None,
+        on_event: EventCallback | None,
+        limit_overrides: dict[str, Any],
+    ) -> ExecutionResult:
         if self.approvals is not None:
             return await self.approvals.execute(
                 self, code, tool_call_id=tool_call_id, on_event=on_event, limit_overrides=limit_overrides
@@ -163,7 +180,12 @@ class CodeMode:
         """
         if self.approvals is None:
             raise ValueError("this code mode has no tool that needs approval, and no execution store")
-        return await self.approvals.resume(self, token, decisions, on_event=on_event)
+        resume = functools.partial(self.approvals.resume, self, token, decisions, on_event=on_event)
+        if self.tracer is not None:
+            from .tracing import traced_execution
+
+            return await traced_execution(self.tracer, "codemode.resume", None, resume)
+        return await resume()
 
     async def stream(
         self, code: str, *, tool_call_id: str | None = None, **limit_overrides: Any
@@ -233,6 +255,7 @@ def create_code_mode(
     execution_store: ExecutionStore | None = None,
     approval_key: bytes | str | None = None,
     token_ttl: float = 24 * 3600.0,
+    tracer_provider: Any | None = None,
     **limits: Any,
 ) -> CodeMode:
     """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
@@ -247,6 +270,10 @@ def create_code_mode(
     :class:`codemode.approvals.SQLiteExecutionStore` or ``PostgresExecutionStore`` to resume
     in another process) and their tokens signed with ``approval_key`` (default
     ``$CODEMODE_APPROVAL_KEY``, else a key of this process), valid ``token_ttl`` seconds.
+
+    Tracing: with ``tracer_provider`` (an OpenTelemetry ``TracerProvider``), or when the
+    application set a global one before this call, each execution is a span and each tool
+    call a child span (see :mod:`codemode.tracing`).
     """
     if driver is None:
         from .quickjs import QuickJSDriver
@@ -259,10 +286,16 @@ def create_code_mode(
         tools = [intercepted(tool) for tool in tools]
         store = execution_store if execution_store is not None else MemoryExecutionStore()
         approvals = Approvals(store, signing_key(approval_key), token_ttl)
+    from .tracing import traced, tracer_for
+
+    tracer = tracer_for(tracer_provider)
+    if tracer is not None:
+        tools = [traced(tool, tracer) for tool in tools]
     return CodeMode(
         tools,
         driver,
         Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits),
         prompt=prompt,
         approvals=approvals,
+        tracer=tracer,
     )
