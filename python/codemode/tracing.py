@@ -54,7 +54,7 @@ def traced(binding: ToolBinding, tracer: Tracer) -> ToolBinding:
 
     async def run(args: Any) -> Any:
         execution = _execution.get()
-        if execution is None:
+        if execution is None or not execution[0].is_recording():  # not traced, or sampled out
             return await handler(args) if is_async else await anyio.to_thread.run_sync(handler, args)
         attributes = {
             "codemode.tool": binding.name,
