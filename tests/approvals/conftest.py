@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import codemode
 from codemode.approvals.sqlite import SQLiteExecutionStore
 from codemode.approvals.store import ExecutionStore, MemoryExecutionStore
 from tests.skills.conftest import _new_database, postgres_server
@@ -106,10 +107,11 @@ def worker(location: StoreLocation, *args: str) -> subprocess.Popen[str]:
     on stdin, claims each run id of ``args[1:]`` at version ``args[0]`` and prints the ones it won
     (a JSON list)."""
     path = os.environ.get("PYTHONPATH", "")
+    package_root = str(Path(codemode.__file__).resolve().parent.parent)  # the codemode this test runs
     return subprocess.Popen(
         [sys.executable, "-c", WORKER, location.kind, location.location, *args],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT / "python"), path]))},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, path]))},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
