@@ -7,6 +7,7 @@
     codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
     codemode doctor [--json]
     codemode playground [--tools package.module] [--store URL] [--host H] [--port N]
+    codemode runs list|show RUN_ID|replay RUN_ID --store URL
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
 sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
@@ -343,12 +344,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_doctor)
     _add_mcp_commands(commands)
+    from .approvals.cli import add_runs_commands
     from .cloudflare.cli import add_cloudflare_commands
     from .playground.cli import add_playground_command
     from .skills.cli import add_skills_commands
 
     add_cloudflare_commands(commands)
     add_playground_command(commands)
+    add_runs_commands(commands)
     add_skills_commands(commands)
     args = parser.parse_args(argv)
     if argv is None and hasattr(signal, "SIGPIPE"):

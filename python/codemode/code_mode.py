@@ -256,6 +256,7 @@ def create_code_mode(
     approval_key: bytes | str | None = None,
     token_ttl: float = 24 * 3600.0,
     tracer_provider: Any | None = None,
+    record_runs: bool = False,
     **limits: Any,
 ) -> CodeMode:
     """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
@@ -270,6 +271,8 @@ def create_code_mode(
     :class:`codemode.approvals.SQLiteExecutionStore` or ``PostgresExecutionStore`` to resume
     in another process) and their tokens signed with ``approval_key`` (default
     ``$CODEMODE_APPROVAL_KEY``, else a key of this process), valid ``token_ttl`` seconds.
+    ``record_runs`` keeps every finished run in the store too (the execution log: program,
+    tool calls with arguments, results and durations, result; ``codemode runs``).
 
     Tracing: with ``tracer_provider`` (an OpenTelemetry ``TracerProvider``), or when the
     application set a global one before this call, each execution is a span and each tool
@@ -280,12 +283,12 @@ def create_code_mode(
 
         driver = QuickJSDriver()
     approvals = None
-    if execution_store is not None or any(tool.requires_approval for tool in tools):
+    if record_runs or execution_store is not None or any(tool.requires_approval for tool in tools):
         from .approvals import Approvals, MemoryExecutionStore, intercepted, signing_key
 
         tools = [intercepted(tool) for tool in tools]
         store = execution_store if execution_store is not None else MemoryExecutionStore()
-        approvals = Approvals(store, signing_key(approval_key), token_ttl)
+        approvals = Approvals(store, signing_key(approval_key), token_ttl, record_all=record_runs)
     from .tracing import traced, tracer_for
 
     tracer = tracer_for(tracer_provider)

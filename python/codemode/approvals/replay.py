@@ -120,8 +120,11 @@ class Replay:
     """The state of one execution of a run: the log it replays, the decisions it applies,
     what it records."""
 
-    def __init__(self, record: RunRecord, decisions: Mapping[int, Decision]) -> None:
+    def __init__(
+        self, record: RunRecord, decisions: Mapping[int, Decision], *, log_only: bool = False
+    ) -> None:
         self.record = record
+        self.log_only = log_only  # a replay of a finished run: no call past the log runs
         self.logged = {call.index: call for call in record.calls}
         self.decisions = dict(decisions)
         self.made = 0  # calls made by this execution
@@ -203,6 +206,11 @@ class Replay:
                 return logged.outcome.get("result")
             await self._after(self.logged_outcomes + 1)
             return await self._decided(binding, args, logged, run)
+        if self.log_only:
+            await self._diverge(
+                f"the program took another path on replay: its call {index}, "
+                f"external_{binding.name}({json.dumps(_json(args))}), is not in the run's log"
+            )
         # Kept as they are and made JSON when the run is saved (most runs never are).
         record = _Call(index, binding.name, args)
         self.new.append(record)
@@ -326,6 +334,8 @@ class Approvals:
     store: ExecutionStore
     key: bytes
     token_ttl: float = DEFAULT_TOKEN_TTL
+    record_all: bool = False
+    """Keep every finished run in the store (the execution log), not only paused ones."""
 
     async def execute(
         self,
@@ -366,18 +376,33 @@ class Approvals:
             raise
         return await self._run(cm, record, chosen, on_event)
 
+    async def replay(
+        self, cm: CodeMode, run_id: str, *, on_event: EventCallback | None = None
+    ) -> ExecutionResult:
+        """Run a finished run's program again with every call answered from its log (no tool
+        runs, nothing is saved): the same program and log give the same result, or a
+        ``ReplayDivergenceError`` says where they part."""
+        record = await self.store.load(run_id)
+        if record is None:
+            raise ResumeError(f"no run {run_id!r} in this store")
+        if record.status != "finished":
+            raise ResumeError(f"run {run_id!r} is {record.status}: only a finished run is replayed")
+        return await self._run(cm, record, {}, on_event, replaying=True)
+
     async def _run(
         self,
         cm: CodeMode,
         record: RunRecord,
         decisions: Mapping[int, Decision],
         on_event: EventCallback | None,
+        *,
+        replaying: bool = False,
     ) -> ExecutionResult:
         from .. import _core
         from ..code_mode import _syntax_failure, compile_typescript
 
         started = time.perf_counter()
-        replay = Replay(record, decisions)
+        replay = Replay(record, decisions, log_only=replaying)
         events: list[dict[str, Any]] = [e for e in record.events if e["name"] != "code_mode:execution_paused"]
         # The replayed part of the execution repeats the recorded events (an answer from the
         # log may come a little earlier among them than it did): each is matched to one
@@ -457,7 +482,9 @@ class Approvals:
                 success=False, logs=logs, duration_ms=duration_ms, tool_calls=replay.made, paused=paused
             )
         assert result is not None
-        if record.version > 1 or record.status != "running":
+        if replaying:
+            return result
+        if self.record_all or record.version > 1 or record.status != "running":
             record.status = "finished"
             record.events = events
             record.calls = replay.calls()
