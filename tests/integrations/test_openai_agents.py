@@ -535,3 +535,54 @@ def test_custom_function_tool_with_output_schema() -> None:
         'return await external_say_hello({ text: "hi" })'
     )
     assert result.result == '{"echo": "hi"}'
+
+
+async def test_a_paused_program_is_an_approval_item_of_the_run() -> None:
+    """A program that pauses for approval makes the call an approval item of the run
+    (``result.interruptions``); ``state.approve`` resumes the program, ``state.reject`` gives the
+    model the rejection. One program's refund is approved, the next one's rejected."""
+    from tests.approvals import shop as refunds
+
+    refunds.REFUNDED.clear()
+    cm = codemode.create_code_mode(refunds.TOOLS, approval_key=refunds.KEY)
+
+    def rejected(items: list[dict[str, Any]]) -> list[Any]:
+        (output,) = [
+            i["output"] for i in items if i.get("type") == "function_call_output" and i["call_id"] == "call_2"
+        ]
+        content = [ResponseOutputText(type="output_text", text=f"second: {output}", annotations=[])]
+        return [
+            ResponseOutputMessage(
+                type="message", id="m", role="assistant", status="completed", content=content
+            )
+        ]
+
+    first = 'return await external_refund({ order_id: "o-2", amount: 250 })'
+    second = 'return await external_refund({ order_id: "o-3", amount: 900 })'
+    model = ScriptedModel(
+        [
+            run_program(first, "call_1"),
+            run_program(second, "call_2"),
+            rejected,
+        ]
+    )
+    agent = Agent(
+        name="refunds", instructions="Refund orders.", model=model, tools=[codemode_function_tool(cm)]
+    )
+    result = await Runner.run(agent, "Refund o-2, then o-3")
+    (item,) = result.interruptions
+    assert item.raw_item.call_id == "call_1" and refunds.REFUNDED == []
+    state = result.to_state()
+    state.approve(item)
+    result = await Runner.run(agent, state)
+    (item,) = result.interruptions
+    assert item.raw_item.call_id == "call_2" and refunds.REFUNDED == ["o-2"]
+    outputs = [i for i in model.calls[-1].input if i.get("type") == "function_call_output"]
+    assert json.loads(outputs[0]["output"]) == {"success": True, "result": "refunded o-2", "logs": []}
+    state = result.to_state()
+    state.reject(item, rejection_message="no refunds over 500")
+    result = await Runner.run(agent, state)
+    assert result.final_output == "second: no refunds over 500" or "no refunds over 500" in str(
+        result.final_output
+    )
+    assert refunds.REFUNDED == ["o-2"]

@@ -49,9 +49,11 @@ from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
 from pydantic_core import to_jsonable_python
 
+from ..approvals import approve
 from ..code_mode import CodeMode, create_code_mode
 from ..events import EventCallback
 from ..execute_tool import ModelTool
+from ..results import ExecutionResult
 from ..tools import InvalidArguments, Tool, ToolBinding
 
 __all__ = [
@@ -90,6 +92,8 @@ def codemode_function_tool(
     """
     cm = _code_mode(tools, code_mode_options)
     description = cm.system_prompt if include_declarations else cm.tool.description
+    if cm.approvals is not None:
+        return _approving_function_tool(cm, description, on_event)
     return _as_function_tool(cm.tool, description, on_event)
 
 
@@ -147,6 +151,57 @@ def _as_function_tool(
         params_json_schema=copy.deepcopy(dict(model_tool.input_schema)),
         on_invoke_tool=on_invoke_tool,
         strict_json_schema=True,
+    )
+
+
+def _approving_function_tool(cm: CodeMode, description: str, on_event: EventCallback | None) -> FunctionTool:
+    """``execute_typescript`` for a code mode whose tools may need approval.
+
+    The SDK decides on approval before a tool runs, so the program runs in the tool's
+    ``needs_approval`` policy: a program that pauses makes the call need approval (a
+    ``ToolApprovalItem`` in ``result.interruptions``); ``state.approve(item)`` resumes it with
+    every pending call approved, ``state.reject(item, rejection_message=...)`` leaves it
+    (the model gets the message). A program that finishes without pausing needs no approval,
+    and the tool returns its result without running it again. A program that pauses again
+    after an approval returns its paused output (the model reads that it waits; the run stays
+    in the store, resumable with ``cm.resume`` and the token of the ``execution_paused`` event):
+    an approval covers only the calls the person was shown.
+    """
+    outcomes: dict[str, ExecutionResult] = {}
+
+    async def policy(ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str) -> bool:
+        code = params.get("typescriptCode")
+        if call_id in outcomes or not isinstance(code, str):
+            return call_id in outcomes and outcomes[call_id].paused is not None
+        token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))  # type: ignore[arg-type]
+        try:
+            outcomes[call_id] = await cm.execute(code, tool_call_id=call_id, on_event=on_event)
+        finally:
+            _CURRENT_CALL.reset(token)
+        return outcomes[call_id].paused is not None
+
+    async def on_invoke_tool(ctx: ToolContext[Any], input: str) -> str:
+        call_id = getattr(ctx, "tool_call_id", None) or ""
+        result = outcomes.pop(call_id, None)
+        if result is None:  # the policy did not run it (arguments it could not read)
+            return await plain.on_invoke_tool(ctx, input)
+        token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))
+        try:
+            if result.paused is not None:  # approved: the calls the person saw, no later ones
+                decisions = {call.call_id: approve() for call in result.paused.pending}
+                result = await cm.resume(result.paused.token, decisions, on_event=on_event)
+        finally:
+            _CURRENT_CALL.reset(token)
+        return _json(result.to_tool_output())
+
+    plain = _as_function_tool(cm.tool, description, on_event)
+    return FunctionTool(
+        name=plain.name,
+        description=description,
+        params_json_schema=plain.params_json_schema,
+        on_invoke_tool=on_invoke_tool,
+        strict_json_schema=True,
+        needs_approval=policy,
     )
 
 
