@@ -499,3 +499,39 @@ async def test_cli_proxy_upstream_dies_and_the_proxy_stays_usable() -> None:
                 session, "return (await external_b_get_stats({ values: [4, 5] })).total"
             )
             assert output(still) == {"success": True, "result": 9, "logs": []}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_paused_program_asks_the_clients_user_by_elicitation(mode: str) -> None:
+    """Each call a program pauses on is one elicitation form to the client (``legacy``: sent
+    within the call; ``auto``, the stateless protocol: an ``input_required`` answer carrying the
+    resume token); the answers resume the program. A client that cannot elicit gets the paused
+    output."""
+    from tests.approvals import shop
+
+    shop.REFUNDED.clear()
+    cm = codemode.create_code_mode(shop.TOOLS, approval_key=shop.KEY)
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        if "o-2" in params.message:
+            return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="accept", content={"approve": False, "reason": "too large"})
+
+    async with Client(build_server(cm), elicitation_callback=elicit, mode=mode) as client:
+        with anyio.fail_after(STEP):
+            done = await client.call_tool("execute_typescript", {"typescriptCode": shop.REFUND_ALL})
+    assert len(asked) == 2 and all("external_refund" in message for message in asked)
+    assert output(done)["result"] == [
+        "refunded o-1",
+        "refunded o-2",
+        "failed: external_refund was rejected by a person: too large",
+    ]
+    assert shop.REFUNDED == ["o-1", "o-2"]
+
+    async with Client(build_server(cm), mode=mode) as client:  # no elicitation: the model reads that it waits
+        with anyio.fail_after(STEP):
+            waiting = await client.call_tool("execute_typescript", {"typescriptCode": shop.REFUND_ALL})
+    assert output(waiting)["paused"] is True and [p["call_id"] for p in output(waiting)["pending"]] == [5, 6]
+    await cm.aclose()
