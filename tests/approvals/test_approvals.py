@@ -246,7 +246,9 @@ async def test_a_run_paused_here_resumes_in_another_process(persistent_location:
     assert first.paused is not None
     done = _resume_elsewhere(url, first.paused.token, {5: "approve", 6: "reject"})
     assert done["output"]["success"] is True
-    assert done["output"]["result"][2] == "failed: external_refund was rejected by a person: not in this process"
+    assert (
+        done["output"]["result"][2] == "failed: external_refund was rejected by a person: not in this process"
+    )
     assert done["refunded"] == ["o-2"]  # that process ran only the approved call
     async with persistent_location.open() as store:
         record = await store.load(first.paused.run_id)
@@ -255,3 +257,34 @@ async def test_a_run_paused_here_resumes_in_another_process(persistent_location:
         cm = codemode.create_code_mode(shop.TOOLS, execution_store=store, approval_key=shop.KEY)
         with pytest.raises(codemode.ResumeError):
             await cm.resume(first.paused.token, {5: codemode.approve(), 6: codemode.approve()})
+
+
+async def test_a_program_using_skills_never_makes_a_call_that_needs_approval(
+    cm: codemode.CodeMode,
+) -> None:
+    """Programs that call skills run outside the pausing path (for now): there a call that
+    needs approval is refused with a ToolError, and the tool never runs."""
+    from codemode.skills import Skill, SkillRuntime
+
+    skill = Skill(
+        name="amount_of",
+        description="An order's amount",
+        code="return (await external_get_order({ order_id: input.id })).amount",
+    )
+    runtime = SkillRuntime(cm, [skill])
+    code = """
+    const amount = await skill_amount_of({ id: "o-3" })
+    try { return await external_refund({ order_id: "o-3", amount }) } catch (e) { return e.name + ": " + e.message }
+    """
+    output = (await runtime.execute(code)).to_tool_output()
+    assert output["success"] is True, output
+    assert output["result"] == (
+        "ToolError: external_refund needs a person's approval, which this execution cannot ask for "
+        "(programs that call skills do not pause yet)"
+    )
+    assert shop.REFUNDED == []
+    # a refund that needs no approval still runs there
+    small = await runtime.execute(
+        'await skill_amount_of({ id: "o-1" }); return await external_refund({ order_id: "o-1", amount: 40 })'
+    )
+    assert small.result == "refunded o-1" and shop.REFUNDED == ["o-1"]

@@ -57,6 +57,11 @@ DEFAULT_TOKEN_TTL = 24 * 3600.0
 _current: contextvars.ContextVar[Replay | None] = contextvars.ContextVar("codemode_replay", default=None)
 
 
+class ApprovalUnavailable(RuntimeError):
+    """A call that needs approval, in an execution that cannot pause: the program gets a
+    ``ToolError`` with this message."""
+
+
 class ResumeError(ValueError):
     """A resume that cannot go on: the run is unknown, already resumed, or the decisions do
     not match its pending calls."""
@@ -317,6 +322,13 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
     async def through_replay(args: Any) -> Any:
         replay = _current.get()
         if replay is None:
+            # Outside a run that can pause (a program run with skills, or a context used
+            # directly): a call that needs a person's decision is refused, never made.
+            if binding.requires_approval and binding.needs_approval(args):
+                raise ApprovalUnavailable(
+                    f"{binding.sandbox_name} needs a person's approval, which this execution cannot "
+                    "ask for (programs that call skills do not pause yet)"
+                )
             return await run(args)
         return await replay.call(binding, args, run)
 
