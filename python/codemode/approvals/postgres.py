@@ -23,11 +23,9 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
     raise ImportError('PostgresExecutionStore needs psycopg 3: pip install "codemode[postgres]"') from e
 
 from .models import RunRecord, RunStatus, RunSummary, utc_now
-from .store import SQLExecutionStoreBase, as_utc, with_status
+from .store import SUMMARY_COLUMNS, SQLExecutionStoreBase, as_utc, summary_of_row, with_status
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
-
-_SUMMARY_COLUMNS = "run_id, version, status, created_at, updated_at, calls, pending"
 
 
 class PostgresExecutionStore(SQLExecutionStoreBase[psycopg.Connection[Any]]):
@@ -75,7 +73,7 @@ class PostgresExecutionStore(SQLExecutionStoreBase[psycopg.Connection[Any]]):
     def _save(self, connection: psycopg.Connection[Any], record: RunRecord) -> None:
         with connection.transaction():
             connection.execute(
-                f"INSERT INTO {self._table} ({_SUMMARY_COLUMNS}, record) "
+                f"INSERT INTO {self._table} ({SUMMARY_COLUMNS}, record) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_id) DO UPDATE SET version = excluded.version, status = excluded.status, "
                 "created_at = excluded.created_at, updated_at = excluded.updated_at, "
@@ -138,22 +136,11 @@ class PostgresExecutionStore(SQLExecutionStoreBase[psycopg.Connection[Any]]):
     ) -> list[RunSummary]:
         where, parameters = ("WHERE status = %s", (status,)) if status is not None else ("", ())
         rows = connection.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM {self._table} {where} "
+            f"SELECT {SUMMARY_COLUMNS} FROM {self._table} {where} "
             'ORDER BY updated_at DESC, run_id COLLATE "C" LIMIT %s',
             (*parameters, limit),
         ).fetchall()
-        return [
-            RunSummary(
-                run_id=run_id,
-                version=version,
-                status=status_,
-                created_at=_utc(created_at),
-                updated_at=_utc(updated_at),
-                calls=calls,
-                pending=pending,
-            )
-            for run_id, version, status_, created_at, updated_at, calls, pending in rows
-        ]
+        return [summary_of_row(row, _utc) for row in rows]
 
 
 def _utc(moment: datetime) -> datetime:

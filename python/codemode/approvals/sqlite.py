@@ -12,14 +12,13 @@ needs; timestamps are UTC ISO 8601 text with microseconds, so they sort as text.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime
 
+from ..sql_stores import open_sqlite, sqlite_transaction
 from .models import RunRecord, RunStatus, RunSummary, utc_now
-from .store import SQLExecutionStoreBase, as_utc, with_status
+from .store import SUMMARY_COLUMNS, SQLExecutionStoreBase, as_utc, summary_of_row, with_status
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS codemode_runs (
@@ -34,8 +33,6 @@ CREATE TABLE IF NOT EXISTS codemode_runs (
 );
 CREATE INDEX IF NOT EXISTS codemode_runs_updated_at ON codemode_runs (updated_at);
 """
-
-_SUMMARY_COLUMNS = "run_id, version, status, created_at, updated_at, calls, pending"
 
 
 class SQLiteExecutionStore(SQLExecutionStoreBase[sqlite3.Connection]):
@@ -53,26 +50,13 @@ class SQLiteExecutionStore(SQLExecutionStoreBase[sqlite3.Connection]):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                with _transaction(connection):
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
-            except BaseException:
-                connection.close()
-                raise
-            self._connection = connection
+            self._connection = open_sqlite(self.path, self._timeout, _SCHEMA)
         return self._connection
 
     def _save(self, connection: sqlite3.Connection, record: RunRecord) -> None:
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             connection.execute(
-                f"INSERT INTO codemode_runs ({_SUMMARY_COLUMNS}, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO codemode_runs ({SUMMARY_COLUMNS}, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET version = excluded.version, status = excluded.status, "
                 "created_at = excluded.created_at, updated_at = excluded.updated_at, "
                 "calls = excluded.calls, pending = excluded.pending, record = excluded.record",
@@ -100,7 +84,7 @@ class SQLiteExecutionStore(SQLExecutionStoreBase[sqlite3.Connection]):
         """In one write transaction: when ``run_id`` is ``current`` at ``version``, make it
         ``new`` (the columns and the record's JSON) and return it; else ``None``."""
         now = utc_now()
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             # the conditional UPDATE decides: of concurrent movers exactly one changes the row
             changed = connection.execute(
                 "UPDATE codemode_runs SET status = ?, updated_at = ? "
@@ -119,27 +103,16 @@ class SQLiteExecutionStore(SQLExecutionStoreBase[sqlite3.Connection]):
             return moved
 
     def _delete(self, connection: sqlite3.Connection, run_id: str) -> bool:
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             return connection.execute("DELETE FROM codemode_runs WHERE run_id = ?", (run_id,)).rowcount > 0
 
     def _list(self, connection: sqlite3.Connection, limit: int, status: RunStatus | None) -> list[RunSummary]:
         where, parameters = ("WHERE status = ?", (status,)) if status is not None else ("", ())
         rows = connection.execute(
-            f"SELECT {_SUMMARY_COLUMNS} FROM codemode_runs {where} ORDER BY updated_at DESC, run_id LIMIT ?",
+            f"SELECT {SUMMARY_COLUMNS} FROM codemode_runs {where} ORDER BY updated_at DESC, run_id LIMIT ?",
             (*parameters, limit),
         ).fetchall()
-        return [
-            RunSummary(
-                run_id=run_id,
-                version=version,
-                status=status_,
-                created_at=datetime.fromisoformat(created_at),
-                updated_at=datetime.fromisoformat(updated_at),
-                calls=calls,
-                pending=pending,
-            )
-            for run_id, version, status_, created_at, updated_at, calls, pending in rows
-        ]
+        return [summary_of_row(row, datetime.fromisoformat) for row in rows]
 
 
 def _timestamp(moment: datetime) -> str:
@@ -148,7 +121,7 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _row(record: RunRecord) -> tuple[object, ...]:
-    """The values of the table's columns for ``record``, in ``_SUMMARY_COLUMNS`` order, then the JSON."""
+    """The values of the table's columns for ``record``, in ``SUMMARY_COLUMNS`` order, then the JSON."""
     return (
         record.run_id,
         record.version,
@@ -159,15 +132,3 @@ def _row(record: RunRecord) -> tuple[object, ...]:
         len(record.pending),
         record.model_dump_json(),
     )
-
-
-@contextlib.contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")

@@ -21,12 +21,11 @@ Semantics every implementation follows (one test suite checks them on every stor
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import anyio.to_thread
-
+from ..sql_stores import ThreadedConnection
 from .models import RunRecord, RunStatus, RunSummary, utc_now
 
 T = TypeVar("T")
@@ -99,6 +98,24 @@ class ExecutionStoreBase:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+SUMMARY_COLUMNS = "run_id, version, status, created_at, updated_at, calls, pending"
+"""The columns of a run's listing in the SQL stores, in :func:`summary_of_row`'s order."""
+
+
+def summary_of_row(row: Sequence[Any], moment: Callable[[Any], datetime]) -> RunSummary:
+    """A row of :data:`SUMMARY_COLUMNS` as a listing shows it; ``moment`` reads a timestamp."""
+    run_id, version, status, created_at, updated_at, calls, pending = row
+    return RunSummary(
+        run_id=run_id,
+        version=version,
+        status=status,
+        created_at=moment(created_at),
+        updated_at=moment(updated_at),
+        calls=calls,
+        pending=pending,
+    )
 
 
 def summarize(record: RunRecord) -> RunSummary:
@@ -184,16 +201,12 @@ class MemoryExecutionStore(ExecutionStoreBase):
         return summaries[: max(limit, 0)]
 
 
-class SQLExecutionStoreBase(ExecutionStoreBase, Generic[C]):
+class SQLExecutionStoreBase(ThreadedConnection[C], ExecutionStoreBase):
     """What :class:`~.sqlite.SQLiteExecutionStore` and :class:`~.postgres.PostgresExecutionStore`
     share: one connection, opened on first use, and one lock; each call runs the store's blocking
     implementation (``_save``, ``_load``, ``_claim``, ``_release``, ``_delete``, ``_list``) in a
     worker thread, holding the lock. Each store says how to connect and keeps its own SQL.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._connection: C | None = None
 
     async def save(self, record: RunRecord) -> None:
         stored = record.model_copy(update={"updated_at": utc_now()})
@@ -211,26 +224,7 @@ class SQLExecutionStoreBase(ExecutionStoreBase, Generic[C]):
     async def delete(self, run_id: str) -> bool:
         return await self._run(self._delete, run_id)
 
-    async def aclose(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._connection is not None:
-                    self._connection.close()  # type: ignore[attr-defined]
-                    self._connection = None
-
-        await anyio.to_thread.run_sync(close)
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return function(self._connect(), *args)
-
-        return await anyio.to_thread.run_sync(locked)
-
-    # -- what each store implements (blocking, called under the lock)
-
-    def _connect(self) -> C:
-        raise NotImplementedError
+    # -- what each store implements (blocking, called under the lock; and _connect)
 
     def _save(self, connection: C, record: RunRecord) -> None:
         raise NotImplementedError

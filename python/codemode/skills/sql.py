@@ -7,28 +7,24 @@ connection ``_connect`` opens on first use.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-import anyio.to_thread
-
+from ..sql_stores import ThreadedConnection
 from .models import Skill, TrustLevel
 from .store import StoreBase, checked_trust_level
 from .trust import TrustStrategy
 
-T = TypeVar("T")
 C = TypeVar("C")  # the database connection
 
 
-class SQLStoreBase(StoreBase, Generic[C]):
+class SQLStoreBase(ThreadedConnection[C], StoreBase):
     """What :class:`~.sqlite.SQLiteSkillStore` and :class:`~.postgres.PostgresSkillStore`
     share; each says how to connect and keeps its own SQL."""
 
     def __init__(self, trust: TrustStrategy | None = None) -> None:
-        super().__init__(trust)
-        self._lock = threading.Lock()
-        self._connection: C | None = None
+        ThreadedConnection.__init__(self)
+        StoreBase.__init__(self, trust)
 
     async def get(self, name: str, *, version: int | None = None) -> Skill | None:
         return await self._run(self._fetch, name, version)
@@ -53,30 +49,11 @@ class SQLStoreBase(StoreBase, Generic[C]):
     async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
         return await self._run(self._set_trust, name, checked_trust_level(level), version)
 
-    async def aclose(self) -> None:
-        def close() -> None:
-            with self._lock:
-                if self._connection is not None:
-                    self._connection.close()  # type: ignore[attr-defined]
-                    self._connection = None
-
-        await anyio.to_thread.run_sync(close)
-
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        def locked() -> T:
-            with self._lock:
-                return function(self._connect(), *args)
-
-        return await anyio.to_thread.run_sync(locked)
-
     @staticmethod
     def _query(connection: Any, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
         return connection.execute(sql, parameters).fetchall()  # type: ignore[no-any-return]
 
-    # -- what each store implements (blocking, called under the lock)
-
-    def _connect(self) -> C:
-        raise NotImplementedError
+    # -- what each store implements (blocking, called under the lock; and _connect)
 
     def _fetch(self, connection: C, name: str, version: int | None) -> Skill | None:
         raise NotImplementedError

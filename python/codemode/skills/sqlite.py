@@ -9,12 +9,11 @@ Search uses SQLite's own FTS5 index and its ``bm25()`` ranking.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 
+from ..sql_stores import open_sqlite, sqlite_transaction
 from .models import Skill, SkillSummary, TrustLevel
 from .sql import SQLStoreBase
 from .store import (
@@ -97,16 +96,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            with _transaction(connection):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        connection.execute(statement)
-            self._connection = connection
+            self._connection = open_sqlite(self.path, self._timeout, _SCHEMA)
         return self._connection
 
     def _fetch(self, connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
@@ -122,7 +112,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
         return Skill.model_validate({**summary_fields(row), "code": row[-1]}) if row is not None else None
 
     def _save(self, connection: sqlite3.Connection, skill: Skill) -> Skill:
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             stored = new_version(skill, self._fetch(connection, skill.name, None), self.trust)
             connection.execute(
                 "INSERT INTO skill_versions (name, version, description, code, input_schema, output_schema, "
@@ -155,7 +145,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
             return stored
 
     def _delete(self, connection: sqlite3.Connection, name: str) -> bool:
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             row = connection.execute("DELETE FROM skills WHERE name = ? RETURNING id", (name,)).fetchone()
             if row is None:
                 return False
@@ -173,7 +163,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
     ) -> Skill:
         # BEGIN IMMEDIATE holds the database's write lock from the read to the write: no other
         # recorder, in this process or another, runs in between
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             skill = self._fetch(connection, name, version)
             if skill is None:
                 raise not_found(name, version)
@@ -201,7 +191,7 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
     ) -> Skill:
         # one write transaction, like _record_runs: no recorder's run lands between the read and
         # the write
-        with _transaction(connection):
+        with sqlite_transaction(connection):
             skill = self._fetch(connection, name, version)
             if skill is None:
                 raise not_found(name, version)
@@ -210,15 +200,3 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
                 (level, name, skill.version),
             )
             return skill.model_copy(update={"trust_level": level})
-
-
-@contextlib.contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
