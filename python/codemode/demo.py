@@ -9,9 +9,14 @@ result.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import codemode
+
+TOP_PRODUCTS_PROGRAM = Path(__file__).with_name("demo_top_products.ts")
+"""The program of the demo (``examples/top_products.ts`` is this file): which products sell best,
+and how customers rate them."""
 
 PRODUCTS = [
     {"id": "p-101", "name": "Trail Running Shoes", "totalSales": 8421, "price": 129.99},

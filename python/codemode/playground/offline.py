@@ -21,6 +21,8 @@ from typing import Any
 from pydantic_ai.messages import ModelMessage, ModelRequest, ToolReturnPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
 
+from ..demo import TOP_PRODUCTS_PROGRAM
+
 MODEL_LABEL = "Offline demo model (scripted, no LLM)"
 DEMO_TOOLS = ("getTopProducts", "getProductRatings")
 """The tools the scenarios call: the offline model is offered only over the demo tools."""
@@ -58,23 +60,7 @@ SCENARIOS = (
     ),
 )
 
-TOP_PRODUCTS = """\
-// Which products sell best, and how do customers rate them?
-interface Product { id: string; name: string; totalSales: number; price: number }
-
-const top = await external_getTopProducts({ limit: 5 })
-console.log(`ranking ${top.products.length} products`)
-
-const ratings = await Promise.all(
-  top.products.map((p: Product) => external_getProductRatings({ productId: p.id })),
-)
-
-return top.products.map((product: Product, i: number) => {
-  const scores = ratings[i].ratings.map((r: { score: number }) => r.score)
-  const avg = scores.reduce((sum: number, s: number) => sum + s, 0) / scores.length
-  return { name: product.name, sales: product.totalSales, averageRating: Math.round(avg * 100) / 100 }
-})
-"""
+TOP_PRODUCTS = TOP_PRODUCTS_PROGRAM.read_text(encoding="utf-8")
 
 MISSING_PRODUCT = """\
 // The product the user asked about
