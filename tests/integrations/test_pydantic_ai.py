@@ -116,6 +116,13 @@ class Script:
         return next(p for m in messages for p in m.parts if isinstance(p, ToolReturnPart))
 
 
+def tool_returns(messages: list[ModelMessage]) -> list[ToolReturnPart]:
+    """Every tool return the model has received so far, in order."""
+    return [
+        p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)
+    ]
+
+
 ORDER_PROGRAM = """
 const [a, b] = await Promise.all([
   external_get_price({ sku: "A-1" }),
@@ -368,13 +375,7 @@ async def test_a_skill_context_registers_a_skill_and_uses_it_in_the_same_run() -
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         offered.append(sorted(tool.name for tool in info.function_tools))
-        returns = [
-            p
-            for m in messages
-            if isinstance(m, ModelRequest)
-            for p in m.parts
-            if isinstance(p, ToolReturnPart)
-        ]
+        returns = tool_returns(messages)
         if not returns:
             return ModelResponse(parts=[ToolCallPart("register_skill", registration)])
         if len(returns) == 1:
@@ -403,13 +404,7 @@ async def test_a_paused_program_is_a_deferred_approval_that_resumes_the_program(
     toolset = CodeModeToolset(codemode.create_code_mode(shop.TOOLS, approval_key=shop.KEY))
 
     def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        returns = [
-            p
-            for m in messages
-            if isinstance(m, ModelRequest)
-            for p in m.parts
-            if isinstance(p, ToolReturnPart)
-        ]
+        returns = tool_returns(messages)
         if not returns:
             return ModelResponse(
                 parts=[ToolCallPart("execute_typescript", {"typescriptCode": shop.REFUND_ALL})]
