@@ -288,3 +288,20 @@ async def test_a_program_using_skills_never_makes_a_call_that_needs_approval(
         'await skill_amount_of({ id: "o-1" }); return await external_refund({ order_id: "o-1", amount: 40 })'
     )
     assert small.result == "refunded o-1" and shop.REFUNDED == ["o-1"]
+
+
+async def test_a_skill_that_calls_a_tool_needing_approval_cannot_make_the_call(cm: codemode.CodeMode) -> None:
+    """The attack by indirection: the refund is in a skill's code, not in the program. The skill
+    runs outside the pausing path, so the call is refused there too, and nothing is refunded."""
+    from codemode.skills import Skill, SkillRuntime
+
+    skill = Skill(
+        name="refund_order",
+        description="Refund an order in full",
+        code="const o = await external_get_order({ order_id: input.id });\n"
+        "return await external_refund({ order_id: o.id, amount: o.amount })",
+    )
+    result = await SkillRuntime(cm, [skill]).execute('return await skill_refund_order({ id: "o-3" })')
+    assert not result.success and result.error is not None
+    assert "external_refund needs a person's approval" in result.error.message
+    assert shop.REFUNDED == []
