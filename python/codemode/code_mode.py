@@ -150,16 +150,20 @@ class CodeMode:
         tool_call_id: str | None = None,
         on_event: EventCallback | None = None,
         on_report: Callable[[str], Event | None] | None = None,
+        library: str | None = None,
         **limit_overrides: Any,
     ) -> ExecutionResult:
         """Run a compiled program in a fresh sandbox (``execute`` compiles, then calls this).
-        ``on_report`` opens the report channel (see :meth:`IsolateContext.execute`)."""
+        ``on_report`` opens the report channel and ``library`` is a host library the program
+        gets instead of it (see :meth:`IsolateContext.execute`); skills run this way."""
         context = await self._get_context()
         kwargs: dict[str, Any] = {"on_event": on_event, "tool_call_id": tool_call_id}
         if limit_overrides:
             kwargs["limits"] = self.limits.with_overrides(**limit_overrides)
         if on_report is not None:
             kwargs["on_report"] = on_report
+        if library is not None:
+            kwargs["library"] = library
         return await context.execute(program, **kwargs)
 
     async def resume(

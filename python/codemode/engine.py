@@ -41,6 +41,10 @@ CALL_ID: contextvars.ContextVar[int] = contextvars.ContextVar("codemode_call_id"
 numbered in the order it makes them), set when the handler is called if it has a true
 ``wants_call_id`` attribute."""
 
+RUN_LOGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("codemode_run_logs", default=None)
+"""When set as an execution starts, the list its console lines are kept in (read by a host
+that stops the execution before it returns a result: a paused run keeps its logs)."""
+
 ReportCallback = Callable[[str], "Event | None"]
 """Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
 event it returns is emitted in order with the execution's own."""
@@ -163,7 +167,8 @@ class EngineRun:
         self.library: str | None = None
         self.tool_call_id = tool_call_id
         self.events: list[Event] = []
-        self.logs: list[str] = []
+        logs = RUN_LOGS.get()
+        self.logs: list[str] = logs if logs is not None else []
         self.wakeup: anyio.Event | None = None
         self.running = 0
         self.queued: deque[tuple[int, ToolBinding, Any]] = deque()

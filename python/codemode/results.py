@@ -44,6 +44,11 @@ class PendingCall(BaseModel):
     function: str
     """The name the program called (``external_<tool>``)."""
     args: Any = None
+    kind: Literal["tool", "skill"] = "tool"
+    """``skill``: an untrusted skill the program would call, asked before the program starts
+    (``with_skills(approve="ask")``); its ``call_id`` is negative and ``args`` holds the skill's
+    name, version, description and code. Approving it lets it run in this run; rejecting it makes
+    it reject with ``SkillError``."""
 
 
 class Paused(BaseModel):

@@ -19,6 +19,7 @@ from codemode.skills import (
     SkillStats,
     SkillStore,
     SkillSummary,
+    SQLiteSkillStore,
     TrustStrategy,
 )
 from codemode.skills.store import FIELD_WEIGHTS, SearchIndex, bm25_rank, query_words, search_fields, words
@@ -330,6 +331,52 @@ async def test_runs_after_set_trust_apply_the_strategy_from_the_new_level(store:
     await store.set_trust("fetch_weather", "untrusted")
     climbed = await store.record_run("fetch_weather", True)  # 11/11: provisional earned again
     assert (climbed.trust_level, climbed.stats.executions) == ("provisional", 11)
+
+
+async def test_a_persons_decisions_are_counted_beside_the_runs(store: SkillStore) -> None:
+    """``record_decision``: approvals and rejections of a version (with_skills(approve="ask")),
+    kept apart from its runs and its level, and starting again with each new version."""
+    await store.save(make_skill(code="return 1;"))
+    await store.record_runs("fetch_weather", [True, False])
+    approved = await store.record_decision("fetch_weather", True)
+    assert (approved.stats.approvals, approved.stats.rejections) == (1, 0)
+    assert (approved.stats.executions, approved.stats.successes, approved.trust_level) == (2, 1, "untrusted")
+    await store.record_decision("fetch_weather", True)
+    refused = await store.record_decision("fetch_weather", False)
+    assert (refused.stats.approvals, refused.stats.rejections) == (2, 1)
+    # runs recorded later keep the decisions
+    ran = await store.record_runs("fetch_weather", [True])
+    assert (ran.stats.approvals, ran.stats.rejections, ran.stats.executions) == (2, 1, 3)
+    assert await store.get("fetch_weather") == ran
+    [summary] = await store.list_index()
+    assert summary.stats.approvals == 2
+    await store.save(make_skill(code="return 2;"))
+    fresh = await store.record_decision("fetch_weather", False)
+    assert (fresh.version, fresh.stats.approvals, fresh.stats.rejections) == (2, 0, 1)
+    old = await store.record_decision("fetch_weather", True, version=1)
+    assert (old.stats.approvals, old.stats.rejections) == (3, 1)
+    with pytest.raises(SkillNotFoundError):
+        await store.record_decision("nothing_here", True)
+
+
+async def test_a_sqlite_store_made_before_decisions_were_counted_opens(tmp_path: anyio.Path) -> None:
+    """A database from an earlier release (no ``approvals`` / ``rejections`` columns) gains
+    them when opened, its skills and stats kept."""
+    import sqlite3
+
+    path = str(tmp_path / "old.db")
+    async with SQLiteSkillStore(path) as store:
+        await store.save(make_skill())
+        await store.record_runs("fetch_weather", [True, True])
+    connection = sqlite3.connect(path)
+    connection.execute("ALTER TABLE skill_versions DROP COLUMN approvals")
+    connection.execute("ALTER TABLE skill_versions DROP COLUMN rejections")
+    connection.commit()
+    connection.close()
+    async with SQLiteSkillStore(path) as store:
+        skill = await store.get("fetch_weather")
+        assert skill is not None and skill.stats.executions == 2 and skill.stats.approvals == 0
+        assert (await store.record_decision("fetch_weather", True)).stats.approvals == 1
 
 
 async def test_set_trust_loses_no_concurrent_run(store: SkillStore) -> None:

@@ -33,6 +33,19 @@ class CallRecord(BaseModel):
     """The decision this call got, when it needed one."""
 
 
+class SkillPlan(BaseModel):
+    """The skills a run's program was given (a run started by a skills runtime): what its
+    program is rebuilt from on resume, so it runs the skills' code as it was when it started."""
+
+    skills: list[dict[str, Any]]
+    """Each skill as saved (``Skill.model_dump``), the runtime's whole closure."""
+    denied: list[str] = Field(default_factory=list)
+    """Untrusted skills that may not run (not approved): they reject with ``SkillError``."""
+    asked: list[str] = Field(default_factory=list)
+    """Untrusted skills waiting for a person's decision before the program starts."""
+    max_events: int = 1000
+
+
 class RunRecord(BaseModel):
     """A run that can be resumed (paused) or read back (recorded)."""
 
@@ -57,6 +70,8 @@ class RunRecord(BaseModel):
     """The events so far (``{"name", "value"}``), when the run was watched."""
     result: dict[str, Any] | None = None
     """The model-facing output, once finished."""
+    skills: SkillPlan | None = None
+    """The skills the program can call, when a skills runtime started the run."""
 
 
 class RunSummary(BaseModel):

@@ -38,17 +38,20 @@ import anyio
 from pydantic_core import to_jsonable_python
 
 from ..driver import Program
-from ..engine import CALL_ID
+from ..engine import CALL_ID, RUN_LOGS
 from ..events import Event, EventCallback, now_ms
 from ..results import ExecutionError, ExecutionResult, Paused, PendingCall
 from ..tools import ToolBinding
 from .decisions import Approved, Decision, Overridden, Rejected, rejection_message
-from .models import CallRecord, RunRecord
+from .models import CallRecord, RunRecord, SkillPlan
 from .store import ExecutionStore
 from .tokens import InvalidResumeToken, make_token, read_token
 
 if TYPE_CHECKING:
     from ..code_mode import CodeMode
+    from ..skills.sandbox import SkillRuntime
+    from ..skills.store import SkillStore
+    from ..skills.trust import TrustStrategy
 
 MAX_CLOCK_VALUES = 100_000
 """``Date`` readings recorded per run; later ones are not replayed."""
@@ -85,7 +88,7 @@ _PRELUDE = (
     " return Reflect.construct(RealDate, args.length ? args : [now()], new.target); };"
     " CodemodeDate.prototype = RealDate.prototype; CodemodeDate.now = function now_() { return now(); };"
     " CodemodeDate.parse = RealDate.parse; CodemodeDate.UTC = RealDate.UTC; globalThis.Date = CodemodeDate;"
-    " })(__codemode_channel, {seed}, {clock}, {max}); __codemode_channel = undefined;"
+    " })({channel}, {seed}, {clock}, {max});"
 )
 
 
@@ -100,13 +103,20 @@ class _Shifted(Program):
         return self.inner.original_position(max(1, line - 1), column if line > 1 else 1)
 
 
-def deterministic(program: Program, seed: int, clock: Sequence[float]) -> Program:
-    """``program`` with ``Math.random`` seeded and ``Date`` replaying ``clock`` first."""
-    prelude = (
-        _PRELUDE.replace("{seed}", str(seed))
+def deterministic_prelude(seed: int, clock: Sequence[float], channel: str = "__codemode_channel") -> str:
+    """One line of JavaScript that seeds ``Math.random`` and makes ``Date`` replay ``clock``
+    first; it reports the readings past ``clock`` as ``d <ms>`` lines to ``channel``."""
+    return (
+        _PRELUDE.replace("{channel}", channel)
+        .replace("{seed}", str(seed))
         .replace("{clock}", json.dumps(list(clock)))
         .replace("{max}", str(MAX_CLOCK_VALUES))
     )
+
+
+def deterministic(program: Program, seed: int, clock: Sequence[float]) -> Program:
+    """``program`` with ``Math.random`` seeded and ``Date`` replaying ``clock`` first."""
+    prelude = deterministic_prelude(seed, clock) + " __codemode_channel = undefined;"
     return _Shifted(prelude + "\n" + program.javascript, program.source, None, program)
 
 
@@ -322,12 +332,12 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
     async def through_replay(args: Any) -> Any:
         replay = _current.get()
         if replay is None:
-            # Outside a run that can pause (a program run with skills, or a context used
+            # Outside a run that can pause (a skill's example run, or a context used
             # directly): a call that needs a person's decision is refused, never made.
             if binding.requires_approval and binding.needs_approval(args):
                 raise ApprovalUnavailable(
                     f"{binding.sandbox_name} needs a person's approval, which this execution cannot "
-                    "ask for (programs that call skills do not pause yet)"
+                    "ask for (it is not a run that can pause, like a skill's example run)"
                 )
             return await run(args)
         return await replay.call(binding, args, run)
@@ -348,6 +358,9 @@ class Approvals:
     token_ttl: float = DEFAULT_TOKEN_TTL
     record_all: bool = False
     """Keep every finished run in the store (the execution log), not only paused ones."""
+    skill_store: tuple[SkillStore, TrustStrategy | None] | None = None
+    """Where the runs of skills (and the decisions on them) are recorded when a run started by
+    a skills runtime resumes: the store last given to a ``SkillRuntime`` of this code mode."""
 
     async def execute(
         self,
@@ -357,16 +370,21 @@ class Approvals:
         tool_call_id: str | None,
         on_event: EventCallback | None,
         limit_overrides: dict[str, Any],
+        skills: tuple[SkillPlan, SkillRuntime] | None = None,
     ) -> ExecutionResult:
-        """Run ``code`` as a new run that may pause."""
+        """Run ``code`` as a new run that may pause; ``skills``: the plan of the skills the
+        program can call, and the runtime that made it (a run started by a skills runtime)."""
         record = RunRecord(
             run_id=str(uuid.uuid4()),
             code=code,
             tool_call_id=tool_call_id,
             limits=limit_overrides,
             seed=secrets.randbits(53),
+            skills=skills[0] if skills is not None else None,
         )
-        return await self._run(cm, record, {}, on_event)
+        if record.skills is not None and record.skills.asked:
+            return await self._ask(record, on_event)
+        return await self._run(cm, record, {}, on_event, runtime=skills[1] if skills is not None else None)
 
     async def resume(
         self,
@@ -386,6 +404,7 @@ class Approvals:
         except ResumeError:
             await self.store.release(claims.run_id, claims.version)
             raise
+        await self._decide_skills(record, chosen)
         return await self._run(cm, record, chosen, on_event)
 
     async def replay(
@@ -409,6 +428,7 @@ class Approvals:
         on_event: EventCallback | None,
         *,
         replaying: bool = False,
+        runtime: SkillRuntime | None = None,
     ) -> ExecutionResult:
         from .. import _core
         from ..code_mode import _syntax_failure, compile_typescript
@@ -421,7 +441,7 @@ class Approvals:
         # recorded event, looked for near the first not yet matched, and is not passed on.
         unmatched = list(events)
         head = 0
-        logs = [str(e["value"].get("text", "")) for e in events if e["name"] == "code_mode:console"]
+        logs: list[str] = []  # the execution's console lines (it runs from the start: all of them)
 
         async def watch(event: Event) -> None:
             nonlocal head
@@ -438,8 +458,6 @@ class Approvals:
             elif replay.logged and _replayed_call(event, replay):
                 return  # the execution before the pause was not watched: its calls are known
             events.append({"name": event.name, "value": event.value})
-            if event.name == "code_mode:console":
-                logs.append(str(event.value.get("text", "")))
             if on_event is not None:
                 await _emit(on_event, event)
 
@@ -449,18 +467,34 @@ class Approvals:
             return await _syntax_failure(e, started, record.tool_call_id, on_event)
         result: ExecutionResult | None = None
         token = _current.set(replay)
+        logs_token = RUN_LOGS.set(logs)
         try:
             with anyio.CancelScope() as scope:
                 replay.scope = scope
-                result = await cm.execute_program(
-                    deterministic(program, record.seed, record.clock),
-                    tool_call_id=record.tool_call_id,
-                    # events cost a few microseconds a call: only for a watched execution
-                    on_event=watch if on_event is not None else None,
-                    on_report=replay.on_report,
-                    **record.limits,
-                )
+                # events cost a few microseconds a call: only for a watched execution
+                watcher = watch if on_event is not None else None
+                if record.skills is not None:
+                    runtime = runtime if runtime is not None else self._skill_runtime(cm, record.skills)
+                    result = await runtime.run_program(
+                        record.code,
+                        frozenset(record.skills.denied),
+                        tool_call_id=record.tool_call_id,
+                        on_event=watcher,
+                        prelude=deterministic_prelude(record.seed, record.clock, "__codemode_channel.clock"),
+                        on_clock=replay.on_report,
+                        interrupted=lambda: replay.paused or replay.diverged is not None,
+                        limit_overrides=record.limits,
+                    )
+                else:
+                    result = await cm.execute_program(
+                        deterministic(program, record.seed, record.clock),
+                        tool_call_id=record.tool_call_id,
+                        on_event=watcher,
+                        on_report=replay.on_report,
+                        **record.limits,
+                    )
         finally:
+            RUN_LOGS.reset(logs_token)
             _current.reset(token)
         duration_ms = (time.perf_counter() - started) * 1000
         if replay.diverged is not None:
@@ -476,20 +510,9 @@ class Approvals:
                 }
                 await _emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
         elif replay.paused:
-            record.version += 1
-            record.status = "paused"
-            pending = [_pending(call) for call in replay.waiting]
-            value = _stamped({"pending": [call.model_dump() for call in pending]}, record)
-            paused_event = Event("code_mode:execution_paused", value)
-            record.events = [*events, {"name": paused_event.name, "value": paused_event.value}]
             record.calls = replay.calls()
-            await self.store.save(record)
-            if on_event is not None:
-                await _emit(on_event, paused_event)
-            text, expires_at = make_token(self.key, record.run_id, record.version, self.token_ttl)
-            paused = Paused(
-                token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events
-            )
+            pending = [_pending(call) for call in replay.waiting]
+            paused = await self._pause(record, pending, events, on_event)
             return ExecutionResult(
                 success=False, logs=logs, duration_ms=duration_ms, tool_calls=replay.made, paused=paused
             )
@@ -503,6 +526,84 @@ class Approvals:
             record.result = result.to_tool_output()
             await self.store.save(record)
         return result
+
+
+    async def _pause(
+        self,
+        record: RunRecord,
+        pending: list[PendingCall],
+        events: list[dict[str, Any]],
+        on_event: EventCallback | None,
+    ) -> Paused:
+        """Save ``record`` as paused on ``pending`` and make its token."""
+        record.version += 1
+        record.status = "paused"
+        record.pending = [call.call_id for call in pending]
+        value = _stamped({"pending": [call.model_dump() for call in pending]}, record)
+        paused_event = Event("code_mode:execution_paused", value)
+        record.events = [*events, {"name": paused_event.name, "value": paused_event.value}]
+        await self.store.save(record)
+        if on_event is not None:
+            await _emit(on_event, paused_event)
+        text, expires_at = make_token(self.key, record.run_id, record.version, self.token_ttl)
+        return Paused(token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events)
+
+    async def _ask(self, record: RunRecord, on_event: EventCallback | None) -> ExecutionResult:
+        """Pause a new run before it starts, on the untrusted skills its program would call
+        (``approve="ask"``): one pending call per skill, with negative call ids."""
+        assert record.skills is not None
+        started = time.perf_counter()
+        saved = {skill["name"]: skill for skill in record.skills.skills}
+        pending = [
+            PendingCall(
+                call_id=-(at + 1),
+                tool=f"skill_{name}",
+                function=f"skill_{name}",
+                kind="skill",
+                args={key: saved[name].get(key) for key in ("name", "version", "description", "code")},
+            )
+            for at, name in enumerate(record.skills.asked)
+        ]
+        first = Event("code_mode:execution_started", _stamped({}, record))
+        if on_event is not None:
+            await _emit(on_event, first)
+        paused = await self._pause(record, pending, [{"name": first.name, "value": first.value}], on_event)
+        duration_ms = (time.perf_counter() - started) * 1000
+        return ExecutionResult(success=False, duration_ms=duration_ms, paused=paused)
+
+    async def _decide_skills(self, record: RunRecord, chosen: dict[int, Decision]) -> None:
+        """Apply the decisions on a run's asked skills (negative call ids, taken out of
+        ``chosen``): approved ones run, rejected ones are refused; each decision is recorded in
+        the skill's stats as a person's evidence."""
+        plan = record.skills
+        gates = sorted(index for index in chosen if index < 0)
+        if plan is None or not gates:
+            return
+        names = list(plan.asked)
+        versions = {skill["name"]: skill.get("version") for skill in plan.skills}
+        for index in gates:
+            decision = chosen.pop(index)
+            name = names[-index - 1]
+            approved = isinstance(decision, Approved)
+            plan.asked.remove(name)
+            if not approved:
+                plan.denied = sorted({*plan.denied, name})
+            if self.skill_store is not None:
+                store, _ = self.skill_store
+                try:
+                    await store.record_decision(name, approved, version=versions.get(name))
+                except LookupError:
+                    pass  # the skill (or this version) was deleted meanwhile: nothing to count
+        record.pending = [index for index in record.pending if index >= 0]
+
+    def _skill_runtime(self, cm: CodeMode, plan: SkillPlan) -> SkillRuntime:
+        """The skills runtime a resumed run's program runs with: its skills as they were."""
+        from ..skills.models import Skill
+        from ..skills.sandbox import SkillRuntime
+
+        store, trust = self.skill_store if self.skill_store is not None else (None, None)
+        skills = [Skill.model_validate(skill) for skill in plan.skills]
+        return SkillRuntime(cm, skills, store=store, trust=trust, max_events=plan.max_events)
 
 
 def _replayed_call(event: Event, replay: Replay) -> bool:
@@ -555,6 +656,8 @@ def _decisions(record: RunRecord, decisions: Mapping[int | str, Decision]) -> di
             raise ResumeError(f"a decision's key must be a pending call's id, not {key!r}") from None
         if not isinstance(decision, Approved | Rejected | Overridden):
             raise ResumeError(f"the decision on call {index} is not approve(), reject() or override()")
+        if index < 0 and isinstance(decision, Overridden):
+            raise ResumeError(f"call {index} asks to run a skill: the decision is approve() or reject()")
         chosen[index] = decision
     pending = set(record.pending)
     if set(chosen) != pending:

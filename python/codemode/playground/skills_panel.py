@@ -81,7 +81,8 @@ class SkillsPanel:
         skill = await self.store.get(name)
         if skill is None:
             raise SkillNotFoundError(f"no skill {name!r}")
-        runtime = SkillRuntime(cm, await load_closure(self.store, [skill]), store=self.store)
+        # a run from the panel never pauses: a call in it that needs approval is refused
+        runtime = SkillRuntime(cm, await load_closure(self.store, [skill]), store=self.store, pausing=False)
         result = await runtime.run(name, input, tool_call_id=f"panel_{name}")
         self.poke()
         return result_json(result)

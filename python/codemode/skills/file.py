@@ -43,7 +43,7 @@ from .store import (
     not_found,
     summaries_by_name,
 )
-from .trust import TrustStrategy, record_outcomes
+from .trust import TrustStrategy, record_decision, record_outcomes
 
 T = TypeVar("T")
 
@@ -91,6 +91,9 @@ class FileSkillStore(StoreBase):
 
     async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
         return await self._run(self._set_trust, name, checked_trust_level(level), version)
+
+    async def record_decision(self, name: str, approved: bool, *, version: int | None = None) -> Skill:
+        return await self._run(self._record_decision, name, approved, version)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(function, *args)
@@ -195,6 +198,15 @@ class FileSkillStore(StoreBase):
             if skill is None:
                 raise not_found(name, version)
             updated = skill.model_copy(update={"trust_level": level})
+            self._write_metadata(updated)
+            return updated
+
+    def _record_decision(self, name: str, approved: bool, version: int | None) -> Skill:
+        with self._locked():
+            skill = self._get(name, version)
+            if skill is None:
+                raise not_found(name, version)
+            updated = skill.model_copy(update={"stats": record_decision(skill.stats, approved)})
             self._write_metadata(updated)
             return updated
 

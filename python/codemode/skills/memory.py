@@ -14,7 +14,7 @@ from .store import (
     not_found,
     summaries_by_name,
 )
-from .trust import TrustStrategy, record_outcomes
+from .trust import TrustStrategy, record_decision, record_outcomes
 
 
 class MemorySkillStore(StoreBase):
@@ -86,6 +86,11 @@ class MemorySkillStore(StoreBase):
         with self._lock:
             skill = self._find(name, version)
             return self._replace(skill.model_copy(update={"trust_level": level}))
+
+    async def record_decision(self, name: str, approved: bool, *, version: int | None = None) -> Skill:
+        with self._lock:
+            skill = self._find(name, version)
+            return self._replace(skill.model_copy(update={"stats": record_decision(skill.stats, approved)}))
 
     # -- under the lock
 

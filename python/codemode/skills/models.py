@@ -82,6 +82,10 @@ class SkillStats(BaseModel):
     successes: int = Field(default=0, ge=0)
     recent: list[bool] = Field(default_factory=list)
     last_run_at: datetime | None = None
+    approvals: int = Field(default=0, ge=0)
+    """Times a person approved this version to run (``with_skills(approve="ask")``)."""
+    rejections: int = Field(default=0, ge=0)
+    """Times a person refused to let it run."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -29,7 +29,7 @@ from .store import (
     search_fields,
     summary_fields,
 )
-from .trust import TrustStrategy, record_outcomes
+from .trust import TrustStrategy, record_decision, record_outcomes
 
 _PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -103,10 +103,16 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
                         successes bigint NOT NULL DEFAULT 0,
                         recent text NOT NULL DEFAULT '',
                         last_run_at timestamptz,
+                        approvals bigint NOT NULL DEFAULT 0,
+                        rejections bigint NOT NULL DEFAULT 0,
                         created_at timestamptz NOT NULL,
                         updated_at timestamptz NOT NULL,
                         PRIMARY KEY (name, version))"""
                 )
+                for column in ("approvals", "rejections"):  # a table made before these columns
+                    connection.execute(
+                        f"ALTER TABLE {self._versions} ADD COLUMN IF NOT EXISTS {column} bigint NOT NULL DEFAULT 0"
+                    )
                 connection.execute(
                     f"""CREATE TABLE IF NOT EXISTS {self._skills} (
                         name text PRIMARY KEY,
@@ -209,6 +215,18 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
                 (level, name, skill.version),
             )
             return skill.model_copy(update={"trust_level": level})
+
+    def _count(
+        self, connection: psycopg.Connection[Any], name: str, column: str, version: int | None
+    ) -> Skill:
+        with connection.transaction():
+            skill = self._fetch_for_update(connection, name, version)
+            stats = record_decision(skill.stats, column == "approvals")
+            connection.execute(
+                f"UPDATE {self._versions} SET approvals = %s, rejections = %s WHERE name = %s AND version = %s",
+                (stats.approvals, stats.rejections, name, skill.version),
+            )
+            return skill.model_copy(update={"stats": stats})
 
     def _fetch_for_update(self, connection: psycopg.Connection[Any], name: str, version: int | None) -> Skill:
         """The latest version of ``name`` (or ``version``), its row locked until the transaction

@@ -35,22 +35,21 @@ skill's line and column (``line``/``column``/``frame`` point into the skill, the
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import logging
 import re
 import secrets
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 
 from .. import _core
 from ..code_mode import compile_typescript
-from ..driver import IsolateContext, Program
+from ..approvals.models import SkillPlan
+from ..driver import Program
 from ..events import Event, EventCallback, EventName, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
 from ..results import ExecutionError, ExecutionResult
@@ -77,15 +76,16 @@ _SKILL_REFERENCE = re.compile(r"\bskill_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b")
 MAX_SKILL_EVENTS = 1000
 """At most this many skill calls per execution are reported as events (all are recorded)."""
 
-_CONTEXTS: weakref.WeakKeyDictionary[CodeMode, IsolateContext] = weakref.WeakKeyDictionary()
-
-Approve = Callable[[Skill], bool | Awaitable[bool]]
-"""Consulted before an untrusted skill runs: return (or resolve to) True to let it run."""
+Approve = Callable[[Skill], bool | Awaitable[bool]] | Literal["ask"]
+"""Consulted before an untrusted skill runs: return (or resolve to) True to let it run. Or
+``"ask"``: the execution pauses before it starts, with the skill as a pending call for a person
+to approve or reject (the code mode must be able to pause: see ``create_code_mode``)."""
 
 _RUNTIME_JS = r"""
 (function (R) {
   "use strict";
   const stringify = JSON.stringify;
+  const now = Date.now;  // the real clock: a replayed run's program sees a recorded one
   const check = __CM_VALIDATOR__;
   let detailed = 0;
   let V, D, M;
@@ -112,7 +112,7 @@ _RUNTIME_JS = r"""
       const d = D && detailed < M;
       if (d) detailed++;
       if (R) R(d ? "c" + i + " " + json(input) : "c" + i);
-      const t = d ? Date.now() : 0;
+      const t = d ? now() : 0;
       if (schemas[2]) input = JSON.parse(JSON.stringify(input));
       const bad = check(schemas[0], input, "input", schemas[0], true);
       if (bad !== null) {
@@ -122,20 +122,20 @@ _RUNTIME_JS = r"""
       }
       let out;
       try { out = await body(input); } catch (e) {
-        if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + describe(e) : "f" + i);
+        if (R) R(d ? "f" + i + " " + (now() - t) + " " + describe(e) : "f" + i);
         throw e;
       }
       const wrong = schemas[1] === null ? null : check(schemas[1], out, "output", schemas[1], false);
       if (wrong !== null) {
         const m = "skill_" + name + " returned an invalid result: " + wrong;
-        if (R) R(d ? "f" + i + " " + (Date.now() - t) + " " + m : "f" + i);
+        if (R) R(d ? "f" + i + " " + (now() - t) + " " + m : "f" + i);
         throw fail("SkillError", m);
       }
-      if (R) R(d ? "r" + i + " " + (Date.now() - t) + " " + json(out) : "r" + i);
+      if (R) R(d ? "r" + i + " " + (now() - t) + " " + json(out) : "r" + i);
       return out;
     } }["skill_" + name];
   }
-  return function skills(bodies, names, schemas, detail, max) {
+  function skills(bodies, names, schemas, detail, max) {
     V = schemas; D = detail; M = max;
     if (R) R("h");
     const made = {};
@@ -144,7 +144,10 @@ _RUNTIME_JS = r"""
       made["skill_" + name] = why === null ? wrap(i, name, bodies[i]) : refuse(name, why);
     }
     return made;
-  };
+  }
+  // The replay prelude's channel (line 1, before the skills): its clock readings, numbers only.
+  skills.clock = function (text) { if (R) R("d " + (+String(text).slice(2))); };
+  return skills;
 })
 """
 """The skills runtime: a host library (see ``IsolateContext.execute(library=...)``), compiled
@@ -464,6 +467,16 @@ class SkillRuntime:
     ``store`` records every run (with ``trust`` overriding the store's strategy); ``approve`` is
     consulted, once per execution, for every untrusted skill the program mentions (or reaches
     through its dependencies) — a skill not approved rejects with ``SkillError`` when called.
+    With ``approve="ask"`` a person decides instead: the execution pauses before it starts,
+    with one pending call (``kind="skill"``, a negative ``call_id``) per such skill, and
+    :meth:`codemode.CodeMode.resume` runs it with the approved ones; each decision is counted
+    in the skill's stats (``approvals`` / ``rejections``).
+
+    In a code mode that can pause (``cm.approvals``), programs run as runs that may pause:
+    a call (in the program or in a skill's code) that needs approval pauses the execution, and
+    ``cm.resume`` replays it with the skills as they were when it started (their runs are
+    recorded once, when it finishes). ``pausing=False`` runs programs outside that path: a call
+    that needs approval is then refused (as in a skill's example run).
     ``declared`` names the skills declared in the prompt (default: all). ``listeners`` are
     called with each skill :meth:`include` makes callable while it is declared (a new skill or
     a new version), e.g. to rebuild a prompt.
@@ -479,11 +492,22 @@ class SkillRuntime:
         approve: Approve | None = None,
         declared: Sequence[str] | None = None,
         max_events: int = MAX_SKILL_EVENTS,
+        pausing: bool = True,
     ) -> None:
+        if approve == "ask" and not (pausing and cm.approvals is not None):
+            raise ValueError(
+                'approve="ask" pauses the execution for a person\'s decision: the code mode must be '
+                "able to pause (create_code_mode(..., execution_store=MemoryExecutionStore()) or another store)"
+            )
         self.cm = cm
         self.store = store
         self.trust = trust
         self.approve = approve
+        self.pausing = pausing
+        if cm.approvals is not None and store is not None:
+            # A paused run resumes through the code mode alone: its skills' runs (and the
+            # decisions on them) are recorded in the skill store last given to this code mode.
+            cm.approvals.skill_store = (store, trust)
         self.max_events = max_events
         values = skills.values() if isinstance(skills, Mapping) else skills
         self.skills: dict[str, Skill] = {}
@@ -581,7 +605,13 @@ class SkillRuntime:
         return referenced - set(self.skills)
 
     def layout(
-        self, code: str, *, detail: bool = False, denied: frozenset[str] = frozenset(), token: str = "0"
+        self,
+        code: str,
+        *,
+        detail: bool = False,
+        denied: frozenset[str] = frozenset(),
+        token: str = "0",
+        prelude: str = "",
     ) -> _Layout:
         """The JavaScript program that runs ``code`` with the skills (see the module doc).
 
@@ -593,7 +623,7 @@ class SkillRuntime:
         parts = self._parts(denied)
         stripped = _core.strip_types(code)
         javascript = stripped.javascript
-        prefix = (
+        prefix = prelude + (
             f"const {{{', '.join('skill_' + n for n in parts.names)}}} = {_CHANNEL}("
             f"{parts.references.replace(_TOKEN, token)}, {parts.data}, "
             f"{'true' if detail else 'false'}, {self.max_events}); {_CHANNEL} = undefined; "
@@ -607,18 +637,11 @@ class SkillRuntime:
         text = prefix + javascript + "\n" + parts.bodies_js.replace(_TOKEN, token)
         return _Layout(text, parts.names, len(prefix), model_lines, model_strip, shifted)
 
-    async def _context(self) -> IsolateContext:
-        """A sandbox context over ``cm``'s tools and limits (one per code mode, shared)."""
-        context = _CONTEXTS.get(self.cm)
-        if context is None:
-            cm = self.cm
-            context = await cm.driver.create_context(bindings=cm.tools, **dataclasses.asdict(cm.limits))
-            _CONTEXTS[cm] = context
-        return context
-
-    async def _denied(self, code: str) -> frozenset[str]:
+    async def _decide(self, code: str) -> tuple[frozenset[str], frozenset[str]]:
+        """The untrusted skills that may not run, and those waiting for a person's decision
+        (``approve="ask"``), for a program with this ``code``."""
         if self.approve is None:
-            return frozenset()
+            return frozenset(), frozenset()
         reached: set[str] = set()
         pending = [name for name in skill_references(code) if name in self.skills]
         while pending:
@@ -627,19 +650,23 @@ class SkillRuntime:
                 continue
             reached.add(name)
             pending.extend(n for n in skill_references(self.skills[name].code) if n in self.skills)
-        denied = set()
+        denied: set[str] = set()
+        asked: set[str] = set()
         for name, skill in self.skills.items():
             if skill.trust_level != "untrusted":
                 continue
             if name not in reached:
                 denied.add(name)  # not mentioned: not approved, so not callable indirectly either
                 continue
+            if self.approve == "ask":
+                asked.add(name)
+                continue
             answer = self.approve(skill)
             if inspect.isawaitable(answer):
                 answer = await answer
             if not answer:
                 denied.add(name)
-        return frozenset(denied)
+        return frozenset(denied), frozenset(asked)
 
     # -- running
 
@@ -647,18 +674,51 @@ class SkillRuntime:
         self, code: str, *, tool_call_id: str | None = None, on_event: EventCallback | None = None
     ) -> ExecutionResult:
         """Run a program (the model's TypeScript) with the skills; records every skill run,
-        a run cut off by the timeout, the memory limit or cancellation as a failure."""
+        a run cut off by the timeout, the memory limit or cancellation as a failure.
+
+        In a code mode that can pause (``cm.approvals``), the program runs as a run that may
+        pause (a tool that needs approval, or ``approve="ask"``) and resume with the same
+        skills (:meth:`codemode.CodeMode.resume`)."""
         if not self.skills or "skill_" not in code:
             # The skills are consts of the program's function: code that never names one
             # cannot reach any, so it runs as it is.
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
-        watched = on_event is not None or self.store is not None
+        denied, asked = await self._decide(code)
+        approvals = self.cm.approvals
+        if approvals is not None and self.pausing:
+            plan = SkillPlan(
+                skills=[skill.model_dump(mode="json") for skill in self.skills.values()],
+                denied=sorted(denied),
+                asked=sorted(asked),
+                max_events=self.max_events,
+            )
+            return await approvals.execute(
+                self.cm, code, tool_call_id=tool_call_id, on_event=on_event, limit_overrides={}, skills=(plan, self)
+            )
+        return await self.run_program(code, denied, tool_call_id=tool_call_id, on_event=on_event)
+
+    async def run_program(
+        self,
+        code: str,
+        denied: frozenset[str],
+        *,
+        tool_call_id: str | None = None,
+        on_event: EventCallback | None = None,
+        prelude: str = "",
+        on_clock: Callable[[str], Event | None] | None = None,
+        interrupted: Callable[[], bool] = lambda: False,
+        limit_overrides: Mapping[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` with the skills, ``denied`` refused (see :meth:`execute`).
+
+        For a run that may pause: ``prelude`` (JavaScript, on line 1 before the skills) gets
+        the report channel as ``__codemode_channel.clock``, whose ``d <ms>`` lines go to
+        ``on_clock``; an execution stopped while ``interrupted()`` (paused, or diverged from
+        its log) records no skill run: its resume will."""
+        watched = on_event is not None or self.store is not None or on_clock is not None
         try:
             layout = self.layout(
-                code,
-                detail=on_event is not None,
-                denied=await self._denied(code),
-                token=secrets.token_hex(8),
+                code, detail=on_event is not None, denied=denied, token=secrets.token_hex(8), prelude=prelude
             )
         except _core.TypeScriptSyntaxError:  # the code mode reports it, with its events
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
@@ -674,19 +734,24 @@ class SkillRuntime:
             if inspect.isawaitable(outcome):
                 await outcome
 
-        context = await self._context()
-        program = Program(layout.text, layout.text)
+        def report(line: str) -> Event | None:
+            if line.startswith("d "):
+                return on_clock(line) if on_clock is not None else None
+            return tally.report(line)
+
         try:
-            result = await context.execute(
-                program,
+            result = await self.cm.execute_program(
+                Program(layout.text, layout.text),
                 tool_call_id=tool_call_id,
                 on_event=relay if on_event is not None else None,
-                on_report=tally.report if watched else None,
+                on_report=report if watched else None,
                 library=_LIBRARY,
+                **(limit_overrides or {}),
             )
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._settle(tally, "cancelled", None, held, tool_call_id, on_event, swallow=True)
+            if not interrupted():
+                with anyio.CancelScope(shield=True):
+                    await self._settle(tally, "cancelled", None, held, tool_call_id, on_event, swallow=True)
             raise
         error = result.error
         if error is not None:

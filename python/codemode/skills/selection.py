@@ -345,7 +345,8 @@ def _management_bindings(cm: CodeMode, store: SkillStore, trust: TrustStrategy |
     async def run_example(skill: Skill, input: Any) -> Any:
         current = _CURRENT.get(None)
         skills = {**(current[0].skills if current is not None else {}), skill.name: skill}
-        return await SkillRuntime(cm, skills, trust=trust).run(skill.name, input)
+        # an example run never pauses: a call in it that needs approval is refused
+        return await SkillRuntime(cm, skills, trust=trust, pausing=False).run(skill.name, input)
 
     bindings = list(
         management_tools(store, known_tools=cm.tools, run_example=run_example, trust=trust, on_event=on_event)
@@ -383,7 +384,9 @@ async def with_skills(
     they and their dependencies become ``skill_<name>`` in ``execute_typescript`` programs (the
     selected ones declared in the prompt). With ``skills_as_tools`` each selected skill whose
     trust is at least ``min_trust`` is also a direct tool. ``trust`` overrides the store's
-    strategy when runs are recorded; ``approve`` is consulted before an untrusted skill runs.
+    strategy when runs are recorded; ``approve`` is consulted before an untrusted skill runs
+    (a function of the skill, or ``"ask"``: the execution pauses for a person's decision, see
+    :class:`SkillRuntime`).
     ``management`` adds search_skills, get_skill, register_skill and update_skill.
     """
     chosen = await (selector or BM25SkillSelector()).select(store, messages, max_in_context)

@@ -49,6 +49,10 @@ class SQLStoreBase(ThreadedConnection[C], StoreBase):
     async def set_trust(self, name: str, level: TrustLevel, *, version: int | None = None) -> Skill:
         return await self._run(self._set_trust, name, checked_trust_level(level), version)
 
+    async def record_decision(self, name: str, approved: bool, *, version: int | None = None) -> Skill:
+        column = "approvals" if approved else "rejections"
+        return await self._run(self._count, name, column, version)
+
     @staticmethod
     def _query(connection: Any, sql: str, parameters: tuple[Any, ...]) -> list[Any]:
         return connection.execute(sql, parameters).fetchall()  # type: ignore[no-any-return]
@@ -70,4 +74,8 @@ class SQLStoreBase(ThreadedConnection[C], StoreBase):
         raise NotImplementedError
 
     def _set_trust(self, connection: C, name: str, level: TrustLevel, version: int | None) -> Skill:
+        raise NotImplementedError
+
+    def _count(self, connection: C, name: str, column: str, version: int | None) -> Skill:
+        """Add one to ``column`` (``approvals`` or ``rejections``) of the version."""
         raise NotImplementedError

@@ -25,7 +25,7 @@ from .store import (
     search_fields,
     summary_fields,
 )
-from .trust import TrustStrategy, record_outcomes
+from .trust import TrustStrategy, record_decision, record_outcomes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS skill_versions (
@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS skill_versions (
     successes INTEGER NOT NULL DEFAULT 0,
     recent TEXT NOT NULL DEFAULT '',
     last_run_at TEXT,
+    approvals INTEGER NOT NULL DEFAULT 0,
+    rejections INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (name, version)
@@ -96,7 +98,15 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self._connection = open_sqlite(self.path, self._timeout, _SCHEMA)
+            connection = open_sqlite(self.path, self._timeout, _SCHEMA)
+            with sqlite_transaction(connection):  # a database made before these columns
+                have = {row[1] for row in connection.execute("PRAGMA table_info(skill_versions)")}
+                for column in ("approvals", "rejections"):
+                    if column not in have:
+                        connection.execute(
+                            f"ALTER TABLE skill_versions ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                        )
+            self._connection = connection
         return self._connection
 
     def _fetch(self, connection: sqlite3.Connection, name: str, version: int | None) -> Skill | None:
@@ -200,3 +210,15 @@ class SQLiteSkillStore(SQLStoreBase[sqlite3.Connection]):
                 (level, name, skill.version),
             )
             return skill.model_copy(update={"trust_level": level})
+
+    def _count(self, connection: sqlite3.Connection, name: str, column: str, version: int | None) -> Skill:
+        with sqlite_transaction(connection):
+            skill = self._fetch(connection, name, version)
+            if skill is None:
+                raise not_found(name, version)
+            stats = record_decision(skill.stats, column == "approvals")
+            connection.execute(
+                "UPDATE skill_versions SET approvals = ?, rejections = ? WHERE name = ? AND version = ?",
+                (stats.approvals, stats.rejections, name, skill.version),
+            )
+            return skill.model_copy(update={"stats": stats})

@@ -116,6 +116,13 @@ class SkillStore(Protocol):
         """
         ...
 
+    async def record_decision(self, name: str, approved: bool, *, version: int | None = None) -> Skill:
+        """Count a person's decision on running ``name``'s latest version (or ``version``):
+        ``stats.approvals`` or ``stats.rejections`` grows by one (evidence a trust function
+        can weigh; the trust level is left as it is). Atomic like :meth:`record_runs`; raises
+        :class:`~.models.SkillNotFoundError` when there is no such skill or version."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections and files."""
         ...
@@ -318,7 +325,8 @@ def summaries_by_name(summaries: Iterable[SkillSummary]) -> list[SkillSummary]:
 
 ROW_COLUMNS = (
     "v.name, v.version, v.description, v.input_schema, v.output_schema, v.usage_hints, v.depends_on, "
-    "v.trust_level, v.executions, v.successes, v.recent, v.last_run_at, v.created_at, v.updated_at"
+    "v.trust_level, v.executions, v.successes, v.recent, v.last_run_at, v.created_at, v.updated_at, "
+    "v.approvals, v.rejections"
 )
 """The columns of a summary in the SQL stores (table alias ``v``), in :func:`summary_fields` order."""
 
@@ -326,7 +334,7 @@ ROW_COLUMNS = (
 def summary_fields(row: Sequence[Any]) -> dict[str, Any]:
     """A summary's fields from a row of :data:`ROW_COLUMNS` (JSON as text, outcomes as ``"1"``/``"0"``)."""
     (name, version, description, input_schema, output_schema, usage_hints, depends_on, trust_level) = row[:8]
-    executions, successes, recent, last_run_at, created_at, updated_at = row[8:14]
+    executions, successes, recent, last_run_at, created_at, updated_at, approvals, rejections = row[8:16]
     return {
         "name": name,
         "version": version,
@@ -341,6 +349,8 @@ def summary_fields(row: Sequence[Any]) -> dict[str, Any]:
             "successes": successes,
             "recent": [char == "1" for char in recent],
             "last_run_at": last_run_at,
+            "approvals": approvals,
+            "rejections": rejections,
         },
         "created_at": created_at,
         "updated_at": updated_at,

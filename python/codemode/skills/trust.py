@@ -218,6 +218,8 @@ def record_outcome(stats: SkillStats, success: bool, window: int) -> SkillStats:
         successes=stats.successes + (1 if success else 0),
         recent=[*stats.recent, success][-window:],
         last_run_at=utc_now(),
+        approvals=stats.approvals,
+        rejections=stats.rejections,
     )
 
 
@@ -249,9 +251,29 @@ def record_outcomes(
             level = strategy._level(executions, successes, recent_successes, len(recent), level)
         else:
             step = SkillStats.model_construct(
-                executions=executions, successes=successes, recent=list(recent), last_run_at=now
+                executions=executions,
+                successes=successes,
+                recent=list(recent),
+                last_run_at=now,
+                approvals=stats.approvals,
+                rejections=stats.rejections,
             )
             level = strategy.evaluate(step, level)
     if not counted:
         return stats.model_copy(deep=True), level
-    return SkillStats(executions=executions, successes=successes, recent=list(recent), last_run_at=now), level
+    updated = SkillStats(
+        executions=executions,
+        successes=successes,
+        recent=list(recent),
+        last_run_at=now,
+        approvals=stats.approvals,
+        rejections=stats.rejections,
+    )
+    return updated, level
+
+
+def record_decision(stats: SkillStats, approved: bool) -> SkillStats:
+    """``stats`` after a person approved (or rejected) a run of the version (a new object)."""
+    if approved:
+        return stats.model_copy(update={"approvals": stats.approvals + 1})
+    return stats.model_copy(update={"rejections": stats.rejections + 1})
