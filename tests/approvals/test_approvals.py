@@ -210,6 +210,72 @@ async def test_a_run_that_diverges_from_its_log_fails_clearly(
     assert shop.REFUNDED == ["o-1"]  # no refund ran on the diverged replay
 
 
+@codemode.tool
+async def slow_quote(order_id: str, ms: int) -> str:
+    """A quote that takes ``ms`` milliseconds."""
+    import anyio
+
+    await anyio.sleep(ms / 1000)
+    return f"quote for {order_id}"
+
+
+RACE = """
+const timeout = (ms: number) => new Promise((resolve) => setTimeout(() => resolve("timed out"), ms))
+const slow = await Promise.race([external_slow_quote({ order_id: "o-1", ms: 400 }), timeout(40)])
+const fast = await Promise.race([external_slow_quote({ order_id: "o-2", ms: 0 }), timeout(300)])
+const refunded = await external_refund({ order_id: "o-3", amount: 900 })
+return [slow, fast, refunded]
+"""
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_race_between_a_timer_and_a_call_ends_the_same_way_on_resume(
+    driver: codemode.IsolateDriver, store: MemoryExecutionStore
+) -> None:
+    """The timer won the first race and the call the second; on resume the slow call's answer
+    comes from the log at once, yet it waits for the timer that fired before it: the same winners."""
+    cm = codemode.create_code_mode(
+        [*shop.TOOLS, slow_quote], driver=driver, execution_store=store, approval_key=shop.KEY
+    )
+    first = await cm.execute(RACE)
+    assert first.paused is not None
+    record = await store.load(first.paused.run_id)
+    assert record is not None and len(record.timers) == 2  # both timers fired before the pause
+    done = await cm.resume(first.paused.token, {first.paused.pending[0].call_id: codemode.approve()})
+    assert done.success, done.error
+    assert done.result == ["timed out", "quote for o-2", "refunded o-3"]
+    finished = await store.load(first.paused.run_id)
+    assert finished is not None and finished.timers == record.timers
+
+
+@pytest.mark.parametrize(
+    ("logged", "message"),
+    [
+        ([[0, 1, 5]], "timer 1 did not fire where the run's log has it"),  # logged before the first answer
+        ([[0, 3, 5]], "timer 1 fired before what came before it"),  # logged after an answer that is not there
+    ],
+)
+async def test_a_timer_out_of_its_logged_place_fails_clearly(
+    cm: codemode.CodeMode, store: MemoryExecutionStore, logged: list[list[int]], message: str
+) -> None:
+    code = """
+    const first = await external_get_order({ order_id: "o-1" })
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    return await external_refund({ order_id: "o-3", amount: first.amount * 100 })
+    """
+    first = await cm.execute(code)
+    assert first.paused is not None
+    record = await store.load(first.paused.run_id)
+    assert record is not None and [t[:2] for t in record.timers] == [[0, 2]]  # after the first answer
+    record.timers = logged
+    record.calls[0].settled = 2 if logged[0][1] == 1 else 1
+    await store.save(record)
+    result = await cm.resume(first.paused.token, {2: codemode.approve()})
+    assert result.error is not None and result.error.name == "ReplayDivergenceError"
+    assert message in result.error.message
+    assert shop.REFUNDED == []
+
+
 async def test_a_code_mode_without_approvals_runs_as_before(driver: codemode.IsolateDriver) -> None:
     cm = codemode.create_code_mode([shop.get_order], driver=driver)
     assert cm.approvals is None

@@ -432,3 +432,46 @@ async def test_a_paused_program_is_a_deferred_approval_that_resumes_the_program(
         "refunded o-1 | refunded o-2 | failed: external_refund was rejected by a person: needs a manager"
     )
     assert shop.REFUNDED == ["o-1", "o-2"]
+
+
+async def test_a_program_with_skills_pauses_for_a_skill_then_for_its_call() -> None:
+    """With ``skills=`` and ``approve="ask"``: the untrusted skill is a deferred approval first
+    (a pending call of kind ``skill``), then the refund its code makes; each resumes the same
+    program, and the model reads the result."""
+    from pydantic_ai import DeferredToolRequests, DeferredToolResults
+
+    from codemode.approvals import MemoryExecutionStore
+    from codemode.skills import MemorySkillStore, Skill, with_skills
+    from tests.approvals import shop
+
+    shop.REFUNDED.clear()
+    cm = codemode.create_code_mode(shop.TOOLS, execution_store=MemoryExecutionStore(), approval_key=shop.KEY)
+    store = MemorySkillStore()
+    code = "const o = await external_get_order({ order_id: input.id });\n"
+    code += "return await external_refund({ order_id: o.id, amount: o.amount })"
+    await store.save(Skill(name="refund_order", description="Refund an order in full", code=code))
+    skills = await with_skills(cm, store=store, messages=["refund an order"], approve="ask")
+    toolset = CodeModeToolset(cm, skills=skills)
+
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returns = tool_returns(messages)
+        if not returns:
+            program = 'return await skill_refund_order({ id: "o-3" })'
+            return ModelResponse(parts=[ToolCallPart("execute_typescript", {"typescriptCode": program})])
+        return ModelResponse(parts=[TextPart(str(returns[-1].content["result"]))])
+
+    agent = Agent(FunctionModel(model), toolsets=[toolset], output_type=[str, DeferredToolRequests])
+    run = await agent.run("refund o-3")
+    seen: list[tuple[str, str]] = []
+    while isinstance(run.output, DeferredToolRequests):
+        (call,) = run.output.approvals
+        metadata = run.output.metadata[call.tool_call_id]
+        seen += [(p["kind"], p["function"]) for p in metadata["pending"]]
+        results = DeferredToolResults(approvals={call.tool_call_id: True}, metadata={call.tool_call_id: metadata})
+        run = await agent.run(
+            message_history=run.all_messages(), deferred_tool_results=results, output_type=[str, DeferredToolRequests]
+        )
+    assert seen == [("skill", "skill_refund_order"), ("tool", "external_refund")]
+    assert run.output == "refunded o-3" and shop.REFUNDED == ["o-3"]
+    skill = await store.get("refund_order")
+    assert skill is not None and (skill.stats.approvals, skill.stats.executions, skill.stats.successes) == (1, 1, 1)

@@ -64,6 +64,10 @@ class RunRecord(BaseModel):
     clock: list[float] = Field(default_factory=list)
     """The values ``Date.now()`` / ``new Date()`` gave, in order: replayed before real time."""
     calls: list[CallRecord] = Field(default_factory=list)
+    timers: list[list[int]] = Field(default_factory=list)
+    """The timers that fired, ``[timer, settled, ms]`` each: the program's count of its timers,
+    the firing's place in the calls' settle order (so a replay keeps the order), and when it
+    fired (ms after the execution started)."""
     pending: list[int] = Field(default_factory=list)
     """Indexes of the calls waiting for a decision (when paused)."""
     events: list[dict[str, Any]] = Field(default_factory=list)

@@ -17,9 +17,11 @@ its :class:`Replay`, which
 
 The program runs with ``Math.random`` seeded by the run and ``Date.now()`` / ``new Date()``
 giving, on replay, the values they gave before (recorded through the report channel), so
-a replay takes the same path. Timers keep real time: a program whose path depends on a race
-between a timer and a tool call may take another path on resume, and then fails with
-``ReplayDivergenceError``.
+a replay takes the same path. Timers keep real time, and their firings are logged in the
+settle order of the calls: on replay an answer from the log that came after a timer fired waits
+for that timer to fire again, so a race between a timer and a call (``Promise.race`` with a
+timeout) ends the same way. A timer that fires out of its logged place (before what preceded
+it) fails the run with ``ReplayDivergenceError``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ if TYPE_CHECKING:
 MAX_CLOCK_VALUES = 100_000
 """``Date`` readings recorded per run; later ones are not replayed."""
 DEFAULT_TOKEN_TTL = 24 * 3600.0
+TIMER_SLACK_MS = 2000
+"""How long past its logged time a replay waits for a timer before it calls the run diverged."""
 
 _current: contextvars.ContextVar[Replay | None] = contextvars.ContextVar("codemode_replay", default=None)
 
@@ -88,6 +92,10 @@ _PRELUDE = (
     " return Reflect.construct(RealDate, args.length ? args : [now()], new.target); };"
     " CodemodeDate.prototype = RealDate.prototype; CodemodeDate.now = function now_() { return now(); };"
     " CodemodeDate.parse = RealDate.parse; CodemodeDate.UTC = RealDate.UTC; globalThis.Date = CodemodeDate;"
+    " const realSetTimeout = setTimeout; let timers = 0;"
+    " globalThis.setTimeout = function setTimeout(callback, ms, ...args) {"
+    " if (typeof callback !== 'function') return realSetTimeout(callback, ms, ...args);"
+    " const k = timers++; return realSetTimeout(() => { channel('t ' + k); callback(...args); }, ms); };"
     " })({channel}, {seed}, {clock}, {max});"
 )
 
@@ -144,7 +152,12 @@ class Replay:
         self.decisions = dict(decisions)
         self.made = 0  # calls made by this execution
         self.released = 0  # logged outcomes given back so far
-        self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None)
+        self.logged_timers = {timer: settled for timer, settled, *_ in record.timers}
+        # the logged firings by their place: (timer, when it fired, ms after the start)
+        self.timer_at = {settled: (timer, at[0] if at else 0) for timer, settled, *at in record.timers}
+        self.new_timers: list[list[int]] = []  # [timer, settled, ms] of the firings past the log
+        self.started = time.monotonic()
+        self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None) + len(record.timers)
         self.settles = self.logged_outcomes  # settle order of the next live outcome
         self.live = 0  # calls running now
         self.new: list[_Call] = []  # calls past the log, made by this execution
@@ -168,9 +181,22 @@ class Replay:
         await self._changed.wait()
 
     async def _after(self, settled: int) -> None:
-        """Wait until the logged outcomes that settled before ``settled`` were given back."""
+        """Wait until the logged outcomes that settled before ``settled`` were given back. A
+        timer that fired there before and has not fired again well past the time it did (a
+        replay is never slower: its answers come from the log) means another path."""
         while self.released < settled - 1:
-            await self._changes()
+            timer = self.timer_at.get(self.released + 1)
+            if timer is None:
+                await self._changes()
+                continue
+            due = self.started + (timer[1] + TIMER_SLACK_MS) / 1000
+            with anyio.move_on_after(max(0.0, due - time.monotonic())):
+                await self._changes()
+                continue
+            await self._diverge(
+                f"the program took another path on {'replay' if self.log_only else 'resume'}: its "
+                f"timer {timer[0] + 1} did not fire where the run's log has it"
+            )
 
     def calls(self) -> list[CallRecord]:
         """Every call of the run so far: the logged ones, then this execution's new ones."""
@@ -190,13 +216,44 @@ class Replay:
         await anyio.sleep_forever()
 
     def on_report(self, line: str) -> Event | None:
-        """The program's report channel: the ``Date`` readings it makes past the log."""
-        if line.startswith("d ") and len(self.record.clock) < MAX_CLOCK_VALUES:
+        """The program's report channel: the ``Date`` readings it makes past the log
+        (``d <ms>``), and its timers as they fire (``t <k>``, ``k`` counting its timers)."""
+        if line.startswith("t "):
+            try:
+                self._fired(int(line[2:]))
+            except ValueError:
+                pass
+        elif line.startswith("d ") and len(self.record.clock) < MAX_CLOCK_VALUES:
             try:
                 self.record.clock.append(float(line[2:]))
             except ValueError:
                 pass
         return None
+
+    def _fired(self, timer: int) -> None:
+        """Timer ``timer`` fired (its callback runs next). Firings take their place in the
+        settle order with the calls: a logged call that settled after a logged firing is given
+        back only once that timer fired again, so a race between a timer and a call ends the
+        same way on replay. A firing out of its logged place fails the run."""
+        logged = self.logged_timers.get(timer)
+        if logged is None and self.released >= self.logged_outcomes and not self.log_only:
+            self.settles += 1
+            self.new_timers.append([timer, self.settles, round((time.monotonic() - self.started) * 1000)])
+            return
+        if logged is not None and self.released == logged - 1:
+            self.released += 1
+            self._notify()
+            return
+        self.diverged = (
+            f"the program took another path on {'replay' if self.log_only else 'resume'}: its timer "
+            f"{timer + 1} fired before what came before it in the run's log (timers keep real time; "
+            "the order of a timer and the calls around it changed)"
+        )
+        self._stop()
+
+    def timers(self) -> list[list[int]]:
+        """Every timer firing of the run so far: ``[timer, settled, ms after the start]``."""
+        return [*self.record.timers, *self.new_timers]
 
     async def call(self, binding: ToolBinding, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
         self.made += 1
@@ -511,6 +568,7 @@ class Approvals:
                 await _emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
         elif replay.paused:
             record.calls = replay.calls()
+            record.timers = replay.timers()
             pending = [_pending(call) for call in replay.waiting]
             paused = await self._pause(record, pending, events, on_event)
             return ExecutionResult(
@@ -523,6 +581,7 @@ class Approvals:
             record.status = "finished"
             record.events = events
             record.calls = replay.calls()
+            record.timers = replay.timers()
             record.result = result.to_tool_output()
             await self.store.save(record)
         return result

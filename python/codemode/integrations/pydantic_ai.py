@@ -431,8 +431,10 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
                 result = await self.code_mode.resume(
                     str(metadata["resume_token"]), decisions, on_event=on_event
                 )
-            elif name == self.code_mode.tool.name and self.skills is None and isinstance(code, str):
-                result = await self.code_mode.execute(code, tool_call_id=ctx.tool_call_id, on_event=on_event)
+            elif name == self.code_mode.tool.name and isinstance(code, str):
+                # with skills, the program runs with them (and may pause inside one)
+                run = self.code_mode.execute if self.skills is None else self.skills.runtime.execute
+                result = await run(code, tool_call_id=ctx.tool_call_id, on_event=on_event)
             else:
                 return await model_tool.call(tool_args, tool_call_id=ctx.tool_call_id, on_event=on_event)
             if result.paused is not None:

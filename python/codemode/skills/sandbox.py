@@ -145,8 +145,13 @@ _RUNTIME_JS = r"""
     }
     return made;
   }
-  // The replay prelude's channel (line 1, before the skills): its clock readings, numbers only.
-  skills.clock = function (text) { if (R) R("d " + (+String(text).slice(2))); };
+  // The replay prelude's channel (line 1, before the skills): clock readings and timer firings,
+  // numbers only.
+  skills.clock = function (text) {
+    if (!R) return;
+    const s = String(text);
+    R(s[0] === "t" ? "t " + (+s.slice(2) | 0) : "d " + (+s.slice(2)));
+  };
   return skills;
 })
 """
@@ -735,7 +740,7 @@ class SkillRuntime:
                 await outcome
 
         def report(line: str) -> Event | None:
-            if line.startswith("d "):
+            if line.startswith(("d ", "t ")):
                 return on_clock(line) if on_clock is not None else None
             return tally.report(line)
 
