@@ -11,8 +11,9 @@
   a plain run of the same 1,001 calls.
 * **per call, approvals on vs off**: W3 (1,000 sequential calls) in a code mode whose tools
   may need approval (every call goes through the run's log) against one with none.
-* **per call, tracing on vs off**: W3 with an OpenTelemetry SDK tracer provider (spans to a
-  processor that drops them) against none.
+* **per call, tracing on vs off**: W3 with an OpenTelemetry SDK tracer provider (spans to an
+  in-memory exporter) against none; then the SDK's own cost of one such span, made alone, and
+  what is left: codemode's part of a traced call.
 
 Medians of ``--runs`` rounds, each measuring the variants side by side.
 """
@@ -165,7 +166,35 @@ async def per_call_tracing(runs: int) -> dict[str, float]:
             offs.append(off_ms)
             ons.append(on_ms)
     off, on = statistics.median(offs), statistics.median(ons)
-    return {"W3 off us/call": off, "W3 traced us/call": on, "traced - off us/call": on - off}
+    sdk = _sdk_span_us(provider, runs)
+    return {
+        "W3 off us/call": off,
+        "W3 traced us/call": on,
+        "traced - off us/call": on - off,
+        "SDK span alone us": sdk,
+        "codemode's part us/call": on - off - sdk,
+    }
+
+
+def _sdk_span_us(provider: Any, runs: int) -> float:
+    """What the SDK takes for one span like a tool call's (started, made current, three
+    attributes, ended, handed to the processor), with no codemode around it: the floor of
+    tracing on."""
+    from opentelemetry.context import attach, detach
+    from opentelemetry.trace import set_span_in_context
+
+    tracer = provider.get_tracer("bench")
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for index in range(1000):
+            attributes = {"codemode.tool": "t", "codemode.call_id": index, "codemode.tool_call_id": ""}
+            span = tracer.start_span("codemode.tool_call", attributes=attributes, record_exception=False)
+            token = attach(set_span_in_context(span))
+            detach(token)
+            span.end()
+        samples.append((time.perf_counter() - started) * 1000)  # ms per 1,000 = us per span
+    return statistics.median(samples)
 
 
 async def main() -> None:

@@ -120,3 +120,37 @@ async def test_without_a_tracer_provider_nothing_is_traced(
     assert cm.tools["lookup"].handler is tool.handler  # nothing wrapped
     assert (await cm.execute("return (await external_lookup({ id: 'a' })).found")).result is True
     assert exporter.get_finished_spans() == ()
+
+
+async def test_a_program_with_skills_has_a_span_per_skill_call(
+    driver: codemode.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    """A program run with skills is an execution span too; each skill call is a child span
+    (the tool calls its code makes are the execution's children as well), failures marked."""
+    from codemode.skills import Skill, SkillRuntime
+
+    cm = codemode.create_code_mode([make_lookup(provider)], driver=driver, tracer_provider=provider)
+    found = Skill(
+        name="found",
+        description="Whether a record exists",
+        code="return (await external_lookup({ id: input.id })).found",
+    )
+    runtime = SkillRuntime(cm, [found])
+    code = """
+    const both = await Promise.all([skill_found({ id: "a" }), skill_found({ id: "b" })])
+    try { await skill_found({ id: "missing" }) } catch (e) {}
+    return both
+    """
+    result = await runtime.execute(code, tool_call_id="call_9")
+    assert result.success and result.result == [True, True]
+    spans = exporter.get_finished_spans()
+    (execution,) = by_name(spans, "codemode.execution")
+    skills = by_name(spans, "codemode.skill_call skill_found")
+    assert sorted(span.attributes["codemode.skill_call"] for span in skills) == [1, 2, 3]  # type: ignore[index]
+    assert all(
+        span.parent is not None and span.parent.span_id == execution.context.span_id for span in skills
+    )
+    assert all(span.attributes["codemode.tool_call_id"] == "call_9" for span in skills)  # type: ignore[index]
+    (failed,) = [span for span in skills if span.status.status_code == StatusCode.ERROR]
+    assert failed.attributes["codemode.skill_call"] == 3  # type: ignore[index]
+    assert len(by_name(spans, "codemode.tool_call external_lookup")) == 3

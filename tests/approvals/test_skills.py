@@ -16,7 +16,6 @@ from codemode.events import Event
 from codemode.skills import MemorySkillStore, Skill, SkillRuntime, SQLiteSkillStore, with_skills
 
 from . import shop
-from .conftest import StoreLocation
 from .test_approvals import _resume_elsewhere
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +53,9 @@ def cm(driver: codemode.IsolateDriver) -> codemode.CodeMode:
     )
 
 
-async def _runtime(cm: codemode.CodeMode, *skills: Skill, **options: Any) -> tuple[SkillRuntime, MemorySkillStore]:
+async def _runtime(
+    cm: codemode.CodeMode, *skills: Skill, **options: Any
+) -> tuple[SkillRuntime, MemorySkillStore]:
     store = MemorySkillStore()
     saved = []
     for skill in skills:
@@ -179,7 +180,12 @@ async def test_ask_pauses_before_the_program_starts_and_counts_the_decisions(cm:
     assert first.paused is not None and first.tool_calls == 0  # nothing ran
     [pending] = first.paused.pending
     assert (pending.call_id, pending.kind, pending.function) == (-1, "skill", "skill_double")
-    assert pending.args == {"name": "double", "version": 1, "description": "Double a number", "code": "return input.n * 2"}
+    assert pending.args == {
+        "name": "double",
+        "version": 1,
+        "description": "Double a number",
+        "code": "return input.n * 2",
+    }
     assert "skill_double (call -1)" in first.to_tool_output()["message"]
     with pytest.raises(codemode.ResumeError, match="approve\\(\\) or reject\\(\\)"):
         await cm.resume(first.paused.token, {-1: codemode.override(3)})
@@ -231,7 +237,9 @@ async def test_ask_through_with_skills_resumes_in_a_new_process_state(tmp_path: 
         await skills.save(Skill(name="triple", description="Triple a number", code="return input.n * 3"))
     async with SQLiteExecutionStore(runs) as store, SQLiteSkillStore(skills_db) as skills:
         cm = codemode.create_code_mode(shop.TOOLS, execution_store=store, approval_key=shop.KEY)
-        context = await with_skills(cm, store=skills, messages=[{"role": "user", "content": "triple"}], approve="ask")
+        context = await with_skills(
+            cm, store=skills, messages=[{"role": "user", "content": "triple"}], approve="ask"
+        )
         first = await context.runtime.execute("return await skill_triple({ n: 14 })")
     assert first.paused is not None
     async with SQLiteExecutionStore(runs) as store, SQLiteSkillStore(skills_db) as skills:

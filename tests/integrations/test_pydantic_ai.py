@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, Tool  # noqa: E402
-from pydantic_ai.messages import (  # noqa: E402
+from pydantic_ai import Agent, FunctionToolset, ModelRetry, RunContext, Tool
+from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -20,10 +20,10 @@ from pydantic_ai.messages import (  # noqa: E402
     ToolCallPart,
     ToolReturnPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-import codemode  # noqa: E402
-from codemode.integrations.pydantic_ai import (  # noqa: E402
+import codemode
+from codemode.integrations.pydantic_ai import (
     CodeModeEvent,
     CodeModeToolset,
     to_codemode_tools,
@@ -467,11 +467,19 @@ async def test_a_program_with_skills_pauses_for_a_skill_then_for_its_call() -> N
         (call,) = run.output.approvals
         metadata = run.output.metadata[call.tool_call_id]
         seen += [(p["kind"], p["function"]) for p in metadata["pending"]]
-        results = DeferredToolResults(approvals={call.tool_call_id: True}, metadata={call.tool_call_id: metadata})
+        results = DeferredToolResults(
+            approvals={call.tool_call_id: True}, metadata={call.tool_call_id: metadata}
+        )
         run = await agent.run(
-            message_history=run.all_messages(), deferred_tool_results=results, output_type=[str, DeferredToolRequests]
+            message_history=run.all_messages(),
+            deferred_tool_results=results,
+            output_type=[str, DeferredToolRequests],
         )
     assert seen == [("skill", "skill_refund_order"), ("tool", "external_refund")]
     assert run.output == "refunded o-3" and shop.REFUNDED == ["o-3"]
     skill = await store.get("refund_order")
-    assert skill is not None and (skill.stats.approvals, skill.stats.executions, skill.stats.successes) == (1, 1, 1)
+    assert skill is not None and (skill.stats.approvals, skill.stats.executions, skill.stats.successes) == (
+        1,
+        1,
+        1,
+    )

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 MAX_CLOCK_VALUES = 100_000
 """``Date`` readings recorded per run; later ones are not replayed."""
 DEFAULT_TOKEN_TTL = 24 * 3600.0
+_perf_counter = time.perf_counter
 TIMER_SLACK_MS = 2000
 """How long past its logged time a replay waits for a timer before it calls the run diverged."""
 
@@ -76,8 +77,8 @@ class ResumeError(ValueError):
 
 # -- the program, made deterministic ------------------------------------------------------
 
-_PRELUDE = (
-    "((channel, seed, clock, max) => {"
+DETERMINISTIC_JS = (
+    "(function (channel) { return function deterministic(seed, clock, max) {"
     " let a = seed >>> 0, b = Math.floor(seed / 4294967296) ^ 0x9e3779b9, c = 0x243f6a88, d = 0xb7e15162;"
     " const next = () => { a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0; let t = (a + b) | 0;"
     " a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (c << 21) | (c >>> 11); d = (d + 1) | 0;"
@@ -96,8 +97,12 @@ _PRELUDE = (
     " globalThis.setTimeout = function setTimeout(callback, ms, ...args) {"
     " if (typeof callback !== 'function') return realSetTimeout(callback, ms, ...args);"
     " const k = timers++; return realSetTimeout(() => { channel('t ' + k); callback(...args); }, ms); };"
-    " })({channel}, {seed}, {clock}, {max});"
+    " }; })"
 )
+"""What makes a run's program deterministic, as a host library (compiled once per process):
+called with the report channel, it returns ``deterministic(seed, clock, max)``, which line 1 of
+the program calls: ``Math.random`` seeded, ``Date`` replaying ``clock`` first (readings past it
+reported as ``d <ms>``), timers reported as they fire (``t <k>``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,19 +116,15 @@ class _Shifted(Program):
         return self.inner.original_position(max(1, line - 1), column if line > 1 else 1)
 
 
-def deterministic_prelude(seed: int, clock: Sequence[float], channel: str = "__codemode_channel") -> str:
-    """One line of JavaScript that seeds ``Math.random`` and makes ``Date`` replay ``clock``
-    first; it reports the readings past ``clock`` as ``d <ms>`` lines to ``channel``."""
-    return (
-        _PRELUDE.replace("{channel}", channel)
-        .replace("{seed}", str(seed))
-        .replace("{clock}", json.dumps(list(clock)))
-        .replace("{max}", str(MAX_CLOCK_VALUES))
-    )
+def deterministic_prelude(seed: int, clock: Sequence[float], function: str = "__codemode_channel") -> str:
+    """The JavaScript, on line 1, that calls ``function`` (:data:`DETERMINISTIC_JS`'s) with the run's
+    seed and clock."""
+    return f"{function}({seed}, {json.dumps(list(clock))}, {MAX_CLOCK_VALUES});"
 
 
 def deterministic(program: Program, seed: int, clock: Sequence[float]) -> Program:
-    """``program`` with ``Math.random`` seeded and ``Date`` replaying ``clock`` first."""
+    """``program`` with ``Math.random`` seeded and ``Date`` replaying ``clock`` first (run it
+    with ``library=DETERMINISTIC_JS``)."""
     prelude = deterministic_prelude(seed, clock) + " __codemode_channel = undefined;"
     return _Shifted(prelude + "\n" + program.javascript, program.source, None, program)
 
@@ -157,7 +158,9 @@ class Replay:
         self.timer_at = {settled: (timer, at[0] if at else 0) for timer, settled, *at in record.timers}
         self.new_timers: list[list[int]] = []  # [timer, settled, ms] of the firings past the log
         self.started = time.monotonic()
-        self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None) + len(record.timers)
+        self.logged_outcomes = sum(1 for call in record.calls if call.outcome is not None) + len(
+            record.timers
+        )
         self.settles = self.logged_outcomes  # settle order of the next live outcome
         self.live = 0  # calls running now
         self.new: list[_Call] = []  # calls past the log, made by this execution
@@ -385,6 +388,7 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
         return await anyio.to_thread.run_sync(handler, args)
 
     run: Callable[[Any], Awaitable[Any]] = handler if is_async else in_thread  # type: ignore[assignment]
+    name, needs_approval = binding.name, binding.requires_approval
 
     async def through_replay(args: Any) -> Any:
         replay = _current.get()
@@ -397,7 +401,32 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
                     "ask for (it is not a run that can pause, like a skill's example run)"
                 )
             return await run(args)
-        return await replay.call(binding, args, run)
+        # The common case inline (this runs for every call): a call past the log that needs
+        # no decision runs now, its outcome recorded; anything else goes through ``call``.
+        index = CALL_ID.get()
+        if replay.log_only or index in replay.logged or (needs_approval and binding.needs_approval(args)):
+            return await replay.call(binding, args, run)
+        replay.made += 1
+        record = _Call(index, name, args)
+        replay.new.append(record)
+        replay.live += 1
+        started = _perf_counter()
+        try:
+            result = await run(args)
+        except BaseException as e:
+            replay.live -= 1
+            if not isinstance(e, anyio.get_cancelled_exc_class()):
+                replay._settle(record, {"error": str(e)}, (_perf_counter() - started) * 1000)
+            replay._notify()
+            raise
+        replay.live -= 1
+        replay.settles += 1
+        record.outcome = {"result": result}
+        record.settled = replay.settles
+        record.duration_ms = (_perf_counter() - started) * 1000
+        if replay._changed is not None:
+            replay._notify()
+        return result
 
     through_replay.wants_call_id = True  # type: ignore[attr-defined]  # see engine.CALL_ID
     return dataclasses.replace(binding, handler=through_replay)
@@ -537,7 +566,9 @@ class Approvals:
                         frozenset(record.skills.denied),
                         tool_call_id=record.tool_call_id,
                         on_event=watcher,
-                        prelude=deterministic_prelude(record.seed, record.clock, "__codemode_channel.clock"),
+                        prelude=deterministic_prelude(
+                            record.seed, record.clock, "__codemode_channel.deterministic"
+                        ),
                         on_clock=replay.on_report,
                         interrupted=lambda: replay.paused or replay.diverged is not None,
                         limit_overrides=record.limits,
@@ -548,6 +579,7 @@ class Approvals:
                         tool_call_id=record.tool_call_id,
                         on_event=watcher,
                         on_report=replay.on_report,
+                        library=DETERMINISTIC_JS,
                         **record.limits,
                     )
         finally:
@@ -586,7 +618,6 @@ class Approvals:
             await self.store.save(record)
         return result
 
-
     async def _pause(
         self,
         record: RunRecord,
@@ -605,7 +636,9 @@ class Approvals:
         if on_event is not None:
             await _emit(on_event, paused_event)
         text, expires_at = make_token(self.key, record.run_id, record.version, self.token_ttl)
-        return Paused(token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events)
+        return Paused(
+            token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events
+        )
 
     async def _ask(self, record: RunRecord, on_event: EventCallback | None) -> ExecutionResult:
         """Pause a new run before it starts, on the untrusted skills its program would call

@@ -111,7 +111,8 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
                 )
                 for column in ("approvals", "rejections"):  # a table made before these columns
                     connection.execute(
-                        f"ALTER TABLE {self._versions} ADD COLUMN IF NOT EXISTS {column} bigint NOT NULL DEFAULT 0"
+                        f"ALTER TABLE {self._versions} ADD COLUMN IF NOT EXISTS {column} "
+                        "bigint NOT NULL DEFAULT 0"
                     )
                 connection.execute(
                     f"""CREATE TABLE IF NOT EXISTS {self._skills} (
@@ -223,7 +224,8 @@ class PostgresSkillStore(SQLStoreBase[psycopg.Connection[Any]]):
             skill = self._fetch_for_update(connection, name, version)
             stats = record_decision(skill.stats, column == "approvals")
             connection.execute(
-                f"UPDATE {self._versions} SET approvals = %s, rejections = %s WHERE name = %s AND version = %s",
+                f"UPDATE {self._versions} SET approvals = %s, rejections = %s "
+                "WHERE name = %s AND version = %s",
                 (stats.approvals, stats.rejections, name, skill.version),
             )
             return skill.model_copy(update={"stats": stats})

@@ -35,6 +35,7 @@ skill's line and column (``line``/``column``/``frame`` point into the skill, the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -47,8 +48,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 
 from .. import _core
-from ..code_mode import compile_typescript
 from ..approvals.models import SkillPlan
+from ..approvals.replay import DETERMINISTIC_JS
+from ..code_mode import compile_typescript
 from ..driver import Program
 from ..events import Event, EventCallback, EventName, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
@@ -58,6 +60,7 @@ from .trust import TrustStrategy
 
 if TYPE_CHECKING:
     from ..code_mode import CodeMode
+    from ..tracing import SkillSpans
     from .store import SkillStore
 
 logger = logging.getLogger("codemode.skills")
@@ -87,7 +90,7 @@ _RUNTIME_JS = r"""
   const stringify = JSON.stringify;
   const now = Date.now;  // the real clock: a replayed run's program sees a recorded one
   const check = __CM_VALIDATOR__;
-  let detailed = 0;
+  let detailed = 0, calls = 0;
   let V, D, M;
   function fail(name, message) {
     const e = new Error(message);
@@ -109,29 +112,30 @@ _RUNTIME_JS = r"""
     const schemas = V[i];
     return { ["skill_" + name]: async function (input) {
       if (input === undefined) input = {};
+      const k = i + ":" + (++calls);  // the skill's index and the call's number, in each report
       const d = D && detailed < M;
       if (d) detailed++;
-      if (R) R(d ? "c" + i + " " + json(input) : "c" + i);
+      if (R) R(d ? "c" + k + " " + json(input) : "c" + k);
       const t = d ? now() : 0;
       if (schemas[2]) input = JSON.parse(JSON.stringify(input));
       const bad = check(schemas[0], input, "input", schemas[0], true);
       if (bad !== null) {
         const m = "skill_" + name + ": invalid input: " + bad;
-        if (R) R(d ? "x" + i + " " + m : "x" + i);
+        if (R) R(d ? "x" + k + " " + m : "x" + k);
         throw fail("InvalidArgumentsError", m);
       }
       let out;
       try { out = await body(input); } catch (e) {
-        if (R) R(d ? "f" + i + " " + (now() - t) + " " + describe(e) : "f" + i);
+        if (R) R(d ? "f" + k + " " + (now() - t) + " " + describe(e) : "f" + k);
         throw e;
       }
       const wrong = schemas[1] === null ? null : check(schemas[1], out, "output", schemas[1], false);
       if (wrong !== null) {
         const m = "skill_" + name + " returned an invalid result: " + wrong;
-        if (R) R(d ? "f" + i + " " + (now() - t) + " " + m : "f" + i);
+        if (R) R(d ? "f" + k + " " + (now() - t) + " " + m : "f" + k);
         throw fail("SkillError", m);
       }
-      if (R) R(d ? "r" + i + " " + (now() - t) + " " + json(out) : "r" + i);
+      if (R) R(d ? "r" + k + " " + (now() - t) + " " + json(out) : "r" + k);
       return out;
     } }["skill_" + name];
   }
@@ -145,13 +149,8 @@ _RUNTIME_JS = r"""
     }
     return made;
   }
-  // The replay prelude's channel (line 1, before the skills): clock readings and timer firings,
-  // numbers only.
-  skills.clock = function (text) {
-    if (!R) return;
-    const s = String(text);
-    R(s[0] === "t" ? "t " + (+s.slice(2) | 0) : "d " + (+s.slice(2)));
-  };
+  // A run that may pause calls this first (line 1, before the skills), see approvals/replay.py.
+  skills.deterministic = (__CM_DETERMINISTIC__)(R || function () {});
   return skills;
 })
 """
@@ -160,9 +159,11 @@ once per process. The engine calls it with the report channel; line 1 calls what
 with the body functions, ``[name, why refused or null]`` per skill, their schemas, whether to
 report details and how many calls may carry them, and gets the ``skill_*`` functions.
 
-Reports (one line each): ``h`` (the runtime took the channel); ``c<i>`` a call of skill ``i``
-(``c<i> <input JSON>`` with details); ``x<i>`` its input was refused (not a run); ``r<i>`` it
-returned (``r<i> <ms> <result JSON>``); ``f<i>`` it failed (``f<i> <ms> <message>``)."""
+Reports (one line each): ``h`` (the runtime took the channel); ``c<i>:<n>`` call ``n`` (the
+execution's count of skill calls) of skill ``i`` (``c<i>:<n> <input JSON>`` with details);
+``x<i>:<n>`` its input was refused (not a run); ``r<i>:<n>`` it returned (``r<i>:<n> <ms>
+<result JSON>``); ``f<i>:<n>`` it failed (``f<i>:<n> <ms> <message>``). Before the skills, the
+replay prelude's ``d <ms>`` (a clock reading) and ``t <k>`` (a timer fired)."""
 
 
 _VALIDATOR_JS = r"""(function () {
@@ -320,7 +321,9 @@ return check;
 })()"""
 """The JSON Schema interpreter, part of the runtime."""
 
-_LIBRARY = _RUNTIME_JS.replace("__CM_VALIDATOR__", _VALIDATOR_JS)
+_LIBRARY = _RUNTIME_JS.replace("__CM_VALIDATOR__", _VALIDATOR_JS).replace(
+    "__CM_DETERMINISTIC__", DETERMINISTIC_JS
+)
 
 _BODY_JS = "async function __cm_b{i}_@@TOKEN@@(input) {{\n"
 _TOKEN = "@@TOKEN@@"
@@ -502,7 +505,8 @@ class SkillRuntime:
         if approve == "ask" and not (pausing and cm.approvals is not None):
             raise ValueError(
                 'approve="ask" pauses the execution for a person\'s decision: the code mode must be '
-                "able to pause (create_code_mode(..., execution_store=MemoryExecutionStore()) or another store)"
+                "able to pause (create_code_mode(..., execution_store=MemoryExecutionStore()) or another "
+                "store)"
             )
         self.cm = cm
         self.store = store
@@ -688,6 +692,16 @@ class SkillRuntime:
             # The skills are consts of the program's function: code that never names one
             # cannot reach any, so it runs as it is.
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
+        if self.cm.tracer is not None:
+            from ..tracing import traced_execution
+
+            run = functools.partial(self._execute, code, tool_call_id, on_event)
+            return await traced_execution(self.cm.tracer, "codemode.execution", tool_call_id, run)
+        return await self._execute(code, tool_call_id, on_event)
+
+    async def _execute(
+        self, code: str, tool_call_id: str | None, on_event: EventCallback | None
+    ) -> ExecutionResult:
         denied, asked = await self._decide(code)
         approvals = self.cm.approvals
         if approvals is not None and self.pausing:
@@ -698,7 +712,12 @@ class SkillRuntime:
                 max_events=self.max_events,
             )
             return await approvals.execute(
-                self.cm, code, tool_call_id=tool_call_id, on_event=on_event, limit_overrides={}, skills=(plan, self)
+                self.cm,
+                code,
+                tool_call_id=tool_call_id,
+                on_event=on_event,
+                limit_overrides={},
+                skills=(plan, self),
             )
         return await self.run_program(code, denied, tool_call_id=tool_call_id, on_event=on_event)
 
@@ -716,18 +735,23 @@ class SkillRuntime:
     ) -> ExecutionResult:
         """Run ``code`` with the skills, ``denied`` refused (see :meth:`execute`).
 
-        For a run that may pause: ``prelude`` (JavaScript, on line 1 before the skills) gets
-        the report channel as ``__codemode_channel.clock``, whose ``d <ms>`` lines go to
+        For a run that may pause: ``prelude`` (JavaScript, on line 1 before the skills) calls
+        ``__codemode_channel.deterministic``, whose ``d <ms>`` / ``t <k>`` reports go to
         ``on_clock``; an execution stopped while ``interrupted()`` (paused, or diverged from
         its log) records no skill run: its resume will."""
-        watched = on_event is not None or self.store is not None or on_clock is not None
+        spans: SkillSpans | None = None
+        if self.cm.tracer is not None:
+            from ..tracing import skill_spans
+
+            spans = skill_spans(self.cm.tracer, tool_call_id)
+        watched = on_event is not None or self.store is not None or on_clock is not None or spans is not None
         try:
             layout = self.layout(
                 code, detail=on_event is not None, denied=denied, token=secrets.token_hex(8), prelude=prelude
             )
         except _core.TypeScriptSyntaxError:  # the code mode reports it, with its events
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
-        tally = _Tally(layout.skills, tool_call_id)
+        tally = _Tally(layout.skills, tool_call_id, spans)
         held: list[Event] = []
 
         async def relay(event: Event) -> None:
@@ -754,6 +778,8 @@ class SkillRuntime:
                 **(limit_overrides or {}),
             )
         except anyio.get_cancelled_exc_class():
+            if spans is not None and interrupted():
+                spans.cut_off("the run paused", error=False)
             if not interrupted():
                 with anyio.CancelScope(shield=True):
                     await self._settle(tally, "cancelled", None, held, tool_call_id, on_event, swallow=True)
@@ -786,6 +812,8 @@ class SkillRuntime:
         When the execution was cut off by a limit (``kind``), each call still running counts
         as a failed run, with a ``skill_error`` event."""
         cut: list[int] = []
+        if kind in _CUT_OFF and tally.spans is not None:
+            tally.spans.cut_off(kind or "cut off")
         if kind in _CUT_OFF:
             cut = [index for index, count in sorted(tally.running.items()) for _ in range(count)]
             tally.runs.extend(index * 2 for index in cut)
@@ -924,11 +952,14 @@ class _Tally:
     """One execution's reports from the skills runtime: the runs so far (``index * 2 +
     success``, in order), the calls still running, and the events they stand for."""
 
-    __slots__ = ("names", "running", "runs", "started", "tool_call_id")
+    __slots__ = ("names", "running", "runs", "spans", "started", "tool_call_id")
 
-    def __init__(self, names: Sequence[str], tool_call_id: str | None) -> None:
+    def __init__(
+        self, names: Sequence[str], tool_call_id: str | None, spans: SkillSpans | None = None
+    ) -> None:
         self.names = names
         self.tool_call_id = tool_call_id
+        self.spans = spans
         self.started = False
         self.runs: list[int] = []
         self.running: dict[int, int] = {}
@@ -941,25 +972,32 @@ class _Tally:
             self.started = True
             return None
         try:
-            index = int(head[1:])
+            number, _, call_text = head[1:].partition(":")
+            index, call = int(number), int(call_text)
             name = self.names[index]
         except (ValueError, IndexError):
             return None
         if kind == "c":
             self.running[index] = self.running.get(index, 0) + 1
+            if self.spans is not None:
+                self.spans.start(name, call)
             if not rest:
                 return None
             return self._event(SKILL_CALL, name, input=_loads(rest))
         if self.running.get(index):
             self.running[index] -= 1
         if kind == "x":  # the input was refused: not a run of the skill
+            if self.spans is not None:
+                self.spans.end(call, "invalid input")
             return self._event(SKILL_ERROR, name, error=rest, duration_ms=0) if rest else None
         if kind not in ("r", "f"):
             return None
         self.runs.append(index * 2 + (kind == "r"))
+        ms, _, value = rest.partition(" ")
+        if self.spans is not None:
+            self.spans.end(call, None if kind == "r" else (value or "failed"))
         if not rest:
             return None
-        ms, _, value = rest.partition(" ")
         try:
             duration: float = int(ms)
         except ValueError:
