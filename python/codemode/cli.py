@@ -345,10 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor.set_defaults(handler=_doctor)
     _add_mcp_commands(commands)
     from .approvals.cli import add_runs_commands
+    from .bench.cli import add_bench_command
     from .cloudflare.cli import add_cloudflare_commands
     from .playground.cli import add_playground_command
     from .skills.cli import add_skills_commands
 
+    add_bench_command(commands)
     add_cloudflare_commands(commands)
     add_playground_command(commands)
     add_runs_commands(commands)

@@ -1,0 +1,1 @@
+"""``codemode bench``: the shared workloads on every engine installed here, beside the peers."""
