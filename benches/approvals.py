@@ -30,10 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workload_tools import WORKLOADS_DIR, build_tools
-
 import codemode
 from codemode.approvals import SQLiteExecutionStore
+from codemode.bench.workload_tools import WORKLOADS_DIR, build_tools
 
 
 def _with_approval(tools: tuple[codemode.Tool, ...], name: str) -> list[codemode.Tool]:

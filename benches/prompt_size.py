@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 
-from workload_tools import build_tools
-
 import codemode
+from codemode.bench.workload_tools import build_tools
 from codemode.prompt import approximate_tokens
 
 

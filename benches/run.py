@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workload_tools import SPEC, WORKLOADS_DIR, build_tools
-
 import codemode
+from codemode.bench.workload_tools import SPEC, WORKLOADS_DIR, build_tools
 
 BENCH_DIR = Path(__file__).resolve().parent
 RSS_PROBE = BENCH_DIR / "rss_probe.py"

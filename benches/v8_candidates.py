@@ -248,9 +248,8 @@ async def thread_floor() -> None:
 
 def _workloads() -> list[tuple[str, str, Any, int]]:
     """``(id, JavaScript body, expected result, runs)`` of W1-W8 (runs capped at 20)."""
-    from workload_tools import SPEC, WORKLOADS_DIR
-
     import codemode._core as core
+    from codemode.bench.workload_tools import SPEC, WORKLOADS_DIR
 
     out = []
     for spec in SPEC["workloads"]:
@@ -262,7 +261,7 @@ def _workloads() -> list[tuple[str, str, Any, int]]:
 
 
 def _handlers() -> dict[str, Callable[..., Awaitable[Any]]]:
-    from workload_tools import HANDLERS
+    from codemode.bench.workload_tools import HANDLERS
 
     return HANDLERS
 

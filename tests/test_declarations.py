@@ -26,7 +26,7 @@ from codemode.declarations import render_declarations, schema_to_typescript
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "declarations"
-WORKLOADS = ROOT / "benches" / "workloads"
+WORKLOADS = ROOT / "python" / "codemode" / "bench" / "workloads"
 NODE_DIR = ROOT / ".cache" / "node"
 TYPESCRIPT_VERSION = "5.9.3"
 TSC_FLAGS = ["--noEmit", "--strict", "--target", "es2022", "--lib", "es2022", "--pretty", "false"]

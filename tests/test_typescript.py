@@ -12,7 +12,7 @@ import codemode
 
 pytestmark = pytest.mark.anyio
 
-WORKLOADS = Path(__file__).resolve().parent.parent / "benches" / "workloads"
+WORKLOADS = Path(__file__).resolve().parent.parent / "python" / "codemode" / "bench" / "workloads"
 SPEC = json.loads((WORKLOADS / "tools.json").read_text(encoding="utf-8"))
 FEATURES = {Path(f["file"]).stem: f["expectedResult"] for f in SPEC["tsFeatures"]}
 

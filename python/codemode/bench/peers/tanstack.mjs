@@ -1,6 +1,10 @@
 // Run the shared workloads W1-W8 through TanStack AI Code Mode's isolated-vm driver.
 //
-//   node --no-node-snapshot --expose-gc benches/peers/tanstack.mjs [--only W1,W2] [--quick]
+//   node --no-node-snapshot --expose-gc tanstack.mjs [--only W1,W2] [--quick] [--workloads DIR]
+//
+// Shipped in codemode.bench (python/codemode/bench/peers/); `codemode bench` and benches/peers.py
+// copy it beside its pinned node_modules (package.json, package-lock.json) and pass --workloads,
+// the folder of tools.json and the programs (default: ../workloads next to this file).
 //
 // The peer is driven through its public API only, the way a TanStack AI app does it:
 // createCodeMode({ driver: createNodeIsolateDriver(), tools, timeout, memoryLimit }) and then
@@ -8,8 +12,8 @@
 // one such call (sucrase strip, new isolate + context, inject console and one binding per tool,
 // run, JSON round-trip, dispose), timed with performance.now() after the warm-up runs; every
 // result (warm-ups included) is checked against tools.json's expectedResult. Between samples,
-// outside the timed region, the loop is yielded to three times (setImmediate), as benches/run.py
-// does with asyncio.sleep(0). The tools are those of benches/workloads/tools.json, with zod
+// outside the timed region, the loop is yielded to three times (setImmediate), as codemode.bench
+// does with asyncio.sleep(0). The tools are those of workloads/tools.json, with zod
 // schemas equal to its JSON Schemas (tools.json's toolCallPath: zod-validated input and output).
 // Prints one JSON document on stdout; exits 1 if a check failed.
 
@@ -25,7 +29,8 @@ import { createNodeIsolateDriver } from '@tanstack/ai-isolate-node'
 import { z } from 'zod'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
-const WORKLOADS = join(HERE, '..', 'workloads')
+const WORKLOADS_FLAG = process.argv.indexOf('--workloads')
+const WORKLOADS = WORKLOADS_FLAG > 0 ? process.argv[WORKLOADS_FLAG + 1] : join(HERE, '..', 'workloads')
 const SPEC = JSON.parse(readFileSync(join(WORKLOADS, 'tools.json'), 'utf8'))
 
 // ------------------------------------------------------------------ data and tools
@@ -217,6 +222,7 @@ function parseArgs(argv) {
     else if (argv[i] === '--only') args.only = new Set(argv[++i].split(',').map((s) => s.trim()).filter(Boolean))
     else if (argv[i] === '--cloudflare-driver') args.cloudflareDriver = argv[++i]
     else if (argv[i] === '--worker-url') args.workerUrl = argv[++i]
+    else if (argv[i] === '--workloads') i++ // read at load time (WORKLOADS)
     else throw new Error(`unknown argument ${argv[i]}`)
   }
   return args

@@ -11,16 +11,13 @@ import asyncio
 import hashlib
 import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import codemode
 
-WORKLOADS_DIR = Path(__file__).resolve().parent / "workloads"
-"""benches/workloads: the copied programs and tools.json."""
+from .spec import SPEC, WORKLOADS_DIR
 
-SPEC: dict[str, Any] = json.loads((WORKLOADS_DIR / "tools.json").read_text(encoding="utf-8"))
-"""The parsed tools.json."""
+__all__ = ["HANDLERS", "ORDERS", "SPEC", "WORKLOADS_DIR", "build_tools", "generate_orders", "js_json"]
 
 PRODUCTS: list[dict[str, Any]] = SPEC["data"]["products"]
 RATINGS: dict[str, list[dict[str, Any]]] = SPEC["data"]["ratings"]
