@@ -116,7 +116,7 @@ def test_cli_run_json_and_failure(tmp_path: Path) -> None:
     payload = json.loads(out.stdout)
     assert payload["error"]["kind"] == "tool" and "kiwi" in payload["error"]["message"]
     out = _cli("run", "-", stdin="const x: number = ;")
-    assert out.returncode == 1 and "syntax error at line 1" in out.stdout and "^" in out.stdout
+    assert out.returncode == 3 and "syntax error at line 1" in out.stdout and "^" in out.stdout  # SYNTAX
 
 
 def test_cli_prompt() -> None:

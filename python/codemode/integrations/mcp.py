@@ -497,6 +497,9 @@ def load_servers_config(path: str | Path) -> dict[str, ServerSpec]:
 
     {"mcpServers": {"time": {"command": "mcp-server-time", "args": [], "env": {}, "cwd": "."},
                     "remote": {"url": "http://127.0.0.1:8000/mcp"}}}
+
+    Raises ``FileNotFoundError``, ``json.JSONDecodeError`` (a ``ValueError``) for a file that
+    is not JSON, and ``ValueError`` naming the server whose entry has the wrong shape.
     """
     config = json.loads(Path(path).read_text(encoding="utf-8"))
     entries = config.get("mcpServers", config) if isinstance(config, dict) else None
@@ -504,15 +507,20 @@ def load_servers_config(path: str | Path) -> dict[str, ServerSpec]:
         raise ValueError(f"{path}: expected an object mapping server names to servers")
     servers: dict[str, ServerSpec] = {}
     for name, entry in entries.items():
+        shape = f'{path}: server {name!r} must be {{"command": ..., "args": [...]}} or {{"url": ...}}'
+        if not isinstance(entry, dict):
+            raise ValueError(shape)
         if "url" in entry:
             servers[name] = str(entry["url"])
-        else:
+        elif isinstance(entry.get("command"), str) and isinstance(entry.get("args", []), list):
             servers[name] = StdioServerParameters(
                 command=entry["command"],
-                args=entry.get("args", []),
+                args=[str(arg) for arg in entry.get("args", [])],
                 env=entry.get("env"),
                 cwd=entry.get("cwd"),
             )
+        else:
+            raise ValueError(shape)
     return servers
 
 
