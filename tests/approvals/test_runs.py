@@ -4,6 +4,7 @@ lists, shows and replays them (a replay answers every call from the log)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -108,14 +109,18 @@ async def test_a_replay_never_runs_a_call_the_log_does_not_have(tmp_path: Path) 
 
 def test_everyday_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'runs.db'}"
-    for args, message in [
-        (["show", "nope", "--store", url], "codemode runs: no run 'nope' in this store"),
-        (["replay", "nope", "--tools", "tests.approvals.shop", "--store", url], "no run 'nope'"),
-        (["list", "--store", "mysql://x"], "codemode runs: not an execution store URL"),
-        (["list"], "give --store URL"),
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"
+    sqlite3.connect(tmp_path / "runs.db").close()  # a store that exists (a missing one is not made)
+    for args, code, message in [  # codes: codemode.cli_errors.ExitCode
+        (["list", "--store", missing], 6, "codemode runs: no such store"),
+        (["show", "nope", "--store", url], 1, "codemode runs: no run 'nope' in this store"),
+        (["replay", "nope", "--tools", "tests.approvals.shop", "--store", url], 1, "no run 'nope'"),
+        (["list", "--store", "mysql://x"], 2, "codemode runs: not an execution store URL"),
+        (["list"], 2, "give --store URL"),
     ]:
         out = runs(*args)
-        assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr, (
+        assert out.returncode == code and message in out.stderr and "Traceback" not in out.stderr, (
             args,
             out.stderr,
         )
+    assert not (tmp_path / "typo.db").exists()

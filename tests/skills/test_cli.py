@@ -181,7 +181,7 @@ def test_errors(tmp_path: Path) -> None:
     bad = skills_cli("list", "--store", "redis://x")
     assert bad.returncode != 0 and "not a skill store URL" in bad.stderr
     not_dir = skills_cli("import", str(tmp_path / "missing"), "--store", f"sqlite://{tmp_path}/s.db")
-    assert not_dir.returncode == 1 and "is not a directory" in not_dir.stderr
+    assert not_dir.returncode == 6 and "is not a directory" in not_dir.stderr  # ExitCode.ENVIRONMENT
     empty = skills_cli("list", "--store", f"file://{tmp_path}/empty")
     assert empty.returncode == 0 and empty.stdout.strip() == "no skills"
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import anyio
 
+from ..cli_errors import CliError, ExitCode, describe, redact_url
 from .models import RunRecord
 from .store import ExecutionStore
-from .url import execution_store_from_url
+from .url import EXECUTION_STORE_URL_FORMS, execution_store_from_url
 
 STORE_ENVIRONMENT = "CODEMODE_RUNS_STORE"
 
@@ -89,10 +90,7 @@ async def _replay(store: ExecutionStore, args: argparse.Namespace) -> int:
     record = await store.load(args.run_id)
     if record is None:
         return _fail(f"no run {args.run_id!r} in this store")
-    try:
-        tools = load_tools(args.tools)
-    except (ImportError, OSError, ValueError) as e:
-        return _fail(str(e))
+    tools = load_tools(args.tools)  # its mistakes are CliError, one line
     cm = create_code_mode(tools, execution_store=store)
     assert cm.approvals is not None
     try:
@@ -112,11 +110,25 @@ async def _replay(store: ExecutionStore, args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, command: Any) -> int:
     url = args.store or os.environ.get(STORE_ENVIRONMENT)
     if not url:
-        return _fail(f"give --store URL (or set ${STORE_ENVIRONMENT})")
+        raise CliError(
+            f"codemode runs: give --store URL (or set ${STORE_ENVIRONMENT}): {EXECUTION_STORE_URL_FORMS}"
+        )
     try:
-        store = execution_store_from_url(url)
-    except (ImportError, ValueError) as e:
-        return _fail(str(e))
+        # No command here writes a new store: a missing SQLite file is a typo, not a store to make.
+        store = execution_store_from_url(url, create=False)
+    except ValueError as e:
+        raise CliError(f"codemode runs: {e}") from None
+    except FileNotFoundError as e:
+        raise CliError(
+            f"codemode runs: no such store: {e.filename} (a code mode with this execution store "
+            "makes it when it records or pauses a run)",
+            ExitCode.ENVIRONMENT,
+        ) from None
+    except ImportError as e:
+        raise CliError(
+            f"codemode runs: {e} (a PostgreSQL store needs pip install 'codemode[postgres]')",
+            ExitCode.ENVIRONMENT,
+        ) from None
 
     async def main() -> int:
         async with store:
@@ -124,8 +136,13 @@ def _run(args: argparse.Namespace, command: Any) -> int:
 
     try:
         return anyio.run(main)
-    except OSError as e:
-        return _fail(f"the store cannot be opened: {e}")
+    except CliError:
+        raise
+    except Exception as e:
+        message, code = describe(e)
+        if code != ExitCode.ENVIRONMENT:
+            raise
+        raise CliError(f"codemode runs: the store {redact_url(url)}: {message}", code) from e
 
 
 def add_runs_commands(commands: Any) -> None:

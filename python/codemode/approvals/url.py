@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -12,7 +13,7 @@ EXECUTION_STORE_URL_FORMS = (
 )
 
 
-def execution_store_from_url(url: str) -> ExecutionStore:
+def execution_store_from_url(url: str, *, create: bool = True) -> ExecutionStore:
     """The store a URL names.
 
     * ``memory:``: a :class:`~.store.MemoryExecutionStore` (empty; for tests and one process);
@@ -23,6 +24,8 @@ def execution_store_from_url(url: str) -> ExecutionStore:
 
     Paths are percent-decoded. Raises ``ValueError`` for any other URL (the message names the
     accepted forms), and ``ImportError`` for a PostgreSQL URL when psycopg is not installed.
+    With ``create=False`` a SQLite database that does not exist is not made: ``FileNotFoundError``
+    (its ``filename`` the path) instead.
     """
     scheme, _, rest = url.partition(":") if ":" in url else ("", "", url)
     scheme = scheme.lower()
@@ -37,7 +40,10 @@ def execution_store_from_url(url: str) -> ExecutionStore:
     if scheme == "sqlite":
         from .sqlite import SQLiteExecutionStore
 
-        return SQLiteExecutionStore(_path(url))
+        path = _path(url)
+        if not create and not path.exists():
+            raise FileNotFoundError(errno.ENOENT, "no such SQLite execution store", str(path))
+        return SQLiteExecutionStore(path)
     raise ValueError(f"not an execution store URL: {url!r} (use {EXECUTION_STORE_URL_FORMS})")
 
 

@@ -30,7 +30,9 @@ import sys
 from typing import Any
 
 import anyio
+import pydantic
 
+from ..cli_errors import CliError, ExitCode, describe, redact_url
 from .file import FileSkillStore
 from .models import TRUST_LEVELS, Skill, SkillNotFoundError
 from .store import SkillStore
@@ -64,25 +66,58 @@ def _same(a: Skill, b: Skill) -> bool:
     return all(getattr(a, name) == getattr(b, name) for name in _CONTENT_FIELDS)
 
 
+_CREATES = ("import",)
+"""The commands that make a SQLite store that does not exist; the others say it is missing."""
+
+
 def _open(args: argparse.Namespace) -> SkillStore:
     url = args.store or os.environ.get(STORE_ENVIRONMENT)
     if not url:
-        raise SystemExit(f"codemode skills: give --store URL or set {STORE_ENVIRONMENT} ({STORE_URL_FORMS})")
+        raise CliError(f"codemode skills: give --store URL or set {STORE_ENVIRONMENT} ({STORE_URL_FORMS})")
     try:
-        return store_from_url(url)
-    except (ValueError, ImportError) as e:
-        raise SystemExit(f"codemode skills: {e}") from None
+        return store_from_url(url, create=args.skills_command in _CREATES)
+    except ValueError as e:
+        raise CliError(f"codemode skills: {e}") from None
+    except FileNotFoundError as e:
+        raise CliError(
+            f"codemode skills: no such store: {e.filename} (it is made by commands that write, "
+            f"e.g. `codemode skills import DIR --store {url}`)",
+            ExitCode.ENVIRONMENT,
+        ) from None
+    except ImportError as e:
+        raise CliError(
+            f"codemode skills: {e} (a PostgreSQL store needs pip install 'codemode[postgres]')",
+            ExitCode.ENVIRONMENT,
+        ) from None
 
 
 def _run(args: argparse.Namespace, command: Any) -> int:
+    store = _open(args)
+
     async def main() -> int:
-        store = _open(args)
         try:
             return int(await command(store, args))
         finally:
             await store.aclose()
 
-    return anyio.run(main)
+    try:
+        return anyio.run(main)
+    except CliError:
+        raise
+    except (pydantic.ValidationError, json.JSONDecodeError) as e:  # a file store's .json, or DIR's
+        first = e.errors()[0] if isinstance(e, pydantic.ValidationError) else None
+        what = f"{'.'.join(map(str, first['loc']))}: {first['msg']}" if first else str(e)
+        raise CliError(
+            f"codemode skills: a .json file there is not a skill ({what}); "
+            "is it a directory written by `codemode skills export`?",
+            ExitCode.ENVIRONMENT,
+        ) from e
+    except Exception as e:
+        message, code = describe(e)
+        if code != ExitCode.ENVIRONMENT:
+            raise
+        url = redact_url(args.store or os.environ.get(STORE_ENVIRONMENT, ""))
+        raise CliError(f"codemode skills: the store {url}: {message}", code) from e
 
 
 async def _list(store: SkillStore, args: argparse.Namespace) -> int:
@@ -157,8 +192,10 @@ async def _export(store: SkillStore, args: argparse.Namespace) -> int:
 
 async def _import(store: SkillStore, args: argparse.Namespace) -> int:
     if not os.path.isdir(args.directory):
-        print(f"codemode skills: {args.directory} is not a directory", file=sys.stderr)
-        return 1
+        raise CliError(
+            f"codemode skills: {args.directory} is not a directory (import reads an export's DIR)",
+            ExitCode.ENVIRONMENT,
+        )
     counts = await copy_skills(FileSkillStore(args.directory), store, all_versions=args.all_versions)
     print(f"imported {counts['copied']} skills from {args.directory} ({counts['unchanged']} unchanged)")
     return 0
