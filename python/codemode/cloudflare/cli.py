@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..cli_errors import CliError, ExitCode
 from .bundle import COMPATIBILITY_DATE, worker_script
 
 WRANGLER_CONFIG = "wrangler.jsonc"
@@ -51,8 +52,7 @@ def _init(args: argparse.Namespace) -> int:
     try:
         written = write_project(directory, args.name, force=args.force)
     except FileExistsError as e:
-        print(f"codemode cloudflare init: {e}", file=sys.stderr)
-        return 2
+        raise CliError(f"codemode cloudflare init: {e}", ExitCode.USAGE) from None
     for path in written:
         print(f"wrote {path}")
     print(
@@ -62,8 +62,9 @@ def _init(args: argparse.Namespace) -> int:
     if args.deploy:
         npx = shutil.which("npx")
         if npx is None:
-            print("codemode cloudflare init: --deploy needs npx (Node.js) on the PATH", file=sys.stderr)
-            return 2
+            raise CliError(
+                "codemode cloudflare init: --deploy needs npx (Node.js) on the PATH", ExitCode.ENVIRONMENT
+            )
         return subprocess.call([npx, "--yes", "wrangler", "deploy"], cwd=directory)
     return 0
 
@@ -74,9 +75,8 @@ def _dev(args: argparse.Namespace) -> int:
     try:
         worker = LocalWorker(port=args.port, host=args.host, secret=args.secret)
         worker.start()
-    except RuntimeError as e:
-        print(f"codemode cloudflare dev: {e}", file=sys.stderr)
-        return 2
+    except RuntimeError as e:  # no workerd, or it did not start
+        raise CliError(f"codemode cloudflare dev: {e}", ExitCode.ENVIRONMENT) from None
     print(f"the Worker is on {worker.url} (local workerd; Ctrl-C stops it)")
     print(f"secret: {worker.secret}")
     print(f"\n    codemode.CloudflareDriver({worker.url!r}, {worker.secret!r})\n", flush=True)
@@ -104,7 +104,7 @@ def _dev(args: argparse.Namespace) -> int:
             else:
                 stalled_since = None
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     finally:
         worker.stop()
 

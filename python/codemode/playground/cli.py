@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import secrets
-import sys
 import threading
 import webbrowser
-from typing import Any
+from typing import Any, NoReturn
+
+from ..cli_errors import CliError, ExitCode
 
 DEFAULT_PORT = 8765
 
@@ -41,9 +42,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _fail(message: str) -> int:
-    print(f"codemode playground: {message}", file=sys.stderr)
-    return 2
+def _fail(message: str, code: ExitCode = ExitCode.ENVIRONMENT) -> NoReturn:
+    raise CliError(f"codemode playground: {message}", code)
 
 
 def _playground(args: argparse.Namespace) -> int:
@@ -55,14 +55,16 @@ def _playground(args: argparse.Namespace) -> int:
         from .app import BUNDLE, create_app
         from .chat import model_from_environment
     except ImportError as e:
-        return _fail(f"{e} (pip install 'codemode[playground]')")
+        _fail(f"{e} (pip install 'codemode[playground]')")
     if not BUNDLE.is_file():
-        return _fail("the page is not built: run python3 python/codemode/playground/build_web.py")
+        _fail("the page is not built: run python3 python/codemode/playground/build_web.py")
+    tools = load_tools(args.tools)  # its mistakes are CliError, one line
     try:
-        tools = load_tools(args.tools)
         store = store_from_url(args.store)
-    except (ImportError, OSError, ValueError) as e:
-        return _fail(str(e))
+    except ValueError as e:
+        _fail(str(e), ExitCode.USAGE)
+    except ImportError as e:
+        _fail(f"{e} (a PostgreSQL store needs pip install 'codemode[postgres]')")
     loopback = _is_loopback(args.host)
     token = args.token or (None if loopback else secrets.token_urlsafe(24))
     app = create_app(
