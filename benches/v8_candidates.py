@@ -16,8 +16,6 @@ and two of W9's limits (a busy loop with a 200 ms timeout, and the 128 MiB memor
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import shutil
 import statistics
@@ -30,8 +28,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from codemode.bench.python_peers import MiniRacerRuntime, PydenoRuntime
+from codemode.bench.workload_tools import WORKLOADS_DIR
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-W5 = (Path(__file__).resolve().parent / "workloads" / "W5-compute.ts").read_text(encoding="utf-8")
+W5 = (WORKLOADS_DIR / "W5-compute.ts").read_text(encoding="utf-8")
 SEQUENTIAL = "(async () => { let s = 0; for (let i = 0; i < 1000; i++) { s += (await echo(i)) } return s })()"
 ROUND_TRIPS = 5000
 
@@ -260,12 +261,6 @@ def _workloads() -> list[tuple[str, str, Any, int]]:
     return out
 
 
-def _handlers() -> dict[str, Callable[..., Awaitable[Any]]]:
-    from codemode.bench.workload_tools import HANDLERS
-
-    return HANDLERS
-
-
 async def _run_workloads(
     label: str, fresh: Callable[[], Awaitable[Any]], run: Callable[..., Awaitable[Any]]
 ) -> None:
@@ -293,71 +288,40 @@ async def _close(engine: Any) -> None:
 
 
 async def pydeno_workloads() -> None:
+    """W1-W8 and two limits on pydeno, through codemode.bench's adapter (a 128 MiB heap)."""
     try:
-        import pydeno
+        import pydeno  # noqa: F401
     except ImportError:
         return
 
     async def fresh() -> Any:
-        runtime = pydeno.Runtime(pydeno.RuntimeConfig(max_heap_size=128 << 20))
-        await runtime.eval_async("1")
-        for name, handler in _handlers().items():
-            runtime.bind_function("external_" + name, handler)
-        return runtime
+        return await PydenoRuntime().start()
 
-    async def run(runtime: Any, code: str, timeout: float | None = None) -> Any:
-        return await runtime.eval_async(code, timeout=timeout)
+    async def run(engine: Any, code: str, timeout: float | None = None) -> Any:
+        return await engine.runtime.eval_async(code, timeout=timeout)
 
     await _run_workloads("pydeno", fresh, run)
     await _limits("pydeno", fresh, run)
 
 
 async def mini_racer_workloads() -> None:
+    """W1-W8 and two limits on mini-racer, through codemode.bench's adapter (tool values cross
+    as JSON text; a 128 MiB hard memory limit)."""
     try:
-        from py_mini_racer import MiniRacer
+        import py_mini_racer  # noqa: F401
     except ImportError:
         return
 
-    class Racer:
-        def __init__(self) -> None:
-            self.racer = MiniRacer()
-            self.racer.set_hard_memory_limit(128 << 20)
-            self.stack = contextlib.AsyncExitStack()
-
-        async def bind(self) -> Racer:
-            # mini-racer's Python callbacks return only primitives: values cross as JSON text
-            for name, handler in _handlers().items():
-                raw = await self.stack.enter_async_context(self.racer.wrap_py_function(_as_json(handler)))
-                self.racer.eval("this")["__raw_" + name] = raw
-                self.racer.eval(
-                    f"this.external_{name} = async (a) => JSON.parse(await __raw_{name}(JSON.stringify(a)))"
-                )
-            return self
-
-        async def close(self) -> None:
-            await self.stack.aclose()
-            self.racer.close()
-
     async def fresh() -> Any:
-        return await Racer().bind()
+        return await MiniRacerRuntime().start()
 
     async def run(engine: Any, code: str, timeout: float | None = None) -> Any:
         if timeout is not None:  # a limit test: a synchronous eval, off the event loop
             return await asyncio.to_thread(engine.racer.eval, code, timeout_sec=timeout)
-        value = engine.racer.eval("(async () => JSON.stringify(await " + code + "))()")
-        return json.loads(await value)
+        return await engine.run(code)
 
     await _run_workloads("mini-racer", fresh, run)
     await _limits("mini-racer", fresh, run)
-
-
-def _as_json(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[str]]:
-    """A tool handler taking and returning JSON text."""
-
-    async def call(text: str) -> str:
-        return json.dumps(await handler(json.loads(text)))
-
-    return call
 
 
 async def _limits(
