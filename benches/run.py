@@ -6,6 +6,12 @@ Each sample is one ``await cm.execute(code)`` (strip, fresh context, run, dispos
 ``time.perf_counter()`` after the warm-up runs, and its result is checked against tools.json's
 ``expectedResult``. Then the W9 limit tests (timeout and memory, host unharmed afterwards; W9e
 also in a fresh process for host RSS) and the TypeScript feature probes. Exits 1 if any check fails.
+
+The developer's harness: every workload in this one process, with the limit tests' details (RSS,
+overshoot) and the TS probes. It measures with the package's code (``codemode.bench.worker``:
+``measure_workload``, ``limit_once``), on the workloads shipped in ``codemode.bench``; the
+installed command ``codemode bench`` runs the same in one process per (engine, workload), beside
+the peers, and writes plots and an HTML report.
 """
 
 from __future__ import annotations
@@ -13,32 +19,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import gc
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import statistics
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import codemode
+from codemode.bench.checks import json_equal
+from codemode.bench.checks import shorten as _shorten
+from codemode.bench.spec import LIMIT_KINDS, workload
+from codemode.bench.stats import percentile
+from codemode.bench.worker import error_text as _error_text
+from codemode.bench.worker import limit_once, measure_workload, timed_execute
 from codemode.bench.workload_tools import SPEC, WORKLOADS_DIR, build_tools
 
 BENCH_DIR = Path(__file__).resolve().parent
 RSS_PROBE = BENCH_DIR / "rss_probe.py"
 DEFAULT_JSON = Path("bench-results/latest.json")
 
-LIMIT_KINDS = {"W9a": "timeout", "W9b": "timeout", "W9c": "timeout", "W9d": "memory", "W9e": "memory"}
-"""The error kind each limit test must fail with."""
-LIMIT_OVERRIDES: dict[str, dict[str, Any]] = {"W9b": {"max_tool_calls": 10**9}}
-"""W9b measures the timeout over awaited tool calls. codemode answers them so fast that the default
-cap of 10,000 calls per execution would stop the loop first (as ``invalid_args``, in about 50 ms), so
-the cap is lifted for this test to let the timeout be what stops it."""
 RSS_LIMIT_TESTS = ("W9e",)
 """Limit tests also run in a fresh child process to measure host RSS growth."""
 SYNTAX_ALLOWED = ("namespace",)
@@ -70,60 +73,13 @@ class Failures:
 
 
 def load_program(file_field: str) -> str:
-    """The TypeScript of a tools.json ``file`` entry (``workloads/...``), from benches/workloads."""
+    """The TypeScript of a tools.json ``file`` entry (``workloads/...``), shipped in codemode.bench."""
     return (WORKLOADS_DIR.parent / file_field).read_text(encoding="utf-8")
-
-
-def json_equal(actual: Any, expected: Any) -> bool:
-    """Equality of JSON values: numbers by value (4 == 4.0), booleans only equal booleans."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return type(actual) is type(expected) and actual == expected
-    if isinstance(expected, int | float):
-        return isinstance(actual, int | float) and actual == expected
-    if isinstance(expected, list):
-        return (
-            isinstance(actual, list)
-            and len(actual) == len(expected)
-            and all(json_equal(a, e) for a, e in zip(actual, expected, strict=True))
-        )
-    if isinstance(expected, dict):
-        return (
-            isinstance(actual, dict)
-            and actual.keys() == expected.keys()
-            and all(json_equal(actual[k], v) for k, v in expected.items())
-        )
-    return type(actual) is type(expected) and actual == expected
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) with linear interpolation between closest ranks."""
-    ordered = sorted(samples)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def scaled(count: int, quick: bool) -> int:
-    """Run count, divided by 10 (at least 3) with ``--quick``."""
-    return max(3, count // 10) if quick else count
 
 
 def selected(test_id: str, only: set[str] | None) -> bool:
     """Whether ``--only`` selects this test (``W9`` selects every W9 limit test)."""
     return only is None or test_id in only or (test_id.startswith("W9") and "W9" in only)
-
-
-def _shorten(value: Any, limit: int = 300) -> Any:
-    """A value as is if its JSON is short, else the start of its JSON."""
-    text = json.dumps(value, default=str)
-    return value if len(text) <= limit else text[:limit] + "..."
-
-
-def _error_text(result: codemode.ExecutionResult) -> str:
-    """``kind name: message`` of a failed result, or a note that it succeeded."""
-    if result.error is None:
-        return f"succeeded with {_shorten(result.result)!r}"
-    return f"{result.error.kind} {result.error.name}: {result.error.message}"
 
 
 def machine_info() -> dict[str, Any]:
@@ -142,27 +98,6 @@ def machine_info() -> dict[str, Any]:
 # ---------------------------------------------------------------- W1-W8
 
 
-async def drain_event_loop(iterations: int = 3) -> float:
-    """Let the event loop run what an execution left scheduled; the ms it took.
-
-    A host application yields to its loop between requests; a bare ``await cm.execute()`` loop
-    may not (when no tool suspends), and callbacks left by the previous execution would pile up.
-    """
-    started = time.perf_counter()
-    for _ in range(iterations):
-        await asyncio.sleep(0)
-    return (time.perf_counter() - started) * 1000
-
-
-async def timed_execute(
-    cm: codemode.CodeMode, code: str, **limits: Any
-) -> tuple[float, codemode.ExecutionResult]:
-    """One ``execute()`` and its wall time in ms."""
-    started = time.perf_counter()
-    result = await cm.execute(code, **limits)
-    return (time.perf_counter() - started) * 1000, result
-
-
 def check_result(
     test: str, code: str, result: codemode.ExecutionResult, expected: Any, failures: Failures
 ) -> bool:
@@ -175,33 +110,17 @@ def check_result(
 
 
 async def bench_workload(spec: dict[str, Any], quick: bool, failures: Failures) -> dict[str, Any] | None:
-    """Warm up, then time ``runs`` executions of one workload; None if a result was wrong."""
-    code = load_program(spec["file"])
+    """Warm up, then time ``runs`` executions of one workload (``codemode.bench.worker``'s
+    method); None if a result was wrong."""
     test = f"{spec['id']} {spec['name']}"
-    cm = codemode.create_code_mode(
-        tools=build_tools(),
-        driver=DRIVER,
-        timeout=spec["timeoutMs"] / 1000,
-        memory_limit_mb=spec["memoryLimitMb"],
-    )
-    try:
-        for _ in range(spec["warmup"]):
-            _, result = await timed_execute(cm, code)
-            await drain_event_loop()
-            if not check_result(f"{test} (warm-up)", code, result, spec["expectedResult"], failures):
-                return None
-        gc.collect()
-        samples: list[float] = []
-        deferred: list[float] = []
-        for _ in range(scaled(spec["runs"], quick)):
-            elapsed, result = await timed_execute(cm, code)
-            deferred.append(await drain_event_loop())
-            if not check_result(test, code, result, spec["expectedResult"], failures):
-                return None
-            samples.append(elapsed)
-    finally:
-        await cm.aclose()
-    return summarise(spec, samples, deferred, result)
+    measurement, last = await measure_workload(workload(spec["id"]), DRIVER, quick)
+    if measurement.problem is not None:
+        warm_up = measurement.problem.startswith("(warm-up) ")
+        problem = measurement.problem.removeprefix("(warm-up) ")
+        failures.add(f"{test} (warm-up)" if warm_up else test, problem, load_program(spec["file"]), last)
+        return None
+    assert last is not None
+    return summarise(spec, measurement.samples_ms, measurement.deferred_ms, last)
 
 
 def summarise(
@@ -264,14 +183,7 @@ async def run_limit(spec: dict[str, Any], failures: Failures) -> dict[str, Any]:
     cm = codemode.create_code_mode(tools=build_tools(), driver=DRIVER)
     try:
         await cm.execute("return 1+1")
-        elapsed, result = await timed_execute(
-            cm,
-            code,
-            timeout=spec["timeoutMs"] / 1000,
-            memory_limit_mb=spec["memoryLimitMb"],
-            **LIMIT_OVERRIDES.get(spec["id"], {}),
-        )
-        _, after = await timed_execute(cm, "return 1+1")
+        elapsed, result, after = await limit_once(cm, workload(spec["id"]))
     finally:
         await cm.aclose()
     kind = result.error.kind if result.error else None
