@@ -69,8 +69,20 @@ fn set_rlimits(policy: &Policy, problems: &mut Vec<String>) -> bool {
     all
 }
 
+/// ioctl requests as the filter compares them (an unsigned long in glibc, an int in musl).
+#[allow(clippy::unnecessary_cast)]
+const TIOCSTI: u64 = libc::TIOCSTI as u64;
+#[allow(clippy::unnecessary_cast)]
+const TIOCLINUX: u64 = libc::TIOCLINUX as u64;
+
+/// The type of `getrlimit`'s resource argument: its own type in glibc, an `int` in musl.
+#[cfg(target_env = "gnu")]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type RlimitResource = libc::c_int;
+
 /// Lower both the soft and the hard limit to `value` (never raise them).
-fn lower_rlimit(resource: libc::__rlimit_resource_t, value: u64) -> Result<(), String> {
+fn lower_rlimit(resource: RlimitResource, value: u64) -> Result<(), String> {
     let mut current = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -372,8 +384,8 @@ fn deny_rules(policy: &Policy, pid: u32) -> Vec<Rule> {
         libc::SYS_ioctl,
         "no terminal input injection",
         vec![
-            cond(1, Dword, Eq, libc::TIOCSTI),
-            cond(1, Dword, Eq, libc::TIOCLINUX),
+            cond(1, Dword, Eq, TIOCSTI),
+            cond(1, Dword, Eq, TIOCLINUX),
         ],
     ));
     rules
