@@ -175,7 +175,10 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_tool_output(), indent=2, ensure_ascii=False))
     else:
         _print_result(result)
-    return exit_code_for_error_kind(result.error.kind if result.error is not None else None)
+    kind = result.error.kind if result.error is not None else None
+    if kind == "cancelled":  # nothing but Ctrl-C cancels the command's one execution
+        raise CliError("interrupted", ExitCode.INTERRUPTED)
+    return exit_code_for_error_kind(kind)
 
 
 def _driver_for(args: argparse.Namespace) -> Any:
@@ -641,7 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return int(handler(args))
-    except (Exception, KeyboardInterrupt) as e:
+    except SystemExit:
+        raise
+    except BaseException as e:  # Ctrl-C, and a cancellation the event loop let out on Ctrl-C
         return _report(e, debug)
 
 

@@ -133,7 +133,8 @@ def describe(error: BaseException) -> tuple[str, ExitCode]:
         return describe(leaves[0])
     if isinstance(error, CliError):
         return error.message, error.code
-    if isinstance(error, KeyboardInterrupt):
+    if isinstance(error, KeyboardInterrupt) or _is_cancellation(error):
+        # a cancellation that reaches the top: asyncio's runner cancelled the command on Ctrl-C
         return "interrupted", ExitCode.INTERRUPTED
     if isinstance(error, ModuleNotFoundError):
         return f"{error} (is it installed? an extra may be missing, see docs/cli.md)", ExitCode.ENVIRONMENT
