@@ -166,7 +166,7 @@ async def add(a: int, b: int) -> int:
 
 async def main():
     cm = codemode.create_code_mode([add], timeout=5)
-    ok = await cm.execute("const xs = await Promise.all([1, 2, 3].map((n) => external_add({ a: n, b: n }))); return xs")
+    ok = await cm.execute("return await Promise.all([1, 2, 3].map((n) => external_add({ a: n, b: n })))")
     slow = await cm.execute("while (true) {}", timeout=0.2)
     bad = await cm.execute("return (")
     print(json.dumps([ok.result, slow.error.kind, bad.error.kind]))
@@ -207,7 +207,9 @@ def main() -> None:
     make.add_argument("--target", action="append", choices=[*TARGETS, "all"], help="default: this machine's")
     make.add_argument("--sdist", action="store_true", help="also the source distribution")
     make.add_argument("--dev", action="store_true", help="keep the V8 addon (this machine only)")
-    make.add_argument("--install", metavar="EXTRAS", help="then install this machine's wheel with these extras")
+    make.add_argument(
+        "--install", metavar="EXTRAS", help="then install this machine's wheel with these extras"
+    )
     for name in ("check", "smoke"):
         action = actions.add_parser(name)
         action.add_argument("wheel", nargs="?", type=Path, help="default: this machine's wheel in dist/")
