@@ -155,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
     if old_report is not None:
         threshold = args.threshold / 100
         changes = compare.compare(old_report, report, threshold)
-        console.print(table.comparison_table(changes, threshold))
+        gone = [c for c in changes if c.status == "gone"]
+        console.print(table.comparison_table([c for c in changes if c.status != "gone"], threshold))
+        if gone:
+            console.print(f"{len(gone)} result(s) of the earlier run not measured this time", highlight=False)
         found = compare.regressions(changes)
         if found:
             console.print(
