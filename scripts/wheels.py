@@ -7,8 +7,11 @@
 ``build`` makes abi3 wheels (one per target, any CPython >= 3.10) into ``dist/`` with maturin,
 linked by zig (from the ``ziglang`` wheel) against an old glibc, so that pip takes them on every
 Linux with glibc 2.28 or newer (RHEL 8+, Debian 10+, Amazon Linux 2023), or on musl (Alpine).
-Release profile, stripped. Targets: ``x86_64`` (the default), ``aarch64``, ``x86_64-musl``,
-``aarch64-musl``, or ``all``; a target's Rust standard library comes from ``rustup target add``.
+Release profile, stripped. Targets: ``x86_64`` (the default), ``aarch64``, or ``all`` (both);
+a target's Rust standard library comes from ``rustup target add``. ``x86_64-musl`` and
+``aarch64-musl`` build, but zig links them against ``libc.so`` where Alpine's loader has
+``libc.musl-<arch>.so.1``, and ``auditwheel`` refuses them: the musllinux wheels are built in
+the musllinux_1_2 container by ``.github/workflows/wheels.yml``.
 ``--sdist`` adds the source distribution. ``--install EXTRAS`` then installs this machine's
 wheel with those extras (``playground``, ``all``...) into the running Python.
 
@@ -102,7 +105,7 @@ def build(targets: list[str], sdist: bool, dev: bool, install: str | None) -> No
     ensure(BUILD_TOOLS)
     DIST.mkdir(exist_ok=True)
     if "all" in targets:
-        targets = list(TARGETS)
+        targets = ["x86_64", "aarch64"]
     with without_v8_addon(keep=dev):
         for name in targets:
             triple, compatibility = TARGETS[name]
