@@ -5,9 +5,12 @@ hard-limited QuickJS sandbox, and exposes the application's tools inside it as t
 functions ``external_<name>(input)``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._core import TypeScriptSyntaxError
-from .approvals import InvalidResumeToken, ResumeError, approve, override, reject
-from .cloudflare import CloudflareContext, CloudflareDriver
 from .code_mode import CodeMode, compile_typescript, create_code_mode
 from .decorators import PydanticTool, tool
 from .driver import IsolateContext, IsolateDriver, Program
@@ -16,7 +19,39 @@ from .limits import Limits
 from .quickjs import QuickJSContext, QuickJSDriver
 from .results import ErrorKind, ExecutionError, ExecutionResult, Paused, PendingCall
 from .tools import InvalidArguments, Tool, ToolBinding, js_identifier
-from .v8 import V8Context, V8Driver
+
+if TYPE_CHECKING:
+    from .approvals import InvalidResumeToken, ResumeError, approve, override, reject
+    from .cloudflare import CloudflareContext, CloudflareDriver
+    from .v8 import V8Context, V8Driver
+
+_LAZY = {
+    "InvalidResumeToken": ".approvals",
+    "ResumeError": ".approvals",
+    "approve": ".approvals",
+    "override": ".approvals",
+    "reject": ".approvals",
+    "CloudflareContext": ".cloudflare",
+    "CloudflareDriver": ".cloudflare",
+    "V8Context": ".v8",
+    "V8Driver": ".v8",
+}
+"""Names imported on first use: what a first execution on the embedded engine does not need
+(approvals, the other engines) stays out of ``import codemode``'s time."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codemode' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "CloudflareContext",
