@@ -24,7 +24,8 @@ manylinux_2_28 (or musllinux_1_2) or older and the wheel is at most 6 MB.
 
 ``smoke`` installs a wheel into a fresh virtual environment with no Rust, Node or compiler on
 the ``PATH``, and runs the demo (``codemode run`` on the demo tools) and a short program
-through the Python API from it.
+through the Python API from it; with ``--bench``, also the wheel's ``bench`` extra and
+``codemode bench --quick`` (its table, JSON, plots and HTML report; engines only).
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ anyio.run(main)
 """
 
 
-def smoke(wheel: Path) -> None:
+def smoke(wheel: Path, bench: bool) -> None:
     """Install ``wheel`` in a fresh venv, no toolchain on the PATH, and use it."""
     with tempfile.TemporaryDirectory(prefix="codemode-smoke-") as directory:
         venv = Path(directory) / "venv"
@@ -200,6 +201,15 @@ def smoke(wheel: Path) -> None:
             env=env, cwd=directory, capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         assert str(venv) in json.loads(shown), shown  # the venv's codemode, not the source tree's
+        if bench:
+            pinned = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []
+            run(python, "-m", "pip", "install", "-q", *pinned, f"codemode[bench] @ {wheel.as_uri()}", env=env)
+            out = Path(directory) / "bench"
+            run(venv / "bin" / "codemode", "bench", "--quick", "--peers", "none", "--out", out, env=env)
+            made = sorted(path.name for path in out.rglob("*") if path.is_file())
+            print("bench report:", ", ".join(made))
+            assert "bench.json" in made and "report.html" in made, made
+            assert any(name.endswith(".png") for name in made), made
     print("smoke: ok")
 
 
@@ -216,13 +226,15 @@ def main() -> None:
     for name in ("check", "smoke"):
         action = actions.add_parser(name)
         action.add_argument("wheel", nargs="?", type=Path, help="default: this machine's wheel in dist/")
+        if name == "smoke":
+            action.add_argument("--bench", action="store_true", help="also codemode bench --quick")
     args = parser.parse_args()
     if args.action == "build":
         build(args.target or [host_target()], args.sdist, args.dev, args.install)
     elif args.action == "check":
         check(args.wheel or this_machines_wheel())
     else:
-        smoke(args.wheel or this_machines_wheel())
+        smoke(args.wheel or this_machines_wheel(), args.bench)
 
 
 if __name__ == "__main__":

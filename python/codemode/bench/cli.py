@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codemode bench`` with parsed arguments; the exit status."""
     try:
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:
         return _usage("needs rich: pip install 'codemode[bench]'")
@@ -97,9 +98,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     started = time.perf_counter()
     machine = runner.machine_info()
-    setup = runner.prepare(wanted, say=lambda text: console.print(text, highlight=False))
+    # reasons and problems are plain text (``codemode[v8-engine]`` is no rich markup)
+    setup = runner.prepare(wanted, say=lambda text: console.print(text, highlight=False, markup=False))
     for target_id, reason in setup.skipped.items():
-        console.print(f"skipping {target_id}: {reason}", highlight=False)
+        console.print(f"skipping {target_id}: {reason}", highlight=False, markup=False)
     jobs = runner.plan(workloads, setup.targets)
     with Progress(
         TextColumn("{task.description}"),
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             progress.advance(task)
             if not raw.get("ok"):
                 progress.console.print(
-                    f"[red]FAILED[/] {job.workload.id} on {job.target.id}: {raw.get('problem')}",
+                    f"[red]FAILED[/] {job.workload.id} on {job.target.id}: {escape(str(raw.get('problem')))}",
                     highlight=False,
                 )
 

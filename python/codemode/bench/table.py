@@ -59,7 +59,7 @@ def print_report(console: Console, report: dict[str, Any]) -> None:
     console.print(medians_table(report))
     for target, info in report["targets"].items():
         if info["status"] == "skipped":
-            console.print(f"skipped {target}: {info['reason']}", highlight=False)
+            console.print(f"skipped {target}: {info['reason']}", highlight=False, markup=False)
     for failure in report["failures"]:
         console.print(
             f"[bold red]FAILED[/] {failure['workload']} on {failure['target']}: {failure['problem']}",
