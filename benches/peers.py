@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from codemode.bench import tanstack
+from codemode.bench.machine import cpu_model
+from codemode.bench.stats import format_ms as fmt_ms
 
 BENCH_DIR = Path(__file__).resolve().parent
 RUN_PY = BENCH_DIR / "run.py"
@@ -78,16 +80,6 @@ def node_tools() -> tanstack.NodeTools:
 
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_codemode(driver: str, only: list[str], quick: bool) -> dict[str, Any]:
@@ -149,14 +141,6 @@ def combine(rounds: list[dict[str, dict[str, Any]]], engine: str, workload: str)
         "runs": sum(s["runs"] for s in stats),
         "round_p50s_ms": [s["p50_ms"] for s in stats],
     }
-
-
-def fmt_ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}" if value >= 1 else f"{value:.3f}"
 
 
 def cell(stats: dict[str, Any] | None) -> str:

@@ -213,13 +213,13 @@ def _threshold(value: tuple[int, float] | Threshold | None) -> Threshold | None:
 
 def record_outcome(stats: SkillStats, success: bool, window: int) -> SkillStats:
     """``stats`` after one more run (a new object; ``recent`` keeps the last ``window`` outcomes)."""
-    return SkillStats(
-        executions=stats.executions + 1,
-        successes=stats.successes + (1 if success else 0),
-        recent=[*stats.recent, success][-window:],
-        last_run_at=utc_now(),
-        approvals=stats.approvals,
-        rejections=stats.rejections,
+    return stats.model_copy(
+        update={
+            "executions": stats.executions + 1,
+            "successes": stats.successes + (1 if success else 0),
+            "recent": [*stats.recent, success][-window:],
+            "last_run_at": utc_now(),
+        }
     )
 
 
@@ -250,26 +250,12 @@ def record_outcomes(
         if strategy.function is None:
             level = strategy._level(executions, successes, recent_successes, len(recent), level)
         else:
-            step = SkillStats.model_construct(
-                executions=executions,
-                successes=successes,
-                recent=list(recent),
-                last_run_at=now,
-                approvals=stats.approvals,
-                rejections=stats.rejections,
-            )
-            level = strategy.evaluate(step, level)
+            runs = {"executions": executions, "successes": successes, "recent": list(recent)}
+            level = strategy.evaluate(stats.model_copy(update={**runs, "last_run_at": now}), level)
     if not counted:
         return stats.model_copy(deep=True), level
-    updated = SkillStats(
-        executions=executions,
-        successes=successes,
-        recent=list(recent),
-        last_run_at=now,
-        approvals=stats.approvals,
-        rejections=stats.rejections,
-    )
-    return updated, level
+    runs = {"executions": executions, "successes": successes, "recent": list(recent), "last_run_at": now}
+    return stats.model_copy(update=runs), level
 
 
 def record_decision(stats: SkillStats, approved: bool) -> SkillStats:
