@@ -138,7 +138,7 @@ class CodeMode:
         try:
             program = compile_typescript(code)
         except _core.TypeScriptSyntaxError as e:
-            return await _syntax_failure(e, started, tool_call_id, on_event)
+            return await _syntax_failure(e, started, tool_call_id, on_event, len(code))
         return await self.execute_program(
             program, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides
         )
@@ -220,7 +220,11 @@ class CodeMode:
 
 
 async def _syntax_failure(
-    e: _core.TypeScriptSyntaxError, started: float, tool_call_id: str | None, on_event: EventCallback | None
+    e: _core.TypeScriptSyntaxError,
+    started: float,
+    tool_call_id: str | None,
+    on_event: EventCallback | None,
+    code_length: int = 0,
 ) -> ExecutionResult:
     message, line, column, frame = e.args
     duration_ms = (time.perf_counter() - started) * 1000
@@ -228,20 +232,17 @@ async def _syntax_failure(
         kind="syntax", name="SyntaxError", message=message, line=line, column=column, frame=frame
     )
     if on_event is not None:
-        from .events import Event
+        from .events import Event, finished_value, started_value
 
+        stamp = {"toolCallId": tool_call_id}
+        finished = finished_value(
+            False, duration_ms, error=error.model_dump(exclude_none=True), phase="transpile"
+        )
         for event in (
-            Event("code_mode:execution_started", {"toolCallId": tool_call_id, "timestamp": now_ms()}),
             Event(
-                "code_mode:execution_finished",
-                {
-                    "toolCallId": tool_call_id,
-                    "timestamp": now_ms(),
-                    "success": False,
-                    "error": error.model_dump(exclude_none=True),
-                    "duration_ms": duration_ms,
-                },
+                "code_mode:execution_started", {**stamp, "timestamp": now_ms(), **started_value(code_length)}
             ),
+            Event("code_mode:execution_finished", {**stamp, "timestamp": now_ms(), **finished}),
         ):
             outcome = on_event(event)
             if outcome is not None and hasattr(outcome, "__await__"):

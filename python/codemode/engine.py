@@ -23,10 +23,20 @@ from typing import Any
 import anyio
 import anyio.abc
 import orjson
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
 from .driver import Program, program_text
-from .events import Event, EventCallback, EventName, now_ms
+from .events import (
+    Event,
+    EventCallback,
+    EventName,
+    console_value,
+    finished_value,
+    now_ms,
+    settled_value,
+    started_value,
+)
 from .limits import Limits
 from .results import ExecutionError, ExecutionResult
 from .tools import InvalidArguments, ToolBinding
@@ -136,10 +146,18 @@ class DriverContext(EngineContext):
 
 
 def _json_default(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+    """What orjson cannot (or, with ``_JSON_OPTIONS``, may not) write itself, as JSON data the
+    way pydantic makes it (models, dataclasses, datetimes, UUIDs, Decimal, sets, enums): every
+    tool's result is sent as a decorated tool's would be."""
+    try:
+        return to_jsonable_python(value)
+    except PydanticSerializationError as e:
+        raise TypeError(str(e)) from None
+
+
+_JSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 class EngineRun:
@@ -181,7 +199,7 @@ class EngineRun:
 
     async def run(self) -> ExecutionResult:
         self.started = time.perf_counter()
-        self.emit("code_mode:execution_started", {})
+        self.emit("code_mode:execution_started", started_value(len(self.program.source)))
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -207,7 +225,7 @@ class EngineRun:
         the awaiting task is being cancelled."""
         self.emit(
             "code_mode:execution_finished",
-            {"success": False, "error": {"kind": "cancelled"}, "duration_ms": self._elapsed_ms()},
+            finished_value(False, self._elapsed_ms(), error={"kind": "cancelled"}, log_count=len(self.logs)),
         )
         with anyio.CancelScope(shield=True):
             await self._flush_events(swallow=True)
@@ -250,6 +268,8 @@ class EngineRun:
             try:
                 if not valid:
                     args = binding.validate(args)
+                elif binding._defaults:
+                    args = binding.fill_defaults(args)
             except InvalidArguments as e:
                 self._settle(call_id, binding, 0.0, error=(SETTLE_INVALID, str(e)), launched=False)
                 continue
@@ -269,7 +289,7 @@ class EngineRun:
                 self._track(outcome, functools.partial(self._task_done, call_id, binding, 0.0))
                 continue
             try:
-                json = orjson.dumps(binding.check_output(outcome), default=_json_default)
+                json = orjson.dumps(binding.check_output(outcome), default=_json_default, option=_JSON_OPTIONS)
             except Exception:
                 self._settle(call_id, binding, 0.0, result=outcome)  # checks again, reports why
                 continue
@@ -290,6 +310,8 @@ class EngineRun:
         try:
             if not checked:
                 args = binding.validate(args)
+            elif binding._defaults:
+                args = binding.fill_defaults(args)
         except InvalidArguments as e:
             error = (SETTLE_INVALID, str(e))
             self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)
@@ -383,7 +405,7 @@ class EngineRun:
         if error is None:
             try:
                 result = binding.check_output(result)
-                self._answer(call_id, SETTLE_OK, orjson.dumps(result, default=_json_default))
+                self._answer(call_id, SETTLE_OK, orjson.dumps(result, default=_json_default, option=_JSON_OPTIONS))
             except TypeError as e:
                 error = (SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
             except Exception as e:
@@ -394,9 +416,9 @@ class EngineRun:
             duration_ms = (time.perf_counter() - started) * 1000
             call = {"callId": call_id, "function": binding.sandbox_name}
             if error is None:
-                self.emit("code_mode:external_result", {**call, "result": result, "duration_ms": duration_ms})
+                self.emit("code_mode:external_result", settled_value(call, duration_ms, result=result))
             else:
-                self.emit("code_mode:external_error", {**call, "error": error[1], "duration_ms": duration_ms})
+                self.emit("code_mode:external_error", settled_value(call, duration_ms, error=error[1]))
         if self.wakeup is not None:
             self.wakeup.set()
         if launched:
@@ -416,17 +438,9 @@ class EngineRun:
                 continue
             self.logs.append(text)
             if self.on_event is not None:
-                self.events.append(
-                    Event(
-                        "code_mode:console",
-                        {
-                            "toolCallId": self.tool_call_id,
-                            "timestamp": timestamp,
-                            "level": level,
-                            "text": text,
-                        },
-                    )
-                )
+                value = console_value(level, text, timestamp)
+                value["toolCallId"] = self.tool_call_id
+                self.events.append(Event("code_mode:console", value))
 
     def _finish(self, status: int, payload: Any) -> ExecutionResult:
         duration_ms = self._elapsed_ms()
@@ -449,9 +463,8 @@ class EngineRun:
                 tool_calls=self.calls,
             )
         if self.on_event is not None:
-            value: dict[str, Any] = {"success": result.success, "duration_ms": duration_ms}
-            if result.error is not None:
-                value["error"] = result.error.model_dump(exclude_none=True)
+            error = result.error.model_dump(exclude_none=True) if result.error is not None else None
+            value = finished_value(result.success, duration_ms, error=error, log_count=len(self.logs))
             self.emit("code_mode:execution_finished", value)
         return result
 

@@ -43,3 +43,54 @@ awaits it before going on."""
 
 def now_ms() -> float:
     return time.time() * 1000.0
+
+
+# The payloads are a superset of TanStack AI Code Mode's (``@tanstack/ai-code-mode``), so its
+# UI components read a codemode backend's events: its keys beside codemode's own.
+
+Phase = Literal["transpile", "execute"]
+"""Where an execution ended: stripping the types (a syntax error) or running."""
+
+_LEVEL_PREFIX = {"warn": "WARN: ", "error": "ERROR: ", "info": "INFO: "}
+
+
+def started_value(code_length: int) -> dict[str, Any]:
+    """``execution_started``'s own fields: ``codeLength`` (characters of the program)."""
+    return {"codeLength": code_length}
+
+
+def console_value(level: str, text: str, timestamp: float) -> dict[str, Any]:
+    """``console``'s own fields: ``text`` as in the result's logs (``WARN: ...``), and
+    ``level`` with ``message``, the text without its level prefix."""
+    prefix = _LEVEL_PREFIX.get(level)
+    message = text[len(prefix) :] if prefix is not None and text.startswith(prefix) else text
+    return {"timestamp": timestamp, "level": level, "text": text, "message": message}
+
+
+def settled_value(call: dict[str, Any], duration_ms: float, **outcome: Any) -> dict[str, Any]:
+    """``external_result`` / ``external_error``'s fields: the call's, its ``result`` or
+    ``error``, and its duration as ``duration_ms`` and ``duration``."""
+    return {**call, **outcome, "duration_ms": duration_ms, "duration": duration_ms}
+
+
+def finished_value(
+    success: bool,
+    duration_ms: float,
+    *,
+    error: dict[str, Any] | None = None,
+    log_count: int = 0,
+    phase: Phase = "execute",
+) -> dict[str, Any]:
+    """``execution_finished``'s own fields: ``success``, ``error`` (when it failed: ``kind``,
+    ``name``, ``message`` and where), the duration as ``duration_ms`` and ``durationMs``,
+    ``logCount`` and ``phase``."""
+    value: dict[str, Any] = {
+        "success": success,
+        "duration_ms": duration_ms,
+        "durationMs": duration_ms,
+        "logCount": log_count,
+        "phase": phase,
+    }
+    if error is not None:
+        value["error"] = error
+    return value

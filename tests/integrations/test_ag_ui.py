@@ -86,7 +86,7 @@ def _normalise(value: Any) -> Any:
         return value
     out: dict[str, Any] = {}
     for key, item in value.items():
-        if key in ("timestamp", "duration_ms"):
+        if key in ("timestamp", "duration_ms", "durationMs", "duration"):
             out[key] = 0
         elif key == "messageId":
             out[key] = "<message-id>"
@@ -96,7 +96,7 @@ def _normalise(value: Any) -> Any:
 
 
 def _normalise_sse(text: str) -> str:
-    text = re.sub(r'"(timestamp|duration_ms)":[0-9.eE+-]+', r'"\1":0', text)
+    text = re.sub(r'"(timestamp|duration_ms|durationMs|duration)":[0-9.eE+-]+', r'"\1":0', text)
     return re.sub(r'"messageId":"[^"]*"', '"messageId":"<message-id>"', text)
 
 

@@ -41,7 +41,7 @@ from pydantic_core import to_jsonable_python
 
 from ..driver import Program
 from ..engine import CALL_ID, RUN_LOGS
-from ..events import Event, EventCallback, now_ms
+from ..events import Event, EventCallback, finished_value, now_ms, started_value
 from ..results import ExecutionError, ExecutionResult, Paused, PendingCall
 from ..tools import ToolBinding
 from .decisions import Approved, Decision, Overridden, Rejected, rejection_message
@@ -550,7 +550,7 @@ class Approvals:
         try:
             program = compile_typescript(record.code)
         except _core.TypeScriptSyntaxError as e:
-            return await _syntax_failure(e, started, record.tool_call_id, on_event)
+            return await _syntax_failure(e, started, record.tool_call_id, on_event, len(record.code))
         result: ExecutionResult | None = None
         token = _current.set(replay)
         logs_token = RUN_LOGS.set(logs)
@@ -592,11 +592,8 @@ class Approvals:
                 success=False, error=error, logs=logs, duration_ms=duration_ms, tool_calls=replay.made
             )
             if on_event is not None:
-                value = {
-                    "success": False,
-                    "error": error.model_dump(exclude_none=True),
-                    "duration_ms": duration_ms,
-                }
+                dump = error.model_dump(exclude_none=True)
+                value = finished_value(False, duration_ms, error=dump, log_count=len(logs))
                 await _emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
         elif replay.paused:
             record.calls = replay.calls()
@@ -656,7 +653,7 @@ class Approvals:
             )
             for at, name in enumerate(record.skills.asked)
         ]
-        first = Event("code_mode:execution_started", _stamped({}, record))
+        first = Event("code_mode:execution_started", _stamped(started_value(len(record.code)), record))
         if on_event is not None:
             await _emit(on_event, first)
         paused = await self._pause(record, pending, [{"name": first.name, "value": first.value}], on_event)

@@ -293,7 +293,7 @@ def _binding_tool(binding: ToolBinding, runtime: SkillRuntime) -> ModelTool:
         tool_call_id: str | None = None,
         on_event: EventCallback | None = None,
     ) -> dict[str, Any]:
-        token = _CURRENT.set((runtime, on_event))
+        token = _CURRENT.set((runtime, on_event, tool_call_id))
         try:
             args = binding.validate(dict(arguments))
             result = binding.handler(args)
@@ -310,9 +310,11 @@ def _binding_tool(binding: ToolBinding, runtime: SkillRuntime) -> ModelTool:
     return ModelTool(binding.name, binding.description, binding.input_schema, call)
 
 
-_CURRENT: contextvars.ContextVar[tuple[SkillRuntime, EventCallback | None]] = contextvars.ContextVar(
-    "codemode_skill_context"
+_CURRENT: contextvars.ContextVar[tuple[SkillRuntime, EventCallback | None, str | None]] = (
+    contextvars.ContextVar("codemode_skill_context")
 )
+"""The request a management tool call belongs to: its skills runtime, event callback and the
+model's tool call id."""
 _REGISTRIES: weakref.WeakKeyDictionary[CodeMode, dict[tuple[int, Any], list[ToolBinding]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -332,7 +334,9 @@ def _management_bindings(cm: CodeMode, store: SkillStore, trust: TrustStrategy |
         current = _CURRENT.get(None)
         if current is None:
             return
-        runtime, forward = current
+        runtime, forward, tool_call_id = current
+        if event.value.get("toolCallId") is None:
+            event = Event(event.name, {**event.value, "toolCallId": tool_call_id})
         if event.name == "code_mode:skill_registered":
             skill = await store.get(str(event.value.get("name")))
             if skill is not None:
