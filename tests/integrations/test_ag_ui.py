@@ -468,7 +468,7 @@ async def test_a_paused_program_ends_the_run_with_interrupts_that_resume_it(
         ),
     ]
     second = await _collect(ag_ui_resume(cm, answers, tool_call_id="tc1", run_id="r2", thread_id="t"))
-    assert [e.type.value for e in second][0] == "RUN_STARTED" and second[-1].outcome is None
+    assert second[0].type.value == "RUN_STARTED" and second[-1].outcome is None
     (result,) = [e for e in second if e.type.value == "TOOL_CALL_RESULT"]
     output = json.loads(result.content)
     assert output["result"] == [
