@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +22,20 @@ from .tools import ToolBinding, index_tools
 
 if TYPE_CHECKING:
     from .approvals import Approvals, Decision, ExecutionStore
+
+
+_FENCED = re.compile(r"\A\s*```[A-Za-z0-9_+-]*[ \t]*\n(.*)\n[ \t]*```[ \t]*\s*\Z", re.DOTALL)
+
+
+def unfence(code: str) -> str:
+    """The program inside a markdown code fence (```ts ... ```), as models sometimes send it;
+    other code as it is. The fence lines become empty lines, so line numbers stay those of
+    the text the model wrote."""
+    match = _FENCED.match(code)
+    if match is None:
+        return code
+    leading = code[: match.start(1)].count("\n")
+    return "\n" * leading + match.group(1) + "\n"
 
 
 def compile_typescript(typescript: str) -> Program:
@@ -114,8 +129,10 @@ class CodeMode:
         """Run a TypeScript program body (top-level ``await``/``return``) and return its result.
 
         ``limit_overrides`` (``timeout=``, ``memory_limit_mb=``, ... see :class:`Limits`)
-        apply to this execution only.
+        apply to this execution only. Code wrapped in a markdown fence runs as the code inside
+        (:func:`unfence`).
         """
+        code = unfence(code)
         if self.tracer is not None:
             from .tracing import traced_execution
 

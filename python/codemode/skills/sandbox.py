@@ -50,7 +50,7 @@ import anyio
 from .. import _core
 from ..approvals.models import SkillPlan
 from ..approvals.replay import DETERMINISTIC_JS
-from ..code_mode import compile_typescript
+from ..code_mode import compile_typescript, unfence
 from ..driver import Program
 from ..events import Event, EventCallback, EventName, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
@@ -688,6 +688,7 @@ class SkillRuntime:
         In a code mode that can pause (``cm.approvals``), the program runs as a run that may
         pause (a tool that needs approval, or ``approve="ask"``) and resume with the same
         skills (:meth:`codemode.CodeMode.resume`)."""
+        code = unfence(code)
         if not self.skills or "skill_" not in code:
             # The skills are consts of the program's function: code that never names one
             # cannot reach any, so it runs as it is.
