@@ -66,6 +66,95 @@ def test_openai_responses_tool(cm: codemode.CodeMode) -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("schema", "strict"),
+    [
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+            True,
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "string"}}, "required": []},
+            False,
+        ),  # open, optional
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "integer", "default": 1}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+            False,
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "object", "properties": {}}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+            False,
+        ),  # nested open object
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                "required": ["a"],
+                "additionalProperties": False,
+            },
+            True,
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"t": {"type": "array", "prefixItems": [{"type": "integer"}]}},
+                "required": ["t"],
+                "additionalProperties": False,
+            },
+            False,
+        ),
+        ({"type": "array"}, False),  # the root must be an object
+    ],
+)
+def test_strict_only_on_schemas_that_meet_openais_rules(schema: dict[str, Any], strict: bool) -> None:
+    from codemode.execute_tool import ModelTool
+    from codemode.integrations.providers import strict_compatible
+
+    async def call(arguments: Any, **_: Any) -> Any:
+        return arguments
+
+    tool = ModelTool("t", "A tool", schema, call)
+    assert strict_compatible(schema) is strict
+    assert openai_tool(tool)["function"]["strict"] is strict
+    assert openai_responses_tool(tool)["strict"] is strict
+    assert openai_tool(tool, strict=False)["function"]["strict"] is False
+
+
+async def test_strict_on_the_skill_and_management_tools(cm: codemode.CodeMode) -> None:
+    """Each tool of a skill context gets strict mode only when its schema allows it."""
+    from codemode.integrations.providers import strict_compatible
+    from codemode.skills import MemorySkillStore, Skill, with_skills
+
+    store = MemorySkillStore()
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    await store.save(
+        Skill(name="double", description="Double a number", code="return input.n * 2", input_schema=schema)
+    )
+    await store.set_trust("double", "trusted")
+    context = await with_skills(cm, store=store, messages=["double"])
+    names = {tool.name: openai_tool(tool)["function"]["strict"] for tool in context.tools}
+    assert {"execute_typescript", "register_skill", "double"} <= names.keys()
+    assert names["execute_typescript"] is True
+    for tool in context.tools:
+        assert names[tool.name] is strict_compatible(tool.input_schema)
+    assert names["double"] is False  # its object is open (no additionalProperties: false)
+
+
 def test_anthropic_tool(cm: codemode.CodeMode) -> None:
     assert anthropic_tool(cm) == {
         "name": "execute_typescript",

@@ -32,7 +32,7 @@ from ..code_mode import CodeMode
 from ..events import EventCallback
 from ..execute_tool import ModelTool
 
-__all__ = ["anthropic_tool", "execute_tool_call", "openai_responses_tool", "openai_tool"]
+__all__ = ["anthropic_tool", "execute_tool_call", "openai_responses_tool", "openai_tool", "strict_compatible"]
 
 Provider = Literal["openai_chat", "openai_responses", "anthropic"]
 
@@ -41,13 +41,18 @@ def openai_tool(
     cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
 ) -> dict[str, Any]:
     """The tool for OpenAI Chat Completions' ``tools``:
-    ``{"type": "function", "function": {name, description, parameters, strict}}``."""
+    ``{"type": "function", "function": {name, description, parameters, strict}}``.
+
+    ``strict`` asks for OpenAI's strict mode (arguments that always match the schema), which
+    it applies only when the schema meets strict mode's rules (:func:`strict_compatible`):
+    otherwise ``strict`` is false in the definition, since OpenAI refuses the request."""
     tool, description = _tool_and_description(cm, include_declarations)
+    parameters = _schema(tool)
     function: dict[str, Any] = {
         "name": tool.name,
         "description": description,
-        "parameters": _schema(tool),
-        "strict": strict,
+        "parameters": parameters,
+        "strict": strict and strict_compatible(parameters),
     }
     return {"type": "function", "function": function}
 
@@ -56,15 +61,53 @@ def openai_responses_tool(
     cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
 ) -> dict[str, Any]:
     """The tool for the OpenAI Responses API's ``tools``:
-    ``{"type": "function", name, description, parameters, strict}``."""
+    ``{"type": "function", name, description, parameters, strict}`` (``strict`` as in
+    :func:`openai_tool`)."""
     tool, description = _tool_and_description(cm, include_declarations)
+    parameters = _schema(tool)
     return {
         "type": "function",
         "name": tool.name,
         "description": description,
-        "parameters": _schema(tool),
-        "strict": strict,
+        "parameters": parameters,
+        "strict": strict and strict_compatible(parameters),
     }
+
+
+_STRICT_UNSUPPORTED = frozenset(
+    {
+        "allOf", "oneOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+        "patternProperties", "unevaluatedProperties", "unevaluatedItems", "propertyNames",
+        "prefixItems", "contains", "default",
+    }
+)  # fmt: skip
+"""Keywords strict mode does not take (conservatively: those OpenAI has not documented)."""
+
+
+def strict_compatible(schema: Any, *, root: bool = True) -> bool:
+    """Whether ``schema`` meets OpenAI's strict-mode rules: the root is an object; every object
+    lists all its properties in ``required`` and has ``additionalProperties: false``; no
+    ``anyOf`` at the root; none of the keywords strict mode does not take (``default``,
+    ``oneOf``, ``allOf``, ``prefixItems``...). A tool whose input has optional parameters is
+    therefore not strict (strict mode spells "optional" as a nullable required property)."""
+    if isinstance(schema, list):
+        return all(strict_compatible(item, root=False) for item in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    if root and (schema.get("type") != "object" or "anyOf" in schema):
+        return False
+    if _STRICT_UNSUPPORTED & schema.keys():
+        return False
+    if schema.get("type") == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        if schema.get("additionalProperties") is not False or set(schema.get("required", [])) != set(
+            properties
+        ):
+            return False
+    nested = [v for k, v in schema.items() if k in ("properties", "$defs", "definitions")]
+    children = [item for group in nested if isinstance(group, Mapping) for item in group.values()]
+    children += [schema[k] for k in ("items", "anyOf", "additionalProperties") if k in schema]
+    return all(strict_compatible(child, root=False) for child in children)
 
 
 def anthropic_tool(cm: CodeMode | ModelTool, *, include_declarations: bool = False) -> dict[str, Any]:
