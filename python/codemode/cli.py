@@ -3,7 +3,7 @@
     codemode run program.ts --tools package.module [--json] [--timeout S] [--memory-mb M]
     codemode prompt --tools package.module [--compact] [--json]
     codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--port N]
-    codemode mcp proxy [--name NAME] [--upstream COMMAND]... [--config FILE] [-- COMMAND ...]
+    codemode mcp proxy [--name NAME] [--list] [--upstream [NAME=]COMMAND]... [--config FILE] [-- COMMAND ...]
     codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
     codemode doctor [--json]
     codemode playground [--tools package.module] [--store URL] [--host H] [--port N]
@@ -28,11 +28,12 @@ import importlib
 import importlib.util
 import json
 import math
+import re
 import signal
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -427,33 +428,78 @@ def _freeze_startup_objects(transport: str) -> None:
 def _mcp_proxy(args: argparse.Namespace) -> int:
     mcp = _mcp_module()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    commands = [*args.upstream, *([command] if command else [])]
-    if args.config and commands:
+    if args.config and (args.upstream or command):
         raise CliError("codemode mcp proxy: give upstream servers with --config or as commands, not both")
     if args.config:
-        servers: Any = _servers_config(mcp, args.config)
-    elif commands:
-        try:
-            servers = [mcp.server_spec(c) for c in commands]
-        except ValueError as e:  # an empty command, or unbalanced quotes
-            raise CliError(f"codemode mcp proxy: --upstream: {e}") from None
+        servers: dict[str, Any] = _servers_config(mcp, args.config)
+    elif args.upstream or command:
+        servers = _upstreams(mcp, args.upstream, command)
     else:
         raise CliError("codemode mcp proxy: give an upstream server (-- COMMAND, --upstream or --config)")
+    for name in servers:
+        try:
+            mcp.check_upstream_name(name)
+        except ValueError as e:
+            raise CliError(f"codemode mcp proxy: {e}") from None
+    if args.list:
+        return _run_proxy(mcp, servers, functools.partial(_list_functions, mcp, servers))
     _announce(args)
     options = {**_serving_options(args), **_code_mode_options(args)}
     _freeze_startup_objects(args.transport)
+    serve = functools.partial(mcp.serve_proxy, servers, name=args.name or "codemode-proxy", **options)
+    return _run_proxy(mcp, servers, serve)
+
+
+_NAMED = re.compile(r"([^\s=/:'\"]+)=(.*)", re.DOTALL)
+"""``NAME=COMMAND``: a name before the first ``=``, in a word with no space, slash or colon
+(so that a URL's query, ``http://h/mcp?a=b``, is not a name)."""
+
+
+def _upstreams(mcp: Any, upstreams: Sequence[str], command: Sequence[str]) -> dict[str, Any]:
+    """The servers of ``--upstream [NAME=]COMMAND`` and ``-- COMMAND`` by name: the given
+    one, else one derived from the command or URL (``mcp-server-time``: ``time``)."""
+    servers: dict[str, Any] = {}
+    for text in [*upstreams, *([command] if command else [])]:
+        named = _NAMED.fullmatch(text.strip()) if isinstance(text, str) else None
+        try:
+            spec = mcp.server_spec(named.group(2) if named else text)
+        except ValueError as e:  # an empty command, or unbalanced quotes
+            raise CliError(f"codemode mcp proxy: --upstream: {e}") from None
+        name = named.group(1) if named else mcp.default_name(spec)
+        if named and name in servers:
+            raise CliError(f"codemode mcp proxy: two upstreams are named {name!r}")
+        taken, n = name, 2
+        while taken in servers:
+            taken, n = f"{name}_{n}", n + 1
+        servers[taken] = spec
+    return servers
+
+
+async def _list_functions(mcp: Any, servers: dict[str, Any]) -> None:
+    """Print the function each upstream tool becomes, with its description's first line."""
+    async with mcp.McpProxy.connect(servers) as proxy:
+        functions = [(f"external_{tool.name}", tool.description) for tool in proxy.tools]
+    width = max((len(name) for name, _ in functions), default=0)
+    for name, description in functions:
+        summary = one_line((description or "").strip().split("\n\n")[0])
+        summary = summary if len(summary) <= 100 else summary[:99] + "…"
+        print(f"{name:{width}}  {summary}".rstrip())
+
+
+def _run_proxy(mcp: Any, servers: dict[str, Any], main: Callable[[], Awaitable[None]]) -> int:
+    """Run ``main`` (serving or listing); an upstream that cannot be reached at first is one
+    line and exit 6."""
     try:
-        anyio.run(functools.partial(mcp.serve_proxy, servers, name=args.name or "codemode-proxy", **options))
+        anyio.run(main)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     except mcp.McpConnectError as e:
         raise CliError(f"codemode mcp proxy: {e}", ExitCode.ENVIRONMENT) from None
-    except Exception as e:  # a task group's failure: an HTTP upstream that refused the connection
+    except Exception as e:  # a task group's failure around an upstream
         message, code = describe(e)
         if code != ExitCode.ENVIRONMENT:
             raise
-        specs = servers.values() if isinstance(servers, dict) else servers
-        urls = ", ".join(spec for spec in specs if isinstance(spec, str))
+        urls = ", ".join(spec for spec in servers.values() if isinstance(spec, str))
         upstream = f" to MCP server {urls}" if urls else ""
         reason = message.removeprefix("cannot connect: ")
         raise CliError(
@@ -485,17 +531,23 @@ def _add_mcp_commands(commands: Any) -> None:
     proxy = actions.add_parser(
         "proxy",
         help="serve one execute_typescript MCP tool over the tools of other MCP servers",
-        usage="%(prog)s [options] [--upstream COMMAND]... [--config FILE] [-- COMMAND [ARGS ...]]",
+        usage="%(prog)s [options] [--list] [--upstream [NAME=]COMMAND]... [--config FILE] "
+        "[-- COMMAND [ARGS ...]]",
     )
     proxy.add_argument(
         "--upstream",
         action="append",
         default=[],
-        metavar="COMMAND",
-        help="an upstream server: a command line (shell-quoted) or an http(s) URL; repeat for several",
+        metavar="[NAME=]COMMAND",
+        help="an upstream server: a command line (shell-quoted) or an http(s) URL, named NAME (its "
+        "functions: external_NAME_TOOL; default: from the program or host, mcp-server-time: time); "
+        "repeat for several",
     )
     proxy.add_argument(
         "--config", help='JSON file {"mcpServers": {NAME: {"command", "args", "env"} or {"url"}}}'
+    )
+    proxy.add_argument(
+        "--list", action="store_true", help="print the functions the upstream tools become, and exit"
     )
     proxy.add_argument("command", nargs=argparse.REMAINDER, help="after --: one upstream server command")
     proxy.set_defaults(handler=_mcp_proxy)

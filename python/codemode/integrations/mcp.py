@@ -24,25 +24,38 @@ The same from the command line: ``codemode mcp serve --tools my_tools`` and
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import json
 import logging
+import os
+import queue
+import re
 import shlex
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+import sys
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from starlette.applications import Starlette
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup  # anyio's dependency there
 
 from ..approvals import Decision, approve, reject
 from ..code_mode import CodeMode, create_code_mode
@@ -52,6 +65,7 @@ from ..results import PendingCall
 from ..tools import InvalidArguments, Tool
 
 __all__ = [
+    "BACKOFF",
     "DECLARATIONS_URI",
     "McpConnectError",
     "McpProxy",
@@ -59,6 +73,8 @@ __all__ = [
     "ServerSpec",
     "Upstream",
     "build_server",
+    "check_upstream_name",
+    "default_name",
     "list_all_tools",
     "load_servers_config",
     "serve",
@@ -94,9 +110,24 @@ def build_server(
     declarations of every function). Each call returns the model-facing JSON output as text
     content and as ``structuredContent``, with ``isError`` when ``success`` is false. The
     declarations are also the resource :data:`DECLARATIONS_URI` (``text/typescript``).
+    Progress that upstream MCP tools report during a call (see :class:`McpProxy`) reaches the
+    client as progress of that call, when the client sent a progress token.
     """
-    by_name = {tool.name: tool for tool in cm.model_tools}
-    listed = [_mcp_tool(tool, cm) for tool in cm.model_tools]
+    return _build_server(lambda: cm, name=name, version=version, instructions=instructions)
+
+
+def _build_server(
+    current: Callable[[], CodeMode],
+    *,
+    name: str,
+    version: str | None,
+    instructions: str | None,
+    connections: weakref.WeakSet[Any] | None = None,
+) -> Server[Any]:
+    """:func:`build_server` over the code mode ``current()`` returns at each request (the
+    proxy's is rebuilt when an upstream's tools change). The connections that listed the
+    tools are added to ``connections``, when given, to be told of changes."""
+    listed: list[tuple[CodeMode, list[types.Tool]]] = []
     declarations = types.Resource(
         uri=DECLARATIONS_URI,
         name="declarations",
@@ -105,18 +136,32 @@ def build_server(
         mime_type="text/typescript",
     )
 
+    def tools_of(cm: CodeMode) -> list[types.Tool]:
+        if not listed or listed[0][0] is not cm:
+            listed[:] = [(cm, [_mcp_tool(tool, cm) for tool in cm.model_tools])]
+        return listed[0][1]
+
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=listed)
+        # the connection outlives this request's session
+        connection = getattr(ctx.session, "_connection", None)
+        if connections is not None and hasattr(connection, "send_tool_list_changed"):
+            connections.add(connection)
+        return types.ListToolsResult(tools=tools_of(current()))
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        tool = by_name.get(params.name)
+        cm = current()
+        tool = next((t for t in cm.model_tools if t.name == params.name), None)
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         call_id = None if ctx.request_id is None else str(ctx.request_id)
         code = (params.arguments or {}).get("typescriptCode")
-        if tool is cm.tool and cm.approvals is not None and isinstance(code, str):
-            return await _execute_with_approvals(cm, code, call_id, ctx, params)
-        output = await tool.call(params.arguments or {}, tool_call_id=call_id)
+        token = _PROGRESS.set(_ProgressSink(ctx.session.report_progress))
+        try:
+            if tool is cm.tool and cm.approvals is not None and isinstance(code, str):
+                return await _execute_with_approvals(cm, code, call_id, ctx, params)
+            output = await tool.call(params.arguments or {}, tool_call_id=call_id)
+        finally:
+            _PROGRESS.reset(token)
         return _call_result(output)
 
     async def list_resources(
@@ -127,11 +172,12 @@ def build_server(
     async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         if params.uri != DECLARATIONS_URI:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {params.uri}")
-        text = cm.declarations
+        text = current().declarations
         contents = types.TextResourceContents(uri=DECLARATIONS_URI, mime_type="text/typescript", text=text)
         return types.ReadResourceResult(contents=[contents])
 
-    return Server(
+    server_class = Server if connections is None else _ToolsChangeServer
+    return server_class(
         name,
         version=_codemode_version() if version is None else version,
         instructions=instructions,
@@ -140,6 +186,43 @@ def build_server(
         on_list_resources=list_resources,
         on_read_resource=read_resource,
     )
+
+
+class _ToolsChangeServer(Server[Any]):
+    """A server that declares ``tools.listChanged``: its tool list can change while it runs."""
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        options = notification_options or NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(options, *args, **kwargs)
+
+
+class _ProgressSink:
+    """Sends the progress of upstream tool calls as progress of one ``execute_typescript`` call.
+
+    Several calls of a program can report progress at once, and a progress token's values
+    must increase: the value sent is the count of notifications so far (no total), and the
+    message says which function reported what (``external_slow: 2/5 copying``)."""
+
+    def __init__(self, report: Callable[[float, float | None, str | None], Awaitable[None]]) -> None:
+        self._report = report
+        self._count = 0
+
+    async def __call__(
+        self, function: str, progress: float, total: float | None, message: str | None
+    ) -> None:
+        self._count += 1
+        detail = f"{progress:g}" if total is None else f"{progress:g}/{total:g}"
+        text = f"external_{function}: {detail}" + (f" {message}" if message else "")
+        try:
+            await self._report(float(self._count), None, text)
+        except Exception as e:  # a client gone or a closed stream must not fail the tool call
+            logger.debug("could not forward progress: %s", e)
+
+
+_PROGRESS: ContextVar[_ProgressSink | None] = ContextVar("codemode_mcp_progress", default=None)
+"""Where the upstream tool calls of the running ``execute_typescript`` call send progress."""
 
 
 APPROVAL_SCHEMA: dict[str, Any] = {
@@ -227,11 +310,58 @@ async def serve_stdio(cm: CodeMode, **server_options: Any) -> None:
     """Serve ``cm`` over this process's stdin/stdout until the client disconnects.
 
     ``server_options`` go to :func:`build_server` (``name``, ``version``, ``instructions``).
-    While serving, anything the tools print goes to stderr, not to the protocol stream.
+    While serving, anything the tools print goes to stderr, not to the protocol stream, and a
+    cancellation (Ctrl-C) ends it at once, without waiting for stdin to close.
     """
-    server = build_server(cm, **server_options)
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    await _run_stdio(build_server(cm, **server_options))
+
+
+async def _run_stdio(server: Server[Any]) -> None:
+    with _claimed_stdin() as stdin:
+        async with stdio_server(stdin=cast(Any, _lines(stdin))) as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+
+@contextmanager
+def _claimed_stdin() -> Iterator[BinaryIO]:
+    """The protocol's input, with fd 0 pointing at the null device meanwhile (a tool or a
+    child process that reads stdin gets end-of-file, not protocol messages)."""
+    try:
+        private = os.dup(sys.stdin.fileno())  # not inheritable
+    except (AttributeError, OSError, ValueError):  # stdin replaced (tests), or closed
+        yield sys.stdin.buffer
+        return
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        # closefd=False: the reading thread may still block on it after serving ends
+        yield os.fdopen(private, "rb", closefd=False)
+    finally:
+        os.dup2(private, 0)
+
+
+async def _lines(stream: BinaryIO) -> AsyncIterator[str]:
+    """The lines of ``stream``, read by a daemon thread: a cancelled read (Ctrl-C) neither
+    waits for the next line nor keeps the process alive at exit, as an anyio worker would."""
+    lines: queue.Queue[str | None] = queue.Queue(maxsize=64)
+
+    def read() -> None:
+        try:
+            for raw in stream:
+                lines.put(raw.decode("utf-8", errors="replace"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=read, name="codemode-mcp-stdin", daemon=True).start()
+    try:
+        while (line := await anyio.to_thread.run_sync(lines.get, abandon_on_cancel=True)) is not None:
+            yield line
+    finally:
+        with suppress(queue.Full):
+            lines.put_nowait(None)  # wakes a get() that a cancellation abandoned
 
 
 def streamable_http_app(
@@ -256,9 +386,15 @@ async def serve_streamable_http(
     **server_options: Any,
 ) -> None:
     """Serve ``cm`` over streamable HTTP at ``http://host:port/path`` with uvicorn (asyncio only)."""
+    await _run_http(build_server(cm, **server_options), host=host, port=port, path=path, log_level=log_level)
+
+
+async def _run_http(
+    server: Server[Any], *, host: str, port: int, path: str, log_level: str = "warning"
+) -> None:
     import uvicorn
 
-    app = streamable_http_app(cm, path=path, host=host, **server_options)
+    app = server.streamable_http_app(streamable_http_path=path, host=host)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level)
     await uvicorn.Server(config).serve()
 
@@ -274,17 +410,95 @@ class McpConnectError(Exception):
     """An upstream MCP server could not be started or did not complete the handshake."""
 
 
-@dataclass
+BACKOFF = (0.5, 30.0)
+"""Seconds before the first attempt to reconnect an upstream that went away, and the cap of
+the delay, which doubles after each failed attempt."""
+
+
+@dataclass(eq=False)
 class Upstream:
-    """One connected upstream MCP server."""
+    """One upstream MCP server: its session while connected, the tools it listed last."""
 
     name: str
-    """Its name here: the key it was given, else the name the server reports."""
-    session: ClientSession
+    """Its name here: the key it was given, else one derived from its command or URL."""
+    session: ClientSession | None
     server_info: types.Implementation | None
     tools: list[types.Tool] = field(default_factory=list)
     connected: bool = True
-    """False once the connection closed (for example, the server process exited)."""
+    """False while its connection is down (for example, the server process exited)."""
+    spec: ServerSpec | None = None
+    """How to reach it; ``None`` for a session managed elsewhere (never reconnected)."""
+    error: str | None = None
+    """Why it is unavailable, while it is not connected."""
+    _lost: anyio.Event | None = field(default=None, repr=False)
+    _down: anyio.Event | None = field(default=None, repr=False)
+
+    def unavailable(self) -> str:
+        """The message a call gets while the upstream is not connected."""
+        retrying = "; retrying" if self.spec is not None else ""
+        return f"upstream {self.name!r} is unavailable: {self.error or 'not connected'}{retrying}"
+
+    def lose(self, reason: str) -> None:
+        """Mark the connection lost for ``reason``: the supervisor (if any) reconnects."""
+        if self.connected:
+            self.connected = False
+            self.error = reason
+        if self._lost is not None:
+            self._lost.set()
+
+    async def _await_teardown(self, seconds: float = 2.0) -> None:
+        """Wait a little for the supervisor to close the lost connection (it then knows the
+        cause, such as ``connection refused``, better than a call that saw it close)."""
+        if self._down is not None:
+            with anyio.move_on_after(seconds):
+                await self._down.wait()
+
+    async def _await_connected(self, seconds: float) -> bool:
+        if self.spec is None:
+            return False
+        with anyio.move_on_after(seconds):
+            while not self.connected:
+                await anyio.sleep(0.05)
+        return self.connected
+
+    async def _supervise(
+        self,
+        timeout: float,
+        backoff: tuple[float, float],
+        changed: Callable[[Upstream], Awaitable[None]],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Connect, list the tools, wait until the connection is lost; again, after a delay
+        that doubles from ``backoff[0]`` to ``backoff[1]``, for as long as the proxy runs. The
+        first failure raises :class:`McpConnectError` (before ``task_status.started``)."""
+        assert self.spec is not None
+        delay, started = backoff[0], False
+        while True:
+            self._lost, self._down = anyio.Event(), anyio.Event()
+            opened = False
+            try:
+                async with AsyncExitStack() as stack:
+                    session, info, tools = await _open(stack, self.spec, timeout, self.lose)
+                    self.session, self.server_info, self.tools = session, info, tools
+                    self.connected, self.error, delay, opened = True, None, backoff[0], True
+                    if started:
+                        logger.warning("upstream %r is back (%d tools)", self.name, len(tools))
+                        await changed(self)
+                    else:
+                        started = True
+                        task_status.started()
+                    await self._lost.wait()
+            except Exception as e:
+                if not started:
+                    raise _connect_error(self.spec, e, timeout) from e
+                if not opened or self.connected or self.error is None or "closed" in self.error:
+                    self.error = _reason(e, timeout)  # the transport's cause beats "the connection closed"
+            self.connected, self.session = False, None
+            self._down.set()
+            logger.warning("upstream %r is unavailable: %s; retrying in %g s", self.name, self.error, delay)
+            await anyio.sleep(delay)
+            delay = min(delay * 2, backoff[1])
 
 
 async def list_all_tools(session: ClientSession) -> list[types.Tool]:
@@ -336,29 +550,46 @@ def _codemode_tool(upstream: Upstream, tool: types.Tool, name: str) -> Tool:
     """The codemode tool named ``name`` that calls ``tool`` on ``upstream``."""
 
     async def handler(args: dict[str, Any]) -> Any:
-        if not upstream.connected:
-            raise ConnectionError(
-                f"MCP server {upstream.name!r} is disconnected (its connection closed earlier); "
-                f"{tool.name} is unavailable"
-            )
-        try:
-            result = await upstream.session.call_tool(tool.name, args)
-        except MCPError as e:
-            if e.code == types.CONNECTION_CLOSED:
-                upstream.connected = False
-                raise ConnectionError(
-                    f"MCP server {upstream.name!r} closed the connection while running {tool.name} "
-                    "(its process may have exited); its tools are unavailable from now on"
-                ) from None
-            if e.code == types.INVALID_PARAMS:
-                raise InvalidArguments(f"{tool.name}: {e.message}") from None
-            raise RuntimeError(f"{tool.name}: {e.message}") from None
-        if result.is_error:
-            raise McpToolError(_error_text(result, tool.name))
-        return tool_result_value(result)
+        sink = _PROGRESS.get()
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            if sink is not None:
+                await sink(name, value, total, message)
+
+        for attempt in (1, 2):
+            session = upstream.session
+            if not upstream.connected or session is None:
+                raise ConnectionError(upstream.unavailable())
+            try:
+                result = await session.call_tool(tool.name, args, progress_callback=progress)
+            except MCPError as e:
+                if e.code == types.CONNECTION_CLOSED:
+                    upstream.lose(f"the connection closed while running {tool.name} (did its process exit?)")
+                    await upstream._await_teardown()
+                    raise ConnectionError(upstream.unavailable()) from None
+                if _session_gone(e):  # the server restarted: the call did not run; once more, reconnected
+                    upstream.lose("the server ended the session (did it restart?)")
+                    if attempt == 1 and await upstream._await_connected(5.0):
+                        continue
+                    raise ConnectionError(upstream.unavailable()) from None
+                if e.code == types.INVALID_PARAMS:
+                    raise InvalidArguments(f"{tool.name}: {e.message}") from None
+                raise RuntimeError(f"{tool.name}: {e.message}") from None
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError) as e:
+                upstream.lose(f"the connection closed while running {tool.name} ({type(e).__name__})")
+                raise ConnectionError(upstream.unavailable()) from None
+            if result.is_error:
+                raise McpToolError(_error_text(result, tool.name))
+            return tool_result_value(result)
+        raise AssertionError("unreachable")
 
     description = tool.description or tool.title or ""
     return Tool.from_schema(name, description, tool.input_schema, tool.output_schema, handler)
+
+
+def _session_gone(error: MCPError) -> bool:
+    """The streamable HTTP transport's answer to a session the server does not know (404)."""
+    return error.code == types.INVALID_REQUEST and "session" in error.message.lower()
 
 
 async def tools_from_session(
@@ -392,15 +623,26 @@ class McpProxy:
 
     Open it with :meth:`connect`. Each tool calls its upstream server: the program gets the
     result's ``structuredContent``, else its text (JSON-parsed when it is JSON). An upstream
-    ``isError`` result, protocol error or closed connection makes the call fail with a
-    ``ToolError`` in the program (an invalid-params error: ``InvalidArgumentsError``). When an
-    upstream's connection closes, its tools fail fast from then on; the other upstreams'
-    tools keep working.
+    ``isError`` result, protocol error or lost connection makes the call fail with a
+    ``ToolError`` in the program (an invalid-params error: ``InvalidArgumentsError``).
+
+    An upstream that goes away (an HTTP server that stops, a command that exits) fails only
+    its own calls (``upstream 'time' is unavailable: connection refused; retrying``) while the
+    proxy reconnects it (restarts the command) with exponential backoff (:data:`BACKOFF`);
+    when it is back its tools are listed again, and :attr:`tools` and the listeners of
+    :meth:`on_tools_changed` follow when they changed. Progress an upstream reports during a
+    call goes to the ``execute_typescript`` call that made it (see :func:`build_server`).
     """
 
-    def __init__(self, upstreams: Sequence[Upstream], tools: Sequence[Tool]) -> None:
+    def __init__(
+        self, upstreams: Sequence[Upstream], tools: Sequence[Tool] | None = None, *, prefix: bool = False
+    ) -> None:
         self.upstreams: list[Upstream] = list(upstreams)
-        self.tools: list[Tool] = list(tools)
+        self.prefix = prefix
+        """Whether tool names start with their upstream's name (``time_get_current_time``)."""
+        self.tools: list[Tool] = self._collect() if tools is None else list(tools)
+        self._listed = self._listing()
+        self._listeners: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     @asynccontextmanager
@@ -410,34 +652,132 @@ class McpProxy:
         *,
         prefix: bool | None = None,
         timeout: float = 30.0,
+        backoff: tuple[float, float] = BACKOFF,
     ) -> AsyncIterator[McpProxy]:
         """Start/connect every server, list all their tools; disconnect (and stop them) on exit.
 
         ``servers`` holds :class:`mcp.StdioServerParameters` (a command to run) or streamable
-        HTTP URLs, as a sequence (each named by the name its server reports) or a mapping from
-        names. Tool names get their server's name as a prefix when ``prefix`` is true, by
-        default when there are several servers. ``timeout`` bounds each server's start,
-        handshake and tool listing; raises :class:`McpConnectError` when one fails.
+        HTTP URLs, as a sequence (each named by :func:`default_name`: its program's or host's
+        name) or a mapping from names, which must be identifiers (``ValueError`` otherwise).
+        Tool names get their server's name as a prefix when ``prefix`` is true, by default when
+        there are several servers. ``timeout`` bounds each server's start, handshake and tool
+        listing; a server that cannot be reached at first raises :class:`McpConnectError`.
+        Later, one that goes away is reconnected after ``backoff[0]`` seconds, doubling up to
+        ``backoff[1]``.
         """
-        named = list(servers.items()) if isinstance(servers, Mapping) else [(None, s) for s in servers]
-        use_prefix = len(named) > 1 if prefix is None else prefix
-        async with AsyncExitStack() as stack:
-            upstreams: list[Upstream] = []
-            taken: set[str] = set()
-            for label, spec in named:
+        if isinstance(servers, Mapping):
+            for key in servers:
+                check_upstream_name(key)
+            named = list(servers.items())
+        else:
+            named = [(default_name(spec), spec) for spec in servers]
+        proxy = cls([], [], prefix=len(named) > 1 if prefix is None else prefix)
+        try:
+            async with anyio.create_task_group() as tg:
                 try:
-                    upstream = await _connect_upstream(stack, spec, label, timeout)
-                except McpConnectError:
-                    await stack.aclose()  # stop the servers started so far, cleanly (no exception group)
-                    raise
-                upstream.name = _unique(upstream.name, taken)
-                upstreams.append(upstream)
-            tools = [tool for u in upstreams for tool in _tools_of(u, u.name if use_prefix else None)]
-            yield cls(upstreams, tools)
+                    taken: set[str] = set()
+                    for label, spec in named:
+                        upstream = Upstream(_unique(label, taken), None, None, connected=False, spec=spec)
+                        await tg.start(upstream._supervise, timeout, backoff, proxy._upstream_back)
+                        proxy.upstreams.append(upstream)
+                    proxy.tools = proxy._collect()
+                    proxy._listed = proxy._listing()
+                    yield proxy
+                finally:
+                    tg.cancel_scope.cancel()  # stop the supervisors, which close the connections
+        except BaseExceptionGroup as group:  # the task group wraps even the body's own exception
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
 
     def code_mode(self, **options: Any) -> CodeMode:
         """A code mode over the upstream tools; ``options`` go to :func:`codemode.create_code_mode`."""
         return create_code_mode(self.tools, **options)
+
+    def on_tools_changed(self, listener: Callable[[], Awaitable[None]]) -> None:
+        """Call ``listener`` when an upstream came back with tools different from before
+        (:attr:`tools` is already updated then)."""
+        self._listeners.append(listener)
+
+    def _collect(self) -> list[Tool]:
+        return [tool for u in self.upstreams for tool in _tools_of(u, u.name if self.prefix else None)]
+
+    def _listing(self) -> list[tuple[str, str]]:
+        return [(u.name, t.model_dump_json()) for u in self.upstreams for t in u.tools]
+
+    async def _upstream_back(self, upstream: Upstream) -> None:
+        listed = self._listing()
+        if listed == self._listed:
+            return
+        self._listed, self.tools = listed, self._collect()
+        logger.warning("upstream %r lists different tools now: %d functions", upstream.name, len(self.tools))
+        for listener in self._listeners:
+            try:
+                await listener()
+            except Exception:
+                logger.exception("a listener of the proxy's tool changes failed")
+
+
+def check_upstream_name(name: str) -> str:
+    """``name`` when it can name an upstream (its tools' prefix: ``external_<name>_<tool>``),
+    else ``ValueError`` saying why."""
+    if not (name.isascii() and name.isidentifier()):
+        raise ValueError(
+            f"upstream name {name!r} is not an identifier: use letters, digits and _, "
+            "not starting with a digit (it prefixes the functions: external_<name>_<tool>)"
+        )
+    return name
+
+
+_LAUNCHER = re.compile(r"(python[0-9.]*|py|node|npx|bunx|bun|deno|uv|uvx|pipx|sh|bash)(\.exe)?")
+_LAUNCHER_WORDS = frozenset({"run", "tool", "exec"})
+_SCRIPT_SUFFIXES = (".py", ".js", ".mjs", ".cjs", ".ts")
+_GENERIC_STEMS = frozenset({"index", "main", "server", "__main__", "cli"})
+_PACKAGING_DIRS = frozenset({"dist", "build", "src", "lib", "bin", "node_modules"})
+_NAME_AFFIXES = ("mcp_server_", "server_", "mcp_", "_mcp_server", "_server", "_mcp")
+
+
+def default_name(spec: ServerSpec) -> str:
+    """A short, predictable upstream name: from a URL its host's name (``mcp.deepwiki.com``:
+    ``deepwiki``; a loopback or IP address: ``local``), from a command its program's name,
+    or the script's or package's it runs (``mcp-server-time``, ``python -m mcp_server_time``
+    and ``uvx mcp-server-time``: ``time``; ``npx -y @modelcontextprotocol/server-everything``:
+    ``everything``)."""
+    if isinstance(spec, str):
+        host = urlsplit(spec).hostname or ""
+        if host == "localhost" or not host or host.replace(".", "").isdigit() or ":" in host:
+            return "local"
+        labels = [label for label in host.split(".")[:-1] if label not in ("www", "mcp", "api")]
+        return _identifier(labels[0] if labels else host.split(".")[0])
+    words = [spec.command, *spec.args]
+    target = words[0]
+    if _LAUNCHER.fullmatch(PurePath(target).name):
+        if "-m" in words[1:-1]:
+            target = words[words.index("-m") + 1]
+        else:
+            rest = [w for w in words[1:] if not w.startswith("-") and w not in _LAUNCHER_WORDS]
+            target = rest[0] if rest else target
+    if target.startswith("@"):  # an npm package: @scope/name@version
+        target = target.split("/", 1)[-1]
+    head, _, version = target.rpartition("@")
+    path = PurePath(head if head and "/" not in version else target)  # name@1.2.3: name
+    stem = path.stem if path.suffix in _SCRIPT_SUFFIXES else path.name
+    if stem in _GENERIC_STEMS:  # dist/index.js: the package's directory names it
+        parents = [part for part in reversed(path.parent.parts) if part not in _PACKAGING_DIRS]
+        stem = parents[0] if parents else stem
+    return _identifier(stem)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W+", "_", text.lower()).strip("_")
+    for affix in _NAME_AFFIXES:
+        shorter = name.removeprefix(affix) if affix.endswith("_") else name.removesuffix(affix)
+        if shorter != name and shorter:
+            name = shorter
+            break
+    if not name:
+        return "mcp"
+    return name if name[0].isalpha() or name[0] == "_" else f"s{name}"
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -454,31 +794,92 @@ def _describe(spec: ServerSpec) -> str:
     return shlex.join([spec.command, *spec.args])
 
 
-async def _connect_upstream(
-    stack: AsyncExitStack, spec: ServerSpec, label: str | None, timeout: float
-) -> Upstream:
-    # Its own exit stack, closed before raising: a failure then leaves no task group behind
-    # (and reaches the caller as itself, not inside an exception group).
-    own = await stack.enter_async_context(AsyncExitStack())
-    try:
-        if isinstance(spec, str):
-            read_stream, write_stream = await own.enter_async_context(streamable_http_client(spec))
-        else:
-            read_stream, write_stream = await own.enter_async_context(stdio_client(spec))
-        session = await own.enter_async_context(ClientSession(read_stream, write_stream))
-        with anyio.fail_after(timeout):  # around the requests only: a scope must not hold entered contexts
-            init = await session.initialize()
-            tools = await list_all_tools(session)
-    except TimeoutError:
-        failure = McpConnectError(f"MCP server {_describe(spec)} did not answer within {timeout:g} s")
-    except (MCPError, OSError) as e:
-        failure = McpConnectError(f"cannot connect to MCP server {_describe(spec)}: {e}")
-        failure.__cause__ = e
+async def _open(
+    stack: AsyncExitStack, spec: ServerSpec, timeout: float, lose: Callable[[str], None]
+) -> tuple[ClientSession, types.Implementation, list[types.Tool]]:
+    """Connect to ``spec`` within ``stack``: the initialized session, its server's info and
+    tools. ``lose`` is called when the server's stream ends (its process exited)."""
+    if isinstance(spec, str):
+        read_stream, write_stream = await stack.enter_async_context(streamable_http_client(spec))
+        ended = "the server closed the connection"
     else:
-        name = label or init.server_info.name or "mcp"
-        return Upstream(name, session, init.server_info, tools)
-    await own.aclose()
-    raise failure
+        read_stream, write_stream = await stack.enter_async_context(stdio_client(spec))
+        ended = "its process exited"
+    watched = _WatchedStream(read_stream, lambda: lose(ended))
+    session = await stack.enter_async_context(ClientSession(cast(Any, watched), write_stream))
+    with anyio.fail_after(timeout):  # around the requests only: a scope must not hold entered contexts
+        init = await session.initialize()
+        tools = await list_all_tools(session)
+    return session, init.server_info, tools
+
+
+class _WatchedStream:
+    """A transport's read stream that calls ``on_end`` when it ends (the server went away),
+    so that the proxy reconnects before the next call finds out."""
+
+    def __init__(self, stream: Any, on_end: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_end = on_end
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._stream, "last_context", None)
+
+    async def receive(self) -> Any:
+        try:
+            return await self._stream.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            self._on_end()
+            raise
+
+    def __aiter__(self) -> _WatchedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._stream.__anext__()
+        except (StopAsyncIteration, anyio.ClosedResourceError):
+            self._on_end()
+            raise
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> _WatchedStream:
+        await self._stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._stream.__aexit__(*exc_info)
+
+
+def _leaf(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups that is not a cancellation."""
+    if isinstance(error, BaseExceptionGroup):
+        leaves = [_leaf(inner) for inner in error.exceptions]
+        real = [leaf for leaf in leaves if not isinstance(leaf, anyio.get_cancelled_exc_class())]
+        return (real or leaves)[0]
+    return error
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """What went wrong, in a few words (``connection refused``)."""
+    leaf = _leaf(error)
+    if isinstance(leaf, TimeoutError):
+        return f"it did not answer within {timeout:g} s"
+    cause: BaseException | None = leaf
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(str(leaf).split())
+    return text or type(leaf).__name__
+
+
+def _connect_error(spec: ServerSpec, error: BaseException, timeout: float) -> McpConnectError:
+    if isinstance(_leaf(error), TimeoutError):
+        return McpConnectError(f"MCP server {_describe(spec)} did not answer within {timeout:g} s")
+    return McpConnectError(f"cannot connect to MCP server {_describe(spec)}: {_reason(error, timeout)}")
 
 
 def server_spec(command: str | Sequence[str]) -> ServerSpec:
@@ -552,16 +953,40 @@ async def serve_proxy(
     path: str = "/mcp",
     name: str = "codemode-proxy",
     prefix: bool | None = None,
+    backoff: tuple[float, float] = BACKOFF,
     **code_mode_options: Any,
 ) -> None:
     """Connect to ``servers`` and serve one ``execute_typescript`` tool over all their tools.
 
     ``transport``, ``host``, ``port`` and ``path`` are as for :func:`serve`;
-    ``code_mode_options`` go to :func:`codemode.create_code_mode`.
+    ``code_mode_options`` go to :func:`codemode.create_code_mode`. An upstream that goes away
+    is reconnected (``backoff``, see :meth:`McpProxy.connect`); when it comes back with other
+    tools, the tool's description (the prompt) follows and the clients that listed the tools
+    get ``notifications/tools/list_changed``.
     """
-    async with McpProxy.connect(servers, prefix=prefix) as proxy:
-        cm = proxy.code_mode(**code_mode_options)
+    if transport not in ("stdio", "streamable-http"):
+        raise ValueError(f"unknown transport {transport!r} (stdio or streamable-http)")
+    async with McpProxy.connect(servers, prefix=prefix, backoff=backoff) as proxy:
+        code_modes = [proxy.code_mode(**code_mode_options)]
+        connections: weakref.WeakSet[Any] = weakref.WeakSet()
+
+        async def tools_changed() -> None:
+            code_modes.append(proxy.code_mode(**code_mode_options))  # running programs keep theirs
+            for connection in list(connections):
+                try:
+                    await connection.send_tool_list_changed()
+                except Exception as e:  # a client gone
+                    logger.debug("could not send tools/list_changed: %s", e)
+
+        proxy.on_tools_changed(tools_changed)
+        server = _build_server(
+            lambda: code_modes[-1], name=name, version=None, instructions=None, connections=connections
+        )
         try:
-            await serve(cm, transport=transport, host=host, port=port, path=path, name=name)
+            if transport == "stdio":
+                await _run_stdio(server)
+            else:
+                await _run_http(server, host=host, port=port, path=path)
         finally:
-            await cm.aclose()
+            for cm in code_modes:
+                await cm.aclose()
