@@ -250,6 +250,43 @@ async def test_anthropic_call(cm: codemode.CodeMode) -> None:
     assert {e.value["toolCallId"] for e in events} == {"toolu_1"}
 
 
+async def test_one_turns_calls_become_the_messages_to_append(cm: codemode.CodeMode) -> None:
+    """execute_tool_calls: the same call for every provider; Anthropic's tool_result blocks
+    come back in one user message, in the order of the calls."""
+    from codemode.integrations.providers import execute_tool_calls
+
+    blocks = [
+        {
+            "type": "tool_use",
+            "id": f"toolu_{n}",
+            "name": "execute_typescript",
+            "input": {"typescriptCode": f"return {n}"},
+        }
+        for n in range(3)
+    ]
+    (message,) = await execute_tool_calls(cm, blocks)
+    assert message["role"] == "user" and [b["tool_use_id"] for b in message["content"]] == [
+        "toolu_0",
+        "toolu_1",
+        "toolu_2",
+    ]
+    assert [_output(b["content"])["result"] for b in message["content"]] == [0, 1, 2]
+    chat = [
+        {
+            "id": f"c{n}",
+            "type": "function",
+            "function": {
+                "name": "execute_typescript",
+                "arguments": json.dumps({"typescriptCode": f"return {n}"}),
+            },
+        }
+        for n in range(2)
+    ]
+    messages = await execute_tool_calls(cm, chat)
+    assert [(m["role"], m["tool_call_id"]) for m in messages] == [("tool", "c0"), ("tool", "c1")]
+    assert await execute_tool_calls(cm, []) == []
+
+
 async def test_failing_program_is_an_error_result(cm: codemode.CodeMode) -> None:
     block = {
         "type": "tool_use",

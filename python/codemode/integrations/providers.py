@@ -24,15 +24,24 @@ with ``prompt="compact"``); :func:`execute_tool_call` runs whichever of them a c
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import anyio
 
 from ..code_mode import CodeMode
 from ..events import EventCallback
 from ..execute_tool import ModelTool
 
-__all__ = ["anthropic_tool", "execute_tool_call", "openai_responses_tool", "openai_tool", "strict_compatible"]
+__all__ = [
+    "anthropic_tool",
+    "execute_tool_call",
+    "execute_tool_calls",
+    "openai_responses_tool",
+    "openai_tool",
+    "strict_compatible",
+]
 
 Provider = Literal["openai_chat", "openai_responses", "anthropic"]
 
@@ -128,7 +137,10 @@ async def execute_tool_call(
     - OpenAI Responses ``function_call`` output item (``call_id``, ``name``, ``arguments``)
       -> ``{"type": "function_call_output", "call_id", "output"}``
     - Anthropic ``tool_use`` content block (``id``, ``name``, ``input``)
-      -> ``{"type": "tool_result", "tool_use_id", "content", "is_error"}``
+      -> ``{"type": "tool_result", "tool_use_id", "content", "is_error"}``: a content
+      **block**, not a message; the API wants every block answering one assistant turn in one
+      user message, which :func:`execute_tool_calls` builds (use it for every provider to get
+      the messages to append).
 
     The content is the tool's JSON output as text (``{"success": ..., "result"/"error": ...,
     "logs": [...]}``). The call id becomes the execution's ``tool_call_id`` (in events).
@@ -141,6 +153,34 @@ async def execute_tool_call(
     else:
         output = await _run(cm, parsed, on_event)
     return _result_message(parsed, output)
+
+
+async def execute_tool_calls(
+    cm: CodeMode, calls: Sequence[Any], *, on_event: EventCallback | None = None
+) -> list[dict[str, Any]]:
+    """Run the tool calls of one model turn (concurrently) and return the messages to append
+    to the conversation, the same way for every provider: one ``tool`` message per call
+    (OpenAI Chat Completions), one ``function_call_output`` item per call (OpenAI Responses),
+    or one ``user`` message holding every ``tool_result`` block (Anthropic)::
+
+        messages += await execute_tool_calls(cm, response.choices[0].message.tool_calls or [])
+        messages += [response_message, *await execute_tool_calls(cm, tool_use_blocks)]  # Anthropic
+    """
+    results: list[dict[str, Any]] = [{} for _ in calls]
+
+    async def one(index: int, call: Any) -> None:
+        results[index] = await execute_tool_call(cm, call, on_event=on_event)
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(one, index, call)
+    blocks = [result for result in results if result.get("type") == "tool_result"]
+    if not blocks:
+        return results
+    others = [result for result in results if result.get("type") != "tool_result"]
+    if others:
+        raise TypeError("execute_tool_calls: one turn's calls come from one provider")
+    return [{"role": "user", "content": blocks}]
 
 
 @dataclass(frozen=True)
