@@ -408,3 +408,23 @@ async def test_the_llm_selector_over_a_pydantic_ai_model() -> None:
     chosen = await selector.select(store, ["weather in Paris"], 5)
     assert [s.name for s in chosen] == ["weather_report"]
     assert "- weather_report:" in prompts[0]
+
+
+async def test_the_prompt_describes_the_library_its_skills_and_their_trust() -> None:
+    """The skill library section: each declared skill with its trust level and usage hints,
+    their declarations, what trust means, and (with the management tools) how to search and
+    register skills; without skills but with the management tools, the library still shows."""
+    cm = make_cm()
+    store = await filled(MemorySkillStore())
+    await store.set_trust("weather_report", "trusted")
+    ctx = await with_skills(cm, store=store, messages=["weather"])
+    prompt = ctx.system_prompt
+    assert "## Skill library" in prompt
+    line = next(line for line in prompt.splitlines() if line.startswith("- `skill_weather_report`"))
+    assert "[trusted]" in line
+    assert "register_skill" in prompt and "search_skills" in prompt and "Trust:" in prompt
+    hinted = next(s for s in ctx.selected if s.usage_hints)
+    assert f"  - {hinted.usage_hints[0]}" in prompt
+    empty = await with_skills(cm, store=MemorySkillStore(), messages=["hello"])
+    assert "## Skill library" in empty.system_prompt and "register_skill" in empty.system_prompt
+    assert "declare function skill_" not in empty.system_prompt

@@ -236,6 +236,8 @@ class SkillContext:
     skills_as_tools: bool = True
     min_trust: TrustLevel | None = None
     skill_tools: set[str] = field(default_factory=set)
+    management: bool = False
+    """Whether ``tools`` has the management tools (the prompt then says how to use them)."""
 
     def __post_init__(self) -> None:
         self.runtime.listeners.append(self._included)
@@ -248,7 +250,9 @@ class SkillContext:
     def _included(self, skill: Skill) -> None:
         """The runtime took ``skill`` (new, or a new version): bring the prompt and tools up to date."""
         runtime = self.runtime
-        self.system_prompt = skills_prompt(runtime.cm, runtime, as_tools=self.skills_as_tools)
+        self.system_prompt = skills_prompt(
+            runtime.cm, runtime, as_tools=self.skills_as_tools, management=self.management
+        )
         if not self.skills_as_tools:
             return
         name = skill.name
@@ -274,14 +278,40 @@ Saved skills: besides the functions above, programs can call the saved skills de
 `await skill_<name>(input)`; a skill is a tested program, so prefer it to rewriting its logic. \
 Each is also a tool of its own."""
 
+MANAGEMENT_RULES = """\
+The skill library: `search_skills` finds saved skills not declared here, `get_skill` shows one's \
+code and schemas, and `register_skill` saves a program that worked as a new skill (its code is \
+the body of `async function (input)`, with input and output JSON Schemas); `update_skill` stores \
+a new version. A registered skill is callable as `skill_<name>` from the next program on. \
+Register what is worth reusing: a program you had to get right, not a one-off."""
 
-def skills_prompt(cm: CodeMode, runtime: SkillRuntime, *, as_tools: bool) -> str:
-    """``cm``'s system prompt with the declared skills' declarations appended."""
+TRUST_RULES = """\
+Trust: an untrusted skill is new (a person may have to approve it before it runs); provisional \
+and trusted skills have a record of successful runs."""
+
+
+def skills_prompt(cm: CodeMode, runtime: SkillRuntime, *, as_tools: bool, management: bool = False) -> str:
+    """``cm``'s system prompt with the skill library: each declared skill's trust level and
+    usage hints, their declarations, and (with ``management``) how to search and register."""
     declarations = runtime.declarations
-    if not declarations:
+    if not declarations and not management:
         return cm.system_prompt
-    rules = SKILLS_RULES if as_tools else SKILLS_RULES.rsplit(" Each", 1)[0]
-    return f"{cm.system_prompt.rstrip()}\n\n{rules}\n```typescript\n{declarations.strip()}\n```\n"
+    parts = [cm.system_prompt.rstrip(), "## Skill library"]
+    if declarations:
+        parts.append(SKILLS_RULES if as_tools else SKILLS_RULES.rsplit(" Each", 1)[0])
+        listed = []
+        for name in runtime.declared:
+            skill = runtime.skills.get(name)
+            if skill is None:
+                continue
+            hints = "".join(f"\n  - {hint}" for hint in skill.usage_hints)
+            listed.append(f"- `skill_{name}` [{skill.trust_level}]: {skill.description}{hints}")
+        parts.append("\n".join(listed))
+        parts.append(f"```typescript\n{declarations.strip()}\n```")
+        parts.append(TRUST_RULES)
+    if management:
+        parts.append(MANAGEMENT_RULES)
+    return "\n\n".join(parts) + "\n"
 
 
 def _binding_tool(binding: ToolBinding, runtime: SkillRuntime) -> ModelTool:
@@ -407,6 +437,7 @@ async def with_skills(
     tools = [runtime.tool]
     if management:
         tools.extend(_management_tools(cm, store, runtime, trust))
+    has_management = len(tools) > 1
     skill_tools: set[str] = set()
     if skills_as_tools:
         floor = trust_rank(min_trust) if min_trust is not None else 0
@@ -417,10 +448,11 @@ async def with_skills(
                 skill_tools.add(skill.name)
     return SkillContext(
         tools=tools,
-        system_prompt=skills_prompt(cm, runtime, as_tools=skills_as_tools),
+        system_prompt=skills_prompt(cm, runtime, as_tools=skills_as_tools, management=has_management),
         selected=selected,
         runtime=runtime,
         skills_as_tools=skills_as_tools,
         min_trust=min_trust,
         skill_tools=skill_tools,
+        management=has_management,
     )
