@@ -30,10 +30,35 @@ def set_prewarm(count: int) -> None:
 
 class InputChecks:
     """Per tool (in the order of the tool names), a JSON Schema as JSON text the engine checks
-    each input against (compiled once per process), or ``None`` to leave a tool's inputs to
-    the host. Made once per set of tools and handed to each ``Execution``."""
+    each input against (with the validator of ``JsonSchema``), or ``None`` to leave a tool's
+    inputs to the host (as for a schema that does not compile). Made once per set of tools and
+    handed to each ``Execution``."""
 
     def __init__(self, schemas: list[str | None]) -> None: ...
+
+class InvalidSchema(ValueError):
+    """The schema is not valid JSON Schema (it breaks its draft's meta-schema, or a ``$ref``
+    cannot be resolved). ``args`` is ``(path, message)``: where in the schema (``".type"``) and
+    what is wrong there."""
+
+class JsonSchema:
+    """A compiled JSON Schema: the validator the engine checks tool input with (``InputChecks``),
+    shared with it when made from the same text (compiled once per process while in use).
+
+    The draft is the one ``$schema`` names (4, 6, 7, 2019-09, 2020-12); 2020-12 when it names
+    none or one this validator does not know. ``format`` asserts in drafts 4-7 only. Raises
+    ``InvalidSchema``.
+
+    A problem is ``(path, message)``: the path as a program writes it after the value's name
+    (``""``, ``".items[1].name"``, ``'["a b"]'``) and what is wrong (``"must be integer"``);
+    the first one found is reported."""
+
+    def __init__(self, schema: str) -> None: ...
+    def validate(self, value: object) -> tuple[str, str] | None:
+        """Check Python JSON data (dict with str keys, list, tuple, str, int, float, bool,
+        None); any other value is a problem (``"is not JSON data (a set)"``)."""
+    def validate_json(self, text: str) -> tuple[str, str] | None:
+        """Check a JSON text (text that does not parse is a problem)."""
 
 class CancelHandle:
     def cancel(self) -> None: ...

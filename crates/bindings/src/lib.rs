@@ -123,6 +123,148 @@ impl InputChecks {
     }
 }
 
+create_exception!(
+    _core,
+    InvalidSchema,
+    pyo3::exceptions::PyValueError,
+    "The schema is not valid JSON Schema. args: (path, message)."
+);
+
+/// A compiled JSON Schema (see `_core.pyi`): the validator the engine checks tool input with.
+#[pyclass(frozen, module = "codemode._core")]
+struct JsonSchema(std::sync::Arc<isolate::schema::Validator>);
+
+/// Deeper values than the engine lets a tool call's input be are refused unconverted.
+const VALUE_DEPTH_MAX: usize = isolate::JSON_DEPTH_MAX + 1;
+
+#[pymethods]
+impl JsonSchema {
+    #[new]
+    fn new(py: Python<'_>, schema: &str) -> PyResult<Self> {
+        let compiled = py.detach(|| {
+            catch_unwind(|| isolate::schema::compile(schema)).unwrap_or_else(|panic| {
+                Err(isolate::schema::Problem {
+                    path: String::new(),
+                    message: panic_message(&*panic),
+                })
+            })
+        });
+        match compiled {
+            Ok(validator) => Ok(Self(validator)),
+            Err(problem) => Err(InvalidSchema::new_err((problem.path, problem.message))),
+        }
+    }
+
+    /// `None` when `value` (Python JSON data) is valid, else `(path, message)`.
+    fn validate(&self, value: &Bound<'_, PyAny>) -> Option<(String, String)> {
+        let mut path = String::new();
+        let instance = match json_value(value, &mut path, 0) {
+            Ok(instance) => instance,
+            Err(message) => return Some((path, message)),
+        };
+        self.check(&instance)
+    }
+
+    /// `None` when `text` (JSON) is valid, else `(path, message)`.
+    fn validate_json(&self, py: Python<'_>, text: &str) -> Option<(String, String)> {
+        py.detach(|| match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(instance) => self.check(&instance),
+            Err(e) => Some((String::new(), format!("is not JSON: {e}"))),
+        })
+    }
+}
+
+impl JsonSchema {
+    fn check(&self, instance: &serde_json::Value) -> Option<(String, String)> {
+        catch_unwind(AssertUnwindSafe(|| {
+            isolate::schema::check(&self.0, instance)
+        }))
+        .unwrap_or_else(|panic| {
+            Some(isolate::schema::Problem {
+                path: String::new(),
+                message: panic_message(&*panic),
+            })
+        })
+        .map(|p| (p.path, p.message))
+    }
+}
+
+/// Python JSON data (dict with str keys, list, tuple, str, int, float, bool, None) as a JSON
+/// value; anything else is refused with a message, `path` then naming where it is.
+fn json_value(
+    value: &Bound<'_, PyAny>,
+    path: &mut String,
+    depth: usize,
+) -> Result<serde_json::Value, String> {
+    use pyo3::types::{PyBool, PyDict, PyFloat, PyInt};
+    use serde_json::Value;
+    if depth > VALUE_DEPTH_MAX {
+        return Err(format!("is nested more than {VALUE_DEPTH_MAX} levels deep"));
+    }
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(Value::String(
+            s.to_str().map_err(|e| e.to_string())?.to_owned(),
+        ));
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        if let Ok(i) = value.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = value.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        let f: f64 = value.extract().map_err(|e: PyErr| e.to_string())?;
+        return finite(f);
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return finite(f.value());
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = serde_json::Map::with_capacity(dict.len());
+        for (key, item) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(format!("has a key that is not a string: {key}"));
+            };
+            let key = key.to_str().map_err(|e| e.to_string())?;
+            let at = path.len();
+            isolate::schema::push_key(path, key);
+            let item = json_value(&item, path, depth + 1)?;
+            path.truncate(at);
+            map.insert(key.to_owned(), item);
+        }
+        return Ok(Value::Object(map));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        let mut items = Vec::with_capacity(value.len().unwrap_or(0));
+        for (i, item) in value.try_iter().map_err(|e| e.to_string())?.enumerate() {
+            let at = path.len();
+            path.push_str(&format!("[{i}]"));
+            let item = item.map_err(|e| e.to_string())?;
+            items.push(json_value(&item, path, depth + 1)?);
+            path.truncate(at);
+        }
+        return Ok(Value::Array(items));
+    }
+    let kind = value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    Err(format!("is not JSON data (a {kind})"))
+}
+
+fn finite(f: f64) -> Result<serde_json::Value, String> {
+    serde_json::Number::from_f64(f)
+        .map(serde_json::Value::Number)
+        .ok_or_else(|| format!("is not JSON data ({f})"))
+}
+
 /// Cancels an execution from any thread, even while one of its steps runs.
 #[pyclass(frozen, module = "codemode._core")]
 struct CancelHandle(isolate::CancelHandle);
@@ -389,6 +531,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Execution>()?;
     m.add_class::<CancelHandle>()?;
     m.add_class::<InputChecks>()?;
+    m.add_class::<JsonSchema>()?;
+    m.add("InvalidSchema", m.py().get_type::<InvalidSchema>())?;
     m.add_function(wrap_pyfunction!(strip_types, m)?)?;
     m.add_function(wrap_pyfunction!(code_frame, m)?)?;
     m.add_function(wrap_pyfunction!(check_function_body, m)?)?;

@@ -17,13 +17,14 @@ mod json;
 pub mod messages;
 mod pool;
 mod precheck;
+pub mod schema;
 mod stack;
 mod text;
 
 use std::time::Duration;
 
 pub use body::check_function_body;
-pub use execution::{CancelHandle, Execution};
+pub use execution::{CancelHandle, Execution, JSON_DEPTH_MAX};
 pub use pool::set_prewarm;
 pub use precheck::InputChecks;
 

@@ -1,15 +1,10 @@
 //! Tool input checked in the engine, before it crosses to the host.
 //!
-//! The host validates every call's input; for simple schemas the engine can tell at once
-//! that an input is valid, so the host need not check it again. This is only ever a "yes":
-//! an input it cannot vouch for (invalid, or not certainly valid) is left to the host, which
-//! also writes every error message. The host only hands over schemas on which both
-//! validators agree (see `precheck_schema` in the Python package); inputs with integral
-//! numbers written as floats (`1e21`) are left to the host too, as JSON Schema counts them
-//! as integers and the host's validator does not.
+//! The host validates every call's input with the same validator (`schema`, compiled once per
+//! schema and shared): an input the engine finds valid need not be checked again. This is
+//! only ever a "yes": an input it finds invalid is left to the host, which writes the error.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use jsonschema::Validator;
 use serde_json::Value;
@@ -21,12 +16,13 @@ pub struct InputChecks(pub(crate) Arc<Vec<Option<Arc<Validator>>>>);
 
 impl InputChecks {
     /// One entry per tool, in the order of the tool names: a JSON Schema (JSON text) to
-    /// check its inputs against, or `None` to leave them all to the host.
+    /// check its inputs against, or `None` to leave them all to the host (as for a schema
+    /// that does not compile).
     pub fn new(schemas: &[Option<String>]) -> Self {
         Self(Arc::new(
             schemas
                 .iter()
-                .map(|s| s.as_deref().and_then(validator))
+                .map(|s| s.as_deref().and_then(|s| crate::schema::compile(s).ok()))
                 .collect(),
         ))
     }
@@ -36,40 +32,11 @@ impl InputChecks {
     }
 }
 
-/// The draft-07 validator of `schema` (JSON text), compiled once per process (the cache is
-/// cleared past 256 schemas); `None` when it is not a schema this validator compiles.
-pub(crate) fn validator(schema: &str) -> Option<Arc<Validator>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<Validator>>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(schema) {
-        return found.clone();
-    }
-    let compiled = serde_json::from_str::<Value>(schema)
-        .ok()
-        .and_then(|value| jsonschema::draft7::new(&value).ok())
-        .map(Arc::new);
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if cache.len() >= 256 {
-        cache.clear();
-    }
-    cache.insert(schema.to_owned(), compiled.clone());
-    compiled
-}
-
-/// Whether `json`, a call's input as JSON text, is certainly valid.
+/// Whether `json`, a call's input as JSON text, is valid.
 pub(crate) fn passes(validator: &Validator, json: &str) -> bool {
     match serde_json::from_str::<Value>(json) {
-        Ok(value) => !has_integral_float(&value) && validator.is_valid(&value),
+        Ok(value) => validator.is_valid(&value),
         Err(_) => false,
-    }
-}
-
-fn has_integral_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0),
-        Value::Array(items) => items.iter().any(has_integral_float),
-        Value::Object(map) => map.values().any(has_integral_float),
-        _ => false,
     }
 }
 
@@ -80,15 +47,16 @@ mod tests {
     #[test]
     fn vouches_only_for_certainly_valid_input() {
         let schema = r#"{"type":"object","properties":{"n":{"type":"integer","maximum":9}},"required":["n"]}"#;
-        let v = validator(schema).expect("compiles");
+        let v = crate::schema::compile(schema).expect("compiles");
         assert!(passes(&v, r#"{"n":3}"#));
         assert!(!passes(&v, r#"{"n":10}"#));
         assert!(!passes(&v, r#"{}"#));
         assert!(
-            !passes(&v, r#"{"n":1e0}"#),
-            "an integral float is left to the host"
+            passes(&v, r#"{"n":1e0}"#),
+            "an integral float is an integer"
         );
         assert!(!passes(&v, "not json"));
-        assert!(validator(r#"{"type": 12}"#).is_none());
+        let checks = InputChecks::new(&[Some(r#"{"type": 12}"#.to_owned()), None]);
+        assert!(checks.get(0).is_none() && checks.get(1).is_none());
     }
 }
