@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 import codemode
 from codemode.declarations import render_declarations, schema_to_typescript
@@ -90,6 +90,35 @@ class Order(BaseModel):
     score: float = Field(default=0.5, examples=[0.1, 0.9])
 
 
+class Query(BaseModel):
+    """Which customer, and how many orders."""
+
+    id: str
+    limit: int = 10
+    since: str | None = Field(default=None, alias="sinceDate")
+
+
+class Customer(BaseModel):
+    """What get_customer returns: every field the dump writes is there."""
+
+    id: str
+    full_name: str = Field(serialization_alias="fullName")
+    tags: list[str] = []
+    note: str | None = None
+    secret: str = Field(default="", exclude=True)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def display(self) -> str:
+        return self.full_name.upper()
+
+
+@codemode.tool
+async def get_customer(query: Query) -> Customer:
+    """Look a customer up."""
+    return Customer(id=query.id, full_name="Ada Lovelace", secret="s")
+
+
 # --- the cases: golden JSON files, the workload tools, the pydantic models -----------------
 
 
@@ -115,13 +144,15 @@ def _render(case: str) -> str:
         return render_declarations(_workload_tools())
     if case == "pydantic":
         return render_declarations(_pydantic_tools())
+    if case == "pydantic_io":  # a decorated tool: validation schema in, serialization schema out
+        return render_declarations([get_customer])
     spec = json.loads((GOLDEN / f"{case}.json").read_text(encoding="utf-8"))
     if "tools" in spec:
         return render_declarations(_tools(spec["tools"]))
     return schema_to_typescript(spec["schema"], spec["name"])
 
 
-CASES = sorted([p.stem for p in GOLDEN.glob("*.json")] + ["pydantic", "workloads"])
+CASES = sorted([p.stem for p in GOLDEN.glob("*.json")] + ["pydantic", "pydantic_io", "workloads"])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -380,6 +411,31 @@ PROGRAMS: dict[str, Programs] = {
                 "TS2322",
                 "Type 'string' is not assignable to type 'number'",
             )
+        ],
+    ),
+    "pydantic_io": Programs(
+        good=[
+            # defaults, computed fields and aliases are always in what the tool returns
+            'const c = await external_get_customer({ query: { id: "c1" } })\n'
+            "return c.tags.length + c.fullName.length + c.display.length + (c.note ?? '').length",
+            'return await external_get_customer({ query: { id: "c1", limit: 5, sinceDate: "2026-01-01" } })',
+        ],
+        bad=[
+            Bad(
+                'const c = await external_get_customer({ query: { id: "c1" } })\nreturn c.secret',
+                "TS2339",
+                "Property 'secret' does not exist",
+            ),
+            Bad(
+                'const c = await external_get_customer({ query: { id: "c1" } })\nreturn c.full_name',
+                "TS2551",
+                "Property 'full_name' does not exist",
+            ),
+            Bad(
+                'return await external_get_customer({ query: { limit: 1 } })',
+                "TS2741",
+                "Property 'id' is missing",
+            ),
         ],
     ),
     "pydantic": Programs(

@@ -44,10 +44,18 @@ _PLAIN_JSON = (
 
 
 class _Schema(GenerateJsonSchema):
-    """JSON Schema without the titles pydantic derives from property names."""
+    """JSON Schema without the titles pydantic derives from property names. Of an output (the
+    serialization-mode schema), every field the dump writes is required: a field with a default
+    is always there in what the tool returns (``tags: list[str] = []`` is ``tags: string[]``,
+    not ``tags?: string[]``), as are computed fields."""
 
     def field_title_should_be_set(self, schema: Any) -> bool:
         return False
+
+    def field_is_required(self, field: Any, total: bool) -> bool:
+        if self.mode == "serialization":
+            return not field.get("serialization_exclude")
+        return super().field_is_required(field, total)
 
 
 @dataclass(frozen=True)
