@@ -432,7 +432,7 @@ PROGRAMS: dict[str, Programs] = {
                 "Property 'full_name' does not exist",
             ),
             Bad(
-                'return await external_get_customer({ query: { limit: 1 } })',
+                "return await external_get_customer({ query: { limit: 1 } })",
                 "TS2741",
                 "Property 'id' is missing",
             ),
