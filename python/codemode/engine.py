@@ -289,7 +289,9 @@ class EngineRun:
                 self._track(outcome, functools.partial(self._task_done, call_id, binding, 0.0))
                 continue
             try:
-                json = orjson.dumps(binding.check_output(outcome), default=_json_default, option=_JSON_OPTIONS)
+                json = orjson.dumps(
+                    binding.check_output(outcome), default=_json_default, option=_JSON_OPTIONS
+                )
             except Exception:
                 self._settle(call_id, binding, 0.0, result=outcome)  # checks again, reports why
                 continue
@@ -405,7 +407,9 @@ class EngineRun:
         if error is None:
             try:
                 result = binding.check_output(result)
-                self._answer(call_id, SETTLE_OK, orjson.dumps(result, default=_json_default, option=_JSON_OPTIONS))
+                self._answer(
+                    call_id, SETTLE_OK, orjson.dumps(result, default=_json_default, option=_JSON_OPTIONS)
+                )
             except TypeError as e:
                 error = (SETTLE_TOOL_ERROR, f"{binding.sandbox_name} returned a value that is not JSON: {e}")
             except Exception as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import re
@@ -10,7 +11,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from . import _core
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -79,6 +82,10 @@ class ToolBinding:
     the validated input and may be async or sync; sync handlers run in a worker thread so
     they never block the event loop. With ``validate_output`` the handler's result is
     checked against ``output_schema``.
+
+    Schemas are validated by :func:`compile_schema` (the draft their ``$schema`` names,
+    2020-12 when none). The handler gets the input with the ``default`` of each missing
+    top-level property filled in (a copy of it); nested defaults are not filled.
     """
 
     name: str
@@ -92,15 +99,17 @@ class ToolBinding:
     """``True``: every call waits for a person's decision (the execution pauses, see
     :meth:`codemode.CodeMode.resume`); a function of the validated input: the calls it
     returns true for (``lambda args: args["amount"] > 100``)."""
-    _validate: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
-    _validate_result: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    _validate: _core.JsonSchema | None = field(default=None, repr=False, compare=False)
+    _validate_result: _core.JsonSchema | None = field(default=None, repr=False, compare=False)
     _is_async: bool = field(default=False, repr=False, compare=False)
     _precheck: str | None = field(default=None, repr=False, compare=False)
+    _defaults: tuple[tuple[str, Any], ...] = field(default=(), repr=False, compare=False)
+    """The ``default`` of each top-level property of the input schema that has one."""
 
     def __post_init__(self) -> None:
         if not is_js_identifier(self.name):
             raise ValueError(
-                f"tool name {self.name!r} is not a valid JavaScript identifier "
+                f"tool {self.name!r} is not a valid JavaScript identifier "
                 f"(Tool.from_schema converts names: this one would become {_suggestion(self.name)})"
             )
         if self.original_name is None:
@@ -114,22 +123,34 @@ class ToolBinding:
 
     def _compile_schemas(self) -> None:
         """Compile the JSON Schema validators (input always, output with ``validate_output``)."""
-        object.__setattr__(self, "_validate", self._compile("input", self.input_schema))
-        if prechecks_agree(self.input_schema):
-            object.__setattr__(self, "_precheck", json.dumps(self.input_schema))
+        text = self._schema_text("input", self.input_schema)
+        object.__setattr__(self, "_validate", self._compile("input", text))
+        object.__setattr__(self, "_precheck", text)
+        object.__setattr__(self, "_defaults", _top_level_defaults(self.input_schema))
         if self.validate_output and self.output_schema is not None:
-            object.__setattr__(self, "_validate_result", self._compile("output", self.output_schema))
+            text = self._schema_text("output", self.output_schema)
+            object.__setattr__(self, "_validate_result", self._compile("output", text))
 
-    def _compile(self, which: str, schema: Mapping[str, Any]) -> Callable[[Any], Any]:
+    def _schema_text(self, which: str, schema: Any) -> str:
         try:
-            return fastjsonschema.compile(dict(schema))
-        except fastjsonschema.JsonSchemaDefinitionException as e:
-            raise ValueError(f"tool {self.name!r}: invalid {which} schema: {e}") from e
+            return schema_text(schema)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"tool {self.name!r}: invalid {which} schema: {e}") from None
+
+    def _compile(self, which: str, text: str) -> _core.JsonSchema:
+        try:
+            return _core.JsonSchema(text)
+        except _core.InvalidSchema as e:
+            path, message = e.args
+            raise ValueError(
+                f"tool {self.name!r}: invalid {which} schema: {which}_schema{path} {message}"
+            ) from None
 
     @property
     def precheck_schema(self) -> str | None:
-        """The input schema as JSON text when the engine may check inputs against it first
-        (see :func:`prechecks_agree`): an input it finds valid skips :meth:`validate`."""
+        """The input schema as JSON text when the engine checks inputs against it first (with
+        the validator :meth:`validate` uses): an input it finds valid skips :meth:`validate`
+        (:meth:`fill_defaults` still runs)."""
         return self._precheck
 
     def needs_approval(self, args: Any) -> bool:
@@ -149,86 +170,71 @@ class ToolBinding:
 
     def check_output(self, result: Any) -> Any:
         """The handler's result as it goes back to the program; raise to fail the call with a
-        ToolError. Checks it against the output schema when ``validate_output`` is set,
-        else returns it unchanged."""
+        ToolError. With ``validate_output`` it is converted to JSON data (as
+        ``pydantic_core.to_jsonable_python`` does) and checked against the output schema;
+        else it is returned unchanged (and converted as it is sent)."""
         if self._validate_result is None:
             return result
         try:
-            return self._validate_result(result)
-        except fastjsonschema.JsonSchemaValueException as e:
-            raise ValueError(_schema_message(e, "result")) from None
+            data = to_jsonable_python(result)
+        except PydanticSerializationError as e:
+            raise TypeError(str(e)) from None
+        problem = self._validate_result.validate(data)
+        if problem is not None:
+            raise ValueError(f"result{problem[0]} {problem[1]}")
+        return data
 
     def validate(self, args: Any) -> Any:
         """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""
         assert self._validate is not None
-        try:
-            return self._validate(args)
-        except fastjsonschema.JsonSchemaValueException as e:
-            message = _schema_message(e, "input")
-            raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: {message}") from None
+        problem = self._validate.validate(args)
+        if problem is not None:
+            raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: input{problem[0]} {problem[1]}")
+        return self.fill_defaults(args) if self._defaults else args
+
+    def fill_defaults(self, args: Any) -> Any:
+        """``args`` (valid input) with the ``default`` of each missing top-level property."""
+        if not isinstance(args, dict):
+            return args
+        missing = [(key, value) for key, value in self._defaults if key not in args]
+        if not missing:
+            return args
+        filled = dict(args)
+        for key, value in missing:
+            filled[key] = copy.deepcopy(value)
+        return filled
 
 
-_ANNOTATIONS = frozenset(
-    {"title", "description", "examples", "$comment", "deprecated", "readOnly", "writeOnly"}
-)
-_CHECKED = frozenset(
-    {
-        "type", "required", "additionalProperties", "enum", "const", "minimum", "maximum",
-        "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems",
-        "minProperties", "maxProperties", "properties", "items", "allOf", "anyOf", "oneOf", "not",
-        "$ref", "$defs", "definitions", "$schema",
-    }
-)  # fmt: skip
-_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
-_DRAFT_07 = ("http://json-schema.org/draft-07/schema#", "http://json-schema.org/draft-07/schema")
+def schema_text(schema: Any) -> str:
+    """``schema`` (a JSON Schema: a mapping or a bool) as the JSON text validators compile."""
+    return json.dumps(schema, ensure_ascii=False, default=_mapping)
 
 
-def prechecks_agree(schema: Any) -> bool:
-    """Whether the engine's JSON Schema validator (Rust, draft-07) and fastjsonschema agree on
-    every input for ``schema``, so an input the engine finds valid need not be checked again.
-
-    True for schemas made only of the keywords both implement alike (types, required,
-    properties, items as one schema, enum/const, numeric and length bounds, the
-    combinators, local ``$ref``); ``default`` (fastjsonschema fills it in), ``format``,
-    ``pattern``, ``multipleOf``, tuple ``items``, ``uniqueItems`` and anything else keep
-    every input on fastjsonschema.
-    """
-    if isinstance(schema, bool):
-        return True
-    if not isinstance(schema, Mapping):
-        return False
-    for key, value in schema.items():
-        if key in _ANNOTATIONS:
-            continue
-        if key not in _CHECKED:
-            return False
-        if key in ("properties", "$defs", "definitions"):
-            if not isinstance(value, Mapping) or not all(prechecks_agree(v) for v in value.values()):
-                return False
-        elif key in ("allOf", "anyOf", "oneOf"):
-            if not isinstance(value, list) or not all(prechecks_agree(v) for v in value):
-                return False
-        elif key in ("not", "additionalProperties", "items"):
-            if not prechecks_agree(value):
-                return False
-        elif key == "type":
-            types = value if isinstance(value, list) else [value]
-            if not all(t in _TYPES for t in types):
-                return False
-        elif key == "$ref":
-            if not isinstance(value, str) or not value.startswith("#/"):
-                return False
-        elif key == "$schema":
-            if value not in _DRAFT_07:
-                return False
-        elif key in ("exclusiveMinimum", "exclusiveMaximum", "minimum", "maximum"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                return False
-    return True
+def compile_schema(schema: Any) -> _core.JsonSchema:
+    """The validator of ``schema``: the Rust ``jsonschema`` crate, the one the engine checks tool
+    input with, for the draft the schema's ``$schema`` names (4, 6, 7, 2019-09, 2020-12) and
+    2020-12 when it names none or one it does not know. ``format`` asserts in drafts 4-7 only.
+    Its ``validate(value)`` returns ``None`` or ``(path, message)`` (``(".n", "must be
+    integer")``). Raises ``_core.InvalidSchema`` (a ``ValueError``, ``args`` ``(path,
+    message)``) for a schema that breaks its meta-schema or cannot be compiled."""
+    return _core.JsonSchema(schema_text(schema))
 
 
-def _schema_message(error: fastjsonschema.JsonSchemaValueException, root: str) -> str:
-    return error.message.replace("data.", f"{root}.", 1).replace("data ", f"{root} ", 1)
+def _mapping(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _top_level_defaults(schema: Any) -> tuple[tuple[str, Any], ...]:
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    if not isinstance(properties, Mapping):
+        return ()
+    return tuple(
+        (key, sub["default"])
+        for key, sub in properties.items()
+        if isinstance(sub, Mapping) and "default" in sub
+    )
 
 
 def _suggestion(name: str) -> str:

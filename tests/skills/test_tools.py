@@ -153,7 +153,11 @@ async def test_refuses_a_taken_name_and_updating_an_unknown_one() -> None:
 @pytest.mark.parametrize(
     ("field", "schema", "match"),
     [
-        ("input_schema", {"type": "strin"}, r"input_schema.type is not valid JSON Schema: 'strin'"),
+        (
+            "input_schema",
+            {"type": "strin"},
+            r'input_schema.type is not valid JSON Schema: must be one of \["array"',
+        ),
         ("input_schema", {"properties": {"n": {"type": 5}}}, r"input_schema.properties.n.type is not valid"),
         ("output_schema", {"required": "value"}, "output_schema.* is not valid JSON Schema"),
         ("output_schema", {"minimum": "zero"}, "output_schema.* is not valid JSON Schema"),

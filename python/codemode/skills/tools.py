@@ -21,9 +21,9 @@ saying what to change, and stores nothing, when:
 
 * the name is not snake_case, is taken (register) or unknown (update), or starts with
   ``external_`` / ``skill_``;
-* a schema is not valid JSON Schema (checked against the Draft 2020-12 meta-schema with
-  ``jsonschema`` when it is installed, and always compiled with ``fastjsonschema``, the validator
-  the host uses for inputs and outputs);
+* a schema is not valid JSON Schema (compiled by :func:`codemode.tools.compile_schema`, the
+  validator of tool inputs and outputs, which checks it against its draft's meta-schema: 2020-12
+  unless its ``$schema`` names another);
 * the code does not parse (:func:`codemode.compile_typescript` of the code wrapped as the function
   body it runs as);
 * the code calls an ``external_*`` function that is not one of ``known_tools`` or a ``skill_*``
@@ -44,13 +44,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import fastjsonschema
-
 from .. import _core
 from ..code_mode import compile_typescript
 from ..events import Event, EventCallback, now_ms
 from ..results import ExecutionResult
-from ..tools import InvalidArguments, Tool, ToolBinding
+from ..tools import InvalidArguments, Tool, ToolBinding, compile_schema
 from .models import InvalidSkillName, Skill, SkillSummary, validate_skill_name
 from .sandbox import body_problem
 from .store import SkillStore
@@ -204,40 +202,26 @@ def code_mode_runner(cm: Any) -> RunExample:
 # -- checks
 
 
-def _meta_validator() -> Any | None:
-    try:
-        from jsonschema import Draft202012Validator
-    except ImportError:  # pragma: no cover - jsonschema is optional
-        return None
-    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
-
-
-_META: list[Any] = []
-
-
 def check_schema(schema: Any, field_name: str) -> None:
     """Raise :class:`SkillRegistrationError` unless ``schema`` is a valid JSON Schema object."""
     if not isinstance(schema, dict):
         raise SkillRegistrationError(f"{field_name} must be a JSON Schema object, e.g. {{'type': 'object'}}")
-    if not _META:
-        _META.append(_meta_validator())
-    meta = _META[0]
-    if meta is not None:
-        from jsonschema.exceptions import best_match
-
-        error = best_match(meta.iter_errors(schema))
-        if error is not None:
-            where = "".join(
-                f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path
-            )
-            raise SkillRegistrationError(
-                f"{field_name}{where} is not valid JSON Schema: {error.message}. "
-                "Fix the schema (JSON Schema draft 2020-12) and register again."
-            )
     try:
-        fastjsonschema.compile(schema)
-    except fastjsonschema.JsonSchemaDefinitionException as e:
+        compile_schema(schema)
+    except _core.InvalidSchema as e:
+        where, message = e.args
+        raise SkillRegistrationError(
+            f"{field_name}{where} is not valid JSON Schema: {message}. "
+            "Fix the schema (JSON Schema draft 2020-12) and register again."
+        ) from None
+    except (TypeError, ValueError) as e:
         raise SkillRegistrationError(f"{field_name} is not valid JSON Schema: {e}") from None
+
+
+def _problem(schema: Any, value: Any, root: str) -> str | None:
+    """What is wrong with ``value`` for ``schema`` (``"input.n must be number"``), or ``None``."""
+    problem = compile_schema(schema).validate(value)
+    return None if problem is None else f"{root}{problem[0]} {problem[1]}"
 
 
 def check_code(code: str) -> None:
@@ -454,12 +438,9 @@ class SkillRegistry:
 
     async def _run_example(self, skill: Skill, example_input: Any) -> None:
         assert self.run_example is not None
-        try:
-            fastjsonschema.validate(skill.input_schema, example_input)
-        except fastjsonschema.JsonSchemaValueException as e:
-            raise SkillRegistrationError(
-                f"example_input does not match input_schema: {e.message.replace('data', 'input', 1)}"
-            ) from None
+        problem = _problem(skill.input_schema, example_input, "input")
+        if problem is not None:
+            raise SkillRegistrationError(f"example_input does not match input_schema: {problem}")
         result = await self.run_example(skill, example_input)
         if not result.success:
             error = result.error
@@ -471,14 +452,12 @@ class SkillRegistry:
                 "Fix the code and register again."
             )
         if skill.output_schema is not None:
-            try:
-                fastjsonschema.validate(skill.output_schema, result.result)
-            except fastjsonschema.JsonSchemaValueException as e:
+            problem = _problem(skill.output_schema, result.result, "result")
+            if problem is not None:
                 raise SkillRegistrationError(
                     "running the skill on example_input returned a value that does not match "
-                    f"output_schema: {e.message.replace('data', 'result', 1)} "
-                    f"(returned {json.dumps(result.result)[:200]})"
-                ) from None
+                    f"output_schema: {problem} (returned {json.dumps(result.result)[:200]})"
+                )
 
     async def _emit(self, skill: Skill, update: bool) -> None:
         if self.on_event is None:
