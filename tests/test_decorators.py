@@ -9,6 +9,7 @@ import itertools
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
@@ -707,3 +708,51 @@ async def test_from_schema_output_validation(driver: codemode.IsolateDriver) -> 
     )
     unchecked = codemode.Tool.from_schema("unchecked", "", {"type": "object"}, output, wrong)
     assert await run([unchecked], "return await external_unchecked({})", driver) == {"n": "one"}
+
+
+def _rich_result() -> dict[str, Any]:
+    return {
+        "price": Decimal("1.25"),
+        "tags": {"a"},
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        "day": dt.date(2026, 1, 2),
+        "id": uuid.UUID("123e4567-e89b-12d3-a456-426614174000"),
+        "span": Span(dt.date(2026, 1, 1), dt.date(2026, 1, 3)),
+        "color": Color.RED,
+        "item": Item(name="pen", price=Decimal("2")),
+    }
+
+
+async def test_from_schema_results_convert_like_decorated_ones(driver: codemode.IsolateDriver) -> None:
+    """Decimal, sets, datetimes, UUIDs, dataclasses, enums and models reach the program as
+    pydantic's ``to_jsonable_python`` makes them, whichever way the tool was made."""
+
+    @codemode.tool
+    def decorated() -> Any:  # no return type to validate: converted generically
+        """Returns rich values."""
+        return _rich_result()
+
+    output = {"type": "object", "properties": {"price": {"type": "string"}}}
+    tools = [
+        decorated,
+        codemode.Tool.from_schema("plain", "", {"type": "object"}, None, lambda args: _rich_result()),
+        codemode.Tool.from_schema(
+            "checked", "", {"type": "object"}, output, lambda args: _rich_result(), validate_output=True
+        ),
+    ]
+    code = "return [await external_decorated({}), await external_plain({}), await external_checked({})]"
+    decorated_result, plain, checked = await run(tools, code, driver)
+    assert plain == checked == decorated_result
+    assert plain == {
+        "price": "1.25",
+        "tags": ["a"],
+        "when": "2026-01-02T03:04:05Z",
+        "day": "2026-01-02",
+        "id": "123e4567-e89b-12d3-a456-426614174000",
+        "span": {"start": "2026-01-01", "end": "2026-01-03"},
+        "color": "red",
+        "item": {"name": "pen", "price": "2"},
+    }
+    not_json = codemode.Tool.from_schema("odd", "", {"type": "object"}, None, lambda args: object())
+    name, message = await caught(not_json, "await external_odd({})", driver)
+    assert name == "ToolError" and message.startswith("external_odd returned a value that is not JSON: ")
