@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 import codemode
+
+CODEMODE_PATH = str(Path(codemode.__file__).resolve().parent.parent)
+"""Where this test run imports codemode from: the installed package (CI), or the source tree
+(``PYTHONPATH=python``). Child processes must import the same one: a fresh clone's source tree
+has no built ``_core``."""
+
+
+def child_python_path() -> str:
+    """``PYTHONPATH`` for a child process that imports codemode: :data:`CODEMODE_PATH` first."""
+    return os.pathsep.join(filter(None, [CODEMODE_PATH, os.environ.get("PYTHONPATH")]))
+
 
 DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
     "quickjs": codemode.QuickJSDriver,

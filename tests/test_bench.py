@@ -15,6 +15,8 @@ import pytest
 
 from codemode.bench import compare, spec, stats
 
+from .conftest import child_python_path
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_DIR = ROOT / "python"
 TREE_WORKLOADS = PYTHON_DIR / "codemode" / "bench" / "workloads"
@@ -23,7 +25,7 @@ TREE_WORKLOADS = PYTHON_DIR / "codemode" / "bench" / "workloads"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
     out = tmp_path_factory.mktemp("bench")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PYTHON_DIR), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=child_python_path())
     command = [sys.executable, "-m", "codemode", "bench", "--quick", "--only", "W2,W3"]
     command += ["--engines", "quickjs", "--peers", "none", "--out", str(out)]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=out)

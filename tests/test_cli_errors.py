@@ -1,8 +1,8 @@
 """Every everyday mistake on the ``codemode`` command is one line on stderr and an exit code of
 the table in ``codemode.cli_errors`` (``docs/cli.md``), never a traceback unless ``--debug``.
 
-Each case runs the real entry point, ``python -m codemode ...``, in a subprocess, from the
-source tree (its ``python`` directory first on ``PYTHONPATH``).
+Each case runs the real entry point, ``python -m codemode ...``, in a subprocess importing the
+codemode this test run imports (``tests/conftest.py``: ``child_python_path``).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 from codemode.cli_errors import CliError, ExitCode, describe, exit_code_for_error_kind, redact_url
+
+from .conftest import child_python_path
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
@@ -68,7 +70,7 @@ def codemode(
         for key, value in os.environ.items()
         if key not in ("CODEMODE_SKILLS_STORE", "CODEMODE_RUNS_STORE", "CODEMODE_CLOUDFLARE_URL")
     }
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = child_python_path()
     return subprocess.run(
         [sys.executable, "-m", "codemode", *argv],
         capture_output=True,
@@ -258,7 +260,7 @@ def test_import_makes_the_store(workdir: Path, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_is_130(workdir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    env = {**os.environ, "PYTHONPATH": child_python_path()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "codemode", "run", "loop.ts", "--timeout", "60"],
         cwd=workdir,

@@ -42,7 +42,7 @@ from codemode.integrations.mcp import (
     tools_from_session,
 )
 
-from ..conftest import make_tools
+from ..conftest import CODEMODE_PATH, make_tools
 
 pytestmark = pytest.mark.anyio
 
@@ -52,7 +52,7 @@ NODE_DIR = ROOT / ".cache" / "node-mcp"  # not .cache/node: other tests' `npm in
 EVERYTHING_VERSION = "2026.8.31"
 EVERYTHING_PACKAGE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything"
 STEP = 30.0  # seconds: the bound on every step that talks to a process
-CHECKOUT_ENV = {"PYTHONPATH": str(ROOT / "python")}
+CHECKOUT_ENV = {"PYTHONPATH": CODEMODE_PATH}  # the codemode this run imports (see tests/conftest.py)
 BOTH = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
 
