@@ -184,7 +184,7 @@ async def test_one_step_of_many_calls_with_every_outcome(driver: codemode.Isolat
         raise RuntimeError(f"broken {args['n']}")
 
     async def odd(args: dict[str, Any]) -> Any:
-        return {1, 2}
+        return object()  # not JSON (a set would be converted to a list)
 
     @codemode.tool
     async def typed(n: int) -> int:

@@ -184,9 +184,9 @@ async def test_exception_in_timer_callback(cm: codemode.CodeMode) -> None:
 
 async def test_tool_returning_non_json_is_a_tool_error(driver: codemode.IsolateDriver) -> None:
     async def weird(args: dict[str, object]) -> object:
-        return {"when": {1, 2}}
+        return {"when": object()}  # a set or a Decimal would be converted (to_jsonable_python)
 
-    tool = codemode.Tool.from_schema("weird", "returns a set", {"type": "object"}, None, weird)
+    tool = codemode.Tool.from_schema("weird", "returns an object()", {"type": "object"}, None, weird)
     cm = codemode.create_code_mode([tool], driver=driver)
     error = await failure(cm, "return await external_weird({})")
     assert error.kind == "tool"
