@@ -422,3 +422,88 @@ def test_providers_imports_no_sdk() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- a skill context -------------------------------------------------------------------------
+
+
+async def test_a_skill_context_loop_registers_a_skill_then_calls_it_directly() -> None:
+    """A raw OpenAI Chat Completions loop over a skill context (the model scripted): the tools
+    and prompt are built again before each request; turn 1 registers a skill with the
+    ``register_skill`` tool, turn 2 calls it as a tool of its own."""
+    from codemode.integrations.providers import execute_tool_calls, openai_tools
+
+    from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
+
+    context, store = await make_context()
+    offered: list[list[str]] = []
+    prompts: list[str] = []
+    turns = [("register_skill", REGISTRATION), ("two_units", SKILL_ARGUMENTS)]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "price two units of B-2"}]
+    for index, (name, arguments) in enumerate(turns):
+        tools = openai_tools(context)  # as the request would send them
+        offered.append([tool["function"]["name"] for tool in tools])
+        prompts.append(context.system_prompt)
+        call = {"id": f"call_{index}", "type": "function"}
+        call["function"] = {"name": name, "arguments": json.dumps(arguments)}
+        messages.append({"role": "assistant", "tool_calls": [call]})
+        messages += await execute_tool_calls(context, [call])
+    outputs = [json.loads(m["content"]) for m in messages if m["role"] == "tool"]
+    assert outputs[0]["success"] is True, outputs[0]
+    assert outputs[1] == {"success": True, "result": 8, "logs": []}
+    assert "register_skill" in offered[0] and "two_units" not in offered[0]
+    assert "two_units" in offered[1]
+    assert "skill_two_units" not in prompts[0] and "skill_two_units" in prompts[1]
+    assert await executions(store) == 1
+
+
+async def test_a_skill_contexts_definitions_for_each_provider() -> None:
+    from codemode.integrations.providers import anthropic_tools, openai_responses_tools, openai_tools
+
+    from .skill_turns import make_context
+
+    context, _ = await make_context()
+    names = [tool.name for tool in context.tools]
+    assert names[0] == "execute_typescript" and "register_skill" in names
+    assert [t["function"]["name"] for t in openai_tools(context)] == names
+    assert [t["name"] for t in openai_responses_tools(context)] == names
+    assert [t["name"] for t in anthropic_tools(context)] == names
+    described = anthropic_tools(context, include_declarations=True)[0]["description"]
+    assert described == context.system_prompt and "register_skill" in described
+    assert openai_tool(context) == openai_tools(context)[0]
+    cm = codemode.create_code_mode(make_tools())
+    assert openai_tools(cm) == [openai_tool(cm)]
+
+
+async def test_anthropic_calls_of_a_skill_context() -> None:
+    """An Anthropic turn with a management tool: one user message with the tool_result block;
+    an unknown tool names the context's tools."""
+    from codemode.integrations.providers import execute_tool_calls
+
+    from .skill_turns import make_context
+
+    context, _ = await make_context()
+    block = {"type": "tool_use", "id": "toolu_1", "name": "search_skills", "input": {"query": "price"}}
+    unknown = {"type": "tool_use", "id": "toolu_2", "name": "two_units", "input": {}}
+    [message] = await execute_tool_calls(context, [block, unknown])
+    found, missing = message["content"]
+    assert found["is_error"] is False and missing["is_error"] is True
+    assert "register_skill" in json.loads(missing["content"])["error"]["message"]
+
+
+async def test_register_skill_errors_name_the_direct_tool() -> None:
+    """Called by the model as a tool, register_skill's errors say ``register_skill: ...``
+    (a program's call says ``external_register_skill``: that is not what the model called)."""
+    from codemode.integrations.providers import execute_tool_call
+
+    from .skill_turns import REGISTRATION, make_context
+
+    context, store = await make_context()
+    cases = [{"name": "two_units"}, {**REGISTRATION, "description": ""}]
+    for index, arguments in enumerate(cases):
+        call = {"type": "function_call", "call_id": f"c{index}", "name": "register_skill"}
+        message = await execute_tool_call(context, {**call, "arguments": json.dumps(arguments)})
+        error = json.loads(message["output"])["error"]
+        assert error["message"].startswith("register_skill: "), error
+        assert "external_" not in error["message"]
+    assert await store.get("two_units") is None

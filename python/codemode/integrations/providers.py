@@ -17,8 +17,24 @@ tool description stays short, within the 1024-character limit some OpenAI deploy
 enforce. Pass ``include_declarations=True`` to put the whole prompt in the description instead.
 
 Every definition function takes a :class:`~codemode.CodeMode` (its ``execute_typescript``
-tool) or one of its :attr:`~codemode.CodeMode.model_tools` (e.g. ``get_tool_declarations``
-with ``prompt="compact"``); :func:`execute_tool_call` runs whichever of them a call names.
+tool), a :class:`~codemode.skills.SkillContext` (its ``execute_typescript``, which runs
+programs with the skills) or one :class:`~codemode.execute_tool.ModelTool` (e.g.
+``get_tool_declarations`` with ``prompt="compact"``, or one of a context's tools).
+:func:`openai_tools`, :func:`openai_responses_tools` and :func:`anthropic_tools` give every
+tool to offer now: ``cm.model_tools``, or a context's ``tools`` (``execute_typescript``, the
+skill management tools, each selected skill as a tool of its own).
+:func:`execute_tool_call` runs whichever of them a call names. A context's tools and prompt
+grow when the model registers a skill: build the definitions and the system message again
+before each request::
+
+    skills = await with_skills(cm, store=store, messages=messages)
+    while True:
+        response = client.chat.completions.create(
+            model=..., tools=openai_tools(skills),
+            messages=[{"role": "system", "content": skills.system_prompt}, *messages],
+        )
+        ...
+        messages += await execute_tool_calls(skills, response.choices[0].message.tool_calls or [])
 """
 
 from __future__ import annotations
@@ -33,13 +49,17 @@ import anyio
 from ..code_mode import CodeMode
 from ..events import EventCallback
 from ..execute_tool import ModelTool
+from ._sources import Source, execute_tool_of, is_skill_context, prompt_of, tools_of
 
 __all__ = [
     "anthropic_tool",
+    "anthropic_tools",
     "execute_tool_call",
     "execute_tool_calls",
     "openai_responses_tool",
+    "openai_responses_tools",
     "openai_tool",
+    "openai_tools",
     "strict_compatible",
 ]
 
@@ -47,7 +67,7 @@ Provider = Literal["openai_chat", "openai_responses", "anthropic"]
 
 
 def openai_tool(
-    cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
+    cm: Source | ModelTool, *, strict: bool = True, include_declarations: bool = False
 ) -> dict[str, Any]:
     """The tool for OpenAI Chat Completions' ``tools``:
     ``{"type": "function", "function": {name, description, parameters, strict}}``.
@@ -67,7 +87,7 @@ def openai_tool(
 
 
 def openai_responses_tool(
-    cm: CodeMode | ModelTool, *, strict: bool = True, include_declarations: bool = False
+    cm: Source | ModelTool, *, strict: bool = True, include_declarations: bool = False
 ) -> dict[str, Any]:
     """The tool for the OpenAI Responses API's ``tools``:
     ``{"type": "function", name, description, parameters, strict}`` (``strict`` as in
@@ -119,14 +139,14 @@ def strict_compatible(schema: Any, *, root: bool = True) -> bool:
     return all(strict_compatible(child, root=False) for child in children)
 
 
-def anthropic_tool(cm: CodeMode | ModelTool, *, include_declarations: bool = False) -> dict[str, Any]:
+def anthropic_tool(cm: Source | ModelTool, *, include_declarations: bool = False) -> dict[str, Any]:
     """The tool for the Anthropic Messages API's ``tools``: ``{name, description, input_schema}``."""
     tool, description = _tool_and_description(cm, include_declarations)
     return {"name": tool.name, "description": description, "input_schema": _schema(tool)}
 
 
 async def execute_tool_call(
-    cm: CodeMode, call: Any, *, on_event: EventCallback | None = None
+    cm: Source, call: Any, *, on_event: EventCallback | None = None
 ) -> dict[str, Any]:
     """Run one tool call of the model and return the tool-result message for its provider.
 
@@ -144,7 +164,9 @@ async def execute_tool_call(
 
     The content is the tool's JSON output as text (``{"success": ..., "result"/"error": ...,
     "logs": [...]}``). The call id becomes the execution's ``tool_call_id`` (in events).
-    Arguments that are not a JSON object, or a tool name the code mode does not have, give an
+    ``cm`` is a code mode or a skill context: any tool the context offers now runs (the
+    management tools, a skill as a direct tool). Arguments that are not a JSON object, or a
+    tool name the code mode (or context) does not have, give an
     error result for the model; a ``call`` of none of these shapes raises ``TypeError``.
     """
     parsed = _parse_call(call)
@@ -156,7 +178,7 @@ async def execute_tool_call(
 
 
 async def execute_tool_calls(
-    cm: CodeMode, calls: Sequence[Any], *, on_event: EventCallback | None = None
+    cm: Source, calls: Sequence[Any], *, on_event: EventCallback | None = None
 ) -> list[dict[str, Any]]:
     """Run the tool calls of one model turn (concurrently) and return the messages to append
     to the conversation, the same way for every provider: one ``tool`` message per call
@@ -194,9 +216,43 @@ class _Call:
     error: str | None = None
 
 
-def _tool_and_description(source: CodeMode | ModelTool, include_declarations: bool) -> tuple[ModelTool, str]:
-    if isinstance(source, CodeMode):
-        return source.tool, source.system_prompt if include_declarations else source.tool.description
+def openai_tools(
+    source: Source, *, strict: bool = True, include_declarations: bool = False
+) -> list[dict[str, Any]]:
+    """:func:`openai_tool` for every tool ``source`` offers now (``cm.model_tools``, or a skill
+    context's ``tools``); ``include_declarations`` applies to ``execute_typescript``."""
+    return [
+        openai_tool(tool, strict=strict)
+        if index
+        else openai_tool(source, strict=strict, include_declarations=include_declarations)
+        for index, tool in enumerate(tools_of(source))
+    ]
+
+
+def openai_responses_tools(
+    source: Source, *, strict: bool = True, include_declarations: bool = False
+) -> list[dict[str, Any]]:
+    """:func:`openai_responses_tool` for every tool ``source`` offers now (see :func:`openai_tools`)."""
+    return [
+        openai_responses_tool(tool, strict=strict)
+        if index
+        else openai_responses_tool(source, strict=strict, include_declarations=include_declarations)
+        for index, tool in enumerate(tools_of(source))
+    ]
+
+
+def anthropic_tools(source: Source, *, include_declarations: bool = False) -> list[dict[str, Any]]:
+    """:func:`anthropic_tool` for every tool ``source`` offers now (see :func:`openai_tools`)."""
+    return [
+        anthropic_tool(tool) if index else anthropic_tool(source, include_declarations=include_declarations)
+        for index, tool in enumerate(tools_of(source))
+    ]
+
+
+def _tool_and_description(source: Source | ModelTool, include_declarations: bool) -> tuple[ModelTool, str]:
+    if isinstance(source, CodeMode) or is_skill_context(source):
+        tool = execute_tool_of(source)  # type: ignore[arg-type]
+        return tool, prompt_of(source) if include_declarations else tool.description  # type: ignore[arg-type]
     if include_declarations:
         raise ValueError("include_declarations needs the CodeMode, not one of its model tools")
     return source, source.description
@@ -247,8 +303,8 @@ def _with_arguments(provider: Provider, call_id: Any, name: Any, arguments: Any)
     return _Call(provider, call_id, name, dict(arguments))
 
 
-async def _run(cm: CodeMode, call: _Call, on_event: EventCallback | None) -> dict[str, Any]:
-    tools = {tool.name: tool for tool in cm.model_tools}
+async def _run(cm: Source, call: _Call, on_event: EventCallback | None) -> dict[str, Any]:
+    tools = {tool.name: tool for tool in tools_of(cm)}
     tool = tools.get(call.name)
     if tool is None:
         return _invalid_arguments(f"there is no tool {call.name!r}; the tools are: {', '.join(tools)}")

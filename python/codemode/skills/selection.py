@@ -331,13 +331,26 @@ def _binding_tool(binding: ToolBinding, runtime: SkillRuntime) -> ModelTool:
                 result = await result
             return {"success": True, "result": binding.check_output(result)}
         except InvalidArguments as e:
-            return {"success": False, "error": {"kind": "invalid_args", "message": str(e)}}
+            message = _direct_message(binding, str(e))
+            return {"success": False, "error": {"kind": "invalid_args", "message": message}}
         except Exception as e:
-            return {"success": False, "error": {"kind": "tool", "message": str(e) or type(e).__name__}}
+            message = _direct_message(binding, str(e) or type(e).__name__)
+            return {"success": False, "error": {"kind": "tool", "message": message}}
         finally:
             _CURRENT.reset(token)
 
     return ModelTool(binding.name, binding.description, binding.input_schema, call)
+
+
+def _direct_message(binding: ToolBinding, message: str) -> str:
+    """An error of a management tool called directly, naming the tool the model called
+    (``register_skill: ...``), not the function a program calls (``external_register_skill``)."""
+    program_name = binding.sandbox_name
+    if message.startswith(program_name):
+        return binding.name + message[len(program_name) :]
+    if message.startswith(f"{binding.name}:"):
+        return message
+    return f"{binding.name}: {message}"
 
 
 _CURRENT: contextvars.ContextVar[tuple[SkillRuntime, EventCallback | None, str | None]] = (
