@@ -415,3 +415,63 @@ async def test_a_paused_program_is_a_langgraph_interrupt_and_command_resume_cont
         "refunded o-1 | refunded o-2 | failed: external_refund was rejected by a person: too large"
     )
     assert shop.REFUNDED == ["o-1", "o-2"]  # o-1 ran once: the resume replayed it from the log
+
+
+# -- skills ------------------------------------------------------------------------------
+
+
+async def test_a_skill_context_registers_a_skill_in_one_turn_and_calls_it_in_the_next() -> None:
+    """Turn 1: the model calls ``register_skill`` (a tool of the context); turn 2, with the
+    tools and the agent built again: the new skill is a tool of its own, which the model
+    calls; the store records its run. The prompt is read at every step."""
+    from codemode.integrations.langchain import codemode_prompt
+
+    from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
+
+    context, store = await make_context()
+    prompts: list[str] = []
+
+    def script(messages: list[BaseMessage]) -> AIMessage:
+        assert isinstance(messages[0], SystemMessage)
+        prompts.append(messages[0].text)
+        last = messages[-1]
+        if isinstance(last, ToolMessage):
+            return AIMessage(last.text)
+        if last.text == "save it":
+            return AIMessage("", tool_calls=[{"name": "register_skill", "args": REGISTRATION, "id": "c1"}])
+        return AIMessage("", tool_calls=[{"name": "two_units", "args": SKILL_ARGUMENTS, "id": "c2"}])
+
+    messages: list[BaseMessage] = []
+    bound: list[list[str]] = []
+    for text in ["save it", "price two units of B-2"]:
+        model = ScriptedChatModel(script=script)
+        tools = codemode_tools(code_mode=context, instructions="system_prompt")
+        agent = react_agent(model, tools, prompt=codemode_prompt(context))
+        state = await agent.ainvoke({"messages": [*messages, HumanMessage(text)]})
+        messages = state["messages"]
+        bound.append([t["function"]["name"] for t in model.bound_tools])
+
+    assert "register_skill" in bound[0] and "two_units" not in bound[0]
+    assert "two_units" in bound[1]
+    assert json.loads(messages[-1].text) == {"success": True, "result": 8, "logs": []}
+    assert "skill_two_units" not in prompts[0] and "skill_two_units" in prompts[-1]
+    assert await executions(store) == 1
+
+
+async def test_a_skill_contexts_execute_typescript_runs_programs_with_the_skills() -> None:
+    """``codemode_tool(code_mode=context)``: programs call ``skill_*``; its prompt is the context's."""
+    from .skill_turns import REGISTRATION, executions, make_context
+
+    context, store = await make_context()
+    register = next(t for t in codemode_tools(code_mode=context) if t.name == "register_skill")
+    saved = json.loads(await register.ainvoke(REGISTRATION))
+    assert saved["success"] is True, saved
+    execute = codemode_tool(code_mode=context, instructions="system_prompt")
+    output = json.loads(
+        await execute.ainvoke({"typescriptCode": 'return await skill_two_units({ sku: "A-1" })'})
+    )
+    assert output == {"success": True, "result": 5, "logs": []}
+    assert "skill_two_units" in execute.system_prompt
+    assert await executions(store) == 1
+    bad = json.loads(await register.ainvoke({"name": "x"}))
+    assert bad["error"]["message"].startswith("register_skill: ")

@@ -23,6 +23,21 @@ with a model's tool call (as agents do), it returns a ``ToolMessage`` whose ``ar
 the :class:`codemode.ExecutionResult` and whose ``status`` is ``"error"`` when the program
 failed. Live execution events are dispatched as LangChain custom events (visible in
 ``astream_events`` as ``on_custom_event``, named ``code_mode:...``).
+
+With skills: give :func:`codemode_tools` a request's :class:`~codemode.skills.SkillContext`
+as ``code_mode``; the tools are then the context's (``execute_typescript`` whose programs
+call ``skill_*``, ``search_skills``/``get_skill``/``register_skill``/``update_skill``, each
+selected skill as a tool of its own). LangGraph's ReAct agent binds its tools when it is
+built, so build the tools and the agent again for each turn (both are cheap), and pass
+:func:`codemode_prompt` as its ``prompt``, read at every step: a skill registered in a turn
+is callable as ``skill_<name>`` from the next program on, and a tool of its own from the next
+turn::
+
+    skills = await with_skills(cm, store=store, messages=messages)
+    for user_message in conversation:
+        tools = codemode_tools(code_mode=skills, instructions="system_prompt")
+        agent = create_react_agent(model, tools, prompt=codemode_prompt(skills))
+        state = await agent.ainvoke({"messages": [*state["messages"], user_message]})
 """
 
 from __future__ import annotations
@@ -50,9 +65,19 @@ from ..events import Event, EventCallback
 from ..execute_tool import EXECUTE_DESCRIPTION, ModelTool
 from ..results import ExecutionResult
 from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
+from ._sources import (
+    Source,
+    code_mode_of,
+    execute_tool_of,
+    executor_of,
+    is_skill_context,
+    prompt_of,
+    tools_of,
+)
 
 __all__ = [
     "CodeModeTool",
+    "codemode_prompt",
     "codemode_tool",
     "codemode_tools",
     "from_langchain_tool",
@@ -147,13 +172,21 @@ class CodeModeTool(BaseTool):
     """Receives each live event of an execution (sync or async)."""
     dispatch_events: bool = True
     """Dispatch the live events as LangChain custom events too."""
+    skills: Any = None
+    """The :class:`~codemode.skills.SkillContext` this tool belongs to, if any: its
+    ``execute_typescript`` runs programs with the skills, and ``system_prompt`` is its prompt."""
     _pauses: dict[str, list[ExecutionResult]] = PrivateAttr(default_factory=dict)
     """The results of each tool call paused for approval (see ``_execute``)."""
 
     @property
     def system_prompt(self) -> str:
-        """The code mode's prompt (rules and declarations), for the agent's system message."""
-        return self.code_mode.system_prompt
+        """The code mode's prompt (rules and declarations), for the agent's system message;
+        with ``skills``, the context's prompt as it is now (it declares the skills registered since)."""
+        return prompt_of(self._source)
+
+    @property
+    def _source(self) -> Source:
+        return self.skills if self.skills is not None else self.code_mode
 
     async def arun(
         self, tool_input: str | dict[str, Any], *args: Any, tool_call_id: str | None = None, **kwargs: Any
@@ -189,7 +222,7 @@ class CodeModeTool(BaseTool):
         tool_call_id = _tool_call_id.get()
         artifact: ExecutionResult | dict[str, Any]
         code = arguments.get("typescriptCode")
-        if self.spec is self.code_mode.tool and isinstance(code, str):
+        if self.spec is execute_tool_of(self._source) and isinstance(code, str):
             on_event = self._emit if self.on_event is not None or self.dispatch_events else None
             artifact = await self._execute(code, tool_call_id, on_event)
             output = artifact.to_tool_output()
@@ -217,7 +250,8 @@ class CodeModeTool(BaseTool):
         """
         steps = self._pauses.get(tool_call_id) if tool_call_id is not None else None
         if steps is None:
-            result = await self.code_mode.execute(code, tool_call_id=tool_call_id, on_event=on_event)
+            execute = executor_of(self._source)  # with skills, the program runs with them
+            result = await execute(code, tool_call_id=tool_call_id, on_event=on_event)
             if result.paused is None or tool_call_id is None:
                 return result
             steps = self._pauses[tool_call_id] = [result]
@@ -251,14 +285,16 @@ class CodeModeTool(BaseTool):
 def codemode_tool(
     tools: Sequence[BaseTool | ToolBinding] = (),
     *,
-    code_mode: CodeMode | None = None,
+    code_mode: Source | None = None,
     instructions: Instructions = "description",
     on_event: EventCallback | None = None,
     dispatch_events: bool = True,
     **options: Any,
 ) -> CodeModeTool:
     """The ``execute_typescript`` LangChain tool over ``tools`` (LangChain tools and codemode
-    tools, mixed freely), or over an existing ``code_mode``.
+    tools, mixed freely), or over an existing ``code_mode`` (a :class:`~codemode.CodeMode`,
+    or a :class:`~codemode.skills.SkillContext`: its programs then call the skills; use
+    :func:`codemode_tools` to get the context's other tools too).
 
     - ``instructions="description"``: the tool's description is the code mode prompt (rules
       and TypeScript declarations), so nothing else is needed. ``"system_prompt"``: a short
@@ -270,15 +306,15 @@ def codemode_tool(
       ``prompt="compact"``.
     """
     built = _code_mode(tools, code_mode, options)
-    if built.prompt_mode == "compact":
+    if code_mode_of(built).prompt_mode == "compact":
         raise ValueError("a compact prompt needs the discovery tool too: use codemode_tools()")
-    return _langchain_tool(built, built.tool, instructions, on_event, dispatch_events)
+    return _langchain_tool(built, execute_tool_of(built), instructions, on_event, dispatch_events)
 
 
 def codemode_tools(
     tools: Sequence[BaseTool | ToolBinding] = (),
     *,
-    code_mode: CodeMode | None = None,
+    code_mode: Source | None = None,
     instructions: Instructions = "description",
     on_event: EventCallback | None = None,
     dispatch_events: bool = True,
@@ -286,16 +322,35 @@ def codemode_tools(
 ) -> list[CodeModeTool]:
     """Every tool to give the agent (see :func:`codemode_tool` for the arguments):
     ``execute_typescript``, plus ``get_tool_declarations`` with ``prompt="compact"``, which
-    keeps only names and one-line descriptions in the prompt for large tool sets."""
+    keeps only names and one-line descriptions in the prompt for large tool sets.
+
+    With a :class:`~codemode.skills.SkillContext` as ``code_mode``: the context's tools as they
+    are now (the management tools, the skills as tools); call it again after a skill is
+    registered to get the new one (see the module's doc)."""
     built = _code_mode(tools, code_mode, options)
-    return [
-        _langchain_tool(built, spec, instructions, on_event, dispatch_events) for spec in built.model_tools
-    ]
+    return [_langchain_tool(built, spec, instructions, on_event, dispatch_events) for spec in tools_of(built)]
+
+
+def codemode_prompt(source: Source | CodeModeTool, instructions: str | None = None) -> Any:
+    """A ``prompt`` for LangGraph's ``create_react_agent`` read at every step: the system
+    message is ``instructions`` (if any) and the prompt of ``source`` (a code mode, a skill
+    context or one of these tools) as it is then, so a skill registered during the run is
+    declared in the next step's prompt."""
+    from langchain_core.messages import SystemMessage
+
+    def prompt(state: Any) -> list[Any]:
+        text = source.system_prompt
+        if instructions:
+            text = f"{instructions.rstrip()}\n\n{text}"
+        messages = state["messages"] if isinstance(state, Mapping) else state.messages
+        return [SystemMessage(text), *messages]
+
+    return prompt
 
 
 def _code_mode(
-    tools: Sequence[BaseTool | ToolBinding], code_mode: CodeMode | None, options: dict[str, Any]
-) -> CodeMode:
+    tools: Sequence[BaseTool | ToolBinding], code_mode: Source | None, options: dict[str, Any]
+) -> Source:
     if code_mode is None:
         return create_code_mode(to_codemode_tools(tools), **options)
     if tools or options:
@@ -304,7 +359,7 @@ def _code_mode(
 
 
 def _langchain_tool(
-    code_mode: CodeMode,
+    source: Source,
     spec: ModelTool,
     instructions: Instructions,
     on_event: EventCallback | None,
@@ -313,14 +368,15 @@ def _langchain_tool(
     if instructions not in ("description", "system_prompt"):
         raise ValueError(f"instructions must be 'description' or 'system_prompt', not {instructions!r}")
     description = spec.description
-    if spec is code_mode.tool:
-        description = code_mode.system_prompt if instructions == "description" else EXECUTE_DESCRIPTION
+    if spec is execute_tool_of(source):
+        description = prompt_of(source) if instructions == "description" else EXECUTE_DESCRIPTION
     return CodeModeTool(
         name=spec.name,
         description=description,
         args_schema=dict(spec.input_schema),
-        code_mode=code_mode,
+        code_mode=code_mode_of(source),
         spec=spec,
         on_event=on_event,
         dispatch_events=dispatch_events,
+        skills=source if is_skill_context(source) else None,
     )
