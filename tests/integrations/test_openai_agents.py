@@ -586,3 +586,67 @@ async def test_a_paused_program_is_an_approval_item_of_the_run() -> None:
         result.final_output
     )
     assert refunds.REFUNDED == ["o-2"]
+
+
+# -- skills ---------------------------------------------------------------------------------
+
+
+def call_tool(name: str, arguments: dict[str, Any], call_id: str) -> Step:
+    def step(items: list[dict[str, Any]]) -> list[Any]:
+        return [
+            ResponseFunctionToolCall(
+                type="function_call",
+                id=f"fc_{call_id}",
+                call_id=call_id,
+                name=name,
+                arguments=json.dumps(arguments),
+            )
+        ]
+
+    return step
+
+
+async def test_a_skill_context_registers_a_skill_then_the_model_calls_it_directly() -> None:
+    """One ``Runner.run``: turn 1 calls ``register_skill``; the agent's tool list (the one
+    ``codemode_function_tools`` returned) gains the skill, which turn 2 calls as a tool of its
+    own; the instructions, read at every turn, declare it from then on."""
+    from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
+
+    context, store = await make_context()
+    model = ScriptedModel(
+        [
+            call_tool("register_skill", REGISTRATION, "call_1"),
+            call_tool("two_units", SKILL_ARGUMENTS, "call_2"),
+            answer(lambda out: f"Two units cost {out['result']} EUR.", call_id="call_2"),
+        ]
+    )
+    agent = Agent(
+        name="shop",
+        instructions=codemode_instructions(context, "You price products."),
+        model=model,
+        tools=codemode_function_tools(context),
+    )
+    result = await Runner.run(agent, "Save a skill for two units, then price two units of B-2.")
+
+    assert result.final_output == "Two units cost 8 EUR."
+    first, second, _ = model.calls
+    assert "register_skill" in [t.name for t in first.tools]
+    assert "two_units" not in [t.name for t in first.tools] and "two_units" in [t.name for t in second.tools]
+    assert first.instructions is not None and first.instructions.startswith("You price products.")
+    assert "skill_two_units" not in first.instructions
+    assert second.instructions is not None and "skill_two_units" in second.instructions
+    register = next(t for t in first.tools if t.name == "register_skill")
+    assert register.strict_json_schema is False  # optional properties stay optional
+    assert await executions(store) == 1
+
+
+async def test_a_skill_contexts_execute_typescript_runs_programs_with_its_skills() -> None:
+    from .skill_turns import REGISTRATION, executions, make_context
+
+    context, store = await make_context()
+    await context.tools[[t.name for t in context.tools].index("register_skill")].call(REGISTRATION)
+    tool = codemode_function_tool(context)
+    program = json.dumps({"typescriptCode": 'return await skill_two_units({ sku: "A-1" })'})
+    ctx = ToolContext(None, tool_name=tool.name, tool_call_id="c1", tool_arguments=program)
+    assert json.loads(await tool.on_invoke_tool(ctx, program)) == {"success": True, "result": 5, "logs": []}
+    assert await executions(store) == 1

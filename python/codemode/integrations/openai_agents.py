@@ -29,6 +29,22 @@ approval or has tool guardrails is refused (a program call would bypass them); `
 is not consulted. ``@function_tool`` turns a tool's exceptions into a generic message string by
 default, which the program then gets as the result: create the tool with
 ``failure_error_function=None`` to have the program see a ``ToolError`` instead.
+
+With skills: give :func:`codemode_function_tools` and :func:`codemode_instructions` a
+request's :class:`~codemode.skills.SkillContext` (from :func:`codemode.skills.with_skills`).
+The tools are the context's (``execute_typescript`` whose programs call ``skill_*``, the
+management tools, each selected skill as a tool of its own), in a list kept up to date: a
+skill registered during the run is added to it, and the SDK reads an agent's ``tools`` at
+every turn, so the model can call the new skill directly from its next turn. The
+instructions are then a function the SDK calls at every turn (the prompt declares the new
+skills)::
+
+    skills = await with_skills(cm, store=store, messages=[question])
+    agent = Agent(
+        name="support",
+        instructions=codemode_instructions(skills, "You answer questions about orders."),
+        tools=codemode_function_tools(skills),
+    )
 """
 
 from __future__ import annotations
@@ -40,7 +56,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from agents import FunctionTool, ModelBehaviorError, ToolOutputText
@@ -55,6 +71,21 @@ from ..events import EventCallback
 from ..execute_tool import ModelTool
 from ..results import ExecutionResult
 from ..tools import InvalidArguments, Tool, ToolBinding
+from ._sources import (
+    Source,
+    code_mode_of,
+    execute_tool_of,
+    executor_of,
+    is_skill_context,
+    prompt_of,
+    tools_of,
+)
+from .providers import strict_compatible
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ..skills import SkillContext
 
 __all__ = [
     "codemode_function_tool",
@@ -64,8 +95,9 @@ __all__ = [
     "codemode_tools",
 ]
 
-ToolSource = CodeMode | Sequence[ToolBinding | FunctionTool]
-"""What the helpers take: a code mode, or tools (codemode tools and Agents SDK function tools)."""
+ToolSource = Source | Sequence[ToolBinding | FunctionTool]
+"""What the helpers take: a code mode, a skill context, or tools (codemode tools and Agents SDK
+function tools)."""
 
 
 # -- execute_typescript as an Agents SDK tool ----------------------------------------------
@@ -80,7 +112,8 @@ def codemode_function_tool(
 ) -> FunctionTool:
     """``execute_typescript`` as an ``agents.FunctionTool`` for an ``Agent``'s ``tools``.
 
-    ``tools`` is a :class:`~codemode.CodeMode`, or tools to build one from (with
+    ``tools`` is a :class:`~codemode.CodeMode` (or a :class:`~codemode.skills.SkillContext`,
+    whose programs then call the skills), or tools to build one from (with
     ``code_mode_options`` such as ``timeout=``): codemode tools and ``agents.FunctionTool``\\ s,
     converted with :func:`codemode_tools`. The tool takes ``{typescriptCode: string}`` (a
     strict-mode schema) and returns the execution's JSON output as a string, errors included
@@ -90,41 +123,84 @@ def codemode_function_tool(
     Put the declarations in the agent's instructions with :func:`codemode_instructions`, or
     set ``include_declarations`` to put the whole system prompt in the tool description.
     """
-    cm = _code_mode(tools, code_mode_options)
-    description = cm.system_prompt if include_declarations else cm.tool.description
+    source = _code_mode(tools, code_mode_options)
+    execute_tool = execute_tool_of(source)
+    description = prompt_of(source) if include_declarations else execute_tool.description
+    cm = code_mode_of(source)
     if cm.approvals is not None:
-        return _approving_function_tool(cm, description, on_event)
-    return _as_function_tool(cm.tool, description, on_event)
+        return _approving_function_tool(cm, executor_of(source), execute_tool, description, on_event)
+    return _as_function_tool(execute_tool, description, on_event)
 
 
 def codemode_function_tools(
-    cm: CodeMode, *, include_declarations: bool = False, on_event: EventCallback | None = None
+    cm: Source, *, include_declarations: bool = False, on_event: EventCallback | None = None
 ) -> list[FunctionTool]:
     """Every tool of ``cm.model_tools`` as an ``agents.FunctionTool``: ``execute_typescript``,
-    and ``get_tool_declarations`` for a code mode made with ``prompt="compact"``."""
+    and ``get_tool_declarations`` for a code mode made with ``prompt="compact"``.
+
+    For a :class:`~codemode.skills.SkillContext`: its tools, in a list that follows the
+    context (a skill registered or updated during the run is added or replaced in it, a new
+    version below the context's ``min_trust`` removed); give this very list to the agent.
+    Tools whose schema does not meet strict mode's rules are not strict."""
     first = codemode_function_tool(cm, include_declarations=include_declarations, on_event=on_event)
-    return [first, *(_as_function_tool(t, t.description, on_event) for t in cm.model_tools[1:])]
+    tools = [first, *(_as_function_tool(t, t.description, on_event) for t in tools_of(cm)[1:])]
+    if is_skill_context(cm):
+        _follow(cm, tools, on_event)  # type: ignore[arg-type]
+    return tools
+
+
+def _follow(context: SkillContext, tools: list[FunctionTool], on_event: EventCallback | None) -> None:
+    """Keep ``tools`` (execute_typescript first) the function tools of ``context.tools``."""
+    made = list(zip(tools_of(context)[1:], tools[1:], strict=True))
+
+    def included(skill: Any) -> None:  # the context's own listener ran first: its tools are new
+        known = made[:]
+        made.clear()
+        for spec in tools_of(context)[1:]:
+            tool = next((tool for old, tool in known if old is spec), None)
+            made.append((spec, tool or _as_function_tool(spec, spec.description, on_event)))
+        tools[1:] = [tool for _, tool in made]
+
+    context.runtime.listeners.append(included)
 
 
 def codemode_instructions(
     tools: ToolSource, instructions: str | None = None, **code_mode_options: Any
-) -> str:
+) -> Any:
     """The agent's instructions: ``instructions`` (if any) followed by the code mode's system
     prompt (how to use ``execute_typescript`` and the TypeScript declarations of the tools).
 
     Give it the same tools (or :class:`~codemode.CodeMode`) and options as
-    :func:`codemode_function_tool`; the same tools always give the same prompt.
+    :func:`codemode_function_tool`; the same tools always give the same prompt (a string).
+    For a :class:`~codemode.skills.SkillContext`, the instructions are a function of
+    ``(run_context, agent)`` the SDK calls at every turn: the context's prompt then, which
+    declares the skills registered since.
     """
-    prompt = _code_mode(tools, code_mode_options).system_prompt
+    source = _code_mode(tools, code_mode_options)
+    if is_skill_context(source):
+        return _dynamic_instructions(source, instructions)
+    return _with_instructions(prompt_of(source), instructions)
+
+
+def _with_instructions(prompt: str, instructions: str | None) -> str:
     return f"{instructions.rstrip()}\n\n{prompt}" if instructions else prompt
 
 
-def _code_mode(tools: ToolSource, options: Mapping[str, Any]) -> CodeMode:
-    if isinstance(tools, CodeMode):
+def _dynamic_instructions(
+    source: Source, instructions: str | None
+) -> Callable[[RunContextWrapper[Any], Any], Awaitable[str]]:
+    async def current(run_context: RunContextWrapper[Any], agent: Any) -> str:
+        return _with_instructions(prompt_of(source), instructions)
+
+    return current
+
+
+def _code_mode(tools: ToolSource, options: Mapping[str, Any]) -> Source:
+    if isinstance(tools, CodeMode) or is_skill_context(tools):
         if options:
             raise TypeError(f"options {sorted(options)} apply to tools, not to an existing CodeMode")
-        return tools
-    return create_code_mode(codemode_tools(tools), **options)
+        return tools  # type: ignore[return-value]
+    return create_code_mode(codemode_tools(tools), **options)  # type: ignore[arg-type]
 
 
 def _as_function_tool(
@@ -145,16 +221,24 @@ def _as_function_tool(
             _CURRENT_CALL.reset(token)
         return _json(output)
 
+    schema = copy.deepcopy(dict(model_tool.input_schema))
     return FunctionTool(
         name=model_tool.name,
         description=description,
-        params_json_schema=copy.deepcopy(dict(model_tool.input_schema)),
+        params_json_schema=schema,
         on_invoke_tool=on_invoke_tool,
-        strict_json_schema=True,
+        # the SDK would make every property of a non-strict schema required
+        strict_json_schema=strict_compatible(schema),
     )
 
 
-def _approving_function_tool(cm: CodeMode, description: str, on_event: EventCallback | None) -> FunctionTool:
+def _approving_function_tool(
+    cm: CodeMode,
+    execute: Callable[..., Awaitable[ExecutionResult]],
+    execute_tool: ModelTool,
+    description: str,
+    on_event: EventCallback | None,
+) -> FunctionTool:
     """``execute_typescript`` for a code mode whose tools may need approval.
 
     The SDK decides on approval before a tool runs, so the program runs in the tool's
@@ -175,7 +259,7 @@ def _approving_function_tool(cm: CodeMode, description: str, on_event: EventCall
             return call_id in outcomes and outcomes[call_id].paused is not None
         token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))  # type: ignore[arg-type]
         try:
-            outcomes[call_id] = await cm.execute(code, tool_call_id=call_id, on_event=on_event)
+            outcomes[call_id] = await execute(code, tool_call_id=call_id, on_event=on_event)
         finally:
             _CURRENT_CALL.reset(token)
         return outcomes[call_id].paused is not None
@@ -194,7 +278,7 @@ def _approving_function_tool(cm: CodeMode, description: str, on_event: EventCall
             _CURRENT_CALL.reset(token)
         return _json(result.to_tool_output())
 
-    plain = _as_function_tool(cm.tool, description, on_event)
+    plain = _as_function_tool(execute_tool, description, on_event)
     return FunctionTool(
         name=plain.name,
         description=description,
