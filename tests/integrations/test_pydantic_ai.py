@@ -24,6 +24,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 import codemode
 from codemode.integrations.pydantic_ai import (
+    CodeModeCapability,
     CodeModeEvent,
     CodeModeToolset,
     to_codemode_tools,
@@ -300,16 +301,19 @@ async def test_compact_prompt_adds_the_discovery_tool() -> None:
 # -- building the toolset ------------------------------------------------------------------------
 
 
-def test_unsupported_tools_are_rejected_clearly() -> None:
+def test_tools_without_fixed_definitions_are_live_not_converted() -> None:
     async def hide(ctx: RunContext[Any], tool_def: Any) -> Any:
         return None
 
+    # to_codemode_tools needs fixed definitions; from_tools lists these at each step instead
     with pytest.raises(ValueError, match="prepare function"):
-        CodeModeToolset.from_tools([Tool(get_price, prepare=hide)])
+        to_codemode_tools([Tool(get_price, prepare=hide)])
     with pytest.raises(ValueError, match="requires approval"):
-        CodeModeToolset.from_tools([Tool(get_price, requires_approval=True)])
-    with pytest.raises(TypeError, match="only FunctionToolsets"):
-        CodeModeToolset.from_tools([FunctionToolset([get_price]).prefixed("shop")])
+        to_codemode_tools([Tool(get_price, requires_approval=True)])
+    with pytest.raises(TypeError, match="lists its tools during a run"):
+        to_codemode_tools([FunctionToolset([get_price]).prefixed("shop")])
+    prefixed = FunctionToolset([get_price]).prefixed("shop")
+    assert CodeModeToolset.from_tools([prefixed]).live_toolsets == (prefixed,)
     with pytest.raises(ValueError, match="two tools are named 'get_price'"):
         CodeModeToolset.from_tools([get_price, FunctionToolset([get_price])])
 
@@ -483,3 +487,161 @@ async def test_a_program_with_skills_pauses_for_a_skill_then_for_its_call() -> N
         1,
         1,
     )
+
+
+# -- any toolset: listed at each step ------------------------------------------------------------
+
+
+PRICE_PROGRAM = "return { total: await external_{name}({ sku: 'B-2' }) }"
+
+
+async def run_price_program(name: str, **agent_options: Any) -> tuple[Script, Any]:
+    """Run a program calling external_<name> and return the script and the result."""
+    script = Script(PRICE_PROGRAM.replace("{name}", name))
+    result = await Agent(script.model, **agent_options).run("price?")
+    return script, result
+
+
+async def test_a_prefixed_toolset_is_wrapped() -> None:
+    toolset = CodeModeToolset.from_tools([FunctionToolset([get_price]).prefixed("shop")])
+    script, result = await run_price_program("shop_get_price", toolsets=[toolset])
+    assert result.output == "The order costs 4 EUR."
+    assert SHOP.calls == [("get_price", {"sku": "B-2"})]
+    instructions = script.seen[0][0][0].instructions or ""
+    assert "declare function external_shop_get_price(" in instructions
+
+
+async def test_a_filtered_toolset_offers_only_what_its_filter_lets_through() -> None:
+    shop = FunctionToolset([get_price, apply_discount]).filtered(lambda ctx, td: td.name == "get_price")
+    toolset = CodeModeToolset.from_tools([shop])
+    script, result = await run_price_program("get_price", toolsets=[toolset])
+    assert result.output == "The order costs 4 EUR."
+    instructions = script.seen[0][0][0].instructions or ""
+    assert "external_get_price(" in instructions and "external_apply_discount" not in instructions
+
+
+@pytest.mark.xfail(
+    strict=True, reason="open: in call_tool the agent's dynamic toolset lists no tools (available: none)"
+)
+async def test_a_dynamic_toolset_is_listed_at_each_step() -> None:
+    steps: list[int] = []
+    script = Script("return { total: await external_get_price({ sku: 'A-1' }) }")
+    agent = Agent(script.model, capabilities=[CodeModeCapability()])
+
+    @agent.toolset
+    def per_step(ctx: RunContext[None]) -> FunctionToolset[None]:  # the agent's dynamic toolset
+        steps.append(ctx.run_step)
+        return FunctionToolset([get_price])
+
+    result = await agent.run("price?")
+    assert result.output == "The order costs 2.5 EUR."
+    assert steps and set(steps) >= {1}
+    assert [t.name for t in script.seen[0][1].function_tools] == ["execute_typescript"]
+
+
+async def test_a_function_toolset_with_prepare_is_live() -> None:
+    async def only_first_step(ctx: RunContext[Any], tool_def: Any) -> Any:
+        return tool_def if ctx.run_step <= 1 else None
+
+    toolset = CodeModeToolset.from_tools([Tool(get_price, prepare=only_first_step)])
+    script, result = await run_price_program("get_price", toolsets=[toolset])
+    assert result.output == "The order costs 4 EUR."
+    assert "external_get_price(" in (script.seen[0][0][0].instructions or "")
+    assert "external_get_price(" not in (script.seen[1][0][-1].instructions or "")  # gone at step 2
+
+
+# -- the capability ------------------------------------------------------------------------------
+
+
+async def test_the_capability_wraps_the_agent_tools_and_adds_the_prompt() -> None:
+    script = Script(ORDER_PROGRAM)
+    agent = Agent(
+        script.model,
+        deps_type=Shop,
+        tools=[get_price, apply_discount],
+        capabilities=[CodeModeCapability()],
+    )
+    result = await agent.run("What do two of each cost?", deps=Shop(discount=0.1))
+    assert result.output == "The order costs 11.7 EUR."
+    info = script.seen[0][1]
+    assert [t.name for t in info.function_tools] == ["execute_typescript"]
+    instructions = script.seen[0][0][0].instructions or ""
+    assert "declare function external_apply_discount(" in instructions
+
+
+async def test_the_capability_leaves_unselected_tools_direct() -> None:
+    def model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = [p for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        if not returned:
+            return ModelResponse(parts=[ToolCallPart("get_price", {"sku": "A-1"}, tool_call_id="direct")])
+        return ModelResponse(
+            parts=[TextPart(f"{sorted(t.name for t in info.function_tools)} {returned[0].content}")]
+        )
+
+    agent = Agent(
+        FunctionModel(model),
+        deps_type=Shop,
+        tools=[get_price, apply_discount],
+        capabilities=[CodeModeCapability(tools=["apply_discount"])],
+    )
+    result = await agent.run("?", deps=Shop(0))
+    assert result.output == "['execute_typescript', 'get_price'] 2.5"
+
+
+# -- events: one shape for AG-UI frontends -------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True, reason="open: no CUSTOM events reach this AGUIAdapter stream yet (cause unknown)"
+)
+async def test_ag_ui_adapter_and_ag_ui_events_send_the_same_custom_events() -> None:
+    ag_ui = pytest.importorskip("codemode.integrations.ag_ui")
+    from pydantic_ai.ui.ag_ui import AGUIAdapter
+
+    program = "const p = await external_get_price({ sku: 'A-1' });\nconsole.log('p', p);\nreturn { total: p }"
+    toolset = CodeModeToolset.from_tools([get_price])
+    script = Script(program)
+    agent = Agent(script.model, toolsets=[toolset])
+    from ag_ui.core import RunAgentInput, UserMessage
+
+    run_input = RunAgentInput(
+        thread_id="t",
+        run_id="r",
+        messages=[UserMessage(id="m", content="price?")],
+        state=None,
+        tools=[],
+        context=[],
+        forwarded_props=None,
+    )
+    adapter_events = [
+        e async for e in AGUIAdapter(agent=agent, run_input=run_input).run_stream() if e.type == "CUSTOM"
+    ]
+    own = [
+        e
+        async for e in ag_ui.ag_ui_events(toolset.code_mode, program, tool_call_id="call_1", lifecycle=False)
+        if e.type == "CUSTOM"
+    ]
+    assert [e.name for e in adapter_events] == [e.name for e in own]
+    assert "code_mode:external_call" in [e.name for e in own]
+
+    def comparable(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in value.items() if k not in ("timestamp", "durationMs", "duration_ms")}
+
+    assert [comparable(e.value) for e in adapter_events] == [comparable(e.value) for e in own]
+    await toolset.aclose()
+
+
+# -- Python 3.10 -----------------------------------------------------------------------------------
+
+
+def test_importing_on_python_3_10_says_it_needs_3_11(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+
+    import codemode.integrations.pydantic_ai as module
+
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    spec = importlib.util.spec_from_file_location("codemode.integrations._pydantic_ai_310", module.__file__)
+    assert spec is not None and spec.loader is not None
+    with pytest.raises(ImportError, match=r"needs Python 3\.11 or newer.*Python 3\.10"):
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))

@@ -43,12 +43,21 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import inspect
+import json
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
+
+if sys.version_info < (3, 11):
+    raise ImportError(
+        "codemode.integrations.pydantic_ai needs Python 3.11 or newer: the pydantic-ai extra "
+        "(pydantic-ai-slim 2.68) does not install on Python "
+        f"{sys.version_info[0]}.{sys.version_info[1]}"
+    )
 
 try:
     import pydantic_ai  # noqa: F401
@@ -58,9 +67,10 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
     ) from e
 from pydantic_ai import CustomEvent, FunctionToolset, RunContext, ToolDefinition, ToolReturn
 from pydantic_ai import Tool as PydanticAITool
+from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.messages import InstructionPart
-from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.tools import AgentDepsT, ToolSelector, matches_tool_selector
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from typing_extensions import Self
 
@@ -73,12 +83,25 @@ from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
 if TYPE_CHECKING:
     from ..skills import SkillContext
 
-__all__ = ["CodeModeEvent", "CodeModeToolset", "PromptPlacement", "ToolSource", "to_codemode_tools"]
+__all__ = [
+    "CodeModeCapability",
+    "CodeModeEvent",
+    "CodeModeToolset",
+    "PromptPlacement",
+    "ToolSource",
+    "to_codemode_tools",
+]
 
-ToolSource = ToolBinding | PydanticAITool[Any] | FunctionToolset[Any] | Callable[..., Any]
+ToolSource = ToolBinding | PydanticAITool[Any] | AbstractToolset[Any] | Callable[..., Any]
 """What :meth:`CodeModeToolset.from_tools` accepts: a native codemode tool, a
-``pydantic_ai.Tool``, a ``FunctionToolset`` (all its tools), or a plain function (with or
-without a ``RunContext`` first parameter, as ``FunctionToolset`` accepts it)."""
+``pydantic_ai.Tool``, any pydantic-ai toolset (all its tools), or a plain function (with or
+without a ``RunContext`` first parameter, as ``FunctionToolset`` accepts it).
+
+A ``FunctionToolset`` whose tools are plain (no ``prepare``, no approval) is converted when the
+toolset is built. Every other toolset -- prefixed, filtered, renamed, dynamic
+(``@agent.toolset``), MCP servers, function toolsets with ``prepare`` or approval tools -- is
+*live*: its tools are listed at each step of a run, and the program's ``external_`` functions
+(and the declarations in the prompt) are the ones listed for that step."""
 
 PromptPlacement = Literal["instructions", "description", "none"]
 """Where the codemode system prompt (rules and declarations) goes: the agent's instructions,
@@ -102,6 +125,18 @@ class CodeModeEvent(CustomEvent):
     event_name: str
     value: dict[str, Any] = field(default_factory=dict)
 
+    def to_payload(self) -> Any:
+        """What UI adapters send to a frontend: the AG-UI ``CUSTOM`` event that
+        :func:`codemode.integrations.ag_ui.to_ag_ui` makes of this codemode event (``name`` the
+        codemode event name, ``value`` its payload), so pydantic-ai's ``AGUIAdapter`` and
+        codemode's own ``ag_ui_events`` reach a frontend in one shape. Without the AG-UI package:
+        ``{"name": ..., "value": ...}``."""
+        try:
+            from .ag_ui import to_ag_ui
+        except ImportError:
+            return {"name": self.event_name, "value": pydantic_core.to_jsonable_python(self.value)}
+        return to_ag_ui(Event(self.event_name, self.value))
+
 
 # -- calling pydantic-ai tools from a program -------------------------------------------------
 
@@ -111,14 +146,25 @@ class _RunScope:
     """The agent run an ``execute_typescript`` call belongs to, seen by the program's tool calls."""
 
     ctx: RunContext[Any]
+    live: tuple[AbstractToolset[Any], ...] = ()
     listed: dict[int, dict[str, ToolsetTool[Any]]] = field(default_factory=dict)
 
-    async def tool(self, toolset: FunctionToolset[Any], name: str) -> ToolsetTool[Any]:
+    async def tool(self, toolset: AbstractToolset[Any], name: str) -> ToolsetTool[Any]:
         """The toolset's tool ``name`` as pydantic-ai lists it for this run (listed once per call)."""
         tools = self.listed.get(id(toolset))
         if tools is None:
             tools = self.listed[id(toolset)] = await toolset.get_tools(self.ctx)
         return tools[name]
+
+    async def live_tool(self, name: str, sandbox_name: str) -> tuple[AbstractToolset[Any], ToolsetTool[Any]]:
+        """The live toolset that lists ``name`` in this step, and its tool."""
+        for toolset in self.live:
+            tools = self.listed.get(id(toolset))
+            if tools is None:
+                tools = self.listed[id(toolset)] = await toolset.get_tools(self.ctx)
+            if name in tools:
+                return toolset, tools[name]
+        raise _ToolCallFailed(f"{sandbox_name} is not offered in this step of the run")
 
 
 _current_run: contextvars.ContextVar[_RunScope | None] = contextvars.ContextVar(
@@ -164,28 +210,51 @@ def _json_result(result: Any) -> Any:
     return pydantic_core.to_jsonable_python(result)
 
 
+def _scope(sandbox_name: str) -> _RunScope:
+    scope = _current_run.get()
+    if scope is None:
+        raise RuntimeError(
+            f"{sandbox_name} is a pydantic-ai tool: it runs inside an agent run, when the model "
+            "calls the CodeModeToolset's execute_typescript"
+        )
+    return scope
+
+
+async def _run_tool(
+    toolset: AbstractToolset[Any], tool: ToolsetTool[Any], name: str, sandbox_name: str, args: Any
+) -> Any:
+    """Validate ``args`` the pydantic-ai way and call the tool through its toolset."""
+    scope = _scope(sandbox_name)
+    ctx = dataclasses.replace(scope.ctx, tool_name=name, retry=0, max_retries=tool.max_retries)
+    validated = await _validate(tool, ctx, sandbox_name, args)
+    try:
+        result = await toolset.call_tool(name, validated, ctx, tool)
+    except (ModelRetry, ToolFailed) as e:
+        raise _ToolCallFailed(e.message) from None
+    except (ApprovalRequired, CallDeferred):
+        raise _ToolCallFailed(
+            f"{sandbox_name} asked for approval or deferral, which a program cannot wait for"
+        ) from None
+    return _json_result(result)
+
+
 def _handler(toolset: FunctionToolset[Any], name: str, sandbox_name: str) -> Callable[[Any], Awaitable[Any]]:
     """The codemode handler that runs the pydantic-ai tool ``name`` of ``toolset``."""
 
     async def call(args: Any) -> Any:
-        scope = _current_run.get()
-        if scope is None:
-            raise RuntimeError(
-                f"{sandbox_name} is a pydantic-ai tool: it runs inside an agent run, when the model "
-                "calls the CodeModeToolset's execute_typescript"
-            )
-        tool = await scope.tool(toolset, name)
-        ctx = dataclasses.replace(scope.ctx, tool_name=name, retry=0, max_retries=tool.max_retries)
-        validated = await _validate(tool, ctx, sandbox_name, args)
-        try:
-            result = await toolset.call_tool(name, validated, ctx, tool)
-        except (ModelRetry, ToolFailed) as e:
-            raise _ToolCallFailed(e.message) from None
-        except (ApprovalRequired, CallDeferred):
-            raise _ToolCallFailed(
-                f"{sandbox_name} asked for approval or deferral, which a program cannot wait for"
-            ) from None
-        return _json_result(result)
+        tool = await _scope(sandbox_name).tool(toolset, name)
+        return await _run_tool(toolset, tool, name, sandbox_name, args)
+
+    return call
+
+
+def _live_handler(name: str, sandbox_name: str) -> Callable[[Any], Awaitable[Any]]:
+    """The codemode handler of a live toolset's tool ``name``: the toolset that lists it in the
+    current step runs it (so one code mode serves every run whose tools look the same)."""
+
+    async def call(args: Any) -> Any:
+        toolset, tool = await _scope(sandbox_name).live_tool(name, sandbox_name)
+        return await _run_tool(toolset, tool, name, sandbox_name, args)
 
     return call
 
@@ -221,25 +290,31 @@ def _convert_toolset(toolset: FunctionToolset[Any]) -> list[ToolBinding]:
     return converted
 
 
-def _convert(sources: Iterable[ToolSource]) -> tuple[list[ToolBinding], list[FunctionToolset[Any]]]:
-    """The codemode tools for ``sources`` and the function toolsets that run the pydantic-ai ones."""
+def _is_static(toolset: FunctionToolset[Any]) -> bool:
+    """Whether a function toolset's tools can be converted once (no per-step ``prepare``, no approval)."""
+    return all(tool.prepare is None and not tool.requires_approval for tool in toolset.tools.values())
+
+
+def _convert(
+    sources: Iterable[ToolSource],
+) -> tuple[list[ToolBinding], list[FunctionToolset[Any]], list[AbstractToolset[Any]]]:
+    """The codemode tools for ``sources``, the function toolsets that run the converted
+    pydantic-ai ones, and the live toolsets (listed at each step)."""
     items: list[ToolBinding | FunctionToolset[Any]] = []
     loose: list[PydanticAITool[Any] | Callable[..., Any]] = []
+    live: list[AbstractToolset[Any]] = []
     for source in sources:
-        if isinstance(source, ToolBinding | FunctionToolset):
+        if isinstance(source, ToolBinding) or (isinstance(source, FunctionToolset) and _is_static(source)):
             items.append(source)
         elif isinstance(source, AbstractToolset):
-            raise TypeError(
-                f"{source.label} cannot be converted: only FunctionToolsets (whose tools are known "
-                "when the CodeModeToolset is built) can be; toolsets that list their tools during a "
-                "run (MCP servers, dynamic or wrapper toolsets) are not supported"
-            )
+            live.append(source)
         elif isinstance(source, PydanticAITool) or callable(source):
             loose.append(source)
         else:
             raise TypeError(f"not a tool: {source!r}")
     if loose:  # one function toolset for the loose tools, like an agent's own tools
-        items.append(FunctionToolset(loose))
+        toolset = FunctionToolset(loose)
+        (items if _is_static(toolset) else live).append(toolset)
     tools: list[ToolBinding] = []
     toolsets: list[FunctionToolset[Any]] = []
     for item in items:
@@ -248,7 +323,7 @@ def _convert(sources: Iterable[ToolSource]) -> tuple[list[ToolBinding], list[Fun
             toolsets.append(item)
         else:
             tools.append(item)
-    return tools, toolsets
+    return tools, toolsets, live
 
 
 def to_codemode_tools(sources: Iterable[ToolSource]) -> list[ToolBinding]:
@@ -257,10 +332,100 @@ def to_codemode_tools(sources: Iterable[ToolSource]) -> list[ToolBinding]:
     Native codemode tools pass through unchanged. The pydantic-ai ones keep their JSON schemas
     and run only while a :class:`CodeModeToolset` handles an ``execute_typescript`` call of an
     agent run (they need its ``RunContext``). Tools with a ``prepare`` function or that require
-    approval, and toolsets other than ``FunctionToolset``, are rejected (``ValueError`` /
-    ``TypeError``).
+    approval, and toolsets other than ``FunctionToolset``, list their tools during a run, so they
+    have no fixed codemode tools: they are rejected here (``ValueError`` / ``TypeError``); give
+    them to :meth:`CodeModeToolset.from_tools`, which lists them at each step.
     """
-    return _convert(sources)[0]
+    tools, _, live = _convert(sources)
+    for toolset in live:
+        if isinstance(toolset, FunctionToolset):
+            for tool in toolset.tools.values():
+                _check_convertible(tool)
+        raise TypeError(
+            f"{toolset.label} lists its tools during a run, so it has no fixed codemode tools; "
+            "give it to CodeModeToolset.from_tools (or use CodeModeCapability), which lists it at each step"
+        )
+    return tools
+
+
+# -- live toolsets: tools listed at each step ---------------------------------------------------
+
+
+def _signature(tool_def: ToolDefinition) -> tuple[str, ...]:
+    return (
+        tool_def.name,
+        tool_def.description or "",
+        json.dumps(tool_def.parameters_json_schema, sort_keys=True, default=str),
+        json.dumps(tool_def.return_schema, sort_keys=True, default=str),
+        tool_def.kind,
+    )
+
+
+class _CodeModes:
+    """The code modes of a base code mode plus the live tools of a step, one per distinct tool
+    list (so a step whose tools look like an earlier one's reuses its sandbox context and its
+    paused runs)."""
+
+    def __init__(self, base: CodeMode) -> None:
+        self.base = base
+        self.approvals = base.approvals
+        self.cache: dict[tuple[tuple[str, ...], ...], CodeMode] = {}
+
+    def for_tools(self, tool_defs: Sequence[ToolDefinition]) -> CodeMode:
+        if not tool_defs:
+            return self.base
+        key = tuple(_signature(tool_def) for tool_def in tool_defs)
+        code_mode = self.cache.get(key)
+        if code_mode is None:
+            code_mode = self.cache[key] = self._build(tool_defs)
+        return code_mode
+
+    def _build(self, tool_defs: Sequence[ToolDefinition]) -> CodeMode:
+        base = self.base
+        bindings: list[ToolBinding] = [
+            Tool.from_schema(
+                tool_def.name,
+                tool_def.description or "",
+                tool_def.parameters_json_schema,
+                tool_def.return_schema or None,
+                _live_handler(tool_def.name, "external_" + js_identifier(tool_def.name)),
+                requires_approval=tool_def.kind == "unapproved",
+            )
+            for tool_def in tool_defs
+        ]
+        if self.approvals is None and any(binding.requires_approval for binding in bindings):
+            from ..approvals import Approvals, MemoryExecutionStore, signing_key
+
+            self.approvals = Approvals(MemoryExecutionStore(), signing_key(None))
+        if self.approvals is not None:
+            from ..approvals import intercepted
+
+            bindings = [intercepted(binding) for binding in bindings]
+        if base.tracer is not None:
+            from ..tracing import traced
+
+            bindings = [traced(binding, base.tracer) for binding in bindings]
+        return CodeMode(
+            [*base.tools.values(), *bindings],
+            base.driver,
+            base.limits,
+            prompt=base.prompt_mode,
+            approvals=self.approvals,
+            tracer=base.tracer,
+        )
+
+    async def aclose(self) -> None:
+        for code_mode in self.cache.values():
+            await code_mode.aclose()
+        await self.base.aclose()
+
+
+@dataclass
+class _Step:
+    """What one step of a run offers: its code mode and the live tools left as direct tools."""
+
+    code_mode: CodeMode
+    passthrough: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = field(default_factory=dict)
 
 
 # -- the toolset --------------------------------------------------------------------------------
@@ -286,6 +451,8 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         max_retries: int | None = None,
         wrapped_toolsets: Sequence[FunctionToolset[Any]] = (),
         skills: SkillContext | None = None,
+        live_toolsets: Sequence[AbstractToolset[Any]] = (),
+        select: ToolSelector[Any] = "all",
     ) -> None:
         """Expose ``code_mode`` to a pydantic-ai agent.
 
@@ -302,6 +469,12 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
             tools are then its tools (``execute_typescript`` with ``skill_*``, the management
             tools, the skills as direct tools), read again at each step, so a skill registered
             in this run is offered in the next step, and the prompt is its system prompt.
+        live_toolsets: Toolsets (any kind) listed at each step: their tools that ``select``
+            matches become ``external_`` functions next to ``code_mode``'s tools, declared in
+            that step's prompt; the others (and deferred ``external`` tools, which a program
+            cannot wait for) stay direct tools of the agent. Their lifecycle follows this toolset.
+        select: Which live tools go into the sandbox (a pydantic-ai ``ToolSelector``: ``"all"``,
+            names, metadata, or a function of the context and the tool definition).
         """
         if prompt_placement not in ("instructions", "description", "none"):
             raise ValueError(
@@ -315,6 +488,9 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         self.wrapped_toolsets: tuple[FunctionToolset[Any], ...] = tuple(wrapped_toolsets)
         self._id = id
         self.skills = skills
+        self.live_toolsets: tuple[AbstractToolset[Any], ...] = tuple(live_toolsets)
+        self.select: ToolSelector[Any] = select
+        self._code_modes = _CodeModes(code_mode)
 
     @classmethod
     def from_tools(
@@ -334,12 +510,13 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
     ) -> CodeModeToolset[Any]:
         """A code mode toolset over pydantic-ai tools and native codemode tools.
 
-        ``tools`` mixes plain functions, ``pydantic_ai.Tool`` objects, ``FunctionToolset`` s and
-        codemode tools (see :func:`to_codemode_tools`). ``driver``, ``timeout``,
+        ``tools`` mixes plain functions, ``pydantic_ai.Tool`` objects, toolsets of any kind
+        (function toolsets are converted once, the others are live: see :data:`ToolSource`) and
+        codemode tools. ``driver``, ``timeout``,
         ``memory_limit_mb``, ``prompt`` and further ``limits`` configure the code mode (as
         :func:`codemode.create_code_mode`); the other options are the constructor's.
         """
-        bindings, toolsets = _convert(tools)
+        bindings, toolsets, live = _convert(tools)
         code_mode = create_code_mode(
             bindings, driver=driver, timeout=timeout, memory_limit_mb=memory_limit_mb, prompt=prompt, **limits
         )
@@ -351,6 +528,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
             on_event=on_event,
             max_retries=max_retries,
             wrapped_toolsets=toolsets,
+            live_toolsets=live,
         )
 
     @property
@@ -363,25 +541,44 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         (and of the skills, with ``skills``)."""
         return self.skills.system_prompt if self.skills is not None else self.code_mode.system_prompt
 
-    def _model_tools(self) -> dict[str, ModelTool]:
-        tools = self.skills.tools if self.skills is not None else self.code_mode.model_tools
+    async def _step(self, ctx: RunContext[Any]) -> _Step:
+        """The code mode of this step (the live toolsets' selected tools added) and the live
+        tools that stay direct tools."""
+        if not self.live_toolsets or self.skills is not None:
+            return _Step(self.code_mode)
+        sandboxed: list[ToolDefinition] = []
+        passthrough: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = {}
+        for toolset in self.live_toolsets:
+            for name, tool in (await toolset.get_tools(ctx)).items():
+                runnable = tool.tool_def.kind in ("function", "unapproved")
+                if runnable and await matches_tool_selector(self.select, ctx, tool.tool_def):
+                    sandboxed.append(tool.tool_def)
+                else:
+                    passthrough[name] = (toolset, tool)
+        return _Step(self._code_modes.for_tools(sandboxed), passthrough)
+
+    def _prompt(self, code_mode: CodeMode) -> str:
+        return self.skills.system_prompt if self.skills is not None else code_mode.system_prompt
+
+    def _model_tools(self, code_mode: CodeMode) -> dict[str, ModelTool]:
+        tools = self.skills.tools if self.skills is not None else code_mode.model_tools
         return {tool.name: tool for tool in tools}
 
-    def _tool_def(self, tool: ModelTool) -> ToolDefinition:
+    def _tool_def(self, tool: ModelTool, code_mode: CodeMode) -> ToolDefinition:
         description = tool.description
-        if self.prompt_placement == "description" and tool.name == self.code_mode.tool.name:
-            description = self.instructions
+        if self.prompt_placement == "description" and tool.name == code_mode.tool.name:
+            description = self._prompt(code_mode)
         return ToolDefinition(
             name=tool.name, description=description, parameters_json_schema=dict(tool.input_schema)
         )
 
     async def __aenter__(self) -> Self:
-        for toolset in self.wrapped_toolsets:
+        for toolset in (*self.wrapped_toolsets, *self.live_toolsets):
             await toolset.__aenter__()
         return self
 
     async def __aexit__(self, *args: Any) -> bool | None:
-        for toolset in reversed(self.wrapped_toolsets):
+        for toolset in reversed((*self.wrapped_toolsets, *self.live_toolsets)):
             await toolset.__aexit__(*args)
         return None
 
@@ -390,26 +587,31 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         is ``"instructions"``, then the wrapped toolsets' own instructions."""
         parts: list[str | InstructionPart] = []
         if self.prompt_placement == "instructions":
-            parts.append(InstructionPart(content=self.instructions, dynamic=self.skills is not None))
-        for toolset in self.wrapped_toolsets:
+            step = await self._step(ctx)
+            dynamic = self.skills is not None or bool(self.live_toolsets)
+            parts.append(InstructionPart(content=self._prompt(step.code_mode), dynamic=dynamic))
+        for toolset in (*self.wrapped_toolsets, *self.live_toolsets):
             parts.extend(_instruction_list(await toolset.get_instructions(ctx)))
         return parts or None
 
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
         max_retries = self.max_retries if self.max_retries is not None else ctx.max_retries
-        return {
-            name: ToolsetTool(
+        step = await self._step(ctx)
+        tools: dict[str, ToolsetTool[AgentDepsT]] = {
+            name: dataclasses.replace(tool, toolset=self) for name, (_, tool) in step.passthrough.items()
+        }
+        for name, tool in self._model_tools(step.code_mode).items():
+            tools[name] = ToolsetTool(
                 toolset=self,
-                tool_def=self._tool_def(tool),
+                tool_def=self._tool_def(tool, step.code_mode),
                 max_retries=max_retries,
                 args_validator=_ANY_ARGUMENTS,
             )
-            for name, tool in self._model_tools().items()
-        }
+        return tools
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
-    ) -> dict[str, Any]:
+    ) -> Any:
         """Run ``execute_typescript`` (or ``get_tool_declarations``); returns the output for the model.
 
         A program that pauses for approval (a tool with ``requires_approval``) becomes
@@ -420,20 +622,25 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         {"reject": reason} | {"override": value}}}})``: without ``decisions`` every pending
         call is approved. A ``ToolDenied`` abandons the paused program.
         """
-        model_tool = self._model_tools()[name]
-        token = _current_run.set(_RunScope(ctx))
+        step = await self._step(ctx)
+        model_tools = self._model_tools(step.code_mode)
+        if name not in model_tools and name in step.passthrough:  # a live tool left as a direct tool
+            owner, listed = step.passthrough[name]
+            inner = dataclasses.replace(tool, toolset=listed.toolset)
+            return await owner.call_tool(name, tool_args, ctx, inner)
+        model_tool = model_tools[name]
+        code_mode = step.code_mode
+        token = _current_run.set(_RunScope(ctx, self.live_toolsets))
         try:
             metadata = ctx.tool_call_metadata if isinstance(ctx.tool_call_metadata, dict) else {}
             code = tool_args.get("typescriptCode")
             on_event = self._events_to(ctx)
             if ctx.tool_call_approved and "resume_token" in metadata:
                 decisions = _decisions(metadata)
-                result = await self.code_mode.resume(
-                    str(metadata["resume_token"]), decisions, on_event=on_event
-                )
-            elif name == self.code_mode.tool.name and isinstance(code, str):
+                result = await code_mode.resume(str(metadata["resume_token"]), decisions, on_event=on_event)
+            elif name == code_mode.tool.name and isinstance(code, str):
                 # with skills, the program runs with them (and may pause inside one)
-                run = self.code_mode.execute if self.skills is None else self.skills.runtime.execute
+                run = code_mode.execute if self.skills is None else self.skills.runtime.execute
                 result = await run(code, tool_call_id=ctx.tool_call_id, on_event=on_event)
             else:
                 return await model_tool.call(tool_args, tool_call_id=ctx.tool_call_id, on_event=on_event)
@@ -461,8 +668,116 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         return forward
 
     async def aclose(self) -> None:
-        """Dispose the code mode's sandbox context (the toolset stays usable across runs until then)."""
-        await self.code_mode.aclose()
+        """Dispose the code modes' sandbox contexts (the toolset stays usable across runs until then)."""
+        await self._code_modes.aclose()
+
+
+# -- the capability -------------------------------------------------------------------------------
+
+
+@dataclass(init=False)
+class CodeModeCapability(AbstractCapability[AgentDepsT]):
+    """Code mode as a pydantic-ai capability: the agent's own tools become ``external_<name>``
+    functions of one ``execute_typescript`` tool, with codemode's prompt in the instructions::
+
+        agent = Agent(
+            "openai:gpt-5",
+            tools=[get_price],
+            toolsets=[MCPServerStdio("python", ["server.py"])],
+            capabilities=[CodeModeCapability(timeout=10)],
+        )
+
+    Like pydantic-ai-harness's ``CodeMode``, it wraps the agent's assembled toolset (through
+    ``get_wrapper_toolset``, outermost): every tool the agent has at a step -- function tools,
+    prefixed, filtered or dynamic toolsets, MCP servers, other capabilities' tools -- that
+    ``tools`` selects is listed at that step and declared in that step's prompt; the rest stay
+    direct tool calls. It is named ``CodeModeCapability`` so it does not shadow
+    :class:`codemode.CodeMode`.
+    """
+
+    tools: ToolSelector[AgentDepsT]
+    """Which of the agent's tools go into the sandbox (``"all"``, names, metadata, or a function
+    of the context and the tool definition); the others stay direct tools."""
+
+    code_mode: CodeMode
+    """The code mode the programs run in (its own tools, ``native_tools``, are always offered)."""
+
+    prompt_placement: PromptPlacement
+    emit_events: bool
+    on_event: EventCallback | None
+    max_retries: int | None
+
+    def __init__(
+        self,
+        tools: ToolSelector[AgentDepsT] = "all",
+        *,
+        native_tools: Iterable[ToolBinding] = (),
+        code_mode: CodeMode | None = None,
+        driver: IsolateDriver | None = None,
+        timeout: float = 30.0,
+        memory_limit_mb: float = 128,
+        prompt: Literal["full", "compact"] = "full",
+        prompt_placement: PromptPlacement = "instructions",
+        emit_events: bool = True,
+        on_event: EventCallback | None = None,
+        max_retries: int | None = None,
+        id: str | None = None,
+        description: str | None = None,
+        **limits: Any,
+    ) -> None:
+        """Wrap the agent's tools selected by ``tools`` in code mode.
+
+        ``native_tools`` are codemode tools offered too; ``code_mode`` replaces the code mode the
+        other options (as :func:`codemode.create_code_mode`) would build. ``prompt_placement``,
+        ``emit_events``, ``on_event`` and ``max_retries`` are :class:`CodeModeToolset`'s.
+        """
+        self.id = id
+        self.description = description
+        self.defer_loading = False
+        self.tools = tools
+        if code_mode is None:
+            code_mode = create_code_mode(
+                list(native_tools),
+                driver=driver,
+                timeout=timeout,
+                memory_limit_mb=memory_limit_mb,
+                prompt=prompt,
+                **limits,
+            )
+        elif native_tools:
+            raise ValueError("pass native_tools or code_mode, not both")
+        self.code_mode = code_mode
+        self.prompt_placement = prompt_placement
+        self.emit_events = emit_events
+        self.on_event = on_event
+        self.max_retries = max_retries
+        self._code_modes = _CodeModes(code_mode)
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None  # holds a code mode and callables: not spec-serializable
+
+    def get_ordering(self) -> CapabilityOrdering:
+        """Outermost, so the sandbox sees the tools every other capability contributes or wraps."""
+        return CapabilityOrdering(position="outermost")
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """The run's toolset: ``execute_typescript`` over the selected tools, the rest as they are."""
+        wrapper: CodeModeToolset[AgentDepsT] = CodeModeToolset(
+            self.code_mode,
+            prompt_placement=self.prompt_placement,
+            emit_events=self.emit_events,
+            on_event=self.on_event,
+            max_retries=self.max_retries,
+            live_toolsets=[toolset],
+            select=self.tools,
+        )
+        wrapper._code_modes = self._code_modes  # one sandbox context per tool list, across runs
+        return wrapper
+
+    async def aclose(self) -> None:
+        """Dispose the sandbox contexts of every run's code mode."""
+        await self._code_modes.aclose()
 
 
 def _decisions(metadata: dict[str, Any]) -> dict[int | str, Any]:
