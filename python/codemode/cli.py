@@ -2,7 +2,7 @@
 
     codemode run program.ts --tools package.module [--json] [--timeout S] [--memory-mb M]
     codemode prompt --tools package.module [--compact] [--json]
-    codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--port N]
+    codemode mcp serve --tools package.module [--transport stdio|streamable-http] [--skills-store URL]
     codemode mcp proxy [--name NAME] [--list] [--upstream [NAME=]COMMAND]... [--config FILE] [-- COMMAND ...]
     codemode skills list|show NAME|rm NAME|export DIR|import DIR --store URL
     codemode doctor [--json]
@@ -399,7 +399,9 @@ def _mcp_serve(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         try:
-            await mcp.serve(cm, name=args.name or "codemode", **_serving_options(args))
+            await mcp.serve(
+                cm, name=args.name or "codemode", skills_store=args.skills_store, **_serving_options(args)
+            )
         finally:
             await cm.aclose()
 
@@ -527,6 +529,12 @@ def _add_mcp_commands(commands: Any) -> None:
     actions = mcp.add_subparsers(dest="mcp_command", required=True)
     serve = actions.add_parser("serve", help="serve a module's tools as one execute_typescript MCP tool")
     serve.add_argument("--tools", required=True, help="module (dotted name or .py file) holding the tools")
+    serve.add_argument(
+        "--skills-store",
+        metavar="URL",
+        help="also serve the skill library of this store (sqlite:///skills.db, file:skills, "
+        "postgresql://...): the management tools and the skills as tools",
+    )
     serve.set_defaults(handler=_mcp_serve)
     proxy = actions.add_parser(
         "proxy",

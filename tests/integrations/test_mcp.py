@@ -544,3 +544,66 @@ async def test_a_paused_program_asks_the_clients_user_by_elicitation(mode: str) 
             waiting = await client.call_tool("execute_typescript", {"typescriptCode": shop.REFUND_ALL})
     assert output(waiting)["paused"] is True and [p["call_id"] for p in output(waiting)["pending"]] == [5, 6]
     await cm.aclose()
+
+
+# --- a skill library ------------------------------------------------------------------------
+
+
+@BOTH
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_a_served_skill_context_lists_a_registered_skill_and_tells_the_client(mode: str) -> None:
+    """A client's turn 1 calls ``register_skill``: the server sends tools/list_changed, and the
+    list (turn 2) has the skill as a tool, which the client calls; the store records the run."""
+    from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
+
+    context, store = await make_context()
+    notes: list[str] = []
+
+    async def handle(message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            notes.append(message.method)
+
+    async with Client(build_server(context), message_handler=handle, mode=mode) as client:
+        with anyio.fail_after(STEP):
+            before = [tool.name for tool in (await client.list_tools()).tools]
+            saved = await client.call_tool("register_skill", REGISTRATION)
+            while not notes:
+                await anyio.sleep(0.01)
+            listed = {tool.name: tool for tool in (await client.list_tools()).tools}
+            called = await client.call_tool("two_units", SKILL_ARGUMENTS)
+            declarations = await client.read_resource(DECLARATIONS_URI)
+    assert before[0] == "execute_typescript" and "register_skill" in before and "two_units" not in before
+    assert not saved.is_error, saved
+    assert notes == ["notifications/tools/list_changed"]
+    assert "two_units" in listed and "skill_two_units" in (listed["execute_typescript"].description or "")
+    assert output(called) == {"success": True, "result": 8, "logs": []}
+    (text,) = declarations.contents
+    assert isinstance(text, types.TextResourceContents) and "skill_two_units" in text.text
+    assert await executions(store) == 1
+
+
+async def test_cli_serve_with_a_skills_store(tmp_path: Path) -> None:
+    """``codemode mcp serve --skills-store URL``: the management tools are listed; a skill
+    registered through them is stored, listed, and runs as a tool of its own."""
+    from codemode.skills import SQLiteSkillStore
+
+    url = f"sqlite:///{tmp_path / 'skills.db'}"
+    skill = {
+        "name": "double",
+        "description": "Twice a number.",
+        "code": "return input.n * 2",
+        "input_schema": {"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]},
+        "output_schema": {"type": "number"},
+    }
+    serve = codemode_cli("mcp", "serve", "--tools", "tests/cli_tools.py", "--skills-store", url)
+    with anyio.fail_after(90):
+        async with connected(serve) as session:
+            names = [tool.name for tool in (await session.list_tools()).tools]
+            assert {"execute_typescript", "search_skills", "register_skill", "update_skill"} <= set(names)
+            failed = await session.call_tool("register_skill", {"name": "double"})
+            assert failed.is_error and output(failed)["error"]["message"].startswith("register_skill: ")
+            assert not (await session.call_tool("register_skill", skill)).is_error
+            assert "double" in [tool.name for tool in (await session.list_tools()).tools]
+            assert output(await session.call_tool("double", {"n": 21}))["result"] == 42
+    stored = await SQLiteSkillStore(tmp_path / "skills.db").get("double")
+    assert stored is not None and stored.stats.executions == 1

@@ -20,6 +20,13 @@ Code mode over MCP servers: their tools become ``external_*`` functions of one
 
 The same from the command line: ``codemode mcp serve --tools my_tools`` and
 ``codemode mcp proxy -- mcp-server-time``.
+
+With a skill store (``serve(cm, skills_store=store)``, ``codemode mcp serve --skills-store
+URL``), the server also lists the skill management tools (``search_skills``, ``get_skill``,
+``register_skill``, ``update_skill``) and the store's skills as tools of their own, and
+programs call them as ``skill_<name>``. A skill registered through the server joins the list:
+the clients that listed the tools get ``notifications/tools/list_changed``. ``build_server``
+and the other ``serve_*`` functions take a :class:`~codemode.skills.SkillContext` the same way.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager, supp
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 import anyio
@@ -61,8 +68,21 @@ from ..approvals import Decision, approve, reject
 from ..code_mode import CodeMode, create_code_mode
 from ..execute_tool import ModelTool
 from ..prompt import TOOL_NAME
-from ..results import PendingCall
+from ..results import ExecutionResult, PendingCall
 from ..tools import InvalidArguments, Tool
+from ._sources import (
+    Source,
+    code_mode_of,
+    execute_tool_of,
+    executor_of,
+    is_skill_context,
+    listing,
+    prompt_of,
+    tools_of,
+)
+
+if TYPE_CHECKING:
+    from ..skills import SkillStore
 
 __all__ = [
     "BACKOFF",
@@ -102,9 +122,11 @@ _MAX_PAGES = 1000
 
 
 def build_server(
-    cm: CodeMode, *, name: str = "codemode", version: str | None = None, instructions: str | None = None
+    cm: Source, *, name: str = "codemode", version: str | None = None, instructions: str | None = None
 ) -> Server[Any]:
-    """An MCP server (SDK low-level ``Server``) offering ``cm.model_tools``.
+    """An MCP server (SDK low-level ``Server``) offering ``cm.model_tools`` (for a
+    :class:`~codemode.skills.SkillContext`: its tools, with its prompt; the server then
+    declares ``tools.listChanged`` and tells the clients when a registration changed them).
 
     ``execute_typescript``'s description is the code mode's system prompt (rules and the
     declarations of every function). Each call returns the model-facing JSON output as text
@@ -113,11 +135,14 @@ def build_server(
     Progress that upstream MCP tools report during a call (see :class:`McpProxy`) reaches the
     client as progress of that call, when the client sent a progress token.
     """
-    return _build_server(lambda: cm, name=name, version=version, instructions=instructions)
+    connections: weakref.WeakSet[Any] | None = weakref.WeakSet() if is_skill_context(cm) else None
+    return _build_server(
+        lambda: cm, name=name, version=version, instructions=instructions, connections=connections
+    )
 
 
 def _build_server(
-    current: Callable[[], CodeMode],
+    current: Callable[[], Source],
     *,
     name: str,
     version: str | None,
@@ -126,8 +151,9 @@ def _build_server(
 ) -> Server[Any]:
     """:func:`build_server` over the code mode ``current()`` returns at each request (the
     proxy's is rebuilt when an upstream's tools change). The connections that listed the
-    tools are added to ``connections``, when given, to be told of changes."""
-    listed: list[tuple[CodeMode, list[types.Tool]]] = []
+    tools are added to ``connections``, when given, to be told of changes; a tool call that
+    changes a skill context's tools (a skill registered) tells them."""
+    listed: list[tuple[Source, tuple[Any, ...], list[types.Tool]]] = []
     declarations = types.Resource(
         uri=DECLARATIONS_URI,
         name="declarations",
@@ -136,32 +162,54 @@ def _build_server(
         mime_type="text/typescript",
     )
 
-    def tools_of(cm: CodeMode) -> list[types.Tool]:
-        if not listed or listed[0][0] is not cm:
-            listed[:] = [(cm, [_mcp_tool(tool, cm) for tool in cm.model_tools])]
-        return listed[0][1]
+    def mcp_tools(source: Source) -> list[types.Tool]:
+        key = (*listing(source), prompt_of(source))
+        if not listed or listed[0][0] is not source or listed[0][1] != key:
+            listed[:] = [(source, key, [_mcp_tool(tool, source) for tool in tools_of(source)])]
+        return listed[0][2]
+
+    async def tools_changed(ctx: Any) -> None:
+        """Tell the calling client within its call (a stateless connection has no other way),
+        and the other clients that listed the tools on their connection."""
+        caller = getattr(ctx.session, "_connection", None)
+        try:
+            notification = types.ToolListChangedNotification()
+            await ctx.session.send_notification(notification, related_request_id=ctx.request_id)
+        except Exception as e:  # a client gone
+            logger.debug("could not send tools/list_changed: %s", e)
+        for connection in list(connections or ()):
+            if connection is caller:
+                continue
+            try:
+                await connection.send_tool_list_changed()
+            except Exception as e:  # a client gone
+                logger.debug("could not send tools/list_changed: %s", e)
 
     async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         # the connection outlives this request's session
         connection = getattr(ctx.session, "_connection", None)
         if connections is not None and hasattr(connection, "send_tool_list_changed"):
             connections.add(connection)
-        return types.ListToolsResult(tools=tools_of(current()))
+        return types.ListToolsResult(tools=mcp_tools(current()))
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        cm = current()
-        tool = next((t for t in cm.model_tools if t.name == params.name), None)
+        source = current()
+        tool = next((t for t in tools_of(source) if t.name == params.name), None)
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         call_id = None if ctx.request_id is None else str(ctx.request_id)
         code = (params.arguments or {}).get("typescriptCode")
+        cm = code_mode_of(source)
+        before = listing(source)
         token = _PROGRESS.set(_ProgressSink(ctx.session.report_progress))
         try:
-            if tool is cm.tool and cm.approvals is not None and isinstance(code, str):
-                return await _execute_with_approvals(cm, code, call_id, ctx, params)
+            if tool is execute_tool_of(source) and cm.approvals is not None and isinstance(code, str):
+                return await _execute_with_approvals(cm, executor_of(source), code, call_id, ctx, params)
             output = await tool.call(params.arguments or {}, tool_call_id=call_id)
         finally:
             _PROGRESS.reset(token)
+            if listing(source) != before:  # a skill registered (or a new version)
+                await tools_changed(ctx)
         return _call_result(output)
 
     async def list_resources(
@@ -172,7 +220,7 @@ def _build_server(
     async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
         if params.uri != DECLARATIONS_URI:
             raise MCPError(types.INVALID_PARAMS, f"Unknown resource: {params.uri}")
-        text = current().declarations
+        text = _declarations(current())
         contents = types.TextResourceContents(uri=DECLARATIONS_URI, mime_type="text/typescript", text=text)
         return types.ReadResourceResult(contents=[contents])
 
@@ -236,8 +284,23 @@ APPROVAL_SCHEMA: dict[str, Any] = {
 """What an approval elicitation asks the client's user for."""
 
 
+def _declarations(source: Source) -> str:
+    """The declarations of the functions programs call: a skill context's skills included."""
+    declarations = code_mode_of(source).declarations
+    if is_skill_context(source):
+        skills = source.runtime.declarations  # type: ignore[union-attr]
+        if skills:
+            declarations = f"{declarations.rstrip()}\n\n{skills}"
+    return declarations
+
+
 async def _execute_with_approvals(
-    cm: CodeMode, code: str, call_id: str | None, ctx: Any, params: types.CallToolRequestParams
+    cm: CodeMode,
+    execute: Callable[..., Awaitable[ExecutionResult]],
+    code: str,
+    call_id: str | None,
+    ctx: Any,
+    params: types.CallToolRequestParams,
 ) -> types.CallToolResult | types.InputRequiredResult:
     """Run ``code``; a pause for approval asks the client's user, one elicitation form per
     pending call, then resumes. On a connection with a back-channel the forms are sent within
@@ -249,7 +312,7 @@ async def _execute_with_approvals(
         decisions = _decisions_from(answers)
         result = await cm.resume(params.request_state, decisions)
     else:
-        result = await cm.execute(code, tool_call_id=call_id)
+        result = await execute(code, tool_call_id=call_id)
     elicitation = types.ClientCapabilities(elicitation=types.ElicitationCapability())
     while result.paused is not None and ctx.session.check_client_capability(elicitation):
         forms = {str(call.call_id): _approval_form(call) for call in result.paused.pending}
@@ -292,8 +355,8 @@ def _codemode_version() -> str:
         return ""
 
 
-def _mcp_tool(tool: ModelTool, cm: CodeMode) -> types.Tool:
-    description = cm.system_prompt if tool.name == TOOL_NAME else tool.description
+def _mcp_tool(tool: ModelTool, source: Source) -> types.Tool:
+    description = prompt_of(source) if tool.name == TOOL_NAME else tool.description
     return types.Tool(name=tool.name, description=description, input_schema=dict(tool.input_schema))
 
 
@@ -306,7 +369,7 @@ def _call_result(output: dict[str, Any]) -> types.CallToolResult:
     )
 
 
-async def serve_stdio(cm: CodeMode, **server_options: Any) -> None:
+async def serve_stdio(cm: Source, **server_options: Any) -> None:
     """Serve ``cm`` over this process's stdin/stdout until the client disconnects.
 
     ``server_options`` go to :func:`build_server` (``name``, ``version``, ``instructions``).
@@ -365,7 +428,7 @@ async def _lines(stream: BinaryIO) -> AsyncIterator[str]:
 
 
 def streamable_http_app(
-    cm: CodeMode, *, path: str = "/mcp", host: str = "127.0.0.1", **server_options: Any
+    cm: Source, *, path: str = "/mcp", host: str = "127.0.0.1", **server_options: Any
 ) -> Starlette:
     """An ASGI app serving ``cm`` over streamable HTTP at ``path`` (mount it or run it).
 
@@ -377,7 +440,7 @@ def streamable_http_app(
 
 
 async def serve_streamable_http(
-    cm: CodeMode,
+    cm: Source,
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -926,22 +989,53 @@ def load_servers_config(path: str | Path) -> dict[str, ServerSpec]:
 
 
 async def serve(
-    cm: CodeMode,
+    cm: Source,
     *,
     transport: str = "stdio",
     host: str = "127.0.0.1",
     port: int = 8000,
     path: str = "/mcp",
+    skills_store: SkillStore | str | None = None,
+    max_skills: int = 20,
     **server_options: Any,
 ) -> None:
     """Serve ``cm`` over ``transport``: ``"stdio"`` or ``"streamable-http"`` (on ``host``,
-    ``port`` and ``path``); ``server_options`` go to :func:`build_server`."""
+    ``port`` and ``path``); ``server_options`` go to :func:`build_server`.
+
+    ``skills_store`` (a :class:`~codemode.skills.SkillStore` or a store URL, see
+    :func:`codemode.skills.store_from_url`) serves the skill library too: the management
+    tools, and the ``max_skills`` most-run skills of the store as tools (and ``skill_*``
+    functions); skills registered while serving are added, and the clients told."""
+    if transport not in ("stdio", "streamable-http"):
+        raise ValueError(f"unknown transport {transport!r} (stdio or streamable-http)")
+    if skills_store is not None:
+        cm = await skills_context(code_mode_of(cm), skills_store, max_skills=max_skills)
     if transport == "stdio":
         await serve_stdio(cm, **server_options)
     elif transport == "streamable-http":
         await serve_streamable_http(cm, host=host, port=port, path=path, **server_options)
-    else:
-        raise ValueError(f"unknown transport {transport!r} (stdio or streamable-http)")
+
+
+async def skills_context(cm: CodeMode, store: SkillStore | str, *, max_skills: int = 20) -> Any:
+    """The :class:`~codemode.skills.SkillContext` a server offers over ``store`` (or a store
+    URL): the management tools and the ``max_skills`` skills with the most runs (there is no
+    conversation to select them from)."""
+    from ..skills import with_skills
+    from ..skills.url import store_from_url
+
+    if isinstance(store, str):
+        store = store_from_url(store)
+    return await with_skills(cm, store=store, messages=[], selector=_MostRun(), max_in_context=max_skills)
+
+
+@dataclass(frozen=True)
+class _MostRun:
+    """A skill selector without a conversation: the skills run most often (then by name)."""
+
+    async def select(self, store: SkillStore, messages: Sequence[Any], limit: int) -> list[Any]:
+        index = await store.list_index()
+        index.sort(key=lambda summary: (-summary.stats.executions, summary.name))
+        return index[: max(limit, 0)]
 
 
 async def serve_proxy(
