@@ -14,6 +14,12 @@ the ``execute_typescript`` tool call (``TOOL_CALL_START``/``ARGS``/``END``), the
 ``CUSTOM`` events as they happen, ``TOOL_CALL_RESULT`` and ``RUN_FINISHED``. A client that
 disconnects cancels the program. The tools are the demo store of ``codemode.demo``; build an app
 over your own with ``create_app(codemode.create_code_mode(tools))``.
+
+With skills, build it over a :class:`codemode.skills.SkillContext` (``create_app(await
+with_skills(cm, store=store, messages=...))``): programs call ``skill_<name>``, and a body
+``{"toolName": string, "arguments": object}`` runs another tool of the context as the model
+called it (``register_skill``, a skill as a tool of its own), with its events
+(``code_mode:skill_registered``...) in the stream.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from contextlib import aclosing
 from typing import Any
 
 import anyio
+from ag_ui.encoder import EventEncoder
 
 import codemode
 from codemode.demo import TOOLS
-from codemode.integrations.ag_ui import SSE_CONTENT_TYPE, sse_stream
+from codemode.integrations.ag_ui import SSE_CONTENT_TYPE, ag_ui_tool_events, sse_stream
+from codemode.skills import SkillContext
 
 Message = MutableMapping[str, Any]
 Scope = MutableMapping[str, Any]
@@ -49,19 +57,22 @@ class BadRequest(Exception):
         self.status = status
 
 
-def create_app(cm: codemode.CodeMode, *, path: str = "/execute") -> ASGIApp:
-    """An ASGI app serving ``POST {path}`` over ``cm``; it closes ``cm`` at lifespan shutdown."""
+def create_app(cm: codemode.CodeMode | SkillContext, *, path: str = "/execute") -> ASGIApp:
+    """An ASGI app serving ``POST {path}`` over ``cm`` (or a skill context); it closes the
+    code mode at lifespan shutdown."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(cm, receive, send)
+            await _lifespan(cm if isinstance(cm, codemode.CodeMode) else cm.runtime.cm, receive, send)
         elif scope["type"] == "http":
             await _http(cm, path, scope, receive, send)
 
     return app
 
 
-async def _http(cm: codemode.CodeMode, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def _http(
+    cm: codemode.CodeMode | SkillContext, path: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     try:
         if scope["path"] != path:
             raise BadRequest(404, "not found")
@@ -71,23 +82,40 @@ async def _http(cm: codemode.CodeMode, path: str, scope: Scope, receive: Receive
     except BadRequest as e:
         await _send_json(send, e.status, {"error": str(e)})
         return
-    chunks = sse_stream(
-        cm,
-        request["typescriptCode"],
-        tool_call_id=request.get("toolCallId") or f"call_{uuid.uuid4().hex}",
-        run_id=request.get("runId") or str(uuid.uuid4()),
-        thread_id=request.get("threadId") or str(uuid.uuid4()),
-    )
-    await _send_sse(chunks, receive, send)
+    ids = {
+        "tool_call_id": request.get("toolCallId") or f"call_{uuid.uuid4().hex}",
+        "run_id": request.get("runId") or str(uuid.uuid4()),
+        "thread_id": request.get("threadId") or str(uuid.uuid4()),
+    }
+    if "toolName" in request:
+        await _send_sse(
+            _encoded(ag_ui_tool_events(cm, request["toolName"], request["arguments"], **ids)), receive, send
+        )
+    else:
+        await _send_sse(sse_stream(cm, request["typescriptCode"], **ids), receive, send)
+
+
+async def _encoded(events: AsyncIterator[Any]) -> AsyncIterator[str]:
+    encoder = EventEncoder()
+    async with aclosing(events):
+        async for event in events:
+            yield encoder.encode(event)
 
 
 def _parse_request(body: bytes) -> dict[str, Any]:
-    """``{"typescriptCode": str, "toolCallId"?: str, "runId"?: str, "threadId"?: str}``."""
+    """``{"typescriptCode": str, "toolCallId"?: str, "runId"?: str, "threadId"?: str}``, or
+    ``{"toolName": str, "arguments": object, ...}``."""
     try:
         request = json.loads(body)
     except ValueError as e:
         raise BadRequest(400, f"the body is not JSON: {e}") from e
-    if not isinstance(request, dict) or not isinstance(request.get("typescriptCode"), str):
+    if not isinstance(request, dict):
+        raise BadRequest(422, 'the body must be {"typescriptCode": string}')
+    if "toolName" in request:
+        if not isinstance(request["toolName"], str) or not isinstance(request.get("arguments", {}), dict):
+            raise BadRequest(422, 'a tool call is {"toolName": string, "arguments": object}')
+        request.setdefault("arguments", {})
+    elif not isinstance(request.get("typescriptCode"), str):
         raise BadRequest(422, 'the body must be {"typescriptCode": string}')
     for key in ("toolCallId", "runId", "threadId"):
         if not isinstance(request.get(key, ""), str):

@@ -479,3 +479,58 @@ async def test_a_paused_program_ends_the_run_with_interrupts_that_resume_it(
     assert shop.REFUNDED == ["o-1", "o-2"]
     with pytest.raises(codemode.ResumeError):  # the same answers again: the pause was spent
         await _collect(ag_ui_resume(cm, answers, tool_call_id="tc1"))
+
+
+# --- skills ---------------------------------------------------------------------------------
+
+
+async def test_example_endpoint_over_a_skill_context_registers_then_calls_a_skill() -> None:
+    """Turn 1 posts the model's ``register_skill`` call: the stream is the tool call with the
+    ``code_mode:skill_registered`` event passing through. Turn 2 posts the new skill's direct
+    call, then a program calling ``skill_two_units``; the store records both runs."""
+    from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
+
+    context, store = await make_context()
+    app = _load_example().create_app(context)
+    turns = [
+        {"toolName": "register_skill", "arguments": REGISTRATION, "toolCallId": "c1"},
+        {"toolName": "two_units", "arguments": SKILL_ARGUMENTS, "toolCallId": "c2"},
+        {"typescriptCode": "return await skill_two_units({ sku: 'A-1' })", "toolCallId": "c3"},
+    ]
+    streams = []
+    for body in turns:
+        response = await _request(app, json.dumps(body).encode())
+        assert response.status == 200 and response.complete
+        streams.append(_parse_sse(response.body.decode()))
+    registered, direct, program = streams
+    assert [e["type"] for e in registered[:4]] == [
+        "RUN_STARTED",
+        "TOOL_CALL_START",
+        "TOOL_CALL_ARGS",
+        "TOOL_CALL_END",
+    ]
+    assert registered[1]["toolCallName"] == "register_skill"
+    assert json.loads(registered[2]["delta"]) == REGISTRATION
+    custom = [e for e in registered if e["type"] == "CUSTOM"]
+    assert "code_mode:skill_registered" in [e["name"] for e in custom]
+    assert {e["value"]["toolCallId"] for e in custom} == {"c1"}
+    assert json.loads(registered[-2]["content"])["success"] is True
+    assert direct[1]["toolCallName"] == "two_units"
+    assert json.loads(direct[-2]["content"]) == {"success": True, "result": 8, "logs": []}
+    assert json.loads(program[-2]["content"])["result"] == 5
+    assert await executions(store) == 2
+
+
+async def test_ag_ui_tool_events_name_the_tool_and_report_errors() -> None:
+    from codemode.integrations.ag_ui import ag_ui_events, ag_ui_tool_events
+
+    from .skill_turns import make_context
+
+    context, _ = await make_context()
+    events = [e async for e in ag_ui_tool_events(context, "register_skill", {"name": "x"}, tool_call_id="c1")]
+    output = json.loads(events[-1].content)
+    assert output["success"] is False and output["error"]["message"].startswith("register_skill: ")
+    with pytest.raises(KeyError, match="two_units"):
+        [e async for e in ag_ui_tool_events(context, "two_units", {}, tool_call_id="c2", run_id="r")]
+    with pytest.raises(TypeError, match="limit overrides"):
+        [e async for e in ag_ui_events(context, "return 1", tool_call_id="c3", timeout=1)]

@@ -25,6 +25,12 @@ serving only this execution needs); without either, no run events are emitted an
 be embedded in the caller's own run. A program that fails (syntax, runtime, tool, timeout ...)
 still ends the run with ``RUN_FINISHED``: the failure is the tool's result, which the model reads.
 ``RUN_ERROR`` is only for an exception on the host, which is then re-raised.
+
+With skills, pass a request's :class:`~codemode.skills.SkillContext` instead of the code mode:
+programs then call ``skill_<name>``, and :func:`ag_ui_tool_events` runs any other tool the
+context offers (``register_skill`` and the other management tools, a skill as a tool of its
+own) with the same lifecycle, its events (``code_mode:skill_registered``, ...) passing through
+as ``CUSTOM`` events.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime, timezone
 from typing import Any
@@ -62,12 +68,20 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     ) from e
 
 from ..approvals import Decision, ResumeError, approve, override, reject
-from ..code_mode import CodeMode
 from ..events import Event, EventCallback, now_ms
 from ..prompt import TOOL_NAME
 from ..results import ExecutionResult, Paused
+from ._sources import Source, code_mode_of, executor_of, is_skill_context, tools_of
 
-__all__ = ["DECISION_SCHEMA", "SSE_CONTENT_TYPE", "ag_ui_events", "ag_ui_resume", "sse_stream", "to_ag_ui"]
+__all__ = [
+    "DECISION_SCHEMA",
+    "SSE_CONTENT_TYPE",
+    "ag_ui_events",
+    "ag_ui_resume",
+    "ag_ui_tool_events",
+    "sse_stream",
+    "to_ag_ui",
+]
 
 SSE_CONTENT_TYPE: str = EventEncoder().get_content_type()
 """The ``Content-Type`` of :func:`sse_stream`'s output (``text/event-stream``)."""
@@ -86,7 +100,7 @@ def to_ag_ui(event: Event) -> CustomEvent:
 
 
 async def ag_ui_events(
-    cm: CodeMode,
+    cm: Source,
     code: str,
     *,
     tool_call_id: str,
@@ -104,11 +118,16 @@ async def ag_ui_events(
     tool output as a JSON string). Given ``run_id`` or ``thread_id`` (the other is then a new
     UUID), everything is wrapped in ``RUN_STARTED`` ... ``RUN_FINISHED`` (``RUN_ERROR`` if the host
     raises, before the exception propagates). ``limit_overrides`` (``timeout=``,
-    ``memory_limit_mb=``, ...) apply to this execution, as in ``cm.execute``.
+    ``memory_limit_mb=``, ...) apply to this execution, as in ``cm.execute``. ``cm`` may be a
+    :class:`~codemode.skills.SkillContext`: the program then runs with its skills (no limit
+    overrides there: the code mode's limits apply).
     """
+    if limit_overrides and is_skill_context(cm):
+        raise TypeError("limit overrides apply to a CodeMode's execute, not to a SkillContext's")
+    execute = executor_of(cm)
 
     def start(on_event: EventCallback) -> Awaitable[ExecutionResult]:
-        return cm.execute(code, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides)
+        return execute(code, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides)
 
     def opening() -> list[BaseEvent]:
         return _tool_call_opening(code, tool_call_id, parent_message_id) if lifecycle else []
@@ -117,8 +136,58 @@ async def ag_ui_events(
         yield event
 
 
+async def ag_ui_tool_events(
+    source: Source,
+    name: str,
+    arguments: Mapping[str, Any],
+    *,
+    tool_call_id: str,
+    run_id: str | None = None,
+    thread_id: str | None = None,
+    lifecycle: bool = True,
+    parent_message_id: str | None = None,
+) -> AsyncIterator[BaseEvent]:
+    """Run the model's call of the tool ``name`` of ``source`` (a code mode's
+    ``model_tools``, or a skill context's ``tools``: ``register_skill``, a skill as a tool...)
+    and yield its events as :func:`ag_ui_events` does: the tool call (named ``name``, its
+    arguments as JSON), the ``CUSTOM`` events of what it runs, ``TOOL_CALL_RESULT`` (the tool's
+    output). ``execute_typescript`` with its code is :func:`ag_ui_events`. A name ``source``
+    does not offer raises ``KeyError`` (``RUN_ERROR`` first, in a run)."""
+    code = arguments.get("typescriptCode")
+    if name == TOOL_NAME and isinstance(code, str):
+        events = ag_ui_events(
+            source,
+            code,
+            tool_call_id=tool_call_id,
+            run_id=run_id,
+            thread_id=thread_id,
+            lifecycle=lifecycle,
+            parent_message_id=parent_message_id,
+        )
+        async with aclosing(events):
+            async for event in events:
+                yield event
+        return
+
+    async def start(on_event: EventCallback) -> dict[str, Any]:
+        tool = next((tool for tool in tools_of(source) if tool.name == name), None)
+        if tool is None:
+            raise KeyError(
+                f"there is no tool {name!r}; the tools are: {', '.join(t.name for t in tools_of(source))}"
+            )
+        return await tool.call(dict(arguments), tool_call_id=tool_call_id, on_event=on_event)
+
+    def opening() -> list[BaseEvent]:
+        if not lifecycle:
+            return []
+        return _tool_call_opening(dict(arguments), tool_call_id, parent_message_id, name)
+
+    async for event in _run(start, opening, tool_call_id, lifecycle, run_id, thread_id):
+        yield event
+
+
 async def ag_ui_resume(
-    cm: CodeMode,
+    cm: Source,
     resume: Sequence[ResumeEntry],
     *,
     tool_call_id: str,
@@ -137,16 +206,17 @@ async def ag_ui_resume(
     (as ``RUN_ERROR`` first, in a run) for answers that do not resume a pause.
     """
     token, decisions = _decisions_of(resume)
+    code_mode = code_mode_of(cm)  # a paused run of a skill context resumes with its skills
 
     def start(on_event: EventCallback) -> Awaitable[ExecutionResult]:
-        return cm.resume(token, decisions, on_event=on_event)
+        return code_mode.resume(token, decisions, on_event=on_event)
 
     async for event in _run(start, list, tool_call_id, lifecycle, run_id, thread_id):
         yield event
 
 
 async def _run(
-    start: Callable[[EventCallback], Awaitable[ExecutionResult]],
+    start: Callable[[EventCallback], Awaitable[ExecutionResult | dict[str, Any]]],
     opening: Callable[[], list[BaseEvent]],
     tool_call_id: str,
     lifecycle: bool,
@@ -180,7 +250,7 @@ async def _run(
 
 
 async def sse_stream(
-    cm: CodeMode,
+    cm: Source,
     code: str,
     *,
     tool_call_id: str,
@@ -212,14 +282,17 @@ async def sse_stream(
 
 
 async def _execution_events(
-    start: Callable[[EventCallback], Awaitable[ExecutionResult]],
+    start: Callable[[EventCallback], Awaitable[ExecutionResult | dict[str, Any]]],
     tool_call_id: str,
     lifecycle: bool,
     paused: list[Paused],
 ) -> AsyncIterator[BaseEvent]:
     """The execution's custom events as they happen, then its ``TOOL_CALL_RESULT`` (when asked
-    and the program did not pause: a paused one is appended to ``paused``)."""
-    send, receive = anyio.create_memory_object_stream[Event | ExecutionResult | BaseException](math.inf)
+    and the program did not pause: a paused one is appended to ``paused``). ``start`` gives an
+    execution's result, or a tool's output (a dict)."""
+    send, receive = anyio.create_memory_object_stream[
+        Event | ExecutionResult | dict[str, Any] | BaseException
+    ](math.inf)
 
     async def run() -> None:
         async with send:
@@ -235,12 +308,15 @@ async def _execution_events(
             if isinstance(item, BaseException):
                 failure = item
                 break
-            if not isinstance(item, ExecutionResult):
+            if isinstance(item, Event):
                 yield to_ag_ui(item)
+            elif isinstance(item, dict):
+                if lifecycle:
+                    yield _tool_call_result(item, tool_call_id)
             elif item.paused is not None:
                 paused.append(item.paused)
             elif lifecycle:
-                yield _tool_call_result(item, tool_call_id)
+                yield _tool_call_result(item.to_tool_output(), tool_call_id)
     if failure is not None:
         raise failure
 
@@ -301,28 +377,32 @@ def _decisions_of(resume: Sequence[ResumeEntry]) -> tuple[str, dict[int | str, D
     return token, decisions
 
 
-def _tool_call_opening(code: str, tool_call_id: str, parent_message_id: str | None) -> list[BaseEvent]:
-    """``TOOL_CALL_START``, the arguments in one ``TOOL_CALL_ARGS``, and ``TOOL_CALL_END``."""
+def _tool_call_opening(
+    code: str | dict[str, Any], tool_call_id: str, parent_message_id: str | None, name: str = TOOL_NAME
+) -> list[BaseEvent]:
+    """``TOOL_CALL_START``, the arguments (``code`` for execute_typescript, else the tool's
+    arguments) in one ``TOOL_CALL_ARGS``, and ``TOOL_CALL_END``."""
     timestamp = _now()
+    arguments = {"typescriptCode": code} if isinstance(code, str) else code
     return [
         ToolCallStartEvent(
             tool_call_id=tool_call_id,
-            tool_call_name=TOOL_NAME,
+            tool_call_name=name,
             parent_message_id=parent_message_id,
             timestamp=timestamp,
         ),
         ToolCallArgsEvent(
             tool_call_id=tool_call_id,
-            delta=json.dumps({"typescriptCode": code}, ensure_ascii=False),
+            delta=json.dumps(_json_safe(arguments), ensure_ascii=False),
             timestamp=timestamp,
         ),
         ToolCallEndEvent(tool_call_id=tool_call_id, timestamp=timestamp),
     ]
 
 
-def _tool_call_result(result: ExecutionResult, tool_call_id: str) -> ToolCallResultEvent:
-    """The model-facing output of the execution, as a new tool message."""
-    content = json.dumps(_json_safe(result.to_tool_output()), ensure_ascii=False)
+def _tool_call_result(output: dict[str, Any], tool_call_id: str) -> ToolCallResultEvent:
+    """The model-facing output of the execution (or tool), as a new tool message."""
+    content = json.dumps(_json_safe(output), ensure_ascii=False)
     return ToolCallResultEvent(
         message_id=str(uuid.uuid4()),
         tool_call_id=tool_call_id,
