@@ -686,6 +686,10 @@ def _report(error: BaseException, debug: bool) -> int:
     return int(code)
 
 
+_SERVERS = frozenset({"mcp", "playground"})
+"""Commands that serve until stopped (SIGPIPE stays ignored, see :func:`main`)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``codemode`` console script: the exit code of the command.
 
@@ -697,10 +701,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _build_parser()
         args = parser.parse_args(words)
-        if argv is None and hasattr(signal, "SIGPIPE"):
+        if argv is None and hasattr(signal, "SIGPIPE") and args.command not in _SERVERS:
             # Run as the program: `codemode ... | head` ends quietly. Called from Python (argv
             # given), the host's own SIGPIPE handling stays as it is: with the default action, a
-            # write to a worker's closed pipe would kill the host.
+            # write to a worker's closed pipe would kill the host. Servers keep Python's too:
+            # a late write to a pipe their shutdown closed (the event loop's signal wake-up on
+            # Ctrl-C) is an error they handle, not a death by SIGPIPE.
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         handler: Callable[[argparse.Namespace], int] = args.handler
         return int(handler(args))
