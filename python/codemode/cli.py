@@ -701,7 +701,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = _build_parser()
         args = parser.parse_args(words)
-        if argv is None and hasattr(signal, "SIGPIPE") and args.command not in _SERVERS:
+        subcommand = next((word for word in words if not word.startswith("-")), "")
+        if argv is None and hasattr(signal, "SIGPIPE") and subcommand not in _SERVERS:
             # Run as the program: `codemode ... | head` ends quietly. Called from Python (argv
             # given), the host's own SIGPIPE handling stays as it is: with the default action, a
             # write to a worker's closed pipe would kill the host. Servers keep Python's too:
