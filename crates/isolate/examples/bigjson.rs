@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use isolate::{Execution, Limits, Settles, Status};
 
-/// The W7 orders (benches/workloads/tools.json, `data.orders.generator`) as JSON text.
+/// The W7 orders (python/codemode/bench/workloads/tools.json, `data.orders.generator`) as JSON text.
 fn orders_json(count: usize) -> String {
     const STATUSES: [&str; 4] = ["pending", "shipped", "delivered", "returned"];
     let orders: Vec<String> = (0..count)

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use tsstrip::{code_frame, strip, Diagnostic, Stripped};
 
 /// The corpus: the crate's own programs (`tests/corpus`) plus the shared workload programs the
-/// benchmarks run (`benches/workloads`), named `workload-*`, `feature-*` and `limits-*`.
+/// benchmarks run (`python/codemode/bench/workloads`), named `workload-*`, `feature-*` and `limits-*`.
 fn corpus_sources() -> Vec<(&'static str, PathBuf)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let workloads = root.join("../../benches/workloads");
+    let workloads = root.join("../../python/codemode/bench/workloads");
     vec![
         ("", root.join("tests/corpus")),
         ("workload-", workloads.clone()),
