@@ -323,3 +323,25 @@ async def test_a_run_paused_here_resumes_in_another_process(persistent_location:
         cm = codemode.create_code_mode(shop.TOOLS, execution_store=store, approval_key=shop.KEY)
         with pytest.raises(codemode.ResumeError):
             await cm.resume(first.paused.token, {5: codemode.approve(), 6: codemode.approve()})
+
+
+async def test_a_program_that_takes_the_replay_channels_name_cannot_pause(
+    cm: codemode.CodeMode, store: MemoryExecutionStore
+) -> None:
+    """The attack: a hoisted declaration named like the report channel runs instead of the
+    deterministic prelude (it gets the seed, Math.random stays unseeded), so a resume would
+    silently differ. Its first call fails the run clearly, before any tool runs."""
+    code = """
+    function __codemode_channel(seed: number) { (globalThis as any).leak = seed }
+    const r = Math.random()
+    await external_refund({ order_id: "o-3", amount: 900 })
+    return r
+    """
+    result = await cm.execute(code)
+    assert result.paused is None and result.error is not None
+    assert (
+        result.error.name == "ReplayDivergenceError"
+        and "__codemode_channel is reserved" in result.error.message
+    )
+    assert shop.REFUNDED == [] and await store.list() == []
+    assert (await cm.execute(shop.REFUND_ALL)).paused is not None  # the next execution works

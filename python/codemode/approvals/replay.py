@@ -59,6 +59,10 @@ MAX_CLOCK_VALUES = 100_000
 """``Date`` readings recorded per run; later ones are not replayed."""
 DEFAULT_TOKEN_TTL = 24 * 3600.0
 _perf_counter = time.perf_counter
+HIJACKED = (
+    "__codemode_channel is reserved: the program declares it, so the run could not be made "
+    "deterministic and cannot pause or resume (rename that declaration)"
+)
 TIMER_SLACK_MS = 2000
 """How long past its logged time a replay waits for a timer before it calls the run diverged."""
 
@@ -78,7 +82,7 @@ class ResumeError(ValueError):
 # -- the program, made deterministic ------------------------------------------------------
 
 DETERMINISTIC_JS = (
-    "(function (channel) { return function deterministic(seed, clock, max) {"
+    "(function (channel) { return function deterministic(seed, clock, max) { channel('s');"
     " let a = seed >>> 0, b = Math.floor(seed / 4294967296) ^ 0x9e3779b9, c = 0x243f6a88, d = 0xb7e15162;"
     " const next = () => { a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0; let t = (a + b) | 0;"
     " a = b ^ (b >>> 9); b = (c + (c << 3)) | 0; c = (c << 21) | (c >>> 11); d = (d + 1) | 0;"
@@ -167,6 +171,7 @@ class Replay:
         self.from_log: set[int] = set()  # calls answered from the log
         self.waiting: list[_Call] = []  # new calls that wait for a decision
         self.diverged: str | None = None
+        self.seeded = False  # the deterministic prelude ran (a program can take its name first)
         self.paused = False
         self.scope: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None  # made when something waits for a change
@@ -221,7 +226,9 @@ class Replay:
     def on_report(self, line: str) -> Event | None:
         """The program's report channel: the ``Date`` readings it makes past the log
         (``d <ms>``), and its timers as they fire (``t <k>``, ``k`` counting its timers)."""
-        if line.startswith("t "):
+        if line == "s":
+            self.seeded = True
+        elif line.startswith("t "):
             try:
                 self._fired(int(line[2:]))
             except ValueError:
@@ -259,6 +266,8 @@ class Replay:
         return [*self.record.timers, *self.new_timers]
 
     async def call(self, binding: ToolBinding, args: Any, run: Callable[[Any], Awaitable[Any]]) -> Any:
+        if not self.seeded:
+            await self._diverge(HIJACKED)
         self.made += 1
         index = CALL_ID.get()  # the program's numbering of its calls, whatever order they start in
         logged = self.logged.get(index)
@@ -404,7 +413,8 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
         # The common case inline (this runs for every call): a call past the log that needs
         # no decision runs now, its outcome recorded; anything else goes through ``call``.
         index = CALL_ID.get()
-        if replay.log_only or index in replay.logged or (needs_approval and binding.needs_approval(args)):
+        slow = replay.log_only or not replay.seeded or index in replay.logged
+        if slow or (needs_approval and binding.needs_approval(args)):
             return await replay.call(binding, args, run)
         replay.made += 1
         record = _Call(index, name, args)

@@ -765,7 +765,7 @@ class SkillRuntime:
                 await outcome
 
         def report(line: str) -> Event | None:
-            if line.startswith(("d ", "t ")):
+            if line == "s" or line.startswith(("d ", "t ")):
                 return on_clock(line) if on_clock is not None else None
             return tally.report(line)
 
