@@ -46,7 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
 V8_ADDON = ROOT / "python" / "codemode" / "v8" / "engine"
-MAX_WHEEL_BYTES = 6 * 1024 * 1024
+MAX_WHEEL_BYTES = 6_000_000
+"""The budget of a wheel: 6 MB (decimal, as pip and PyPI print sizes)."""
 BUILD_TOOLS = ("maturin==1.16.0", "ziglang==0.13.0.post1")
 CHECK_TOOLS = ("auditwheel==6.8.2",)
 CONSTRAINTS = ROOT / "constraints.txt"
