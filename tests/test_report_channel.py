@@ -19,7 +19,9 @@ TAKE = "const ch = __codemode_channel; __codemode_channel = undefined;"
 
 async def context(driver: codemode.IsolateDriver, **limits: Any) -> codemode.IsolateContext:
     bindings = {tool.name: tool for tool in make_tools()}
-    return await driver.create_context(bindings=bindings, timeout=10.0, memory_limit_mb=64, **limits)
+    return await driver.create_context(
+        bindings=bindings, limits=codemode.Limits(timeout=10.0, memory_limit_mb=64, **limits)
+    )
 
 
 async def test_reports_arrive_in_order_outside_the_console(driver: codemode.IsolateDriver) -> None:
@@ -49,7 +51,9 @@ async def test_reports_are_live(driver: codemode.IsolateDriver) -> None:
         return {}
 
     tool = codemode.Tool.from_schema("probe", "records what was reported", {"type": "object"}, None, probe)
-    ctx = await driver.create_context(bindings={"probe": tool}, timeout=10.0, memory_limit_mb=64)
+    ctx = await driver.create_context(
+        bindings={"probe": tool}, limits=codemode.Limits(timeout=10.0, memory_limit_mb=64)
+    )
     result = await ctx.execute(
         TAKE + "ch('started'); await external_probe({}); return 1", on_report=reports.append
     )

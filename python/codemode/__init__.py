@@ -10,15 +10,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._core import TypeScriptSyntaxError
 from .code_mode import CodeMode, compile_typescript, create_code_mode
 from .decorators import PydanticTool, tool
 from .driver import IsolateContext, IsolateDriver, Program
+from .errors import (
+    CodemodeError,
+    InvalidArguments,
+    InvalidArgumentsError,
+    InvalidSchemaError,
+    TypeScriptSyntaxError,
+)
 from .events import Event, EventCallback
-from .limits import Limits
+from .limits import LimitOverrides, Limits
 from .quickjs import QuickJSContext, QuickJSDriver
-from .results import ErrorKind, ExecutionError, ExecutionResult, Paused, PendingCall
-from .tools import InvalidArguments, Tool, ToolBinding, js_identifier
+from .results import ErrorKind, ExecutionError, ExecutionResult, Frame, Paused, PendingCall
+from .tools import Tool, ToolBinding, js_identifier
 
 if TYPE_CHECKING:
     from .approvals import InvalidResumeToken, ResumeError, approve, override, reject
@@ -57,15 +63,20 @@ __all__ = [
     "CloudflareContext",
     "CloudflareDriver",
     "CodeMode",
+    "CodemodeError",
     "ErrorKind",
     "Event",
     "EventCallback",
     "ExecutionError",
     "ExecutionResult",
+    "Frame",
     "InvalidArguments",
+    "InvalidArgumentsError",
     "InvalidResumeToken",
+    "InvalidSchemaError",
     "IsolateContext",
     "IsolateDriver",
+    "LimitOverrides",
     "Limits",
     "Paused",
     "PendingCall",

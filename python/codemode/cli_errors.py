@@ -34,6 +34,8 @@ import enum
 import sqlite3
 import sys
 
+from .errors import CodemodeError
+
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup  # anyio's dependency there
 
@@ -54,7 +56,7 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-class CliError(Exception):
+class CliError(CodemodeError):
     """A mistake the command recognized: ``message`` is the one line to print (it says what
     to do), ``code`` the exit code. A message that does not start with ``codemode`` gets the
     ``codemode: `` prefix when printed."""

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+from typing_extensions import Unpack
 
 from . import _core
 from .driver import IsolateContext, IsolateDriver, Program, program_text
+from .errors import TypeScriptSyntaxError
 from .events import Event, EventCallback, now_ms
 from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool
-from .limits import Limits
+from .limits import LimitOverrides, Limits
 from .prompt import compact_system_prompt, system_prompt
 from .results import ExecutionError, ExecutionResult
 from .tools import ToolBinding, index_tools
@@ -39,9 +41,12 @@ def unfence(code: str) -> str:
 
 
 def compile_typescript(typescript: str) -> Program:
-    """Strip the types of a program body; raises ``_core.TypeScriptSyntaxError``."""
+    """Strip the types of a program body; raises :class:`codemode.TypeScriptSyntaxError`."""
     typescript = program_text(typescript)
-    stripped = _core.strip_types(typescript)
+    try:
+        stripped = _core.strip_types(typescript)
+    except _core.TypeScriptSyntaxError as e:
+        raise TypeScriptSyntaxError(*e.args) from None
     return Program(stripped.javascript, typescript, None if stripped.positions_preserved else stripped)
 
 
@@ -103,19 +108,7 @@ class CodeMode:
 
     async def _get_context(self) -> IsolateContext:
         if self._context is None:
-            limits = self.limits
-            self._context = await self.driver.create_context(
-                bindings=self.tools,
-                timeout=limits.timeout,
-                memory_limit_mb=limits.memory_limit_mb,
-                stack_limit_kb=limits.stack_limit_kb,
-                max_tool_calls=limits.max_tool_calls,
-                max_concurrent_tool_calls=limits.max_concurrent_tool_calls,
-                max_log_bytes=limits.max_log_bytes,
-                max_log_lines=limits.max_log_lines,
-                log_overflow=limits.log_overflow,
-                max_result_bytes=limits.max_result_bytes,
-            )
+            self._context = await self.driver.create_context(bindings=self.tools, limits=self.limits)
         return self._context
 
     async def execute(
@@ -124,7 +117,7 @@ class CodeMode:
         *,
         tool_call_id: str | None = None,
         on_event: EventCallback | None = None,
-        **limit_overrides: Any,
+        **limit_overrides: Unpack[LimitOverrides],
     ) -> ExecutionResult:
         """Run a TypeScript program body (top-level ``await``/``return``) and return its result.
 
@@ -132,6 +125,8 @@ class CodeMode:
         apply to this execution only. Code wrapped in a markdown fence runs as the code inside
         (:func:`unfence`).
         """
+        if limit_overrides:
+            self.limits.with_overrides(**limit_overrides)  # a misspelt or invalid limit raises here
         code = unfence(code)
         if self.tracer is not None:
             from .tracing import traced_execution
@@ -145,7 +140,7 @@ class CodeMode:
         code: str,
         tool_call_id: str | None,
         on_event: EventCallback | None,
-        limit_overrides: dict[str, Any],
+        limit_overrides: LimitOverrides,
     ) -> ExecutionResult:
         if self.approvals is not None:
             return await self.approvals.execute(
@@ -154,7 +149,7 @@ class CodeMode:
         started = time.perf_counter()
         try:
             program = compile_typescript(code)
-        except _core.TypeScriptSyntaxError as e:
+        except TypeScriptSyntaxError as e:
             return await _syntax_failure(e, started, tool_call_id, on_event, len(code))
         return await self.execute_program(
             program, tool_call_id=tool_call_id, on_event=on_event, **limit_overrides
@@ -168,20 +163,20 @@ class CodeMode:
         on_event: EventCallback | None = None,
         on_report: Callable[[str], Event | None] | None = None,
         library: str | None = None,
-        **limit_overrides: Any,
+        **limit_overrides: Unpack[LimitOverrides],
     ) -> ExecutionResult:
         """Run a compiled program in a fresh sandbox (``execute`` compiles, then calls this).
         ``on_report`` opens the report channel and ``library`` is a host library the program
         gets instead of it (see :meth:`IsolateContext.execute`); skills run this way."""
         context = await self._get_context()
-        kwargs: dict[str, Any] = {"on_event": on_event, "tool_call_id": tool_call_id}
-        if limit_overrides:
-            kwargs["limits"] = self.limits.with_overrides(**limit_overrides)
-        if on_report is not None:
-            kwargs["on_report"] = on_report
-        if library is not None:
-            kwargs["library"] = library
-        return await context.execute(program, **kwargs)
+        return await context.execute(
+            program,
+            on_event=on_event,
+            tool_call_id=tool_call_id,
+            limits=self.limits.with_overrides(**limit_overrides) if limit_overrides else None,
+            on_report=on_report,
+            library=library,
+        )
 
     async def resume(
         self,
@@ -209,7 +204,7 @@ class CodeMode:
         return await resume()
 
     async def stream(
-        self, code: str, *, tool_call_id: str | None = None, **limit_overrides: Any
+        self, code: str, *, tool_call_id: str | None = None, **limit_overrides: Unpack[LimitOverrides]
     ) -> AsyncIterator[Event | ExecutionResult]:
         """Run ``code`` and yield its live events as they happen, then the result."""
         send, receive = anyio.create_memory_object_stream[Event | ExecutionResult](math.inf)
@@ -226,9 +221,17 @@ class CodeMode:
             async for item in receive:
                 yield item
 
-    def execute_sync(self, code: str, **kwargs: Any) -> ExecutionResult:
+    def execute_sync(
+        self,
+        code: str,
+        *,
+        tool_call_id: str | None = None,
+        on_event: EventCallback | None = None,
+        **limit_overrides: Unpack[LimitOverrides],
+    ) -> ExecutionResult:
         """Blocking convenience for scripts (runs its own event loop); prefer ``execute``."""
-        return anyio.run(functools.partial(self.execute, code, **kwargs))
+        run = functools.partial(self.execute, code, tool_call_id=tool_call_id, on_event=on_event)
+        return anyio.run(functools.partial(run, **limit_overrides))
 
     async def aclose(self) -> None:
         """Dispose the underlying context (idempotent)."""
@@ -237,13 +240,13 @@ class CodeMode:
 
 
 async def _syntax_failure(
-    e: _core.TypeScriptSyntaxError,
+    e: TypeScriptSyntaxError,
     started: float,
     tool_call_id: str | None,
     on_event: EventCallback | None,
     code_length: int = 0,
 ) -> ExecutionResult:
-    message, line, column, frame = e.args
+    message, line, column, frame = e.message, e.line, e.column, e.frame
     duration_ms = (time.perf_counter() - started) * 1000
     error = ExecutionError(
         kind="syntax", name="SyntaxError", message=message, line=line, column=column, frame=frame
@@ -271,21 +274,22 @@ def create_code_mode(
     tools: Sequence[ToolBinding],
     *,
     driver: IsolateDriver | None = None,
-    timeout: float = 30.0,
-    memory_limit_mb: float = 128,
+    limits: Limits | None = None,
     prompt: Literal["full", "compact"] = "full",
     execution_store: ExecutionStore | None = None,
     approval_key: bytes | str | None = None,
     token_ttl: float = 24 * 3600.0,
     tracer_provider: Any | None = None,
     record_runs: bool = False,
-    **limits: Any,
+    **limit_overrides: Unpack[LimitOverrides],
 ) -> CodeMode:
     """Build a code mode over ``tools`` (default driver: :class:`codemode.QuickJSDriver`).
 
+    Limits: ``limits`` (default ``Limits()``), with any of its fields changed by keyword
+    (``timeout=5``, ``memory_limit_mb=64``, ...: :class:`codemode.LimitOverrides`).
+
     ``prompt="compact"`` keeps only names and one-line descriptions in the system prompt and
-    adds a discovery tool returning declarations on demand (for large tool sets). Further
-    keyword arguments set other :class:`codemode.Limits` fields.
+    adds a discovery tool returning declarations on demand (for large tool sets).
 
     Approvals: when a tool ``requires_approval`` (or an ``execution_store`` is given), an
     execution that calls it pauses (``result.paused``) and :meth:`CodeMode.resume` continues
@@ -319,7 +323,7 @@ def create_code_mode(
     return CodeMode(
         tools,
         driver,
-        Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits),
+        (limits or Limits()).with_overrides(**limit_overrides),
         prompt=prompt,
         approvals=approvals,
         tracer=tracer,

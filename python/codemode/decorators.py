@@ -28,13 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .tools import ApprovalRule, InvalidArguments, Tool, js_identifier
+from .errors import InvalidArgumentsError
+from .tools import ApprovalRule, Tool, js_identifier
 
 logger = logging.getLogger("codemode")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_MAX_ERRORS = 10  # problems listed in an InvalidArguments message
+_MAX_ERRORS = 10  # problems listed in an InvalidArgumentsError message
 _MAX_PREVIEW = 40  # characters of a bad value quoted in it
 _NO_OUTPUT_TYPES: tuple[Any, ...] = (None, type(None), Any, inspect.Signature.empty)
 # orjson serialises these natively; passed through (so that it fails) they mark a value to convert
@@ -78,7 +79,7 @@ class PydanticTool(Tool):
             raise TypeError(f"tool {self.name!r}: a PydanticTool needs an input_model")
 
     def validate(self, args: Any) -> BaseModel:
-        """``args`` as an ``input_model`` instance; raises InvalidArguments naming each problem."""
+        """``args`` as an ``input_model`` instance; raises InvalidArgumentsError naming each problem."""
         assert self.input_model is not None
         return validate_input(self.input_model, self.sandbox_name, args)
 
@@ -377,11 +378,11 @@ def to_json_data(value: Any) -> Any:
 
 
 def validate_input(model: type[BaseModel], sandbox_name: str, args: Any) -> BaseModel:
-    """``args`` validated into ``model``; raises InvalidArguments with every problem."""
+    """``args`` validated into ``model``; raises InvalidArgumentsError with every problem."""
     try:
         return model.model_validate(args)
     except ValidationError as e:
-        raise InvalidArguments(f"{sandbox_name}: invalid arguments: {describe_errors(e)}") from None
+        raise InvalidArgumentsError(f"{sandbox_name}: invalid arguments: {describe_errors(e)}") from None
 
 
 def _handler(
@@ -412,14 +413,14 @@ def _handler(
 
 
 def _guard(handler: Callable[[Any], Any], is_async: bool, sandbox_name: str) -> Callable[[Any], Any]:
-    """``handler`` with its exceptions (but InvalidArguments) logged and replaced by a generic
+    """``handler`` with its exceptions (but InvalidArgumentsError) logged and replaced by a generic
     ``<sandbox_name> failed``."""
     if is_async:
 
         async def guarded_async(args: Any) -> Any:
             try:
                 return await handler(args)
-            except InvalidArguments:
+            except InvalidArgumentsError:
                 raise
             except Exception as e:
                 raise _redacted(sandbox_name, e) from None
@@ -429,7 +430,7 @@ def _guard(handler: Callable[[Any], Any], is_async: bool, sandbox_name: str) -> 
     def guarded(args: Any) -> Any:
         try:
             return handler(args)
-        except InvalidArguments:
+        except InvalidArgumentsError:
             raise
         except Exception as e:
             raise _redacted(sandbox_name, e) from None

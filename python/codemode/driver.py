@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ._core import StripResult
 from .events import Event, EventCallback
+from .limits import Limits
 from .results import ExecutionResult
 from .tools import ToolBinding
 
@@ -50,7 +51,11 @@ class Program:
 
 @runtime_checkable
 class IsolateContext(Protocol):
-    """A sandbox bound to a set of tools and limits. Each ``execute`` runs in a fresh engine."""
+    """A sandbox bound to a set of tools and limits. Each ``execute`` runs in a fresh engine.
+
+    ``limits`` replaces the context's limits for one execution. ``on_report`` opens the
+    report channel and ``library`` is a host library run before the program (see
+    :meth:`codemode.engine.EngineContext.execute`)."""
 
     async def execute(
         self,
@@ -58,6 +63,7 @@ class IsolateContext(Protocol):
         *,
         on_event: EventCallback | None = None,
         tool_call_id: str | None = None,
+        limits: Limits | None = None,
         on_report: Callable[[str], Event | None] | None = None,
         library: str | None = None,
     ) -> ExecutionResult: ...
@@ -74,10 +80,5 @@ class IsolateDriver(Protocol):
     """Creates isolate contexts; one driver serves many contexts and executions at once."""
 
     async def create_context(
-        self,
-        *,
-        bindings: Mapping[str, ToolBinding],
-        timeout: float,
-        memory_limit_mb: float,
-        **limits: Any,
+        self, *, bindings: Mapping[str, ToolBinding], limits: Limits
     ) -> IsolateContext: ...

@@ -27,6 +27,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
 from .driver import Program, program_text
+from .errors import InvalidArgumentsError
 from .events import (
     Event,
     EventCallback,
@@ -38,8 +39,8 @@ from .events import (
     started_value,
 )
 from .limits import Limits
-from .results import ExecutionError, ExecutionResult
-from .tools import InvalidArguments, ToolBinding
+from .results import PROGRAM_FILE, ExecutionError, ExecutionResult, Frame, format_stack
+from .tools import ToolBinding
 
 SETTLE_OK, SETTLE_TOOL_ERROR, SETTLE_INVALID = 0, 1, 2
 """How a tool call settles in the engine: its result, a ToolError, an InvalidArgumentsError."""
@@ -58,7 +59,6 @@ that stops the execution before it returns a result: a paused run keeps its logs
 ReportCallback = Callable[[str], "Event | None"]
 """Receives each line of an execution's report channel (see ``execute(on_report=...)``); an
 event it returns is emitted in order with the execution's own."""
-_PROGRAM_FILE = "program.ts"
 
 
 class EngineContext:
@@ -270,7 +270,7 @@ class EngineRun:
                     args = binding.validate(args)
                 elif binding._defaults:
                     args = binding.fill_defaults(args)
-            except InvalidArguments as e:
+            except InvalidArgumentsError as e:
                 self._settle(call_id, binding, 0.0, error=(SETTLE_INVALID, str(e)), launched=False)
                 continue
             self.running += 1
@@ -314,7 +314,7 @@ class EngineRun:
                 args = binding.validate(args)
             elif binding._defaults:
                 args = binding.fill_defaults(args)
-        except InvalidArguments as e:
+        except InvalidArgumentsError as e:
             error = (SETTLE_INVALID, str(e))
             self._settle(call_id, binding, time.perf_counter(), error=error, launched=False)
             return
@@ -473,27 +473,34 @@ class EngineRun:
         return result
 
     def _error(self, payload: tuple[str, str, str, list[tuple[str, int, int]]]) -> ExecutionError:
-        kind, name, message, frames = payload
+        kind, name, message, raw_frames = payload
         # Messages that give a limit are worded here, where the limits are known exactly.
         if kind == "timeout":
             message = say("timeout", ms=f"{self.limits.timeout * 1000:g}")
         elif kind == "memory" and not _is_stack_overflow(name, message):
             name, message = "MemoryError", say("memory", mib=f"{round(self.limits.memory_limit_mb, 2):g}")
         program = self.program
-        mapped = [(fn, *program.original_position(line, column)) for fn, line, column in frames]
-        line = column = frame = stack = None
-        if mapped:
-            _, line, column = mapped[0]
-            frame = _core.code_frame(program.source, line, column)
-        if mapped or kind in ("runtime", "tool", "invalid_args", "memory"):
-            stack = "\n".join(
-                [
-                    f"{name}: {message}",
-                    *(f"    at {fn} ({_PROGRAM_FILE}:{ln}:{col})" for fn, ln, col in mapped),
-                ]
+        frames = [
+            Frame.model_construct(file=PROGRAM_FILE, function=function, line=ln, column=col)
+            for function, ln, col in (
+                (function, *program.original_position(line, column)) for function, line, column in raw_frames
             )
+        ]
+        line = column = frame = stack = None
+        if frames:
+            line, column = frames[0].line, frames[0].column
+            frame = _core.code_frame(program.source, line, column)
+        if frames or kind in ("runtime", "tool", "invalid_args", "memory"):
+            stack = format_stack(name, message, frames)
         return ExecutionError.model_construct(
-            kind=kind, name=name, message=message, line=line, column=column, frame=frame, stack=stack
+            kind=kind,
+            name=name,
+            message=message,
+            line=line,
+            column=column,
+            frame=frame,
+            stack=stack,
+            frames=frames,
         )
 
     def _elapsed_ms(self) -> float:
@@ -542,8 +549,8 @@ _PROPAGATE = (SystemExit, KeyboardInterrupt)
 
 def _tool_error(error: BaseException) -> tuple[int, str]:
     """How a handler's exception reaches the program: an InvalidArgumentsError for
-    :class:`InvalidArguments`, else a ToolError, with the exception's message."""
-    kind = SETTLE_INVALID if isinstance(error, InvalidArguments) else SETTLE_TOOL_ERROR
+    :class:`InvalidArgumentsError`, else a ToolError, with the exception's message."""
+    kind = SETTLE_INVALID if isinstance(error, InvalidArgumentsError) else SETTLE_TOOL_ERROR
     return kind, str(error) or type(error).__name__
 
 

@@ -52,6 +52,7 @@ import orjson
 from . import _core, _worker
 from .driver import Program
 from .engine import EngineContext
+from .errors import CodemodeError
 from .events import EventCallback
 from .limits import Limits
 from .quickjs import QuickJSRun
@@ -78,9 +79,10 @@ _keys = itertools.count(1)
 _warned = False
 
 
-class WorkerGone(Exception):
+class WorkerGone(CodemodeError):
     """The worker process died or was killed; ``startup`` is its stderr when it died before
-    it was ready (a broken install, not a program)."""
+    it was ready (a broken install, not a program). An execution reports it as ``internal``;
+    starting the pool raises it."""
 
     def __init__(self, reason: str, startup: str | None = None) -> None:
         super().__init__(reason)

@@ -83,22 +83,14 @@ class QuickJSDriver:
         if self.pool is not None:
             self.pool.close()
 
-    async def create_context(
-        self,
-        *,
-        bindings: Mapping[str, ToolBinding],
-        timeout: float,
-        memory_limit_mb: float,
-        **limits: Any,
-    ) -> EngineContext:
+    async def create_context(self, *, bindings: Mapping[str, ToolBinding], limits: Limits) -> EngineContext:
         """A context for ``bindings`` (keyed by tool name) with the given limits."""
-        limits_ = Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
         if self.pool is not None:
             from .process import ProcessContext
 
             await self.pool.start()
-            return ProcessContext(self.pool, bindings, limits_)
-        return QuickJSContext(bindings, limits_, self.inline_slice)
+            return ProcessContext(self.pool, bindings, limits)
+        return QuickJSContext(bindings, limits, self.inline_slice)
 
 
 class QuickJSContext(EngineContext):

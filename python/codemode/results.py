@@ -23,6 +23,27 @@ ErrorKind = Literal[
 execution runs."""
 
 
+PROGRAM_FILE = "program.ts"
+"""The file name of the model's program in frames and stacks."""
+
+
+class Frame(BaseModel):
+    """One call of an error's stack, innermost first, positioned in the code the model
+    wrote: ``file`` is ``program.ts`` for the program, ``skill:<name>`` for a skill's code."""
+
+    file: str = PROGRAM_FILE
+    function: str
+    line: int
+    column: int
+
+
+def format_stack(name: str, message: str, frames: list[Frame]) -> str:
+    """The ``stack`` text of an error: ``Name: message``, then one ``at`` line per frame."""
+    lines = [f"{name}: {message}"]
+    lines.extend(f"    at {f.function} ({f.file}:{f.line}:{f.column})" for f in frames)
+    return "\n".join(lines)
+
+
 class ExecutionError(BaseModel):
     """Why a program failed, positioned in the model's own TypeScript where possible."""
 
@@ -33,6 +54,10 @@ class ExecutionError(BaseModel):
     column: int | None = None
     frame: str | None = Field(default=None, description="The source line(s) with a caret under the column.")
     stack: str | None = None
+    """``Name: message`` and the frames, as text (:func:`format_stack`): what the model reads."""
+    frames: list[Frame] = Field(default_factory=list, exclude=True)
+    """The stack as data, innermost first (empty when the engine gave no position). Not in the
+    JSON of the error (``model_dump``, the tool output): the model reads ``stack``."""
 
 
 class PendingCall(BaseModel):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
+from .errors import InvalidArguments as InvalidArguments  # the former name
+from .errors import InvalidArgumentsError, InvalidSchemaError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -64,13 +66,6 @@ def js_identifier(name: str) -> str:
     if converted in JS_RESERVED_WORDS:
         converted += "_"
     return converted
-
-
-class InvalidArguments(Exception):
-    """The program called a tool with arguments that do not match its input schema.
-
-    Raise it from a handler too: the call then rejects inside the program with an
-    ``InvalidArgumentsError`` (instead of a ``ToolError``) carrying the message."""
 
 
 @dataclass(frozen=True)
@@ -135,15 +130,15 @@ class ToolBinding:
         try:
             return schema_text(schema)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"tool {self.name!r}: invalid {which} schema: {e}") from None
+            raise InvalidSchemaError(f"tool {self.name!r}: invalid {which} schema: {e}") from None
 
     def _compile(self, which: str, text: str) -> _core.JsonSchema:
         try:
             return _core.JsonSchema(text)
         except _core.InvalidSchema as e:
             path, message = e.args
-            raise ValueError(
-                f"tool {self.name!r}: invalid {which} schema: {which}_schema{path} {message}"
+            raise InvalidSchemaError(
+                f"tool {self.name!r}: invalid {which} schema: {which}_schema{path} {message}", path
             ) from None
 
     @property
@@ -185,11 +180,13 @@ class ToolBinding:
         return data
 
     def validate(self, args: Any) -> Any:
-        """Check ``args`` against the input schema (defaults filled in); raises InvalidArguments."""
+        """Check ``args`` against the input schema (defaults filled in); raises InvalidArgumentsError."""
         assert self._validate is not None
         problem = self._validate.validate(args)
         if problem is not None:
-            raise InvalidArguments(f"{self.sandbox_name}: invalid arguments: input{problem[0]} {problem[1]}")
+            raise InvalidArgumentsError(
+                f"{self.sandbox_name}: invalid arguments: input{problem[0]} {problem[1]}"
+            )
         return self.fill_defaults(args) if self._defaults else args
 
     def fill_defaults(self, args: Any) -> Any:
@@ -215,9 +212,13 @@ def compile_schema(schema: Any) -> _core.JsonSchema:
     input with, for the draft the schema's ``$schema`` names (4, 6, 7, 2019-09, 2020-12) and
     2020-12 when it names none or one it does not know. ``format`` asserts in drafts 4-7 only.
     Its ``validate(value)`` returns ``None`` or ``(path, message)`` (``(".n", "must be
-    integer")``). Raises ``_core.InvalidSchema`` (a ``ValueError``, ``args`` ``(path,
-    message)``) for a schema that breaks its meta-schema or cannot be compiled."""
-    return _core.JsonSchema(schema_text(schema))
+    integer")``). Raises :class:`codemode.InvalidSchemaError` (a ``ValueError``; ``path``,
+    ``message``) for a schema that breaks its meta-schema or cannot be compiled."""
+    try:
+        return _core.JsonSchema(schema_text(schema))
+    except _core.InvalidSchema as e:
+        path, message = e.args
+        raise InvalidSchemaError(message, path) from None
 
 
 def _mapping(value: Any) -> Any:

@@ -41,6 +41,7 @@ from pydantic_core import to_jsonable_python
 
 from ..driver import Program
 from ..engine import CALL_ID, RUN_LOGS
+from ..errors import CodemodeError, TypeScriptSyntaxError
 from ..events import Event, EventCallback, finished_value, now_ms, started_value
 from ..results import ExecutionError, ExecutionResult, Paused, PendingCall
 from ..tools import ToolBinding
@@ -69,12 +70,12 @@ TIMER_SLACK_MS = 2000
 _current: contextvars.ContextVar[Replay | None] = contextvars.ContextVar("codemode_replay", default=None)
 
 
-class ApprovalUnavailable(RuntimeError):
+class ApprovalUnavailable(CodemodeError, RuntimeError):
     """A call that needs approval, in an execution that cannot pause: the program gets a
     ``ToolError`` with this message."""
 
 
-class ResumeError(ValueError):
+class ResumeError(CodemodeError, ValueError):
     """A resume that cannot go on: the run is unknown, already resumed, or the decisions do
     not match its pending calls."""
 
@@ -526,7 +527,6 @@ class Approvals:
         replaying: bool = False,
         runtime: SkillRuntime | None = None,
     ) -> ExecutionResult:
-        from .. import _core
         from ..code_mode import _syntax_failure, compile_typescript
 
         started = time.perf_counter()
@@ -559,7 +559,7 @@ class Approvals:
 
         try:
             program = compile_typescript(record.code)
-        except _core.TypeScriptSyntaxError as e:
+        except TypeScriptSyntaxError as e:
             return await _syntax_failure(e, started, record.tool_call_id, on_event, len(record.code))
         result: ExecutionResult | None = None
         token = _current.set(replay)

@@ -16,11 +16,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from ..errors import CodemodeError
+
 KEY_ENV = "CODEMODE_APPROVAL_KEY"
 _PREFIX = "cm1"
 
 
-class InvalidResumeToken(ValueError):
+class InvalidResumeToken(CodemodeError, ValueError):
     """A token that is malformed, forged, tampered with, or expired."""
 
 

@@ -133,17 +133,10 @@ class CloudflareDriver:
         self._spares[loop] = (socket, nonce, time.monotonic())
 
     async def create_context(
-        self,
-        *,
-        bindings: Mapping[str, ToolBinding],
-        timeout: float,
-        memory_limit_mb: float,
-        **limits: Any,
+        self, *, bindings: Mapping[str, ToolBinding], limits: Limits
     ) -> CloudflareContext:
         """A context for ``bindings`` (keyed by tool name) with the given limits."""
-        return CloudflareContext(
-            self, bindings, Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
-        )
+        return CloudflareContext(self, bindings, limits)
 
     def close(self) -> None:
         """Refuse further executions (running ones finish); close the connections opened ahead."""

@@ -66,6 +66,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 from ..approvals import Decision, approve, reject
 from ..code_mode import CodeMode, create_code_mode
+from ..errors import CodemodeError
 from ..execute_tool import ModelTool
 from ..prompt import TOOL_NAME
 from ..results import ExecutionResult, PendingCall
@@ -465,11 +466,11 @@ async def _run_http(
 # --- code mode over MCP servers -------------------------------------------------------------
 
 
-class McpToolError(Exception):
+class McpToolError(CodemodeError):
     """An upstream tool answered with an ``isError`` result (the program sees a ToolError)."""
 
 
-class McpConnectError(Exception):
+class McpConnectError(CodemodeError):
     """An upstream MCP server could not be started or did not complete the handshake."""
 
 

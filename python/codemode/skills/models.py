@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
+from ..errors import CodemodeError
 from ..tools import is_js_identifier
 
 TrustLevel = Literal["untrusted", "provisional", "trusted"]
@@ -24,11 +25,11 @@ MAX_NAME_LENGTH = 64
 _SNAKE_CASE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 
 
-class InvalidSkillName(ValueError):
+class InvalidSkillName(CodemodeError, ValueError):
     """A skill name that is not allowed; the message says why and what to do instead."""
 
 
-class SkillNotFoundError(LookupError):
+class SkillNotFoundError(CodemodeError, LookupError):
     """No skill (or no such version of it) in the store."""
 
 

@@ -16,7 +16,7 @@ may ``await`` ``external_*`` tools and other ``skill_*`` skills, and ``return``s
 :func:`skill_program` turns a skill and an input into the program that runs it that way.
 
 Registration refuses, raising :class:`SkillRegistrationError` (an
-:class:`codemode.InvalidArguments`, so a program sees an ``InvalidArgumentsError``) with a message
+:class:`codemode.InvalidArgumentsError`, so a program sees an ``InvalidArgumentsError``) with a message
 saying what to change, and stores nothing, when:
 
 * the name is not snake_case, is taken (register) or unknown (update), or starts with
@@ -44,11 +44,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .. import _core
 from ..code_mode import compile_typescript
+from ..errors import InvalidArgumentsError, InvalidSchemaError, TypeScriptSyntaxError
 from ..events import Event, EventCallback, now_ms
 from ..results import ExecutionResult
-from ..tools import InvalidArguments, Tool, ToolBinding, compile_schema
+from ..tools import Tool, ToolBinding, compile_schema
 from .models import InvalidSkillName, Skill, SkillSummary, validate_skill_name
 from .sandbox import body_problem
 from .store import SkillStore
@@ -64,7 +64,7 @@ FUNCTION_HEADER = "async function __skill(input: any) {\n"
 """How a skill's code is wrapped to be parsed: the body of this function (one line before it)."""
 
 
-class SkillRegistrationError(InvalidArguments):
+class SkillRegistrationError(InvalidArgumentsError):
     """A registration refused; the message says what to change. Nothing was stored."""
 
 
@@ -208,10 +208,9 @@ def check_schema(schema: Any, field_name: str) -> None:
         raise SkillRegistrationError(f"{field_name} must be a JSON Schema object, e.g. {{'type': 'object'}}")
     try:
         compile_schema(schema)
-    except _core.InvalidSchema as e:
-        where, message = e.args
+    except InvalidSchemaError as e:
         raise SkillRegistrationError(
-            f"{field_name}{where} is not valid JSON Schema: {message}. "
+            f"{field_name}{e.path} is not valid JSON Schema: {e.message}. "
             "Fix the schema (JSON Schema draft 2020-12) and register again."
         ) from None
     except (TypeError, ValueError) as e:
@@ -228,10 +227,9 @@ def check_code(code: str) -> None:
     """Raise :class:`SkillRegistrationError` unless ``code`` parses as an async function body."""
     try:
         compile_typescript(f"{FUNCTION_HEADER}{code}\n}}")
-    except _core.TypeScriptSyntaxError as e:
-        message, line, column = e.args[0], e.args[1], e.args[2]
+    except TypeScriptSyntaxError as e:
         raise SkillRegistrationError(
-            f"code does not parse: {message} at line {line - 1}, column {column} of the code. "
+            f"code does not parse: {e.message} at line {e.line - 1}, column {e.column} of the code. "
             "The code is the body of `async function (input) { ... }`: fix it and register again."
         ) from None
     problem = body_problem(code)

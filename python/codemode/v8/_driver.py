@@ -192,21 +192,13 @@ class V8Driver:
 
     # -- the driver protocol ---------------------------------------------------------------
 
-    async def create_context(
-        self,
-        *,
-        bindings: Mapping[str, ToolBinding],
-        timeout: float,
-        memory_limit_mb: float,
-        **limits: Any,
-    ) -> V8Context:
+    async def create_context(self, *, bindings: Mapping[str, ToolBinding], limits: Limits) -> V8Context:
         """A context for ``bindings`` (keyed by tool name) with the given limits; starts
         engine processes for these limits if none are ready."""
-        limits_ = Limits(timeout=timeout, memory_limit_mb=memory_limit_mb, **limits)
-        context = V8Context(self, bindings, limits_)
+        context = V8Context(self, bindings, limits)
         if self.prewarm > 0:
             try:
-                self.prewarm_engines(_memory_mib(limits_), self.prewarm)
+                self.prewarm_engines(_memory_mib(limits), self.prewarm)
             except RuntimeError:  # reported by each execution instead
                 pass
         return context
