@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .completions import ProviderModel, completion_for
 from .file import FileSkillStore
 from .memory import MemorySkillStore
 from .models import (
@@ -61,6 +62,7 @@ __all__ = [
     "LLMSkillSelector",
     "MemorySkillStore",
     "PostgresSkillStore",
+    "ProviderModel",
     "SQLiteSkillStore",
     "Skill",
     "SkillContext",
@@ -74,6 +76,7 @@ __all__ = [
     "TrustFunction",
     "TrustLevel",
     "TrustStrategy",
+    "completion_for",
     "pydantic_ai_completion",
     "trust_rank",
     "validate_skill_name",

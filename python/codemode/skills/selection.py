@@ -10,10 +10,15 @@ ctx.system_prompt  # cm's prompt plus the declarations of the selected skills (a
 ctx.selected       # the selected skills
 ```
 
-Selectors: :class:`BM25SkillSelector` (the default, no LLM: the store's own search over the recent
-user messages) and :class:`LLMSkillSelector` (asks any async completion callable to pick from the
-candidates' names and descriptions; answers that are not a JSON list of known names fall back to
-the default).
+Selectors: :class:`BM25SkillSelector` (``selector="bm25"``, the default, no LLM: the store's own
+search over the recent user messages) and :class:`LLMSkillSelector` (asks a model to pick from the
+candidates' names and descriptions; answers that are not a JSON list of known names, and failing
+calls, fall back to the default). ``selector="llm"`` with ``model=`` the model the application
+already uses (a pydantic-ai, LangChain or OpenAI Agents SDK model, an OpenAI or Anthropic client
+with a model name, or an async callable: see :mod:`codemode.skills.completions`) is the LLM
+selector over that model::
+
+    ctx = await with_skills(cm, store=store, messages=messages, selector="llm", model=chat_model)
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..events import Event, EventCallback
 from ..execute_tool import ModelTool
 from ..tools import InvalidArguments, ToolBinding
+from .completions import ACCEPTED, completion_for
+from .completions import pydantic_ai_completion as pydantic_ai_completion  # importable from here too
 from .models import Skill, SkillSummary, TrustLevel, trust_rank
 from .sandbox import Approve, SkillRuntime, load_closure
 from .trust import TrustStrategy
@@ -200,20 +207,30 @@ class LLMSkillSelector:
         return chosen[:limit]
 
 
-def pydantic_ai_completion(model: Any) -> Callable[[str], Awaitable[str]]:
-    """An async completion callable for :class:`LLMSkillSelector` over a pydantic-ai model (a
-    ``Model`` instance or a name like ``"openai:gpt-4o-mini"``); needs ``codemode[pydantic-ai]``.
+SelectorName = Literal["bm25", "llm"]
+"""The selectors :func:`with_skills` builds from a name."""
 
-    ``LLMSkillSelector(pydantic_ai_completion("openai:gpt-4o-mini"))``
-    """
-    from pydantic_ai import ModelRequest
-    from pydantic_ai.direct import model_request
 
-    async def complete(prompt: str) -> str:
-        response = await model_request(model, [ModelRequest.user_text_prompt(prompt)])
-        return "".join(part.content for part in response.parts if getattr(part, "part_kind", None) == "text")
-
-    return complete
+def resolve_selector(selector: SkillSelector | SelectorName | None, model: Any = None) -> SkillSelector:
+    """The selector ``with_skills(selector=..., model=...)`` means: ``None`` or ``"bm25"`` is
+    :class:`BM25SkillSelector`, ``"llm"`` an :class:`LLMSkillSelector` asking ``model`` (required,
+    any kind :func:`~codemode.skills.completions.completion_for` takes), and a
+    :class:`SkillSelector` is used as is. ``model`` goes only with ``"llm"``."""
+    if selector is None or selector == "bm25":
+        selector = BM25SkillSelector()
+    elif selector == "llm":
+        if model is None:
+            raise ValueError(f'selector="llm" needs model=, the model the application uses: {ACCEPTED}')
+        return LLMSkillSelector(completion_for(model))
+    elif isinstance(selector, str):
+        raise ValueError(f'selector must be "bm25", "llm" or a SkillSelector, not {selector!r}')
+    elif not isinstance(selector, SkillSelector):
+        raise TypeError(
+            f'selector must be "bm25", "llm" or a SkillSelector, not {type(selector).__qualname__}'
+        )
+    if model is not None:
+        raise ValueError('model= is the model of selector="llm"; this selector asks no model')
+    return selector
 
 
 @dataclass
@@ -417,7 +434,8 @@ async def with_skills(
     *,
     store: SkillStore,
     messages: Sequence[Message],
-    selector: SkillSelector | None = None,
+    selector: SkillSelector | SelectorName | None = None,
+    model: Any = None,
     max_in_context: int = 5,
     trust: TrustStrategy | None = None,
     skills_as_tools: bool = True,
@@ -427,7 +445,13 @@ async def with_skills(
 ) -> SkillContext:
     """Select the skills for this request and build the tools and prompt that carry them.
 
-    ``selector`` (default :class:`BM25SkillSelector`) picks at most ``max_in_context`` skills;
+    ``selector`` picks at most ``max_in_context`` skills: ``"bm25"`` (the default,
+    :class:`BM25SkillSelector`), ``"llm"`` (:class:`LLMSkillSelector` asking ``model``, the model
+    the application already uses: a pydantic-ai ``Model``, ``Agent`` or ``"provider:model"`` name,
+    a LangChain chat model, an OpenAI Agents SDK ``Model``, ``Agent`` or model name, an OpenAI or
+    Anthropic client with a model name as ``(client, "gpt-4o-mini")`` or
+    :class:`~codemode.skills.completions.ProviderModel`, or an async callable ``prompt -> str``)
+    or any :class:`SkillSelector`;
     they and their dependencies become ``skill_<name>`` in ``execute_typescript`` programs (the
     selected ones declared in the prompt). With ``skills_as_tools`` each selected skill whose
     trust is at least ``min_trust`` is also a direct tool. ``trust`` overrides the store's
@@ -436,7 +460,7 @@ async def with_skills(
     :class:`SkillRuntime`).
     ``management`` adds search_skills, get_skill, register_skill and update_skill.
     """
-    chosen = await (selector or BM25SkillSelector()).select(store, messages, max_in_context)
+    chosen = await resolve_selector(selector, model).select(store, messages, max_in_context)
     selected: list[Skill] = []
     for summary in chosen[:max_in_context]:
         skill = await store.get(summary.name)
