@@ -221,3 +221,21 @@ async def test_invalid_arguments_raised_by_a_handler_has_the_name_the_program_se
     result = await cm.execute(code)
     assert result.result == ["InvalidArgumentsError", "pick: 'n' must be below 10"]
     assert codemode.InvalidArguments is codemode.InvalidArgumentsError
+
+
+# -- a decorated tool keeps its function's type ----------------------------------------------------
+
+
+@codemode.tool
+async def price_of(sku: str, qty: int = 1) -> float:
+    """The price of ``qty`` items."""
+    return 2.5 * qty
+
+
+async def test_a_decorated_tool_is_still_its_function() -> None:
+    total: float = await price_of("A-1", qty=2)  # typed as the function (checked by mypy)
+    assert total == 5.0
+    with pytest.raises(TypeError):
+        await price_of(sku="A-1", quantity=2)  # type: ignore[call-arg]
+    cm = codemode.create_code_mode([price_of])
+    assert (await cm.execute("return await external_price_of({ sku: 'A-1', qty: 4 })")).result == 10.0

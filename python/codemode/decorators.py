@@ -20,7 +20,7 @@ import sys
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import docstring_parser
 import orjson
@@ -33,7 +33,8 @@ from .tools import ApprovalRule, Tool, js_identifier
 
 logger = logging.getLogger("codemode")
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _MAX_ERRORS = 10  # problems listed in an InvalidArgumentsError message
 _MAX_PREVIEW = 40  # characters of a bad value quoted in it
@@ -60,18 +61,19 @@ class _Schema(GenerateJsonSchema):
 
 
 @dataclass(frozen=True)
-class PydanticTool(Tool):
+class PydanticTool(Tool, Generic[P, R]):
     """A tool whose input pydantic validates into ``input_model`` and whose result pydantic
     validates (with ``validate_output``) and dumps with ``output_adapter``.
 
     Made by ``@codemode.tool`` and :meth:`Tool.from_pydantic`; calling it calls ``function``,
-    the decorated function, unchanged.
+    the decorated function, unchanged: ``PydanticTool[P, R]`` keeps that function's
+    parameters ``P`` and return type ``R`` for type checkers.
     """
 
     input_model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
     output_adapter: TypeAdapter[Any] | None = field(default=None, repr=False, compare=False)
     redact_errors: bool = False
-    function: Callable[..., Any] | None = field(default=None, repr=False, compare=False)
+    function: Callable[P, R] | None = field(default=None, repr=False, compare=False)
 
     def _compile_schemas(self) -> None:
         """Nothing to compile: pydantic validates, not the JSON Schema validator."""
@@ -105,7 +107,7 @@ class PydanticTool(Tool):
         logger.warning("%s returned an invalid result: %s", self.sandbox_name, problem)
         return "it does not match the declared output type"
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the decorated function directly (no validation)."""
         if self.function is None:
             raise TypeError(f"tool {self.name!r} has no function to call")
@@ -116,7 +118,7 @@ class PydanticTool(Tool):
 
 
 @overload
-def tool(function: F, /) -> PydanticTool: ...
+def tool(function: Callable[P, R], /) -> PydanticTool[P, R]: ...
 
 
 @overload
@@ -127,11 +129,11 @@ def tool(
     validate_output: bool = True,
     redact_errors: bool = False,
     requires_approval: ApprovalRule = False,
-) -> Callable[[F], PydanticTool]: ...
+) -> Callable[[Callable[P, R]], PydanticTool[P, R]]: ...
 
 
 def tool(
-    function: F | None = None,
+    function: Callable[P, R] | None = None,
     /,
     *,
     name: str | None = None,
@@ -139,7 +141,7 @@ def tool(
     validate_output: bool = True,
     redact_errors: bool = False,
     requires_approval: ApprovalRule = False,
-) -> PydanticTool | Callable[[F], PydanticTool]:
+) -> PydanticTool[P, R] | Callable[[Callable[P, R]], PydanticTool[P, R]]:
     """Make a tool of a typed function (sync or async, or a bound method).
 
     Use it bare (``@codemode.tool``) or with options (``@codemode.tool(name=...)``).
@@ -162,7 +164,7 @@ def tool(
     caller = sys._getframe(1)  # its local classes may be named in string annotations
     localns = {} if caller.f_locals is caller.f_globals else dict(caller.f_locals)
 
-    def decorate(fn: F) -> PydanticTool:
+    def decorate(fn: Callable[P, R]) -> PydanticTool[P, R]:
         return _make_tool(
             fn,
             name=name,
@@ -186,7 +188,7 @@ def pydantic_tool(
     validate_output: bool = True,
     redact_errors: bool = False,
     requires_approval: ApprovalRule = False,
-) -> PydanticTool:
+) -> PydanticTool[..., Any]:
     """A tool over a pydantic input model; the implementation of :meth:`Tool.from_pydantic`."""
     if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
         raise TypeError(f"tool {name!r}: input_model must be a pydantic BaseModel subclass")
@@ -211,7 +213,7 @@ def pydantic_tool(
 
 
 def _make_tool(
-    fn: Callable[..., Any],
+    fn: Callable[P, R],
     *,
     name: str | None,
     description: str | None,
@@ -219,7 +221,7 @@ def _make_tool(
     redact_errors: bool,
     localns: Mapping[str, Any],
     requires_approval: ApprovalRule = False,
-) -> PydanticTool:
+) -> PydanticTool[P, R]:
     original_name = name if name is not None else _function_name(fn)
     js_name = js_identifier(original_name)
     docs = _Docs.of(fn)
@@ -287,7 +289,9 @@ class _Docs:
 
 
 def _type_hints(fn: Callable[..., Any], localns: Mapping[str, Any]) -> dict[str, Any]:
-    target = fn.__call__ if not inspect.isroutine(fn) and callable(fn) else fn
+    target: Any = fn
+    if not inspect.isroutine(fn) and callable(fn):
+        target = target.__call__  # a callable object: its __call__'s annotations
     try:
         return typing.get_type_hints(target, localns=dict(localns), include_extras=True)
     except (NameError, TypeError) as e:
