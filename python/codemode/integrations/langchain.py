@@ -34,6 +34,8 @@ is callable as ``skill_<name>`` from the next program on, and a tool of its own 
 turn::
 
     skills = await with_skills(cm, store=store, messages=messages)
+    # or let the agent's chat model choose the skills:
+    # with_skills(cm, store=store, messages=messages, selector="llm", model=model)
     for user_message in conversation:
         tools = codemode_tools(code_mode=skills, instructions="system_prompt")
         agent = create_react_agent(model, tools, prompt=codemode_prompt(skills))

@@ -40,6 +40,8 @@ instructions are then a function the SDK calls at every turn (the prompt declare
 skills)::
 
     skills = await with_skills(cm, store=store, messages=[question])
+    # or let the agent's model choose the skills (an agents.Model, or its name):
+    # with_skills(cm, store=store, messages=[question], selector="llm", model="gpt-4o-mini")
     agent = Agent(
         name="support",
         instructions=codemode_instructions(skills, "You answer questions about orders."),

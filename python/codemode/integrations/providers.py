@@ -28,6 +28,8 @@ grow when the model registers a skill: build the definitions and the system mess
 before each request::
 
     skills = await with_skills(cm, store=store, messages=messages)
+    # or let the model choose the skills, through the same client:
+    # with_skills(cm, store=store, messages=messages, selector="llm", model=(client, "gpt-4o-mini"))
     while True:
         response = client.chat.completions.create(
             model=..., tools=openai_tools(skills),

@@ -232,12 +232,16 @@ def completion_for(model: Any) -> Completion:
         if isinstance(model, BaseLanguageModel):
             return langchain_completion(model)
     if _loaded("agents"):
-        import agents
-
-        if isinstance(model, agents.Model):
-            return openai_agents_completion(model)
-        if isinstance(model, agents.Agent):
-            return openai_agents_completion(model.model)
+        try:
+            from agents import Agent as AgentsAgent
+            from agents import Model as AgentsModel
+        except ImportError:  # another package named agents
+            pass
+        else:
+            if isinstance(model, AgentsModel):
+                return openai_agents_completion(model)
+            if isinstance(model, AgentsAgent):
+                return openai_agents_completion(model.model)
     if _client_kind(model) is not None:
         raise TypeError(
             f"a {type(model).__qualname__} client needs the model name too: "
