@@ -34,18 +34,32 @@ tools run through their ``FunctionToolset`` (so its timeouts apply), and tools t
 Capability hooks and per-tool tracing of the agent's tool manager do not apply to calls made
 from a program: the ``execute_typescript`` call itself is the traced tool call.
 
+Any other toolset is *live* (see :data:`ToolSource`): dynamic toolsets (``@agent.toolset``),
+prefixed or filtered ones, MCP servers. Each agent run gets its own copy of the toolset over the
+run's own instances of them (``for_run``), each step lists them once (``get_tools``), and the
+program's calls go to the tools of that listing, the ones the model was offered. pydantic-ai's
+``MCPToolset`` needs the fastmcp client (``pip install "pydantic-ai-slim[mcp]"``); without it,
+codemode's own MCP client gives a server's tools as codemode tools
+(``async with McpProxy.connect([...]) as proxy: CodeModeToolset.from_tools(proxy.tools)``). A
+listed tool whose JSON Schema cannot be declared in the sandbox is skipped with a warning.
+
 Execution events (``code_mode:external_call``, ...) are forwarded into the run's event stream
-as :class:`CodeModeEvent` custom events (see ``Agent.run(event_stream_handler=...)``).
+as :class:`CodeModeEvent` custom events (see ``Agent.run(event_stream_handler=...)``). UI
+adapters pass them on: pydantic-ai's ``AGUIAdapter`` sends each as the AG-UI ``CUSTOM`` event
+that :func:`codemode.integrations.ag_ui.ag_ui_events` sends for it (same ``name``, same
+``value``), inside the adapter's own tool-call events, so a frontend handles one shape.
 """
 
 from __future__ import annotations
 
 import contextvars
+import copy
 import dataclasses
 import inspect
 import json
+import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -92,6 +106,8 @@ __all__ = [
     "to_codemode_tools",
 ]
 
+logger = logging.getLogger(__name__)
+
 ToolSource = ToolBinding | PydanticAITool[Any] | AbstractToolset[Any] | Callable[..., Any]
 """What :meth:`CodeModeToolset.from_tools` accepts: a native codemode tool, a
 ``pydantic_ai.Tool``, any pydantic-ai toolset (all its tools), or a plain function (with or
@@ -101,7 +117,7 @@ A ``FunctionToolset`` whose tools are plain (no ``prepare``, no approval) is con
 toolset is built. Every other toolset -- prefixed, filtered, renamed, dynamic
 (``@agent.toolset``), MCP servers, function toolsets with ``prepare`` or approval tools -- is
 *live*: its tools are listed at each step of a run, and the program's ``external_`` functions
-(and the declarations in the prompt) are the ones listed for that step."""
+(and the declarations in the prompt) are the ones listed for that step of that run."""
 
 PromptPlacement = Literal["instructions", "description", "none"]
 """Where the codemode system prompt (rules and declarations) goes: the agent's instructions,
@@ -146,7 +162,8 @@ class _RunScope:
     """The agent run an ``execute_typescript`` call belongs to, seen by the program's tool calls."""
 
     ctx: RunContext[Any]
-    live: tuple[AbstractToolset[Any], ...] = ()
+    sandboxed: Mapping[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = field(default_factory=dict)
+    """The live tools of this step, as the step's ``get_tools`` listed them (with their toolsets)."""
     listed: dict[int, dict[str, ToolsetTool[Any]]] = field(default_factory=dict)
 
     async def tool(self, toolset: AbstractToolset[Any], name: str) -> ToolsetTool[Any]:
@@ -156,15 +173,12 @@ class _RunScope:
             tools = self.listed[id(toolset)] = await toolset.get_tools(self.ctx)
         return tools[name]
 
-    async def live_tool(self, name: str, sandbox_name: str) -> tuple[AbstractToolset[Any], ToolsetTool[Any]]:
-        """The live toolset that lists ``name`` in this step, and its tool."""
-        for toolset in self.live:
-            tools = self.listed.get(id(toolset))
-            if tools is None:
-                tools = self.listed[id(toolset)] = await toolset.get_tools(self.ctx)
-            if name in tools:
-                return toolset, tools[name]
-        raise _ToolCallFailed(f"{sandbox_name} is not offered in this step of the run")
+    def live_tool(self, name: str, sandbox_name: str) -> tuple[AbstractToolset[Any], ToolsetTool[Any]]:
+        """The live toolset that listed ``name`` in this step, and its tool."""
+        try:
+            return self.sandboxed[name]
+        except KeyError:
+            raise _ToolCallFailed(f"{sandbox_name} is not offered in this step of the run") from None
 
 
 _current_run: contextvars.ContextVar[_RunScope | None] = contextvars.ContextVar(
@@ -249,11 +263,12 @@ def _handler(toolset: FunctionToolset[Any], name: str, sandbox_name: str) -> Cal
 
 
 def _live_handler(name: str, sandbox_name: str) -> Callable[[Any], Awaitable[Any]]:
-    """The codemode handler of a live toolset's tool ``name``: the toolset that lists it in the
-    current step runs it (so one code mode serves every run whose tools look the same)."""
+    """The codemode handler of a live toolset's tool ``name``: the toolset that listed it in the
+    current step of the calling run runs it (so one code mode serves every run whose tools look
+    the same, and each run calls its own toolsets)."""
 
     async def call(args: Any) -> Any:
-        toolset, tool = await _scope(sandbox_name).live_tool(name, sandbox_name)
+        toolset, tool = _scope(sandbox_name).live_tool(name, sandbox_name)
         return await _run_tool(toolset, tool, name, sandbox_name, args)
 
     return call
@@ -382,17 +397,21 @@ class _CodeModes:
 
     def _build(self, tool_defs: Sequence[ToolDefinition]) -> CodeMode:
         base = self.base
-        bindings: list[ToolBinding] = [
-            Tool.from_schema(
-                tool_def.name,
-                tool_def.description or "",
-                tool_def.parameters_json_schema,
-                tool_def.return_schema or None,
-                _live_handler(tool_def.name, "external_" + js_identifier(tool_def.name)),
-                requires_approval=tool_def.kind == "unapproved",
-            )
-            for tool_def in tool_defs
-        ]
+        bindings: list[ToolBinding] = []
+        for tool_def in tool_defs:
+            try:
+                binding = Tool.from_schema(
+                    tool_def.name,
+                    tool_def.description or "",
+                    tool_def.parameters_json_schema,
+                    tool_def.return_schema or None,
+                    _live_handler(tool_def.name, "external_" + js_identifier(tool_def.name)),
+                    requires_approval=tool_def.kind == "unapproved",
+                )
+            except ValueError as e:  # an invalid schema: one unusable tool must not take the others down
+                logger.warning("skipping tool %r: it cannot be declared in the sandbox: %s", tool_def.name, e)
+                continue
+            bindings.append(binding)
         if self.approvals is None and any(binding.requires_approval for binding in bindings):
             from ..approvals import Approvals, MemoryExecutionStore, signing_key
 
@@ -422,10 +441,16 @@ class _CodeModes:
 
 @dataclass
 class _Step:
-    """What one step of a run offers: its code mode and the live tools left as direct tools."""
+    """What one step of a run offers: its code mode, the live tools its programs call (with the
+    toolsets that listed them) and the live tools left as direct tools."""
 
     code_mode: CodeMode
+    sandboxed: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = field(default_factory=dict)
     passthrough: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = field(default_factory=dict)
+
+
+_StepKey = tuple[str | None, int]
+"""A step of a run: the run's id and its step number."""
 
 
 # -- the toolset --------------------------------------------------------------------------------
@@ -491,6 +516,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         self.live_toolsets: tuple[AbstractToolset[Any], ...] = tuple(live_toolsets)
         self.select: ToolSelector[Any] = select
         self._code_modes = _CodeModes(code_mode)
+        self._listing: tuple[_StepKey, _Step] | None = None
 
     @classmethod
     def from_tools(
@@ -541,21 +567,53 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
         (and of the skills, with ``skills``)."""
         return self.skills.system_prompt if self.skills is not None else self.code_mode.system_prompt
 
-    async def _step(self, ctx: RunContext[Any]) -> _Step:
-        """The code mode of this step (the live toolsets' selected tools added) and the live
-        tools that stay direct tools."""
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """This toolset for one agent run: with live toolsets, a copy over the run's own copies of
+        them (a dynamic toolset's per-run instance, an MCP server connected as the run's user)
+        that remembers its steps' listings for itself, so concurrent runs never see each
+        other's tools. The code modes (and their sandbox contexts) stay shared."""
+        if not self.live_toolsets:
+            return self
+        run = copy.copy(self)
+        run.live_toolsets = tuple([await toolset.for_run(ctx) for toolset in self.live_toolsets])
+        run._listing = None
+        return run
+
+    async def for_run_step(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """Pass the step on to the live toolsets (a dynamic toolset builds its toolset here)."""
+        live = tuple([await toolset.for_run_step(ctx) for toolset in self.live_toolsets])
+        if all(new is old for new, old in zip(live, self.live_toolsets, strict=True)):
+            return self
+        step = copy.copy(self)
+        step.live_toolsets = live
+        return step
+
+    async def _list(self, ctx: RunContext[Any]) -> _Step:
+        """List the live toolsets for this step of the run: the step's code mode (the selected
+        tools added) and the live tools that stay direct tools; remembered for the step."""
         if not self.live_toolsets or self.skills is not None:
             return _Step(self.code_mode)
-        sandboxed: list[ToolDefinition] = []
+        sandboxed: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = {}
         passthrough: dict[str, tuple[AbstractToolset[Any], ToolsetTool[Any]]] = {}
         for toolset in self.live_toolsets:
             for name, tool in (await toolset.get_tools(ctx)).items():
                 runnable = tool.tool_def.kind in ("function", "unapproved")
                 if runnable and await matches_tool_selector(self.select, ctx, tool.tool_def):
-                    sandboxed.append(tool.tool_def)
+                    sandboxed[name] = (toolset, tool)
                 else:
                     passthrough[name] = (toolset, tool)
-        return _Step(self._code_modes.for_tools(sandboxed), passthrough)
+        code_mode = self._code_modes.for_tools([tool.tool_def for _, tool in sandboxed.values()])
+        step = _Step(code_mode, sandboxed, passthrough)
+        self._listing = ((ctx.run_id, ctx.run_step), step)
+        return step
+
+    async def _step(self, ctx: RunContext[Any]) -> _Step:
+        """This step's listing: the one ``get_tools`` made for this step of this run (what the
+        model was offered), else a new one (always, for a context without a run id)."""
+        listing = self._listing
+        if listing is not None and ctx.run_id is not None and listing[0] == (ctx.run_id, ctx.run_step):
+            return listing[1]
+        return await self._list(ctx)
 
     def _prompt(self, code_mode: CodeMode) -> str:
         return self.skills.system_prompt if self.skills is not None else code_mode.system_prompt
@@ -596,7 +654,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
 
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
         max_retries = self.max_retries if self.max_retries is not None else ctx.max_retries
-        step = await self._step(ctx)
+        step = await self._list(ctx)  # pydantic-ai lists again within a step when it needs to
         tools: dict[str, ToolsetTool[AgentDepsT]] = {
             name: dataclasses.replace(tool, toolset=self) for name, (_, tool) in step.passthrough.items()
         }
@@ -630,7 +688,7 @@ class CodeModeToolset(AbstractToolset[AgentDepsT]):
             return await owner.call_tool(name, tool_args, ctx, inner)
         model_tool = model_tools[name]
         code_mode = step.code_mode
-        token = _current_run.set(_RunScope(ctx, self.live_toolsets))
+        token = _current_run.set(_RunScope(ctx, step.sandboxed))
         try:
             metadata = ctx.tool_call_metadata if isinstance(ctx.tool_call_metadata, dict) else {}
             code = tool_args.get("typescriptCode")
