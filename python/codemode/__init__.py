@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .code_mode import CodeMode, compile_typescript, create_code_mode
-from .decorators import PydanticTool, tool
+from .decorators import tool
 from .driver import IsolateContext, IsolateDriver, Program
 from .errors import (
     CodemodeError,
@@ -81,7 +81,6 @@ __all__ = [
     "Paused",
     "PendingCall",
     "Program",
-    "PydanticTool",
     "QuickJSContext",
     "QuickJSDriver",
     "ResumeError",

@@ -15,7 +15,7 @@ from typing_extensions import Unpack
 from . import _core
 from .driver import IsolateContext, IsolateDriver, Program, program_text
 from .errors import TypeScriptSyntaxError
-from .events import Event, EventCallback, now_ms
+from .events import Event, EventCallback, emit, now_ms
 from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool
 from .limits import LimitOverrides, Limits
 from .prompt import compact_system_prompt, system_prompt
@@ -252,7 +252,7 @@ async def _syntax_failure(
         kind="syntax", name="SyntaxError", message=message, line=line, column=column, frame=frame
     )
     if on_event is not None:
-        from .events import Event, finished_value, started_value
+        from .events import finished_value, started_value
 
         stamp = {"toolCallId": tool_call_id}
         finished = finished_value(
@@ -264,9 +264,7 @@ async def _syntax_failure(
             ),
             Event("code_mode:execution_finished", {**stamp, "timestamp": now_ms(), **finished}),
         ):
-            outcome = on_event(event)
-            if outcome is not None and hasattr(outcome, "__await__"):
-                await outcome
+            await emit(on_event, event)
     return ExecutionResult(success=False, error=error, duration_ms=duration_ms)
 
 

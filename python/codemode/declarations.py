@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .tools import ToolBinding
+from .tools import IDENTIFIER, ToolBinding
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _WORD_SEPARATORS = re.compile(r"[\W_]+")
 _NAME_LIKE_TITLE = re.compile(r"[A-Za-z][A-Za-z0-9_ -]{0,39}")
 _ONE_LINE_JSDOC = 100  # longest `/** ... */` line before the block form
@@ -664,7 +663,7 @@ def _literal(value: Any) -> _Ts:
 
 
 def _property_key(key: str) -> str:
-    return key if _IDENTIFIER.match(key) else json.dumps(key, ensure_ascii=False)
+    return key if IDENTIFIER.match(key) else json.dumps(key, ensure_ascii=False)
 
 
 def _type_name(text: str) -> str:

@@ -33,6 +33,7 @@ from .events import (
     EventCallback,
     EventName,
     console_value,
+    emit,
     finished_value,
     now_ms,
     settled_value,
@@ -520,9 +521,7 @@ class EngineRun:
         events, self.events = self.events, []
         for event in events:
             try:
-                outcome = self.on_event(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                await emit(self.on_event, event)
             except Exception:
                 if not swallow:
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,16 @@ class Event:
 EventCallback = Callable[[Event], Awaitable[None] | None]
 """Receives each event as it happens, in order. If it returns an awaitable, the execution
 awaits it before going on."""
+
+
+async def emit(on_event: EventCallback | None, event: Event) -> None:
+    """Give ``event`` to ``on_event`` and await what it returns, if anything (a callback may be
+    sync or async); nothing without a callback. Every event of codemode is given this way."""
+    if on_event is None:
+        return
+    outcome = on_event(event)
+    if inspect.isawaitable(outcome):
+        await outcome
 
 
 def now_ms() -> float:

@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, ParamSpec, TypeVar
 
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
 from .errors import InvalidArguments as InvalidArguments  # the former name
 from .errors import InvalidArgumentsError, InvalidSchemaError
+from .handlers import Handler, guard, is_async, logger
+from .pydantic_io import ToolSchema, describe_errors, output_adapter, to_json_data, validate_input
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel
+P = ParamSpec("P")
+R = TypeVar("R")
 
-Handler = Callable[[Any], Any | Awaitable[Any]]
 ApprovalRule = bool | Callable[[Any], bool]
 """Whether a tool's calls wait for a person's decision: always, or when a function of the
 validated input says so."""
-"""Receives the validated input (the object :meth:`ToolBinding.validate` returns: a dict for
-schema tools, a model instance for pydantic tools); returns (or resolves to) a JSON value."""
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
+"""A JavaScript identifier name (ASCII): a property key that needs no quotes."""
 _NOT_IDENTIFIER_CHARS = re.compile(r"[^A-Za-z0-9_$]+")
 
 JS_RESERVED_WORDS = frozenset(
@@ -42,7 +42,7 @@ JS_RESERVED_WORDS = frozenset(
 
 def is_js_identifier(name: str) -> bool:
     """True when ``name`` is an ASCII JavaScript identifier and not a reserved word."""
-    return bool(_IDENTIFIER.match(name)) and name not in JS_RESERVED_WORDS
+    return bool(IDENTIFIER.match(name)) and name not in JS_RESERVED_WORDS
 
 
 def js_identifier(name: str) -> str:
@@ -69,18 +69,24 @@ def js_identifier(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class ToolBinding:
-    """A host function exposed in the sandbox as ``external_<name>``.
+class Tool(Generic[P, R]):
+    """A host function exposed in the sandbox as ``external_<name>``: from a JSON Schema with
+    :meth:`Tool.from_schema`, from pydantic models with :meth:`Tool.from_pydantic`, or from a
+    typed function with ``@codemode.tool``.
 
     ``name`` must be a JavaScript identifier (see :func:`js_identifier`); ``original_name``
     is the name the tool had before conversion (it defaults to ``name``). ``handler`` gets
     the validated input and may be async or sync; sync handlers run in a worker thread so
     they never block the event loop. With ``validate_output`` the handler's result is
-    checked against ``output_schema``.
+    checked against ``output_schema`` (or ``output_adapter``).
 
-    Schemas are validated by :func:`compile_schema` (the draft their ``$schema`` names,
-    2020-12 when none). The handler gets the input with the ``default`` of each missing
-    top-level property filled in (a copy of it); nested defaults are not filled.
+    Input is validated by pydantic into ``input_model`` when the tool has one (``@tool`` and
+    ``from_pydantic``), else against ``input_schema`` by :func:`compile_schema` (the draft its
+    ``$schema`` names, 2020-12 when none), with the ``default`` of each missing top-level
+    property filled in (a copy of it; nested defaults are not filled).
+
+    Calling the tool calls ``function``, the decorated function, unchanged: ``Tool[P, R]``
+    keeps its parameters ``P`` and return type ``R`` for type checkers.
     """
 
     name: str
@@ -94,6 +100,15 @@ class ToolBinding:
     """``True``: every call waits for a person's decision (the execution pauses, see
     :meth:`codemode.CodeMode.resume`); a function of the validated input: the calls it
     returns true for (``lambda args: args["amount"] > 100``)."""
+    input_model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
+    """The pydantic model the input is validated into (the handler receives an instance)."""
+    output_adapter: TypeAdapter[Any] | None = field(default=None, repr=False, compare=False)
+    """Validates (with ``validate_output``) and dumps the result of a pydantic tool."""
+    redact_errors: bool = False
+    """The program sees ``external_<name> failed`` instead of the text of the handler's
+    exceptions and of invalid results (which are logged on the ``codemode`` logger)."""
+    function: Callable[P, R] | None = field(default=None, repr=False, compare=False)
+    """The decorated function (``@codemode.tool``), called when the tool is called."""
     _validate: _core.JsonSchema | None = field(default=None, repr=False, compare=False)
     _validate_result: _core.JsonSchema | None = field(default=None, repr=False, compare=False)
     _is_async: bool = field(default=False, repr=False, compare=False)
@@ -111,10 +126,9 @@ class ToolBinding:
             object.__setattr__(self, "original_name", self.name)
         if not callable(self.handler):
             raise TypeError(f"tool {self.name!r}: handler must be callable")
-        self._compile_schemas()
-        call_method = type(self.handler).__dict__.get("__call__")  # async callable objects
-        is_async = inspect.iscoroutinefunction(self.handler) or inspect.iscoroutinefunction(call_method)
-        object.__setattr__(self, "_is_async", is_async)
+        if self.input_model is None:  # pydantic validates a model's input, not the JSON Schema
+            self._compile_schemas()
+        object.__setattr__(self, "_is_async", is_async(self.handler))
 
     def _compile_schemas(self) -> None:
         """Compile the JSON Schema validators (input always, output with ``validate_output``)."""
@@ -155,7 +169,7 @@ class ToolBinding:
 
     @property
     def sandbox_name(self) -> str:
-        """The function name inside the program."""
+        """The function's name inside the program."""
         return f"external_{self.name}"
 
     @property
@@ -163,30 +177,17 @@ class ToolBinding:
         """True when the handler is a coroutine function (sync handlers run in a thread)."""
         return self._is_async
 
-    def check_output(self, result: Any) -> Any:
-        """The handler's result as it goes back to the program; raise to fail the call with a
-        ToolError. With ``validate_output`` it is converted to JSON data (as
-        ``pydantic_core.to_jsonable_python`` does) and checked against the output schema;
-        else it is returned unchanged (and converted as it is sent)."""
-        if self._validate_result is None:
-            return result
-        try:
-            data = to_jsonable_python(result)
-        except PydanticSerializationError as e:
-            raise TypeError(str(e)) from None
-        problem = self._validate_result.validate(data)
-        if problem is not None:
-            raise ValueError(f"result{problem[0]} {problem[1]}")
-        return data
-
     def validate(self, args: Any) -> Any:
-        """Check ``args`` against the input schema (defaults filled in); raises InvalidArgumentsError."""
+        """``args`` validated: an ``input_model`` instance, or the input checked against the
+        input schema (defaults filled in); raises :class:`~codemode.InvalidArgumentsError`
+        naming each problem."""
+        if self.input_model is not None:
+            return validate_input(self.input_model, self.sandbox_name, args)
         assert self._validate is not None
         problem = self._validate.validate(args)
         if problem is not None:
-            raise InvalidArgumentsError(
-                f"{self.sandbox_name}: invalid arguments: input{problem[0]} {problem[1]}"
-            )
+            path, message = problem
+            raise InvalidArgumentsError(f"{self.sandbox_name}: invalid arguments: input{path} {message}")
         return self.fill_defaults(args) if self._defaults else args
 
     def fill_defaults(self, args: Any) -> Any:
@@ -200,6 +201,141 @@ class ToolBinding:
         for key, value in missing:
             filled[key] = copy.deepcopy(value)
         return filled
+
+    def check_output(self, result: Any) -> Any:
+        """The handler's result as it goes back to the program; raise to fail the call with a
+        ToolError.
+
+        A pydantic tool's result is validated against its return type (with
+        ``validate_output``) and dumped by it; without a return type, converted generically.
+        Another tool's, with ``validate_output``, is converted to JSON data (as
+        ``pydantic_core.to_jsonable_python`` does) and checked against the output schema;
+        else it is returned unchanged (and converted as it is sent)."""
+        if self.input_model is not None:
+            return self._dump_output(result)
+        if self._validate_result is None:
+            return result
+        try:
+            data = to_jsonable_python(result)
+        except PydanticSerializationError as e:
+            raise TypeError(str(e)) from None
+        problem = self._validate_result.validate(data)
+        if problem is not None:
+            raise ValueError(f"result{problem[0]} {problem[1]}")
+        return data
+
+    def _dump_output(self, result: Any) -> Any:
+        adapter = self.output_adapter
+        try:
+            if adapter is None:
+                return to_json_data(result)
+            if self.validate_output:
+                result = adapter.validate_python(result)
+            return adapter.dump_python(result, mode="json", by_alias=True, warnings=False)
+        except ValidationError as e:
+            raise ValueError(self._output_problem(e)) from None
+        except PydanticSerializationError as e:
+            raise TypeError(str(e)) from None
+
+    def _output_problem(self, error: ValidationError) -> str:
+        problem = describe_errors(error, root="result")
+        if not self.redact_errors:
+            return problem
+        logger.warning("%s returned an invalid result: %s", self.sandbox_name, problem)
+        return "it does not match the declared output type"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Call the decorated function directly (no validation)."""
+        if self.function is None:
+            raise TypeError(f"tool {self.name!r} has no function to call (it was not made by @codemode.tool)")
+        return self.function(*args, **kwargs)
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        input_schema: Mapping[str, Any],
+        output_schema: Mapping[str, Any] | None,
+        handler: Handler,
+        *,
+        validate_output: bool = False,
+        redact_errors: bool = False,
+        requires_approval: ApprovalRule = False,
+    ) -> Tool[..., Any]:
+        """A tool from raw JSON Schema (MCP and OpenAPI style); ``handler`` gets the input dict.
+
+        ``name`` is converted to a JavaScript identifier when it is not one (see
+        :func:`js_identifier`); the given name stays available as ``original_name``.
+
+        ``validate_output`` checks each result against ``output_schema``. It is off by
+        default: MCP and OpenAPI output schemas are often advisory rather than exact, and
+        validating a large result (a 1 MB one takes milliseconds) costs time on every call.
+
+        ``redact_errors`` hides the text of the handler's exceptions from the program (it
+        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
+
+        ``requires_approval`` (``True``, or a function of the input): calls wait for a person's
+        decision (see :attr:`Tool.requires_approval`).
+        """
+        js_name = js_identifier(name)
+        return cls(
+            name=js_name,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            handler=guard(handler, f"external_{js_name}") if redact_errors else handler,
+            original_name=name,
+            validate_output=validate_output,
+            requires_approval=requires_approval,
+            redact_errors=redact_errors,
+        )
+
+    @classmethod
+    def from_pydantic(
+        cls,
+        name: str,
+        description: str,
+        input_model: type[BaseModel],
+        output_model: Any | None,
+        handler: Callable[[Any], Any],
+        *,
+        validate_output: bool = True,
+        redact_errors: bool = False,
+        requires_approval: ApprovalRule = False,
+    ) -> Tool[..., Any]:
+        """A tool whose input is the pydantic model ``input_model``: ``handler`` (sync or
+        async) receives the validated model instance. Its result is validated against
+        ``output_model`` (any type pydantic handles; ``None`` for no output schema) unless
+        ``validate_output`` is false, and dumped to JSON data by it.
+
+        ``redact_errors`` hides the text of the handler's exceptions from the program (it
+        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
+        """
+        if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+            raise TypeError(f"tool {name!r}: input_model must be a pydantic BaseModel subclass")
+        js_name = js_identifier(name)
+        adapter, output_schema = output_adapter(output_model, None)
+        if redact_errors:
+            handler = guard(handler, f"external_{js_name}")
+        return cls(
+            name=js_name,
+            description=description,
+            input_schema=input_model.model_json_schema(schema_generator=ToolSchema),
+            handler=handler,
+            output_schema=output_schema,
+            original_name=name,
+            validate_output=validate_output,
+            input_model=input_model,
+            output_adapter=adapter,
+            redact_errors=redact_errors,
+            function=handler,
+            requires_approval=requires_approval,
+        )
+
+
+ToolBinding = Tool
+"""The tool as a driver receives it (see :mod:`codemode.drivers`): a :class:`Tool`."""
 
 
 def schema_text(schema: Any) -> str:
@@ -243,88 +379,6 @@ def _suggestion(name: str) -> str:
         return repr(js_identifier(name))
     except ValueError as e:
         return f"nothing: {e}"
-
-
-class Tool(ToolBinding):
-    """A tool for a code mode: from a JSON Schema with :meth:`Tool.from_schema`, from pydantic
-    models with :meth:`Tool.from_pydantic`, or from a typed function with ``@codemode.tool``."""
-
-    @classmethod
-    def from_schema(
-        cls,
-        name: str,
-        description: str,
-        input_schema: Mapping[str, Any],
-        output_schema: Mapping[str, Any] | None,
-        handler: Handler,
-        *,
-        validate_output: bool = False,
-        redact_errors: bool = False,
-        requires_approval: ApprovalRule = False,
-    ) -> Tool:
-        """A tool from raw JSON Schema (MCP and OpenAPI style); ``handler`` gets the input dict.
-
-        ``name`` is converted to a JavaScript identifier when it is not one (see
-        :func:`js_identifier`); the given name stays available as ``original_name``.
-
-        ``validate_output`` checks each result against ``output_schema``. It is off by
-        default: MCP and OpenAPI output schemas are often advisory rather than exact, and
-        validating a large result (a 1 MB one takes milliseconds) costs time on every call.
-
-        ``redact_errors`` hides the text of the handler's exceptions from the program (it
-        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
-
-        ``requires_approval`` (``True``, or a function of the input): calls wait for a person's
-        decision (see :attr:`ToolBinding.requires_approval`).
-        """
-        if redact_errors:
-            from .decorators import _guard, _is_async
-
-            handler = _guard(handler, _is_async(handler), f"external_{js_identifier(name)}")
-        return cls(
-            name=js_identifier(name),
-            description=description,
-            input_schema=input_schema,
-            output_schema=output_schema,
-            handler=handler,
-            original_name=name,
-            validate_output=validate_output,
-            requires_approval=requires_approval,
-        )
-
-    @classmethod
-    def from_pydantic(
-        cls,
-        name: str,
-        description: str,
-        input_model: type[BaseModel],
-        output_model: Any | None,
-        handler: Callable[[Any], Any],
-        *,
-        validate_output: bool = True,
-        redact_errors: bool = False,
-        requires_approval: ApprovalRule = False,
-    ) -> Tool:
-        """A tool whose input is the pydantic model ``input_model``: ``handler`` (sync or
-        async) receives the validated model instance. Its result is validated against
-        ``output_model`` (any type pydantic handles; ``None`` for no output schema) unless
-        ``validate_output`` is false, and dumped to JSON data by it.
-
-        ``redact_errors`` hides the text of the handler's exceptions from the program (it
-        sees ``external_<name> failed``; the exception is logged on the ``codemode`` logger).
-        """
-        from .decorators import pydantic_tool
-
-        return pydantic_tool(
-            name,
-            description,
-            input_model,
-            output_model,
-            handler,
-            validate_output=validate_output,
-            redact_errors=redact_errors,
-            requires_approval=requires_approval,
-        )
 
 
 def index_tools(tools: Iterable[ToolBinding]) -> dict[str, ToolBinding]:

@@ -42,7 +42,7 @@ from pydantic_core import to_jsonable_python
 from ..driver import Program
 from ..engine import CALL_ID, RUN_LOGS
 from ..errors import CodemodeError, TypeScriptSyntaxError
-from ..events import Event, EventCallback, finished_value, now_ms, started_value
+from ..events import Event, EventCallback, emit, finished_value, now_ms, started_value
 from ..results import ExecutionError, ExecutionResult, Paused, PendingCall
 from ..tools import ToolBinding
 from .decisions import Approved, Decision, Overridden, Rejected, rejection_message
@@ -555,7 +555,7 @@ class Approvals:
                 return  # the execution before the pause was not watched: its calls are known
             events.append({"name": event.name, "value": event.value})
             if on_event is not None:
-                await _emit(on_event, event)
+                await emit(on_event, event)
 
         try:
             program = compile_typescript(record.code)
@@ -604,7 +604,7 @@ class Approvals:
             if on_event is not None:
                 dump = error.model_dump(exclude_none=True)
                 value = finished_value(False, duration_ms, error=dump, log_count=len(logs))
-                await _emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
+                await emit(on_event, Event("code_mode:execution_finished", _stamped(value, record)))
         elif replay.paused:
             record.calls = replay.calls()
             record.timers = replay.timers()
@@ -641,7 +641,7 @@ class Approvals:
         record.events = [*events, {"name": paused_event.name, "value": paused_event.value}]
         await self.store.save(record)
         if on_event is not None:
-            await _emit(on_event, paused_event)
+            await emit(on_event, paused_event)
         text, expires_at = make_token(self.key, record.run_id, record.version, self.token_ttl)
         return Paused(
             token=text, run_id=record.run_id, pending=pending, expires_at=expires_at, events=record.events
@@ -665,7 +665,7 @@ class Approvals:
         ]
         first = Event("code_mode:execution_started", _stamped(started_value(len(record.code)), record))
         if on_event is not None:
-            await _emit(on_event, first)
+            await emit(on_event, first)
         paused = await self._pause(record, pending, [{"name": first.name, "value": first.value}], on_event)
         duration_ms = (time.perf_counter() - started) * 1000
         return ExecutionResult(success=False, duration_ms=duration_ms, paused=paused)
@@ -718,12 +718,6 @@ def _replayed_call(event: Event, replay: Replay) -> bool:
 
 def _stamped(value: dict[str, Any], record: RunRecord) -> dict[str, Any]:
     return {**value, "toolCallId": record.tool_call_id, "timestamp": now_ms()}
-
-
-async def _emit(on_event: EventCallback, event: Event) -> None:
-    outcome = on_event(event)
-    if inspect.isawaitable(outcome):
-        await outcome
 
 
 _VOLATILE = frozenset({"timestamp", "duration_ms", "callId", "toolCallId"})

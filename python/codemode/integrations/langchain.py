@@ -62,9 +62,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr, ValidationError
 
 from ..code_mode import CodeMode, create_code_mode
-from ..decorators import describe_errors, to_json_data
 from ..events import Event, EventCallback
 from ..execute_tool import EXECUTE_DESCRIPTION, ModelTool
+from ..pydantic_io import describe_errors, to_json_data
 from ..results import ExecutionResult
 from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
 from ._sources import (

@@ -37,7 +37,6 @@ saying what to change, and stores nothing, when:
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -46,7 +45,7 @@ from typing import Any, Final
 
 from ..code_mode import compile_typescript
 from ..errors import InvalidArgumentsError, InvalidSchemaError, TypeScriptSyntaxError
-from ..events import Event, EventCallback, now_ms
+from ..events import Event, EventCallback, emit, now_ms
 from ..results import ExecutionResult
 from ..tools import Tool, ToolBinding, compile_schema
 from .models import InvalidSkillName, Skill, SkillSummary, validate_skill_name
@@ -472,9 +471,7 @@ class SkillRegistry:
                 "depends_on": list(skill.depends_on),
             },
         )
-        outcome = self.on_event(event)
-        if inspect.isawaitable(outcome):
-            await outcome
+        await emit(self.on_event, event)
 
     # -- the tools
 
