@@ -10,14 +10,12 @@ Tool calls are validated, run and settled here, the same way on every engine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
-import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -27,6 +25,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
 from .driver import Program, program_text
+from .eager import first_step, outside_current_task, start_eagerly
 from .errors import InvalidArgumentsError
 from .events import (
     Event,
@@ -243,7 +242,7 @@ class EngineRun:
             for call_id, tool, args, valid in zip(ids, tools, arguments, checked, strict=True):
                 self._start_parsed_call(call_id, tool, args, valid)
             return
-        with _outside_current_task(loop):
+        with outside_current_task(loop):
             self._start_inline(loop, ids, tools, arguments, checked)
         if self.wakeup is not None:
             self.wakeup.set()
@@ -277,7 +276,7 @@ class EngineRun:
             self.running += 1
             token = CALL_ID.set(call_id) if self.call_ids else None
             try:
-                done, outcome = _first_step(loop, binding.handler(args))  # type: ignore[arg-type]
+                done, outcome = first_step(loop, binding.handler(args))  # type: ignore[arg-type]
             except _PROPAGATE:
                 raise
             except BaseException as e:
@@ -334,12 +333,12 @@ class EngineRun:
                 assert self.task_group is not None
                 self.task_group.start_soon(_await, coro)
             else:
-                self._track(_start_eagerly(self.loop, coro)[1])
+                self._track(start_eagerly(self.loop, coro)[1])
             return
         # asyncio and an async handler: its first step runs now, usually to the end.
         token = CALL_ID.set(call_id) if self.call_ids else None
         try:
-            done, outcome = _start_eagerly(self.loop, binding.handler(args))
+            done, outcome = start_eagerly(self.loop, binding.handler(args))
         except _PROPAGATE:
             raise
         except BaseException as e:
@@ -555,105 +554,3 @@ def _tool_error(error: BaseException) -> tuple[int, str]:
 
 async def _await(awaitable: Awaitable[None]) -> None:
     await awaitable
-
-
-# -- eager tasks -------------------------------------------------------------------------
-# A tool call's coroutine runs its first step at once, as the current task of its own, with
-# its own copy of the context. If it finishes there, no task is ever scheduled (the common
-# case for tools that answer from memory); if it suspends, that same task carries it on, so
-# `current_task()`, cancel scopes and timeouts entered in the first step stay valid.
-
-if sys.version_info >= (3, 12):
-
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
-        failed, is raised), else ``(False, task)``."""
-        task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-        if task.done():
-            return True, task.result()
-        return False, task
-
-    _first_step = _start_eagerly
-
-    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> contextlib.AbstractContextManager[None]:
-        """Nothing to do: eager tasks switch the current task themselves."""
-        return contextlib.nullcontext()
-
-else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
-    _enter_task = asyncio.tasks._enter_task
-    _leave_task = asyncio.tasks._leave_task
-    _current_tasks = asyncio.tasks._current_tasks  # what current_task() reads, without the call
-
-    class _Continue:
-        """Awaitable that carries on a coroutine suspended after its first step."""
-
-        __slots__ = ("coro", "yielded")
-
-        def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-            self.coro = coro
-            self.yielded = yielded
-
-        def __await__(self) -> Generator[Any, Any, Any]:
-            coro, value = self.coro, self.yielded
-            while True:
-                try:
-                    sent = yield value
-                except GeneratorExit:
-                    coro.close()
-                    raise
-                except BaseException as exc:
-                    try:
-                        value = coro.throw(exc)
-                    except StopIteration as stop:
-                        return stop.value
-                else:
-                    try:
-                        value = coro.send(sent)
-                    except StopIteration as stop:
-                        return stop.value
-
-    async def _resume(rest: _Continue) -> Any:
-        return await rest
-
-    def _first_step(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """As :func:`_start_eagerly`, with no task current on ``loop`` (see
-        :func:`_outside_current_task`)."""
-        # The task object exists (uninitialised) before the first step so that it is the
-        # current task during that step; it is only initialised, and so scheduled, if the
-        # coroutine suspends.
-        task: asyncio.Task[Any] = asyncio.Task.__new__(asyncio.Task)
-        context = contextvars.copy_context()
-        _enter_task(loop, task)
-        try:
-            yielded = context.run(coro.send, None)
-        except StopIteration as stop:
-            return True, stop.value
-        finally:
-            _leave_task(loop, task)
-        asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
-        return False, task
-
-    @contextlib.contextmanager
-    def _outside_current_task(loop: asyncio.AbstractEventLoop) -> Generator[None, None, None]:
-        """The running task stops being ``loop``'s current task for the block (so many first
-        steps can run one after another), and is current again after it."""
-        current = _current_tasks.get(loop)
-        if current is not None:
-            _leave_task(loop, current)
-        try:
-            yield
-        finally:
-            if current is not None:
-                _enter_task(loop, current)
-
-    def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
-        """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
-        failed, is raised), else ``(False, task)``."""
-        current = _current_tasks.get(loop)  # as _outside_current_task, without its cost
-        if current is not None:
-            _leave_task(loop, current)
-        try:
-            return _first_step(loop, coro)
-        finally:
-            if current is not None:
-                _enter_task(loop, current)
