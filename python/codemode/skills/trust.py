@@ -164,11 +164,6 @@ class TrustStrategy:
         recent = stats.recent[-self.demotion_window :]
         return self._earned(stats.executions, stats.successes, sum(recent), len(recent))
 
-    def should_demote(self, stats: SkillStats, current: TrustLevel) -> bool:
-        """True when the recent success rate is below the rate threshold of ``current``."""
-        recent = stats.recent[-self.demotion_window :]
-        return self._demote(sum(recent), len(recent), current)
-
     # -- the thresholds' rule on counts (``recent_*``: over the last ``demotion_window`` runs)
 
     def _level(
