@@ -1,8 +1,8 @@
 """Skills inside the sandbox: ``skill_<name>(input)`` as plain in-sandbox async functions.
 
 A :class:`SkillRuntime` runs a model's program with a set of skills callable in it, with no
-host round trip per call. The skills runtime is a host library (``IsolateContext.execute(
-library=...)``, compiled once per process): the engine calls it with the execution's report
+host round trip per call. The skills runtime (``runtime.js`` beside this module) is a host
+library (``IsolateContext.execute(library=...)``, compiled once per process): the engine calls it with the execution's report
 channel and hands what it returns to the program as ``__codemode_channel``. The program as
 run is::
 
@@ -16,7 +16,7 @@ validates its input against the skill's ``input_schema`` (a small JSON Schema in
 JavaScript), awaits the body (the skill's code, unchanged, as the body of its own async
 function, named with a token ``T`` drawn per execution so the model's code cannot replace it),
 validates the output against ``output_schema`` and reports the call and its outcome as they
-happen. The host turns the reports into ``code_mode:skill_call`` / ``skill_result`` /
+happen. The host turns the reports (read by ``reports.py``) into ``code_mode:skill_call`` / ``skill_result`` /
 ``skill_error`` events, live and in order with the execution's other events, and records the
 runs in the store once the execution is over (``store.record_runs``: one run per skill the
 execution called, failed if any of its calls failed, which updates the skill's stats and
@@ -51,12 +51,14 @@ import anyio
 from .. import _core
 from ..approvals.models import SkillPlan
 from ..approvals.replay import DETERMINISTIC_JS
-from ..code_mode import compile_typescript, unfence
+from ..code_mode import unfence
 from ..driver import Program
-from ..events import Event, EventCallback, EventName, now_ms
+from ..events import Event, EventCallback, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
 from ..results import ExecutionError, ExecutionResult
+from .bodies import body_problem, code_compiles, load_closure, skill_references, strip_body
 from .models import Skill, SkillNotFoundError
+from .reports import SKILL_CALL, SKILL_ERROR, SKILL_RESULT, Tally
 from .trust import TrustStrategy
 
 if TYPE_CHECKING:
@@ -64,18 +66,27 @@ if TYPE_CHECKING:
     from ..tracing import SkillSpans
     from .store import SkillStore
 
-logger = logging.getLogger("codemode.skills")
+__all__ = [
+    "MAX_SKILL_EVENTS",
+    "SKILL_CALL",
+    "SKILL_ERROR",
+    "SKILL_RESULT",
+    "Approve",
+    "SkillRuntime",
+    "body_problem",
+    "code_compiles",
+    "load_closure",
+    "skill_references",
+    "strip_body",
+]
 
-SKILL_CALL: EventName = "code_mode:skill_call"
-SKILL_RESULT: EventName = "code_mode:skill_result"
-SKILL_ERROR: EventName = "code_mode:skill_error"
+logger = logging.getLogger("codemode.skills")
 
 _CUT_OFF = frozenset({"timeout", "memory", "cancelled"})
 _NOT_STARTED = frozenset({"syntax", "timeout", "memory", "cancelled"})  # may end before line 1 ran
 _DENIED = "not approved to run"
 _MISSING = "there is no such skill"
 _PROGRAM_FRAME = re.compile(r"^(\s*at )(\S+) \(program\.ts:(\d+):(\d+)\)$")
-_SKILL_REFERENCE = re.compile(r"\bskill_([a-z][a-z0-9]*(?:_[a-z0-9]+)*)\b")
 
 MAX_SKILL_EVENTS = 1000
 """At most this many skill calls per execution are reported as events (all are recorded)."""
@@ -93,7 +104,7 @@ def _library() -> str:
     The engine calls it with the report channel; line 1 calls what it returns with the body
     functions, ``[name, why refused or null]`` per skill, their schemas, whether to report
     details and how many calls may carry them, and gets the ``skill_*`` functions. The reports
-    it makes are described in ``runtime.js`` (and read by :class:`_Tally`)."""
+    it makes are described in ``runtime.js`` (and read by :class:`Tally`)."""
     text = resources.files(__package__).joinpath("runtime.js").read_text(encoding="utf-8")
     return text.replace("__CM_DETERMINISTIC__", DETERMINISTIC_JS)
 
@@ -146,77 +157,6 @@ class _Body:
     last: int
     name: str
     strip: Any = None  # its StripResult when positions were not preserved
-
-
-def skill_references(code: str) -> set[str]:
-    """The skill names ``code`` mentions as ``skill_<name>``."""
-    return set(_SKILL_REFERENCE.findall(code))
-
-
-async def load_closure(store: SkillStore, skills: Iterable[Skill]) -> dict[str, Skill]:
-    """``skills`` and every skill they depend on (``depends_on`` and ``skill_*`` references in
-    their code), fetched from ``store``; missing dependencies are left out."""
-    loaded: dict[str, Skill] = {}
-    pending = list(skills)
-    missing: set[str] = set()
-    while pending:
-        skill = pending.pop()
-        if skill.name in loaded:
-            continue
-        loaded[skill.name] = skill
-        for name in sorted(set(skill.depends_on) | skill_references(skill.code)):
-            if name in loaded or name in missing:
-                continue
-            dependency = await store.get(name)
-            if dependency is None:
-                missing.add(name)
-            else:
-                pending.append(dependency)
-    return loaded
-
-
-_STRIPPED: dict[str, tuple[str, Any] | str] = {}
-
-
-def _body(code: str) -> tuple[str, Any] | str:
-    """A skill's code as JavaScript, with its StripResult when positions moved, or why it cannot
-    be a skill's body; cached by code (the engine check makes a scratch runtime)."""
-    if code in _STRIPPED:
-        return _STRIPPED[code]
-    body: tuple[str, Any] | str
-    try:
-        compile_typescript(f"async function __cm_check(input: any) {{\n{code}\n}}")
-        result = _core.strip_types(code)
-        # The engine must read the code as its own function body, as the stripper did: code
-        # that closes that function would run around it in every program it is loaded into.
-        _core.check_function_body(result.javascript)
-        body = result.javascript, None if result.positions_preserved else result
-    except _core.TypeScriptSyntaxError as e:
-        body = f"it does not parse: {e.args[0]}"
-    except ValueError as e:
-        body = str(e)
-    if len(_STRIPPED) > 4096:
-        _STRIPPED.clear()
-    _STRIPPED[code] = body
-    return body
-
-
-def strip_body(code: str) -> tuple[str, Any] | None:
-    """A skill's code as JavaScript, with its StripResult when positions moved (``None`` when
-    it is not the body of an async function as both the stripper and the engine read it)."""
-    body = _body(code)
-    return None if isinstance(body, str) else body
-
-
-def body_problem(code: str) -> str | None:
-    """Why ``code`` cannot be a skill's body (``None`` when it can)."""
-    body = _body(code)
-    return body if isinstance(body, str) else None
-
-
-def code_compiles(skill: Skill) -> bool:
-    """True when the skill's code parses as the body of an async function (cached by code)."""
-    return strip_body(skill.code) is not None
 
 
 @dataclass(frozen=True)
@@ -525,7 +465,7 @@ class SkillRuntime:
             )
         except _core.TypeScriptSyntaxError:  # the code mode reports it, with its events
             return await self.cm.execute(code, tool_call_id=tool_call_id, on_event=on_event)
-        tally = _Tally(layout.skills, tool_call_id, spans)
+        tally = Tally(layout.skills, tool_call_id, spans)
         held: list[Event] = []
 
         async def relay(event: Event) -> None:
@@ -573,7 +513,7 @@ class SkillRuntime:
 
     async def _settle(
         self,
-        tally: _Tally,
+        tally: Tally,
         kind: str | None,
         error: ExecutionError | None,
         held: list[Event],
@@ -722,70 +662,6 @@ class SkillRuntime:
         return ModelTool(name, description, skill.input_schema, call)
 
 
-class _Tally:
-    """One execution's reports from the skills runtime: the runs so far (``index * 2 +
-    success``, in order), the calls still running, and the events they stand for."""
-
-    __slots__ = ("names", "running", "runs", "spans", "started", "tool_call_id")
-
-    def __init__(
-        self, names: Sequence[str], tool_call_id: str | None, spans: SkillSpans | None = None
-    ) -> None:
-        self.names = names
-        self.tool_call_id = tool_call_id
-        self.spans = spans
-        self.started = False
-        self.runs: list[int] = []
-        self.running: dict[int, int] = {}
-
-    def report(self, text: str) -> Event | None:
-        """Take one report (see ``runtime.js``); the event it stands for, if it has details."""
-        head, _, rest = text.partition(" ")
-        kind = head[:1]
-        if kind == "h":
-            self.started = True
-            return None
-        try:
-            number, _, call_text = head[1:].partition(":")
-            index, call = int(number), int(call_text)
-            name = self.names[index]
-        except (ValueError, IndexError):
-            return None
-        if kind == "c":
-            self.running[index] = self.running.get(index, 0) + 1
-            if self.spans is not None:
-                self.spans.start(name, call)
-            if not rest:
-                return None
-            return self._event(SKILL_CALL, name, input=_loads(rest))
-        if self.running.get(index):
-            self.running[index] -= 1
-        if kind == "x":  # the input was refused: not a run of the skill
-            if self.spans is not None:
-                self.spans.end(call, "invalid input")
-            return self._event(SKILL_ERROR, name, error=rest, duration_ms=0) if rest else None
-        if kind not in ("r", "f"):
-            return None
-        self.runs.append(index * 2 + (kind == "r"))
-        ms, _, value = rest.partition(" ")
-        if self.spans is not None:
-            self.spans.end(call, None if kind == "r" else (value or "failed"))
-        if not rest:
-            return None
-        try:
-            duration: float = int(ms)
-        except ValueError:
-            duration = 0
-        if kind == "r":
-            return self._event(SKILL_RESULT, name, result=_loads(value), duration_ms=duration)
-        return self._event(SKILL_ERROR, name, error=value, duration_ms=duration)
-
-    def _event(self, event_name: EventName, skill: str, **fields: Any) -> Event:
-        return Event(
-            event_name, {"toolCallId": self.tool_call_id, "timestamp": now_ms(), "skill": skill, **fields}
-        )
-
-
 def _has_defaults(schema: Any) -> bool:
     """Whether a ``default`` appears anywhere in ``schema`` (the runtime then copies the
     input before filling defaults in, so the caller's object is left as it was)."""
@@ -794,10 +670,3 @@ def _has_defaults(schema: Any) -> bool:
     if isinstance(schema, list):
         return any(_has_defaults(value) for value in schema)
     return False
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
