@@ -15,7 +15,6 @@ import pytest
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("langgraph")
-# ruff: noqa: E402
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -30,10 +29,10 @@ from pydantic import BaseModel, Field, field_validator
 import codemode
 from codemode.integrations.langchain import (
     CodeModeTool,
-    codemode_tool,
-    codemode_tools,
+    as_langchain_tool,
+    as_langchain_tools,
     from_langchain_tool,
-    to_codemode_tools,
+    from_langchain_tools,
 )
 
 from ..conftest import make_tools
@@ -146,7 +145,7 @@ return { value: price.price * units };
 async def test_agent_runs_a_program_over_two_langchain_tools() -> None:
     calls: list[tuple[str, dict[str, Any]]] = []
     events: list[codemode.Event] = []
-    execute = codemode_tool(make_langchain_tools(calls), timeout=10.0, on_event=events.append)
+    execute = as_langchain_tool(make_langchain_tools(calls), timeout=10.0, on_event=events.append)
     model = ScriptedChatModel(script=run_program_then_answer(PROGRAM))
     agent = react_agent(model, [execute])
 
@@ -195,7 +194,7 @@ async def test_agent_runs_a_program_over_two_langchain_tools() -> None:
 )
 async def test_failing_program_reaches_the_model_as_an_error(program: str, kind: str, message: str) -> None:
     calls: list[tuple[str, dict[str, Any]]] = []
-    execute = codemode_tool(make_langchain_tools(calls), timeout=10.0)
+    execute = as_langchain_tool(make_langchain_tools(calls), timeout=10.0)
     agent = react_agent(ScriptedChatModel(script=run_program_then_answer(program)), [execute])
 
     state = await agent.ainvoke({"messages": [HumanMessage("What is the stock of A1 worth?")]})
@@ -209,7 +208,7 @@ async def test_failing_program_reaches_the_model_as_an_error(program: str, kind:
 
 
 async def test_execution_events_stream_as_langchain_custom_events() -> None:
-    execute = codemode_tool(make_langchain_tools([]), timeout=10.0)
+    execute = as_langchain_tool(make_langchain_tools([]), timeout=10.0)
     agent = react_agent(ScriptedChatModel(script=run_program_then_answer(PROGRAM, "call_7")), [execute])
 
     custom = [
@@ -229,7 +228,7 @@ async def test_execution_events_stream_as_langchain_custom_events() -> None:
 def test_sync_agent_loop() -> None:
     """The sync ToolNode runs tools on worker threads (engines are made on another thread)."""
     calls: list[tuple[str, dict[str, Any]]] = []
-    execute = codemode_tool(make_langchain_tools(calls), timeout=10.0)
+    execute = as_langchain_tool(make_langchain_tools(calls), timeout=10.0)
     agent = react_agent(ScriptedChatModel(script=run_program_then_answer(PROGRAM)), [execute])
 
     state = agent.invoke({"messages": [HumanMessage("What is the stock of A1 worth?")]})
@@ -239,7 +238,7 @@ def test_sync_agent_loop() -> None:
 
 
 async def test_instructions_in_the_system_prompt() -> None:
-    execute = codemode_tool(make_langchain_tools([]), instructions="system_prompt")
+    execute = as_langchain_tool(make_langchain_tools([]), instructions="system_prompt")
     model = ScriptedChatModel(script=run_program_then_answer(PROGRAM))
     agent = react_agent(model, [execute], prompt=execute.system_prompt)
 
@@ -255,7 +254,7 @@ async def test_instructions_in_the_system_prompt() -> None:
 
 
 async def test_direct_calls_return_the_json_output() -> None:
-    execute = codemode_tool(make_tools())
+    execute = as_langchain_tool(make_tools())
     assert isinstance(execute, CodeModeTool) and execute.name == "execute_typescript"
     assert execute.args_schema == codemode.create_code_mode([]).tool.input_schema
 
@@ -274,7 +273,7 @@ async def test_direct_calls_return_the_json_output() -> None:
 
 
 def test_sync_call_runs_its_own_event_loop() -> None:
-    execute = codemode_tool(make_tools())
+    execute = as_langchain_tool(make_tools())
     assert execute.invoke({"typescriptCode": "return 6 * 7"}) == '{"success":true,"result":42,"logs":[]}'
     call = {
         "name": "execute_typescript",
@@ -288,21 +287,21 @@ def test_sync_call_runs_its_own_event_loop() -> None:
 
 
 async def test_compact_prompt_adds_the_discovery_tool() -> None:
-    tools = codemode_tools(make_langchain_tools([]), prompt="compact")
+    tools = as_langchain_tools(make_langchain_tools([]), prompt="compact")
     assert [t.name for t in tools] == ["execute_typescript", "get_tool_declarations"]
     assert "- external_get_price: Unit price" in tools[0].description
     found = json.loads(await tools[1].ainvoke({"names": ["external_get_stock"]}))
     assert found["success"] and "declare function external_get_stock" in found["declarations"]
-    with pytest.raises(ValueError, match="codemode_tools"):
-        codemode_tool(make_langchain_tools([]), prompt="compact")
+    with pytest.raises(ValueError, match="as_langchain_tools"):
+        as_langchain_tool(make_langchain_tools([]), prompt="compact")
 
 
 def test_an_existing_code_mode() -> None:
     cm = codemode.create_code_mode(make_tools())
-    execute = codemode_tool(code_mode=cm)
+    execute = as_langchain_tool(code_mode=cm)
     assert execute.code_mode is cm and "external_echo" in execute.description
     with pytest.raises(ValueError, match="not both"):
-        codemode_tool(make_tools(), code_mode=cm)
+        as_langchain_tool(make_tools(), code_mode=cm)
 
 
 # -- LangChain tools as codemode tools ---------------------------------------------------
@@ -328,10 +327,10 @@ def test_conversion_keeps_name_description_and_schema() -> None:
         "description": "Warehouse name",
         "type": "string",
     }
-    mixed = to_codemode_tools([get_price, *make_tools()])
+    mixed = from_langchain_tools([get_price, *make_tools()])
     assert [t.name for t in mixed] == ["get_price", "echo", "fail", "sleep", "add"]
     with pytest.raises(TypeError):
-        to_codemode_tools([lambda x: x])  # type: ignore[list-item]
+        from_langchain_tools([lambda x: x])  # type: ignore[list-item]
 
 
 class Order(BaseModel):
@@ -361,7 +360,7 @@ flaky.handle_tool_error = True
 
 
 async def test_errors_of_langchain_tools_reach_the_program() -> None:
-    cm = codemode.create_code_mode(to_codemode_tools([place_order, flaky]), timeout=10.0)
+    cm = codemode.create_code_mode(from_langchain_tools([place_order, flaky]), timeout=10.0)
     program = """
     const out: Record<string, string> = { ok: await external_place_order({ quantity: 12 }) };
     for (const [key, call] of [
@@ -401,7 +400,7 @@ async def test_a_paused_program_is_a_langgraph_interrupt_and_command_resume_cont
 
     cm = codemode.create_code_mode(shop.TOOLS, approval_key=shop.KEY)
     agent = react_agent(
-        ScriptedChatModel(script=script), [codemode_tool(code_mode=cm)], checkpointer=InMemorySaver()
+        ScriptedChatModel(script=script), [as_langchain_tool(code_mode=cm)], checkpointer=InMemorySaver()
     )
     config = {"configurable": {"thread_id": "refunds"}}
     first = await agent.ainvoke({"messages": [HumanMessage("refund every order")]}, config)
@@ -445,7 +444,7 @@ async def test_a_skill_context_registers_a_skill_in_one_turn_and_calls_it_in_the
     bound: list[list[str]] = []
     for text in ["save it", "price two units of B-2"]:
         model = ScriptedChatModel(script=script)
-        tools = codemode_tools(code_mode=context, instructions="system_prompt")
+        tools = as_langchain_tools(code_mode=context, instructions="system_prompt")
         agent = react_agent(model, tools, prompt=codemode_prompt(context))
         state = await agent.ainvoke({"messages": [*messages, HumanMessage(text)]})
         messages = state["messages"]
@@ -459,14 +458,14 @@ async def test_a_skill_context_registers_a_skill_in_one_turn_and_calls_it_in_the
 
 
 async def test_a_skill_contexts_execute_typescript_runs_programs_with_the_skills() -> None:
-    """``codemode_tool(code_mode=context)``: programs call ``skill_*``; its prompt is the context's."""
+    """``as_langchain_tool(code_mode=context)``: programs call ``skill_*``; its prompt is the context's."""
     from .skill_turns import REGISTRATION, executions, make_context
 
     context, store = await make_context()
-    register = next(t for t in codemode_tools(code_mode=context) if t.name == "register_skill")
+    register = next(t for t in as_langchain_tools(code_mode=context) if t.name == "register_skill")
     saved = json.loads(await register.ainvoke(REGISTRATION))
     assert saved["success"] is True, saved
-    execute = codemode_tool(code_mode=context, instructions="system_prompt")
+    execute = as_langchain_tool(code_mode=context, instructions="system_prompt")
     output = json.loads(
         await execute.ainvoke({"typescriptCode": 'return await skill_two_units({ sku: "A-1" })'})
     )

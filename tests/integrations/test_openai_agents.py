@@ -36,11 +36,11 @@ from pydantic import BaseModel  # noqa: E402
 
 import codemode  # noqa: E402
 from codemode.integrations.openai_agents import (  # noqa: E402
-    codemode_function_tool,
-    codemode_function_tools,
+    as_function_tool,
+    as_function_tools,
     codemode_instructions,
-    codemode_tool,
-    codemode_tools,
+    from_function_tool,
+    from_function_tools,
 )
 
 from ..conftest import make_tools  # noqa: E402
@@ -247,12 +247,12 @@ def make_shop() -> Shop:
 
 
 def make_agent(model: ScriptedModel, **options: Any) -> Agent[Shop]:
-    cm = codemode.create_code_mode(codemode_tools(SHOP_TOOLS), timeout=10.0)
+    cm = codemode.create_code_mode(from_function_tools(SHOP_TOOLS), timeout=10.0)
     return Agent(
         name="shop",
         instructions=codemode_instructions(cm, "You answer questions about orders."),
         model=model,
-        tools=[codemode_function_tool(cm, **options)],
+        tools=[as_function_tool(cm, **options)],
     )
 
 
@@ -361,7 +361,7 @@ async def test_syntax_errors_and_bad_arguments_do_not_fail_the_run() -> None:
     await Runner.run(make_agent(model), "x", context=make_shop())
     assert outputs[0]["success"] is False and outputs[0]["error"]["kind"] == "syntax"
 
-    tool = codemode_function_tool(SHOP_TOOLS)
+    tool = as_function_tool(SHOP_TOOLS)
     ctx = ToolContext(make_shop(), tool_name="execute_typescript", tool_call_id="c2", tool_arguments="{nope")
     for bad in ("{nope", "[1]", '{"code": "return 1"}'):
         output = json.loads(await tool.on_invoke_tool(ctx, bad))
@@ -384,7 +384,7 @@ async def test_streamed_run_and_events() -> None:
 
 
 async def test_default_failure_handling_gives_the_program_the_sdk_message() -> None:
-    cm = codemode.create_code_mode(codemode_tools([refund_order]))
+    cm = codemode.create_code_mode(from_function_tools([refund_order]))
     result = await cm.execute('return await external_refund_order({ order_id: "A1" })')
     assert result.success and result.result == "An error occurred while running the tool. Please try again."
 
@@ -393,7 +393,7 @@ async def test_default_failure_handling_gives_the_program_the_sdk_message() -> N
 
 
 def test_the_function_tool_is_strict_and_short() -> None:
-    tool = codemode_function_tool(SHOP_TOOLS)
+    tool = as_function_tool(SHOP_TOOLS)
     assert isinstance(tool, FunctionTool)
     assert tool.name == "execute_typescript" and tool.strict_json_schema
     assert tool.params_json_schema == {
@@ -409,31 +409,32 @@ def test_the_function_tool_is_strict_and_short() -> None:
     }
     assert len(tool.description) < 1024 and "declare function" not in tool.description
 
-    with_declarations = codemode_function_tool(SHOP_TOOLS, include_declarations=True)
+    with_declarations = as_function_tool(SHOP_TOOLS, include_declarations=True)
     assert (
-        with_declarations.description == codemode.create_code_mode(codemode_tools(SHOP_TOOLS)).system_prompt
+        with_declarations.description
+        == codemode.create_code_mode(from_function_tools(SHOP_TOOLS)).system_prompt
     )
     assert "declare function external_exchange_rate" in with_declarations.description
 
 
 def test_instructions_are_stable_and_accept_a_code_mode() -> None:
-    cm = codemode.create_code_mode(codemode_tools(SHOP_TOOLS))
+    cm = codemode.create_code_mode(from_function_tools(SHOP_TOOLS))
     assert codemode_instructions(SHOP_TOOLS) == codemode_instructions(cm) == cm.system_prompt
     assert codemode_instructions(cm, "Be brief.\n") == f"Be brief.\n\n{cm.system_prompt}"
     with pytest.raises(TypeError):
-        codemode_function_tool(cm, timeout=3.0)
+        as_function_tool(cm, timeout=3.0)
 
 
 def test_compact_prompt_gives_the_discovery_tool_too() -> None:
-    cm = codemode.create_code_mode(codemode_tools(SHOP_TOOLS), prompt="compact")
-    tools = codemode_function_tools(cm)
+    cm = codemode.create_code_mode(from_function_tools(SHOP_TOOLS), prompt="compact")
+    tools = as_function_tools(cm)
     assert [t.name for t in tools] == ["execute_typescript", "get_tool_declarations"]
     assert all(t.params_json_schema["additionalProperties"] is False for t in tools)
 
 
 async def test_discovery_tool_through_on_invoke_tool() -> None:
-    cm = codemode.create_code_mode(codemode_tools(SHOP_TOOLS), prompt="compact")
-    discovery = codemode_function_tools(cm)[1]
+    cm = codemode.create_code_mode(from_function_tools(SHOP_TOOLS), prompt="compact")
+    discovery = as_function_tools(cm)[1]
     ctx = ToolContext(None, tool_name="get_tool_declarations", tool_call_id="d1", tool_arguments="")
     output = json.loads(await discovery.on_invoke_tool(ctx, '{"names": ["external_get_order"]}'))
     assert output["success"] and "external_get_order" in output["declarations"]
@@ -443,11 +444,11 @@ async def test_discovery_tool_through_on_invoke_tool() -> None:
 
 
 def test_strict_schema_is_relaxed_for_defaults_and_nulls() -> None:
-    order_tool = codemode_tool(get_order)
+    order_tool = from_function_tool(get_order)
     assert order_tool.name == "get_order" and order_tool.description.startswith("Get an order by id.")
     assert order_tool.input_schema["required"] == ["order_id"]
-    assert codemode_tool(exchange_rate).input_schema["required"] == ["currency"]
-    declarations = codemode.create_code_mode([order_tool, codemode_tool(exchange_rate)]).declarations
+    assert from_function_tool(exchange_rate).input_schema["required"] == ["currency"]
+    declarations = codemode.create_code_mode([order_tool, from_function_tool(exchange_rate)]).declarations
     assert "include_items?: boolean" in declarations
     assert "day?: string | null" in declarations
     assert "order_id: string" in declarations
@@ -455,7 +456,7 @@ def test_strict_schema_is_relaxed_for_defaults_and_nulls() -> None:
 
 async def test_converted_tools_run_outside_an_agent_run() -> None:
     shop = make_shop()
-    cm = codemode.create_code_mode([*codemode_tools(SHOP_TOOLS, context=shop), *make_tools()])
+    cm = codemode.create_code_mode([*from_function_tools(SHOP_TOOLS, context=shop), *make_tools()])
     result = await cm.execute(
         'const o = await external_get_order({ order_id: "B2" })\n'
         'const r = await external_exchange_rate({ currency: "GBP", day: "2025-01-02" })\n'
@@ -474,7 +475,7 @@ async def test_converted_tools_run_outside_an_agent_run() -> None:
 
 async def test_wrong_arguments_are_rejected_before_the_tool_runs() -> None:
     shop = make_shop()
-    cm = codemode.create_code_mode(codemode_tools([get_order], context=shop))
+    cm = codemode.create_code_mode(from_function_tools([get_order], context=shop))
     result = await cm.execute("return await external_get_order({ order_id: 7 })")
     assert not result.success and result.error is not None
     assert result.error.kind == "invalid_args" and "order_id" in result.error.message
@@ -488,7 +489,7 @@ async def test_timeout_seconds_is_honoured() -> None:
         await anyio.sleep(ms / 1000)
         return "done"
 
-    cm = codemode.create_code_mode(codemode_tools([slow]))
+    cm = codemode.create_code_mode(from_function_tools([slow]))
     result = await cm.execute(
         "const quick = await external_slow({ ms: 1 })\n"
         "try { await external_slow({ ms: 2000 }) } catch (e) { return [quick, e.name, e.message] }"
@@ -503,9 +504,9 @@ def test_tools_a_program_cannot_call_are_refused() -> None:
         return "gone"
 
     with pytest.raises(ValueError, match="needs approval"):
-        codemode_tools([delete_everything])
+        from_function_tools([delete_everything])
     with pytest.raises(TypeError, match="WebSearchTool"):
-        codemode_tools([WebSearchTool()])
+        from_function_tools([WebSearchTool()])
 
 
 def test_custom_function_tool_with_output_schema() -> None:
@@ -528,7 +529,7 @@ def test_custom_function_tool_with_output_schema() -> None:
             "required": ["echo"],
         },
     )
-    converted = codemode_tool(tool)
+    converted = from_function_tool(tool)
     assert converted.name == "say_hello" and converted.original_name == "say-hello"
     assert "echo: string" in codemode.create_code_mode([converted]).declarations
     result = codemode.create_code_mode([converted]).execute_sync(
@@ -566,9 +567,7 @@ async def test_a_paused_program_is_an_approval_item_of_the_run() -> None:
             rejected,
         ]
     )
-    agent = Agent(
-        name="refunds", instructions="Refund orders.", model=model, tools=[codemode_function_tool(cm)]
-    )
+    agent = Agent(name="refunds", instructions="Refund orders.", model=model, tools=[as_function_tool(cm)])
     result = await Runner.run(agent, "Refund o-2, then o-3")
     (item,) = result.interruptions
     assert item.raw_item.call_id == "call_1" and refunds.REFUNDED == []
@@ -608,7 +607,7 @@ def call_tool(name: str, arguments: dict[str, Any], call_id: str) -> Step:
 
 async def test_a_skill_context_registers_a_skill_then_the_model_calls_it_directly() -> None:
     """One ``Runner.run``: turn 1 calls ``register_skill``; the agent's tool list (the one
-    ``codemode_function_tools`` returned) gains the skill, which turn 2 calls as a tool of its
+    ``as_function_tools`` returned) gains the skill, which turn 2 calls as a tool of its
     own; the instructions, read at every turn, declare it from then on."""
     from .skill_turns import REGISTRATION, SKILL_ARGUMENTS, executions, make_context
 
@@ -624,7 +623,7 @@ async def test_a_skill_context_registers_a_skill_then_the_model_calls_it_directl
         name="shop",
         instructions=codemode_instructions(context, "You price products."),
         model=model,
-        tools=codemode_function_tools(context),
+        tools=as_function_tools(context),
     )
     result = await Runner.run(agent, "Save a skill for two units, then price two units of B-2.")
 
@@ -645,7 +644,7 @@ async def test_a_skill_contexts_execute_typescript_runs_programs_with_its_skills
 
     context, store = await make_context()
     await context.tools[[t.name for t in context.tools].index("register_skill")].call(REGISTRATION)
-    tool = codemode_function_tool(context)
+    tool = as_function_tool(context)
     program = json.dumps({"typescriptCode": 'return await skill_two_units({ sku: "A-1" })'})
     ctx = ToolContext(None, tool_name=tool.name, tool_call_id="c1", tool_arguments=program)
     assert json.loads(await tool.on_invoke_tool(ctx, program)) == {"success": True, "result": 5, "logs": []}

@@ -31,7 +31,7 @@ from codemode.integrations.pydantic_ai import (
     CodeModeCapability,
     CodeModeEvent,
     CodeModeToolset,
-    to_codemode_tools,
+    from_pydantic_ai_tools,
 )
 
 pytestmark = pytest.mark.anyio
@@ -320,13 +320,13 @@ def test_tools_without_fixed_definitions_are_live_not_converted() -> None:
     async def hide(ctx: RunContext[Any], tool_def: Any) -> Any:
         return None
 
-    # to_codemode_tools needs fixed definitions; from_tools lists these at each step instead
+    # from_pydantic_ai_tools needs fixed definitions; from_tools lists these at each step instead
     with pytest.raises(ValueError, match="prepare function"):
-        to_codemode_tools([Tool(get_price, prepare=hide)])
+        from_pydantic_ai_tools([Tool(get_price, prepare=hide)])
     with pytest.raises(ValueError, match="requires approval"):
-        to_codemode_tools([Tool(get_price, requires_approval=True)])
+        from_pydantic_ai_tools([Tool(get_price, requires_approval=True)])
     with pytest.raises(TypeError, match="lists its tools during a run"):
-        to_codemode_tools([FunctionToolset([get_price]).prefixed("shop")])
+        from_pydantic_ai_tools([FunctionToolset([get_price]).prefixed("shop")])
     prefixed = FunctionToolset([get_price]).prefixed("shop")
     assert CodeModeToolset.from_tools([prefixed]).live_toolsets == (prefixed,)
     with pytest.raises(ValueError, match="two tools are named 'get_price'"):
@@ -334,7 +334,7 @@ def test_tools_without_fixed_definitions_are_live_not_converted() -> None:
 
 
 def test_converted_tools_keep_pydantic_ai_schemas() -> None:
-    tools = {t.name: t for t in to_codemode_tools([get_price, apply_discount])}
+    tools = {t.name: t for t in from_pydantic_ai_tools([get_price, apply_discount])}
     assert tools["get_price"].input_schema == Tool(get_price).tool_def.parameters_json_schema
     assert tools["apply_discount"].input_schema["properties"]["quantity"]["default"] == 1
     assert tools["get_price"].output_schema == {"type": "number"}
@@ -379,7 +379,7 @@ async def test_a_skill_context_registers_a_skill_and_uses_it_in_the_same_run() -
     are the context's prompt."""
     from codemode.skills import MemorySkillStore, with_skills
 
-    cm = codemode.create_code_mode(to_codemode_tools([get_price]))
+    cm = codemode.create_code_mode(from_pydantic_ai_tools([get_price]))
     store = MemorySkillStore()
     skills = await with_skills(cm, store=store, messages=["price two units"])
     toolset = CodeModeToolset(cm, skills=skills)

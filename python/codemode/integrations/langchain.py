@@ -6,9 +6,9 @@ its agents). Existing LangChain tools (``@tool`` functions, ``StructuredTool`` o
 one LangChain tool to give an agent::
 
     from langgraph.prebuilt import create_react_agent
-    from codemode.integrations.langchain import codemode_tool
+    from codemode.integrations.langchain import as_langchain_tool
 
-    execute = codemode_tool([get_weather, search_flights], timeout=10)
+    execute = as_langchain_tool([get_weather, search_flights], timeout=10)
     agent = create_react_agent(model, [execute])
     await agent.ainvoke({"messages": [("user", "Cheapest flight to the warmest city?")]})
 
@@ -24,7 +24,7 @@ the :class:`codemode.ExecutionResult` and whose ``status`` is ``"error"`` when t
 failed. Live execution events are dispatched as LangChain custom events (visible in
 ``astream_events`` as ``on_custom_event``, named ``code_mode:...``).
 
-With skills: give :func:`codemode_tools` a request's :class:`~codemode.skills.SkillContext`
+With skills: give :func:`as_langchain_tools` a request's :class:`~codemode.skills.SkillContext`
 as ``code_mode``; the tools are then the context's (``execute_typescript`` whose programs
 call ``skill_*``, ``search_skills``/``get_skill``/``register_skill``/``update_skill``, each
 selected skill as a tool of its own). LangGraph's ReAct agent binds its tools when it is
@@ -37,7 +37,7 @@ turn::
     # or let the agent's chat model choose the skills:
     # with_skills(cm, store=store, messages=messages, selector="llm", model=model)
     for user_message in conversation:
-        tools = codemode_tools(code_mode=skills, instructions="system_prompt")
+        tools = as_langchain_tools(code_mode=skills, instructions="system_prompt")
         agent = create_react_agent(model, tools, prompt=codemode_prompt(skills))
         state = await agent.ainvoke({"messages": [*state["messages"], user_message]})
 """
@@ -79,11 +79,11 @@ from ._sources import (
 
 __all__ = [
     "CodeModeTool",
+    "as_langchain_tool",
+    "as_langchain_tools",
     "codemode_prompt",
-    "codemode_tool",
-    "codemode_tools",
     "from_langchain_tool",
-    "to_codemode_tools",
+    "from_langchain_tools",
 ]
 
 Instructions = Literal["description", "system_prompt"]
@@ -129,7 +129,7 @@ def from_langchain_tool(tool: BaseTool) -> Tool:
     )
 
 
-def to_codemode_tools(tools: Sequence[BaseTool | ToolBinding]) -> list[ToolBinding]:
+def from_langchain_tools(tools: Sequence[BaseTool | ToolBinding]) -> list[ToolBinding]:
     """``tools`` for a code mode: LangChain tools converted (:func:`from_langchain_tool`),
     codemode tools unchanged."""
     converted: list[ToolBinding] = []
@@ -157,7 +157,7 @@ def _json_output(output: Any) -> Any:
 
 class CodeModeTool(BaseTool):
     """A code mode's model tool (``execute_typescript``, or ``get_tool_declarations`` with a
-    compact prompt) as a LangChain tool. Make it with :func:`codemode_tool`.
+    compact prompt) as a LangChain tool. Make it with :func:`as_langchain_tool`.
 
     It takes ``{"typescriptCode": string}`` and returns the model-facing output as a JSON
     string; called with a tool call, a ``ToolMessage`` with the :class:`ExecutionResult` as
@@ -284,7 +284,7 @@ class CodeModeTool(BaseTool):
             await adispatch_custom_event(event.name, event.value)
 
 
-def codemode_tool(
+def as_langchain_tool(
     tools: Sequence[BaseTool | ToolBinding] = (),
     *,
     code_mode: Source | None = None,
@@ -296,7 +296,7 @@ def codemode_tool(
     """The ``execute_typescript`` LangChain tool over ``tools`` (LangChain tools and codemode
     tools, mixed freely), or over an existing ``code_mode`` (a :class:`~codemode.CodeMode`,
     or a :class:`~codemode.skills.SkillContext`: its programs then call the skills; use
-    :func:`codemode_tools` to get the context's other tools too).
+    :func:`as_langchain_tools` to get the context's other tools too).
 
     - ``instructions="description"``: the tool's description is the code mode prompt (rules
       and TypeScript declarations), so nothing else is needed. ``"system_prompt"``: a short
@@ -304,16 +304,16 @@ def codemode_tool(
     - ``on_event``: receives each live :class:`codemode.Event`; ``dispatch_events``
       dispatches them as LangChain custom events too (``astream_events``).
     - ``options``: for :func:`codemode.create_code_mode` (``timeout``, ``memory_limit_mb``,
-      ``driver``, other limits). For large tool sets use :func:`codemode_tools` with
+      ``driver``, other limits). For large tool sets use :func:`as_langchain_tools` with
       ``prompt="compact"``.
     """
     built = _code_mode(tools, code_mode, options)
     if code_mode_of(built).prompt_mode == "compact":
-        raise ValueError("a compact prompt needs the discovery tool too: use codemode_tools()")
+        raise ValueError("a compact prompt needs the discovery tool too: use as_langchain_tools()")
     return _langchain_tool(built, execute_tool_of(built), instructions, on_event, dispatch_events)
 
 
-def codemode_tools(
+def as_langchain_tools(
     tools: Sequence[BaseTool | ToolBinding] = (),
     *,
     code_mode: Source | None = None,
@@ -322,7 +322,7 @@ def codemode_tools(
     dispatch_events: bool = True,
     **options: Any,
 ) -> list[CodeModeTool]:
-    """Every tool to give the agent (see :func:`codemode_tool` for the arguments):
+    """Every tool to give the agent (see :func:`as_langchain_tool` for the arguments):
     ``execute_typescript``, plus ``get_tool_declarations`` with ``prompt="compact"``, which
     keeps only names and one-line descriptions in the prompt for large tool sets.
 
@@ -354,7 +354,7 @@ def _code_mode(
     tools: Sequence[BaseTool | ToolBinding], code_mode: Source | None, options: dict[str, Any]
 ) -> Source:
     if code_mode is None:
-        return create_code_mode(to_codemode_tools(tools), **options)
+        return create_code_mode(from_langchain_tools(tools), **options)
     if tools or options:
         raise ValueError("pass either tools (and options) or code_mode, not both")
     return code_mode

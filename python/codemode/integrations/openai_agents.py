@@ -4,7 +4,7 @@
 with ``@function_tool``) as tools the program calls::
 
     from agents import Agent, Runner, function_tool
-    from codemode.integrations.openai_agents import codemode_function_tool, codemode_instructions
+    from codemode.integrations.openai_agents import as_function_tool, codemode_instructions
 
     @function_tool
     def get_order(order_id: str) -> dict: ...
@@ -13,7 +13,7 @@ with ``@function_tool``) as tools the program calls::
     agent = Agent(
         name="support",
         instructions=codemode_instructions(tools, "You answer questions about orders."),
-        tools=[codemode_function_tool(tools)],
+        tools=[as_function_tool(tools)],
     )
     result = await Runner.run(agent, "What did Ada order?")
 
@@ -30,7 +30,7 @@ is not consulted. ``@function_tool`` turns a tool's exceptions into a generic me
 default, which the program then gets as the result: create the tool with
 ``failure_error_function=None`` to have the program see a ``ToolError`` instead.
 
-With skills: give :func:`codemode_function_tools` and :func:`codemode_instructions` a
+With skills: give :func:`as_function_tools` and :func:`codemode_instructions` a
 request's :class:`~codemode.skills.SkillContext` (from :func:`codemode.skills.with_skills`).
 The tools are the context's (``execute_typescript`` whose programs call ``skill_*``, the
 management tools, each selected skill as a tool of its own), in a list kept up to date: a
@@ -45,7 +45,7 @@ skills)::
     agent = Agent(
         name="support",
         instructions=codemode_instructions(skills, "You answer questions about orders."),
-        tools=codemode_function_tools(skills),
+        tools=as_function_tools(skills),
     )
 """
 
@@ -90,11 +90,11 @@ if TYPE_CHECKING:
     from ..skills import SkillContext
 
 __all__ = [
-    "codemode_function_tool",
-    "codemode_function_tools",
+    "as_function_tool",
+    "as_function_tools",
     "codemode_instructions",
-    "codemode_tool",
-    "codemode_tools",
+    "from_function_tool",
+    "from_function_tools",
 ]
 
 ToolSource = Source | Sequence[ToolBinding | FunctionTool]
@@ -105,7 +105,7 @@ function tools)."""
 # -- execute_typescript as an Agents SDK tool ----------------------------------------------
 
 
-def codemode_function_tool(
+def as_function_tool(
     tools: ToolSource,
     *,
     include_declarations: bool = False,
@@ -117,7 +117,7 @@ def codemode_function_tool(
     ``tools`` is a :class:`~codemode.CodeMode` (or a :class:`~codemode.skills.SkillContext`,
     whose programs then call the skills), or tools to build one from (with
     ``code_mode_options`` such as ``timeout=``): codemode tools and ``agents.FunctionTool``\\ s,
-    converted with :func:`codemode_tools`. The tool takes ``{typescriptCode: string}`` (a
+    converted with :func:`from_function_tools`. The tool takes ``{typescriptCode: string}`` (a
     strict-mode schema) and returns the execution's JSON output as a string, errors included
     (``{"success": false, "error": ...}``): it never fails the run. ``on_event`` receives the
     execution's live events (their ``toolCallId`` is the Agents SDK call id).
@@ -131,10 +131,10 @@ def codemode_function_tool(
     cm = code_mode_of(source)
     if cm.approvals is not None:
         return _approving_function_tool(cm, executor_of(source), execute_tool, description, on_event)
-    return _as_function_tool(execute_tool, description, on_event)
+    return _function_tool_of(execute_tool, description, on_event)
 
 
-def codemode_function_tools(
+def as_function_tools(
     cm: Source, *, include_declarations: bool = False, on_event: EventCallback | None = None
 ) -> list[FunctionTool]:
     """Every tool of ``cm.model_tools`` as an ``agents.FunctionTool``: ``execute_typescript``,
@@ -144,8 +144,8 @@ def codemode_function_tools(
     context (a skill registered or updated during the run is added or replaced in it, a new
     version below the context's ``min_trust`` removed); give this very list to the agent.
     Tools whose schema does not meet strict mode's rules are not strict."""
-    first = codemode_function_tool(cm, include_declarations=include_declarations, on_event=on_event)
-    tools = [first, *(_as_function_tool(t, t.description, on_event) for t in tools_of(cm)[1:])]
+    first = as_function_tool(cm, include_declarations=include_declarations, on_event=on_event)
+    tools = [first, *(_function_tool_of(t, t.description, on_event) for t in tools_of(cm)[1:])]
     if is_skill_context(cm):
         _follow(cm, tools, on_event)  # type: ignore[arg-type]
     return tools
@@ -160,7 +160,7 @@ def _follow(context: SkillContext, tools: list[FunctionTool], on_event: EventCal
         made.clear()
         for spec in tools_of(context)[1:]:
             tool = next((tool for old, tool in known if old is spec), None)
-            made.append((spec, tool or _as_function_tool(spec, spec.description, on_event)))
+            made.append((spec, tool or _function_tool_of(spec, spec.description, on_event)))
         tools[1:] = [tool for _, tool in made]
 
     context.runtime.listeners.append(included)
@@ -173,7 +173,7 @@ def codemode_instructions(
     prompt (how to use ``execute_typescript`` and the TypeScript declarations of the tools).
 
     Give it the same tools (or :class:`~codemode.CodeMode`) and options as
-    :func:`codemode_function_tool`; the same tools always give the same prompt (a string).
+    :func:`as_function_tool`; the same tools always give the same prompt (a string).
     For a :class:`~codemode.skills.SkillContext`, the instructions are a function of
     ``(run_context, agent)`` the SDK calls at every turn: the context's prompt then, which
     declares the skills registered since.
@@ -202,10 +202,10 @@ def _code_mode(tools: ToolSource, options: Mapping[str, Any]) -> Source:
         if options:
             raise TypeError(f"options {sorted(options)} apply to tools, not to an existing CodeMode")
         return tools  # type: ignore[return-value]
-    return create_code_mode(codemode_tools(tools), **options)  # type: ignore[arg-type]
+    return create_code_mode(from_function_tools(tools), **options)  # type: ignore[arg-type]
 
 
-def _as_function_tool(
+def _function_tool_of(
     model_tool: ModelTool, description: str, on_event: EventCallback | None
 ) -> FunctionTool:
     async def on_invoke_tool(ctx: ToolContext[Any], input: str) -> str:
@@ -280,7 +280,7 @@ def _approving_function_tool(
             _CURRENT_CALL.reset(token)
         return _json(result.to_tool_output())
 
-    plain = _as_function_tool(execute_tool, description, on_event)
+    plain = _function_tool_of(execute_tool, description, on_event)
     return FunctionTool(
         name=plain.name,
         description=description,
@@ -314,14 +314,16 @@ class _OuterCall:
 _CURRENT_CALL: ContextVar[_OuterCall | None] = ContextVar("codemode_openai_agents_call", default=None)
 
 
-def codemode_tools(tools: Iterable[ToolBinding | FunctionTool], *, context: Any = None) -> list[ToolBinding]:
+def from_function_tools(
+    tools: Iterable[ToolBinding | FunctionTool], *, context: Any = None
+) -> list[ToolBinding]:
     """The tools for :func:`codemode.create_code_mode`: each ``agents.FunctionTool`` converted
-    with :func:`codemode_tool`, codemode tools as they are. Other Agents SDK tools (hosted
+    with :func:`from_function_tool`, codemode tools as they are. Other Agents SDK tools (hosted
     ones such as ``WebSearchTool``) cannot be called from a program: ``TypeError``."""
     converted: list[ToolBinding] = []
     for tool in tools:
         if isinstance(tool, FunctionTool):
-            converted.append(codemode_tool(tool, context=context))
+            converted.append(from_function_tool(tool, context=context))
         elif isinstance(tool, ToolBinding):
             converted.append(tool)
         else:
@@ -329,7 +331,7 @@ def codemode_tools(tools: Iterable[ToolBinding | FunctionTool], *, context: Any 
     return converted
 
 
-def codemode_tool(tool: FunctionTool, *, context: Any = None) -> Tool:
+def from_function_tool(tool: FunctionTool, *, context: Any = None) -> Tool:
     """An ``agents.FunctionTool`` as a codemode tool ``external_<name>``.
 
     Its input schema is the tool's ``params_json_schema``, with strict mode's "every property

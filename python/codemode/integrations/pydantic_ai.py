@@ -103,7 +103,7 @@ __all__ = [
     "CodeModeToolset",
     "PromptPlacement",
     "ToolSource",
-    "to_codemode_tools",
+    "from_pydantic_ai_tools",
 ]
 
 logger = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ def _convert(
     return tools, toolsets, live
 
 
-def to_codemode_tools(sources: Iterable[ToolSource]) -> list[ToolBinding]:
+def from_pydantic_ai_tools(sources: Iterable[ToolSource]) -> list[ToolBinding]:
     """Codemode tools (``external_<name>``) for pydantic-ai tools, functions and function toolsets.
 
     Native codemode tools pass through unchanged. The pydantic-ai ones keep their JSON schemas
