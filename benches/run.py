@@ -324,7 +324,7 @@ async def run_features(failures: Failures) -> dict[str, Any]:
 # ---------------------------------------------------------------- main
 
 
-DRIVER: codemode.IsolateDriver | None = None
+DRIVER: codemode.drivers.IsolateDriver | None = None
 """The engine every code mode of the run uses (``--driver``; None: the default, QuickJS)."""
 
 
@@ -352,7 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def cloudflare_driver() -> codemode.IsolateDriver:
+def cloudflare_driver() -> codemode.drivers.IsolateDriver:
     """The Worker at ``$CODEMODE_CLOUDFLARE_URL`` (secret: ``$CODEMODE_CLOUDFLARE_SECRET``), or
     one started on a local workerd for this run."""
     import atexit

@@ -43,7 +43,7 @@ SLOW = codemode.Tool.from_schema(
 )
 
 
-DRIVER: codemode.IsolateDriver | None = None
+DRIVER: codemode.drivers.IsolateDriver | None = None
 """The engine (``--driver``; None: the default, in-process QuickJS)."""
 
 

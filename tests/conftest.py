@@ -23,7 +23,7 @@ def child_python_path() -> str:
     return os.pathsep.join(filter(None, [CODEMODE_PATH, os.environ.get("PYTHONPATH")]))
 
 
-DRIVERS: dict[str, Callable[[], codemode.IsolateDriver]] = {
+DRIVERS: dict[str, Callable[[], codemode.drivers.IsolateDriver]] = {
     "quickjs": codemode.QuickJSDriver,
     # every step in a worker thread: the path long-running programs take
     "quickjs-threaded": lambda: codemode.QuickJSDriver(inline_slice=None),
@@ -47,7 +47,7 @@ def _local_worker() -> Any:
     return _LOCAL_WORKER[0]
 
 
-def _cloudflare_driver() -> codemode.IsolateDriver:
+def _cloudflare_driver() -> codemode.drivers.IsolateDriver:
     from codemode.cloudflare import CloudflareDriver
 
     worker = _local_worker()
@@ -133,7 +133,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=sorted(DRIVERS))
-def driver(request: pytest.FixtureRequest) -> Iterator[codemode.IsolateDriver]:
+def driver(request: pytest.FixtureRequest) -> Iterator[codemode.drivers.IsolateDriver]:
     if request.param == "v8" and (missing := _v8_missing()) is not None:
         pytest.skip(missing)
     if request.param == "cloudflare" and (missing := _workerd_missing()) is not None:
@@ -196,5 +196,5 @@ def make_tools() -> list[codemode.Tool]:
 
 
 @pytest.fixture
-def cm(driver: codemode.IsolateDriver) -> codemode.CodeMode:
+def cm(driver: codemode.drivers.IsolateDriver) -> codemode.CodeMode:
     return codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)

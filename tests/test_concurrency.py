@@ -17,7 +17,7 @@ from .conftest import LOCAL_WORKERD, engine_gap, make_tools
 pytestmark = pytest.mark.anyio
 
 
-async def test_parallel_tool_calls_run_concurrently(driver: codemode.IsolateDriver) -> None:
+async def test_parallel_tool_calls_run_concurrently(driver: codemode.drivers.IsolateDriver) -> None:
     active = 0
     peak = 0
 
@@ -73,7 +73,7 @@ async def test_long_compute_does_not_block_the_event_loop(cm: codemode.CodeMode)
     assert max(gaps) < 0.3  # the loop kept ticking during a 600 ms busy program
 
 
-async def test_sync_tools_run_off_the_event_loop(driver: codemode.IsolateDriver) -> None:
+async def test_sync_tools_run_off_the_event_loop(driver: codemode.drivers.IsolateDriver) -> None:
     loop_thread = threading.get_ident()
     seen: list[int] = []
 
@@ -110,7 +110,7 @@ async def test_cancelling_the_caller_stops_a_program_waiting_on_a_tool(cm: codem
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
-async def test_tool_completion_order_does_not_matter(driver: codemode.IsolateDriver) -> None:
+async def test_tool_completion_order_does_not_matter(driver: codemode.drivers.IsolateDriver) -> None:
     async def delayed(args: dict[str, Any]) -> dict[str, Any]:
         await anyio.sleep(args["ms"] / 1000)
         return {"ms": args["ms"]}
@@ -125,7 +125,7 @@ async def test_tool_completion_order_does_not_matter(driver: codemode.IsolateDri
     assert (await cm.execute(code)).result == [10, 30, 60]
 
 
-async def test_handlers_keep_their_task_across_suspension(driver: codemode.IsolateDriver) -> None:
+async def test_handlers_keep_their_task_across_suspension(driver: codemode.drivers.IsolateDriver) -> None:
     """Cancel scopes and timeouts entered before a tool's first suspension stay valid."""
     import sniffio
 
@@ -169,7 +169,7 @@ def test_executions_from_other_threads() -> None:
     assert sorted(results) == sorted(n * 10 + i for n in range(4) for i in range(5))
 
 
-async def test_one_step_of_many_calls_with_every_outcome(driver: codemode.IsolateDriver) -> None:
+async def test_one_step_of_many_calls_with_every_outcome(driver: codemode.drivers.IsolateDriver) -> None:
     """A step that starts many calls at once: answered, suspended, refused, failed, non-JSON,
     output-checked and over the concurrency cap, each settled as it should be."""
 

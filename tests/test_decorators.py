@@ -12,7 +12,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 import anyio
 import pytest
@@ -48,14 +48,14 @@ class Span:
     end: dt.date
 
 
-async def run(tools: list[Any], code: str, driver: codemode.IsolateDriver) -> Any:
+async def run(tools: list[Any], code: str, driver: codemode.drivers.IsolateDriver) -> Any:
     """The program's result; fails the test when the program fails."""
     result = await codemode.create_code_mode(tools, driver=driver).execute(code)
     assert result.success, result.error
     return result.result
 
 
-async def caught(tool: Any, code: str, driver: codemode.IsolateDriver) -> list[str]:
+async def caught(tool: Any, code: str, driver: codemode.drivers.IsolateDriver) -> list[str]:
     """``[name, message]`` of the error the program catches running ``code``."""
     return await run(
         [tool], f"try {{ {code}; return null }} catch (e: any) {{ return [e.name, e.message] }}", driver
@@ -113,7 +113,7 @@ def rest(query: str, limit: int = 10) -> list[str]:
 
 
 @pytest.mark.parametrize("function", [google, numpy, rest], ids=["google", "numpy", "rest"])
-async def test_docstring_styles(function: Any, driver: codemode.IsolateDriver) -> None:
+async def test_docstring_styles(function: Any, driver: codemode.drivers.IsolateDriver) -> None:
     tool = codemode.tool(function)
     assert tool.name == function.__name__
     assert tool.description == "Search the catalogue.\n\nMatches names and descriptions."
@@ -173,7 +173,7 @@ def every_type(
     color: Color,
     kind: Literal["a", "b"],
     maybe: int | None,
-    optional: Optional[str],  # noqa: UP007 (the spelling under test)
+    optional: str | None,
     tags: list[str],
     counts: dict[str, int],
     pair: tuple[int, str],
@@ -252,14 +252,14 @@ def test_unresolvable_annotation_is_a_clear_error() -> None:
     def f(x: Missing) -> None:  # type: ignore[name-defined]  # noqa: F821
         pass
 
-    with pytest.raises(TypeError, match="cannot resolve its type annotations.*Missing"):
+    with pytest.raises(TypeError, match=r"cannot resolve its type annotations.*Missing"):
         codemode.tool(f)
 
 
 # -- calls -------------------------------------------------------------------------------
 
 
-async def test_defaults_and_keyword_only(driver: codemode.IsolateDriver) -> None:
+async def test_defaults_and_keyword_only(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def page(query: str, limit: int = 10, *, offset: int = 0, sort: str) -> dict[str, Any]:
         return {"query": query, "limit": limit, "offset": offset, "sort": sort}
@@ -272,7 +272,7 @@ async def test_defaults_and_keyword_only(driver: codemode.IsolateDriver) -> None
     ]
 
 
-async def test_arguments_arrive_converted(driver: codemode.IsolateDriver) -> None:
+async def test_arguments_arrive_converted(driver: codemode.drivers.IsolateDriver) -> None:
     seen: dict[str, Any] = {}
 
     @codemode.tool
@@ -302,7 +302,7 @@ async def test_arguments_arrive_converted(driver: codemode.IsolateDriver) -> Non
     assert seen["amount"] == Decimal("2.5")
 
 
-async def test_sync_tool_does_not_block_the_loop(driver: codemode.IsolateDriver) -> None:
+async def test_sync_tool_does_not_block_the_loop(driver: codemode.drivers.IsolateDriver) -> None:
     loop_thread = threading.get_ident()
     threads: list[int] = []
     ticks: list[float] = []
@@ -328,7 +328,7 @@ async def test_sync_tool_does_not_block_the_loop(driver: codemode.IsolateDriver)
     assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.15
 
 
-async def test_async_tool_runs_on_the_loop(driver: codemode.IsolateDriver) -> None:
+async def test_async_tool_runs_on_the_loop(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     async def wait(ms: int) -> int:
         await anyio.sleep(ms / 1000)
@@ -340,7 +340,7 @@ async def test_async_tool_runs_on_the_loop(driver: codemode.IsolateDriver) -> No
     ) == [20, 10]
 
 
-async def test_bound_method(driver: codemode.IsolateDriver) -> None:
+async def test_bound_method(driver: codemode.drivers.IsolateDriver) -> None:
     class Store:
         def __init__(self) -> None:
             self.items = {"pen": 3}
@@ -359,7 +359,7 @@ async def test_bound_method(driver: codemode.IsolateDriver) -> None:
     assert await run([stock], "return await external_stock({ name: 'pen' })", driver) == 3
 
 
-async def test_local_classes_in_annotations(driver: codemode.IsolateDriver) -> None:
+async def test_local_classes_in_annotations(driver: codemode.drivers.IsolateDriver) -> None:
     class Query(BaseModel):
         text: str
 
@@ -381,7 +381,7 @@ def search(query: str, limit: Annotated[int, Field(le=50)] = 10, color: Color = 
     return [query] * min(limit, 2)
 
 
-async def test_validation_errors_name_field_and_problem(driver: codemode.IsolateDriver) -> None:
+async def test_validation_errors_name_field_and_problem(driver: codemode.drivers.IsolateDriver) -> None:
     name, message = await caught(search, "await external_search({ limit: 500 })", driver)
     assert name == "InvalidArgumentsError"
     assert message == (
@@ -396,7 +396,7 @@ async def test_validation_errors_name_field_and_problem(driver: codemode.Isolate
     assert "extra: Extra inputs are not permitted (got 1)" in message
 
 
-async def test_nested_error_paths(driver: codemode.IsolateDriver) -> None:
+async def test_nested_error_paths(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def order(items: list[Item]) -> int:
         return len(items)
@@ -409,7 +409,7 @@ async def test_nested_error_paths(driver: codemode.IsolateDriver) -> None:
     )
 
 
-async def test_long_inputs_are_cut_and_many_errors_counted(driver: codemode.IsolateDriver) -> None:
+async def test_long_inputs_are_cut_and_many_errors_counted(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def many(
         a: int, b: int, c: int, d: int, e: int, f: int, g: int, h: int, i: int, j: int, k: int, m: str
@@ -423,7 +423,7 @@ async def test_long_inputs_are_cut_and_many_errors_counted(driver: codemode.Isol
     assert len(message) < 1000
 
 
-async def test_invalid_arguments_raised_by_the_function(driver: codemode.IsolateDriver) -> None:
+async def test_invalid_arguments_raised_by_the_function(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool(redact_errors=True)
     def pick(index: int) -> int:
         raise codemode.InvalidArguments(f"index {index} is out of range")
@@ -437,7 +437,7 @@ async def test_invalid_arguments_raised_by_the_function(driver: codemode.Isolate
 # -- results -----------------------------------------------------------------------------
 
 
-async def test_results_come_back_as_json(driver: codemode.IsolateDriver) -> None:
+async def test_results_come_back_as_json(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def typed() -> tuple[Item, Span, dt.datetime, Color, Decimal]:
         return (
@@ -466,7 +466,7 @@ async def test_results_come_back_as_json(driver: codemode.IsolateDriver) -> None
     assert typed.output_schema is not None and typed.output_schema["type"] == "array"
 
 
-async def test_dict_result_validated_into_model(driver: codemode.IsolateDriver) -> None:
+async def test_dict_result_validated_into_model(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def make() -> Item:
         return {"name": "pen", "price": 2}  # type: ignore[return-value]
@@ -478,7 +478,7 @@ class Account(BaseModel):
     user_id: int = Field(alias="userId")
 
 
-async def test_aliases_both_ways(driver: codemode.IsolateDriver) -> None:
+async def test_aliases_both_ways(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def bump(account: Account) -> Account:
         return Account(userId=account.user_id + 1)
@@ -489,7 +489,7 @@ async def test_aliases_both_ways(driver: codemode.IsolateDriver) -> None:
     }
 
 
-async def test_output_validation_failure_is_a_tool_error(driver: codemode.IsolateDriver) -> None:
+async def test_output_validation_failure_is_a_tool_error(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def count() -> int:
         return "many"  # type: ignore[return-value]
@@ -507,7 +507,7 @@ async def test_output_validation_failure_is_a_tool_error(driver: codemode.Isolat
     assert await run([lax], "return await external_lax({})", driver) == "many"
 
 
-async def test_result_that_is_not_json(driver: codemode.IsolateDriver) -> None:
+async def test_result_that_is_not_json(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     def opaque():  # type: ignore[no-untyped-def]
         return object()
@@ -519,7 +519,7 @@ async def test_result_that_is_not_json(driver: codemode.IsolateDriver) -> None:
 # -- errors ------------------------------------------------------------------------------
 
 
-async def test_exceptions_reach_the_program(driver: codemode.IsolateDriver) -> None:
+async def test_exceptions_reach_the_program(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool
     async def fetch(url: str) -> str:
         raise ConnectionError(f"cannot reach {url}")
@@ -532,7 +532,7 @@ async def test_exceptions_reach_the_program(driver: codemode.IsolateDriver) -> N
 
 @pytest.mark.parametrize("is_async", [False, True])
 async def test_redacted_errors(
-    driver: codemode.IsolateDriver, is_async: bool, caplog: pytest.LogCaptureFixture
+    driver: codemode.drivers.IsolateDriver, is_async: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     def secret(user: str) -> str:
         raise RuntimeError(f"password for {user} is hunter2")
@@ -548,7 +548,7 @@ async def test_redacted_errors(
 
 
 async def test_redacted_output_errors(
-    driver: codemode.IsolateDriver, caplog: pytest.LogCaptureFixture
+    driver: codemode.drivers.IsolateDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
     @codemode.tool(redact_errors=True)
     def leak() -> int:
@@ -588,7 +588,7 @@ def test_js_identifier_rejects_empty() -> None:
         js_identifier("")
 
 
-async def test_names_are_converted(driver: codemode.IsolateDriver) -> None:
+async def test_names_are_converted(driver: codemode.drivers.IsolateDriver) -> None:
     @codemode.tool(name="get-items")
     def items(n: int) -> list[int]:
         return list(range(n))
@@ -617,7 +617,7 @@ def test_name_clashes_are_reported() -> None:
 
 def test_binding_names_must_be_identifiers() -> None:
     with pytest.raises(ValueError, match=r"not a valid JavaScript identifier.*'get_user'"):
-        codemode.ToolBinding("get-user", "d", {"type": "object"}, lambda args: 1)
+        codemode.drivers.ToolBinding("get-user", "d", {"type": "object"}, lambda args: 1)
 
 
 # -- Tool.from_pydantic ------------------------------------------------------------------
@@ -634,7 +634,7 @@ class Receipt(BaseModel):
 
 
 @pytest.mark.parametrize("is_async", [False, True])
-async def test_from_pydantic(driver: codemode.IsolateDriver, is_async: bool) -> None:
+async def test_from_pydantic(driver: codemode.drivers.IsolateDriver, is_async: bool) -> None:
     received: list[Any] = []
 
     def place(order: Order) -> Receipt:
@@ -667,7 +667,7 @@ async def test_from_pydantic(driver: codemode.IsolateDriver, is_async: bool) -> 
     )
 
 
-async def test_from_pydantic_output_validation_and_redaction(driver: codemode.IsolateDriver) -> None:
+async def test_from_pydantic_output_validation_and_redaction(driver: codemode.drivers.IsolateDriver) -> None:
     def broken(order: Order) -> Any:
         return {"total": "lots"}
 
@@ -692,7 +692,7 @@ async def test_from_pydantic_output_validation_and_redaction(driver: codemode.Is
 # -- Tool.from_schema output validation --------------------------------------------------
 
 
-async def test_from_schema_output_validation(driver: codemode.IsolateDriver) -> None:
+async def test_from_schema_output_validation(driver: codemode.drivers.IsolateDriver) -> None:
     output = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
     def wrong(args: dict[str, Any]) -> dict[str, Any]:
@@ -723,7 +723,9 @@ def _rich_result() -> dict[str, Any]:
     }
 
 
-async def test_from_schema_results_convert_like_decorated_ones(driver: codemode.IsolateDriver) -> None:
+async def test_from_schema_results_convert_like_decorated_ones(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     """Decimal, sets, datetimes, UUIDs, dataclasses, enums and models reach the program as
     pydantic's ``to_jsonable_python`` makes them, whichever way the tool was made."""
 

@@ -44,7 +44,7 @@ KINDS = [
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, only=("a.push",), run=False)
 @pytest.mark.parametrize(("code", "kind", "name"), KINDS)
 async def test_errors_are_classified_alike(
-    driver: codemode.IsolateDriver, code: str, kind: str, name: str
+    driver: codemode.drivers.IsolateDriver, code: str, kind: str, name: str
 ) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0, memory_limit_mb=32)
     result = await cm.execute(code)
@@ -52,7 +52,7 @@ async def test_errors_are_classified_alike(
     assert (result.error.kind, result.error.name) == (kind, name), result.error
 
 
-async def test_the_sandbox_own_messages_are_the_same_text(driver: codemode.IsolateDriver) -> None:
+async def test_the_sandbox_own_messages_are_the_same_text(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(
         make_tools(), driver=driver, timeout=10.0, memory_limit_mb=20.5, max_tool_calls=1, max_log_lines=1
     )
@@ -106,7 +106,7 @@ async def test_the_sandbox_own_messages_are_the_same_text(driver: codemode.Isola
     assert (result.error.kind, result.error.message) == ("timeout", say("timeout", ms=250))
 
 
-async def test_console_lines_past_the_limit_are_cut_alike(driver: codemode.IsolateDriver) -> None:
+async def test_console_lines_past_the_limit_are_cut_alike(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0, max_log_lines=2)
     result = await cm.execute("for (let i = 0; i < 5; i++) console.log(i)\nreturn 1")
     assert result.logs == ["0", "1", say("log_truncated", lines=2, bytes=1 << 20)]
@@ -121,7 +121,9 @@ async def test_console_lines_past_the_limit_are_cut_alike(driver: codemode.Isola
     )
 
 
-async def test_console_events_keep_the_time_each_line_was_written(driver: codemode.IsolateDriver) -> None:
+async def test_console_events_keep_the_time_each_line_was_written(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     events: list[codemode.Event] = []
     code = "console.log('a')\nawait new Promise((r) => setTimeout(r, 60))\nconsole.log('b')\nreturn 1"

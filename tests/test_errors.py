@@ -95,7 +95,7 @@ async def test_uncaught_tool_error(cm: codemode.CodeMode) -> None:
     assert error.message == "inventory service unavailable for A-1"
 
 
-async def test_an_uncaught_tool_error_points_at_the_await(driver: codemode.IsolateDriver) -> None:
+async def test_an_uncaught_tool_error_points_at_the_await(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver)
     top = await failure(cm, "const a = 1\nconst r = await external_fail({ sku: 'A-1' })\nreturn r")
     nested = await failure(
@@ -182,7 +182,7 @@ async def test_exception_in_timer_callback(cm: codemode.CodeMode) -> None:
     assert (error.kind, error.message) == ("runtime", "in timer")
 
 
-async def test_tool_returning_non_json_is_a_tool_error(driver: codemode.IsolateDriver) -> None:
+async def test_tool_returning_non_json_is_a_tool_error(driver: codemode.drivers.IsolateDriver) -> None:
     async def weird(args: dict[str, object]) -> object:
         return {"when": object()}  # a set or a Decimal would be converted (to_jsonable_python)
 
@@ -207,7 +207,9 @@ async def test_next_execution_after_every_kind_of_failure(cm: codemode.CodeMode)
         assert (await cm.execute("return 1 + 1")).result == 2
 
 
-async def test_redacted_tool_errors(driver: codemode.IsolateDriver, caplog: pytest.LogCaptureFixture) -> None:
+async def test_redacted_tool_errors(
+    driver: codemode.drivers.IsolateDriver, caplog: pytest.LogCaptureFixture
+) -> None:
     async def leaky(args: dict[str, object]) -> None:
         raise RuntimeError("password=hunter2 rejected by db-7.internal")
 

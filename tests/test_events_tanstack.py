@@ -69,7 +69,7 @@ def _check(event: Event) -> None:
     assert OURS[event.name] <= event.value.keys(), (event.name, event.value)
 
 
-async def test_every_event_carries_tanstacks_fields(driver: codemode.IsolateDriver) -> None:
+async def test_every_event_carries_tanstacks_fields(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([lookup], driver=driver)
     events: list[Event] = []
     result = await cm.execute(PROGRAM, tool_call_id="call_1", on_event=events.append)
@@ -93,7 +93,7 @@ async def test_every_event_carries_tanstacks_fields(driver: codemode.IsolateDriv
     assert finished["durationMs"] == finished["duration_ms"] and "error" not in finished
 
 
-async def test_a_failed_execution_carries_tanstacks_error(driver: codemode.IsolateDriver) -> None:
+async def test_a_failed_execution_carries_tanstacks_error(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([lookup], driver=driver)
     events: list[Event] = []
     code = 'console.log("x")\nthrow new TypeError("wrong")'
@@ -106,7 +106,7 @@ async def test_a_failed_execution_carries_tanstacks_error(driver: codemode.Isola
     assert (finished.value["phase"], finished.value["logCount"]) == ("execute", 1)
 
 
-async def test_a_syntax_error_finishes_in_the_transpile_phase(driver: codemode.IsolateDriver) -> None:
+async def test_a_syntax_error_finishes_in_the_transpile_phase(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([lookup], driver=driver)
     events: list[Event] = []
     await cm.execute("return (", on_event=events.append)

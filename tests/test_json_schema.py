@@ -132,7 +132,7 @@ def test_an_unknown_schema_uri_is_validated_as_2020_12() -> None:
     )
 
 
-async def test_a_tuple_argument_is_checked_item_by_item(driver: codemode.IsolateDriver) -> None:
+async def test_a_tuple_argument_is_checked_item_by_item(driver: codemode.drivers.IsolateDriver) -> None:
     """The reported bug: with prefixItems and items: false, the valid [1, "x"] was refused
     ("input.p must not be there") and ["x", 1] accepted."""
     seen: list[Any] = []
@@ -265,7 +265,7 @@ DEFAULTS = {
 }
 
 
-async def test_top_level_defaults_are_filled_in(driver: codemode.IsolateDriver) -> None:
+async def test_top_level_defaults_are_filled_in(driver: codemode.drivers.IsolateDriver) -> None:
     seen: list[Any] = []
 
     async def record(args: dict[str, Any]) -> None:

@@ -142,7 +142,7 @@ async def test_stack_limit_beyond_the_threads_stack_holds(cm: codemode.CodeMode)
     assert after.success and after.result == 2
 
 
-async def test_tool_call_limit(driver: codemode.IsolateDriver) -> None:
+async def test_tool_call_limit(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, max_tool_calls=50)
     error = await expect_failure(cm, "for (let i = 0; ; i++) await external_echo({ i })", "invalid_args")
     assert "limit" in error.message
@@ -152,7 +152,7 @@ async def test_tool_call_limit(driver: codemode.IsolateDriver) -> None:
     assert result.result == [50, "InvalidArgumentsError"]
 
 
-async def test_concurrent_tool_calls_are_capped_and_queued(driver: codemode.IsolateDriver) -> None:
+async def test_concurrent_tool_calls_are_capped_and_queued(driver: codemode.drivers.IsolateDriver) -> None:
     running = 0
     peak = 0
 
@@ -173,7 +173,7 @@ async def test_concurrent_tool_calls_are_capped_and_queued(driver: codemode.Isol
     assert peak == 8
 
 
-async def test_log_output_is_truncated_with_marker(driver: codemode.IsolateDriver) -> None:
+async def test_log_output_is_truncated_with_marker(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, max_log_lines=100)
     result = await cm.execute("for (let i = 0; i < 1000; i++) console.log('line', i)\nreturn 'done'")
     assert result.success and result.result == "done"
@@ -187,18 +187,18 @@ async def test_log_output_is_truncated_with_marker(driver: codemode.IsolateDrive
     assert len(result.logs) == 3 and "truncated" in result.logs[-1]
 
 
-async def test_log_output_can_fail_hard(driver: codemode.IsolateDriver) -> None:
+async def test_log_output_can_fail_hard(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, max_log_lines=10, log_overflow="error")
     await expect_failure(cm, "for (;;) console.log('spam')", "output_limit")
 
 
-async def test_result_size_limit(driver: codemode.IsolateDriver) -> None:
+async def test_result_size_limit(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, max_result_bytes=1000)
     await expect_failure(cm, "return 'x'.repeat(2000)", "result")
     assert (await cm.execute("return 'x'.repeat(900)")).success
 
 
-async def test_pending_tool_calls_are_cancelled_on_timeout(driver: codemode.IsolateDriver) -> None:
+async def test_pending_tool_calls_are_cancelled_on_timeout(driver: codemode.drivers.IsolateDriver) -> None:
     finished: list[int] = []
     cancelled: list[int] = []
 

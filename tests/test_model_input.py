@@ -27,13 +27,15 @@ def test_unfence(sent: str, runs: str) -> None:
     assert unfence(sent) == runs
 
 
-async def test_fenced_code_runs_as_the_code_inside(driver: codemode.IsolateDriver) -> None:
+async def test_fenced_code_runs_as_the_code_inside(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([], driver=driver)
     result = await cm.execute("```ts\nconst xs: number[] = [1, 2, 3]\nreturn xs.map((x) => x * 2)\n```")
     assert result.success and result.result == [2, 4, 6]
 
 
-async def test_a_fenced_programs_error_points_at_the_models_line(driver: codemode.IsolateDriver) -> None:
+async def test_a_fenced_programs_error_points_at_the_models_line(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     cm = codemode.create_code_mode([], driver=driver)
     thrown = await cm.execute("```ts\nconst a = 1\nthrow new Error('on line 3')\n```")
     assert thrown.error is not None and thrown.error.line == 3

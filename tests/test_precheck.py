@@ -96,7 +96,7 @@ INPUTS = [
 
 @pytest.mark.parametrize("schema", SCHEMAS, ids=range(len(SCHEMAS)))
 async def test_the_engine_accepts_only_what_the_host_validator_accepts(
-    driver: codemode.IsolateDriver, schema: dict[str, Any]
+    driver: codemode.drivers.IsolateDriver, schema: dict[str, Any]
 ) -> None:
     seen: list[Any] = []
     validated: list[Any] = []

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import codemode
-from codemode.driver import Program
+from codemode.drivers import Program
 from codemode.errors import CodemodeError
 from codemode.limits import LIMIT_NAMES, LimitOverrides
 from codemode.results import Frame, format_stack
@@ -59,21 +59,21 @@ class RecordingDriver:
         self.execution_limits: list[codemode.Limits | None] = []
 
     async def create_context(
-        self, *, bindings: Mapping[str, codemode.ToolBinding], limits: codemode.Limits
+        self, *, bindings: Mapping[str, codemode.drivers.ToolBinding], limits: codemode.Limits
     ) -> RecordingContext:
         self.context_limits.append(limits)
         return RecordingContext(self, await self.inner.create_context(bindings=bindings, limits=limits))
 
 
 class RecordingContext:
-    def __init__(self, driver: RecordingDriver, inner: codemode.IsolateContext) -> None:
+    def __init__(self, driver: RecordingDriver, inner: codemode.drivers.IsolateContext) -> None:
         self.driver, self.inner = driver, inner
 
     async def execute(
         self,
         javascript: str | Program,
         *,
-        on_event: codemode.EventCallback | None = None,
+        on_event: codemode.drivers.EventCallback | None = None,
         tool_call_id: str | None = None,
         limits: codemode.Limits | None = None,
         on_report: Any = None,
@@ -101,14 +101,14 @@ class RecordingContext:
 
 async def test_a_driver_written_to_the_protocol_gets_the_limits_whole() -> None:
     driver = RecordingDriver()
-    assert isinstance(driver, codemode.IsolateDriver)
+    assert isinstance(driver, codemode.drivers.IsolateDriver)
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=5.0)
     assert (await cm.execute("return 1")).result == 1
     result = await cm.execute("while (true) {}", timeout=0.2)
     assert result.error is not None and result.error.kind == "timeout"
     assert driver.context_limits == [codemode.Limits(timeout=5.0)]
     assert driver.execution_limits == [None, codemode.Limits(timeout=0.2)]
-    assert isinstance(await cm._get_context(), codemode.IsolateContext)
+    assert isinstance(await cm._get_context(), codemode.drivers.IsolateContext)
 
 
 # -- structured frames ---------------------------------------------------------------------------

@@ -17,14 +17,14 @@ pytestmark = pytest.mark.anyio
 TAKE = "const ch = __codemode_channel; __codemode_channel = undefined;"
 
 
-async def context(driver: codemode.IsolateDriver, **limits: Any) -> codemode.IsolateContext:
+async def context(driver: codemode.drivers.IsolateDriver, **limits: Any) -> codemode.drivers.IsolateContext:
     bindings = {tool.name: tool for tool in make_tools()}
     return await driver.create_context(
         bindings=bindings, limits=codemode.Limits(timeout=10.0, memory_limit_mb=64, **limits)
     )
 
 
-async def test_reports_arrive_in_order_outside_the_console(driver: codemode.IsolateDriver) -> None:
+async def test_reports_arrive_in_order_outside_the_console(driver: codemode.drivers.IsolateDriver) -> None:
     ctx = await context(driver)
     reports: list[str] = []
     events: list[Event] = []
@@ -41,7 +41,7 @@ async def test_reports_arrive_in_order_outside_the_console(driver: codemode.Isol
     assert consoles == ["a line"]
 
 
-async def test_reports_are_live(driver: codemode.IsolateDriver) -> None:
+async def test_reports_are_live(driver: codemode.drivers.IsolateDriver) -> None:
     """A report written before a tool call reaches the host while that call runs."""
     reports: list[str] = []
     seen_during_call: list[list[str]] = []
@@ -61,7 +61,7 @@ async def test_reports_are_live(driver: codemode.IsolateDriver) -> None:
     assert seen_during_call == [["started"]]
 
 
-async def test_the_model_code_cannot_reach_a_taken_channel(driver: codemode.IsolateDriver) -> None:
+async def test_the_model_code_cannot_reach_a_taken_channel(driver: codemode.drivers.IsolateDriver) -> None:
     ctx = await context(driver)
     reports: list[str] = []
     code = TAKE + "ch('host');\nreturn [typeof __codemode_channel, typeof arguments[0]]"
@@ -70,13 +70,15 @@ async def test_the_model_code_cannot_reach_a_taken_channel(driver: codemode.Isol
     assert reports == ["host"]
 
 
-async def test_no_channel_unless_opened(driver: codemode.IsolateDriver) -> None:
+async def test_no_channel_unless_opened(driver: codemode.drivers.IsolateDriver) -> None:
     ctx = await context(driver)
     result = await ctx.execute("return [typeof __codemode_channel, arguments.length]")
     assert result.result == ["undefined", 1]
 
 
-async def test_reports_do_not_count_against_the_console_limits(driver: codemode.IsolateDriver) -> None:
+async def test_reports_do_not_count_against_the_console_limits(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     ctx = await context(driver, max_log_lines=3)
     reports: list[str] = []
     code = TAKE + "for (let i = 0; i < 50; i++) ch('r' + i)\nconsole.log('one'); return 'ok'"
@@ -86,7 +88,9 @@ async def test_reports_do_not_count_against_the_console_limits(driver: codemode.
     assert result.logs == ["one"]
 
 
-async def test_a_flood_of_reports_is_capped_and_the_host_survives(driver: codemode.IsolateDriver) -> None:
+async def test_a_flood_of_reports_is_capped_and_the_host_survives(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     ctx = await context(driver)
     received = 0
 
@@ -108,7 +112,7 @@ LIBRARY = (
 
 
 async def test_a_library_gets_the_channel_and_the_program_gets_its_value(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     ctx = await context(driver)
     reports: list[str] = []
@@ -122,7 +126,9 @@ async def test_a_library_gets_the_channel_and_the_program_gets_its_value(
     assert quiet.result == 2
 
 
-async def test_a_broken_library_fails_the_execution_not_the_host(driver: codemode.IsolateDriver) -> None:
+async def test_a_broken_library_fails_the_execution_not_the_host(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     ctx = await context(driver)
     for library in ("(function () { throw new Error('library boom') })", "(function () {"):
         result = await ctx.execute("return 1", library=library)

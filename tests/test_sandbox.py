@@ -94,7 +94,7 @@ async def test_externals_cannot_be_replaced(cm: codemode.CodeMode) -> None:
     assert result.result == 9
 
 
-async def test_tools_receive_plain_json(driver: codemode.IsolateDriver) -> None:
+async def test_tools_receive_plain_json(driver: codemode.drivers.IsolateDriver) -> None:
     received: list[object] = []
 
     async def capture(args: dict[str, object]) -> None:
@@ -111,7 +111,7 @@ async def test_tools_receive_plain_json(driver: codemode.IsolateDriver) -> None:
     assert received == [{"a": {"x": 1, "y": 2}, "d": "1970-01-01T00:00:00.000Z", "n": None}]
 
 
-async def test_prototype_tricks_in_tool_results_are_inert(driver: codemode.IsolateDriver) -> None:
+async def test_prototype_tricks_in_tool_results_are_inert(driver: codemode.drivers.IsolateDriver) -> None:
     async def evil(args: dict[str, object]) -> dict[str, object]:
         return {"__proto__": {"polluted": True}, "constructor": {"prototype": {"x": 1}}}
 

@@ -9,15 +9,15 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import StatusCode  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-import codemode  # noqa: E402
+import codemode
 
-from .approvals import shop  # noqa: E402
+from .approvals import shop
 
 pytestmark = pytest.mark.anyio
 
@@ -53,7 +53,7 @@ def by_name(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
 
 
 async def test_an_execution_and_each_tool_call_are_spans(
-    driver: codemode.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
+    driver: codemode.drivers.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     cm = codemode.create_code_mode([make_lookup(provider)], driver=driver, tracer_provider=provider)
     code = """
@@ -82,7 +82,7 @@ async def test_an_execution_and_each_tool_call_are_spans(
 
 
 async def test_a_failed_program_is_an_error_span(
-    driver: codemode.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
+    driver: codemode.drivers.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     cm = codemode.create_code_mode([make_lookup(provider)], driver=driver, tracer_provider=provider)
     result = await cm.execute("throw new TypeError('bad input')")
@@ -94,7 +94,7 @@ async def test_a_failed_program_is_an_error_span(
 
 
 async def test_a_pause_and_its_resume_are_spans(
-    driver: codemode.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
+    driver: codemode.drivers.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     shop.REFUNDED.clear()
     cm = codemode.create_code_mode(shop.TOOLS, driver=driver, approval_key=shop.KEY, tracer_provider=provider)
@@ -112,7 +112,7 @@ async def test_a_pause_and_its_resume_are_spans(
 
 
 async def test_without_a_tracer_provider_nothing_is_traced(
-    driver: codemode.IsolateDriver, exporter: InMemorySpanExporter
+    driver: codemode.drivers.IsolateDriver, exporter: InMemorySpanExporter
 ) -> None:
     tool = make_lookup()
     cm = codemode.create_code_mode([tool], driver=driver)
@@ -123,7 +123,7 @@ async def test_without_a_tracer_provider_nothing_is_traced(
 
 
 async def test_a_program_with_skills_has_a_span_per_skill_call(
-    driver: codemode.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
+    driver: codemode.drivers.IsolateDriver, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
     """A program run with skills is an execution span too; each skill call is a child span
     (the tool calls its code makes are the execution's children as well), failures marked."""

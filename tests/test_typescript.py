@@ -23,14 +23,14 @@ async def _top_products(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", sorted(FEATURES))
-async def test_feature_probe(driver: codemode.IsolateDriver, name: str) -> None:
+async def test_feature_probe(driver: codemode.drivers.IsolateDriver, name: str) -> None:
     cm = codemode.create_code_mode([], driver=driver)
     result = await cm.execute((WORKLOADS / "ts-features" / f"{name}.ts").read_text(encoding="utf-8"))
     assert result.success, result.error
     assert result.result == FEATURES[name]
 
 
-async def test_w8_program(driver: codemode.IsolateDriver) -> None:
+async def test_w8_program(driver: codemode.drivers.IsolateDriver) -> None:
     tool = codemode.Tool.from_schema(
         "getTopProducts", "top products", {"type": "object"}, None, _top_products
     )

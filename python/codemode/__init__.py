@@ -10,9 +10,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import drivers
 from .code_mode import CodeMode, compile_typescript, create_code_mode
 from .decorators import tool
-from .driver import IsolateContext, IsolateDriver, Program
 from .errors import (
     CodemodeError,
     InvalidArguments,
@@ -20,11 +20,11 @@ from .errors import (
     InvalidSchemaError,
     TypeScriptSyntaxError,
 )
-from .events import Event, EventCallback
+from .events import Event
 from .limits import LimitOverrides, Limits
 from .quickjs import QuickJSContext, QuickJSDriver
 from .results import ErrorKind, ExecutionError, ExecutionResult, Frame, Paused, PendingCall
-from .tools import Tool, ToolBinding, js_identifier
+from .tools import Tool, js_identifier
 
 if TYPE_CHECKING:
     from .approvals import InvalidResumeToken, ResumeError, approve, override, reject
@@ -66,7 +66,6 @@ __all__ = [
     "CodemodeError",
     "ErrorKind",
     "Event",
-    "EventCallback",
     "ExecutionError",
     "ExecutionResult",
     "Frame",
@@ -74,24 +73,21 @@ __all__ = [
     "InvalidArgumentsError",
     "InvalidResumeToken",
     "InvalidSchemaError",
-    "IsolateContext",
-    "IsolateDriver",
     "LimitOverrides",
     "Limits",
     "Paused",
     "PendingCall",
-    "Program",
     "QuickJSContext",
     "QuickJSDriver",
     "ResumeError",
     "Tool",
-    "ToolBinding",
     "TypeScriptSyntaxError",
     "V8Context",
     "V8Driver",
     "approve",
     "compile_typescript",
     "create_code_mode",
+    "drivers",
     "js_identifier",
     "override",
     "reject",

@@ -11,7 +11,7 @@
     codemode --version | codemode --debug COMMAND ...
 
 ``--tools`` names an importable module (or a ``.py`` file). Its tools are its ``TOOLS``
-sequence when it has one, otherwise every :class:`codemode.ToolBinding` at module level.
+sequence when it has one, otherwise every :class:`codemode.drivers.ToolBinding` at module level.
 
 A mistake (a missing file or module, a store that cannot be opened, a bad limit) is one line
 on standard error and an exit code of :class:`~.cli_errors.ExitCode` (the table is in

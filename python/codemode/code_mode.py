@@ -13,7 +13,7 @@ import anyio
 from typing_extensions import Unpack
 
 from . import _core
-from .driver import IsolateContext, IsolateDriver, Program, program_text
+from .drivers import IsolateContext, IsolateDriver, Program, program_text
 from .errors import TypeScriptSyntaxError
 from .events import Event, EventCallback, emit, now_ms
 from .execute_tool import ModelTool, discovery_tool, execute_typescript_tool

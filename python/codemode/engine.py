@@ -24,7 +24,7 @@ import orjson
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from . import _core
-from .driver import Program, program_text
+from .drivers import Program, program_text
 from .eager import first_step, outside_current_task, start_eagerly
 from .errors import InvalidArgumentsError
 from .events import (

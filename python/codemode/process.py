@@ -50,7 +50,7 @@ import anyio
 import orjson
 
 from . import _core, _worker
-from .driver import Program
+from .drivers import Program
 from .engine import EngineContext
 from .errors import CodemodeError
 from .events import EventCallback

@@ -29,7 +29,7 @@ import anyio.abc
 import orjson
 
 from . import _core
-from .driver import Program
+from .drivers import Program
 from .engine import TIMEOUT, EngineContext, EngineRun
 from .events import EventCallback
 from .limits import Limits

@@ -35,7 +35,7 @@ def store() -> MemoryExecutionStore:
 
 
 @pytest.fixture
-def cm(driver: codemode.IsolateDriver, store: MemoryExecutionStore) -> codemode.CodeMode:
+def cm(driver: codemode.drivers.IsolateDriver, store: MemoryExecutionStore) -> codemode.CodeMode:
     return codemode.create_code_mode(
         shop.TOOLS, driver=driver, timeout=10, execution_store=store, approval_key=shop.KEY
     )
@@ -142,7 +142,7 @@ def _tampered(token: str) -> str:
 
 
 async def test_forged_altered_and_expired_tokens_are_refused(
-    driver: codemode.IsolateDriver, cm: codemode.CodeMode, store: MemoryExecutionStore
+    driver: codemode.drivers.IsolateDriver, cm: codemode.CodeMode, store: MemoryExecutionStore
 ) -> None:
     first = await cm.execute(shop.REFUND_ALL)
     assert first.paused is not None
@@ -230,7 +230,7 @@ return [slow, fast, refunded]
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_a_race_between_a_timer_and_a_call_ends_the_same_way_on_resume(
-    driver: codemode.IsolateDriver, store: MemoryExecutionStore
+    driver: codemode.drivers.IsolateDriver, store: MemoryExecutionStore
 ) -> None:
     """The timer won the first race and the call the second; on resume the slow call's answer
     comes from the log at once, yet it waits for the timer that fired before it: the same winners."""
@@ -276,7 +276,7 @@ async def test_a_timer_out_of_its_logged_place_fails_clearly(
     assert shop.REFUNDED == []
 
 
-async def test_a_code_mode_without_approvals_runs_as_before(driver: codemode.IsolateDriver) -> None:
+async def test_a_code_mode_without_approvals_runs_as_before(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([shop.get_order], driver=driver)
     assert cm.approvals is None
     result = await cm.execute("return (await external_get_order({ order_id: 'o-1' })).amount")

@@ -47,7 +47,7 @@ def _fresh_refunds() -> None:
 
 
 @pytest.fixture
-def cm(driver: codemode.IsolateDriver) -> codemode.CodeMode:
+def cm(driver: codemode.drivers.IsolateDriver) -> codemode.CodeMode:
     return codemode.create_code_mode(
         shop.TOOLS, driver=driver, timeout=10, execution_store=MemoryExecutionStore(), approval_key=shop.KEY
     )
@@ -219,7 +219,7 @@ async def test_ask_then_a_tool_pause_in_the_same_run(cm: codemode.CodeMode) -> N
     assert (stats.approvals, stats.executions, stats.successes) == (1, 1, 1)
 
 
-async def test_ask_needs_a_code_mode_that_can_pause(driver: codemode.IsolateDriver) -> None:
+async def test_ask_needs_a_code_mode_that_can_pause(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode([shop.get_order], driver=driver)
     store = MemorySkillStore()
     with pytest.raises(ValueError, match="able to pause"):

@@ -21,7 +21,7 @@ def _echo_tool() -> codemode.Tool:
     return codemode.Tool.from_schema("echo_any", "Return the input", {"type": "object"}, None, echo)
 
 
-def _code_mode(driver: codemode.IsolateDriver, **limits: Any) -> codemode.CodeMode:
+def _code_mode(driver: codemode.drivers.IsolateDriver, **limits: Any) -> codemode.CodeMode:
     return codemode.create_code_mode([*make_tools(), _echo_tool()], driver=driver, **limits)
 
 
@@ -42,7 +42,7 @@ async def _then_healthy(cm: codemode.CodeMode) -> None:
     ids=["8000-megabyte-strings", "sparse-2e31", "doubling-dag", "sparse-2e32"],
 )
 async def test_huge_tool_arguments_stop_at_the_memory_limit_or_deadline(
-    driver: codemode.IsolateDriver, argument: str
+    driver: codemode.drivers.IsolateDriver, argument: str
 ) -> None:
     cm = _code_mode(driver, timeout=2.0, memory_limit_mb=16)
     result = await cm.execute(f"return await external_echo_any({{ a: {argument} }})")
@@ -52,7 +52,7 @@ async def test_huge_tool_arguments_stop_at_the_memory_limit_or_deadline(
     await _then_healthy(cm)
 
 
-async def test_a_caught_bridge_limit_still_ends_the_execution(driver: codemode.IsolateDriver) -> None:
+async def test_a_caught_bridge_limit_still_ends_the_execution(driver: codemode.drivers.IsolateDriver) -> None:
     cm = _code_mode(driver, timeout=2.0, memory_limit_mb=16)
     code = (
         "const big = { a: Array(100).fill('x'.repeat(1 << 20)) }\n"
@@ -65,7 +65,7 @@ async def test_a_caught_bridge_limit_still_ends_the_execution(driver: codemode.I
 
 
 async def test_lone_surrogates_become_replacement_characters_everywhere(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     cm = _code_mode(driver, timeout=5.0)
     code = (
@@ -83,7 +83,7 @@ async def test_lone_surrogates_become_replacement_characters_everywhere(
     }
 
 
-async def test_lone_surrogates_in_the_program_text(driver: codemode.IsolateDriver) -> None:
+async def test_lone_surrogates_in_the_program_text(driver: codemode.drivers.IsolateDriver) -> None:
     cm = _code_mode(driver, timeout=5.0)
     result = await cm.execute("return 'a\ud800b'")
     assert result.success, result.error
@@ -92,7 +92,7 @@ async def test_lone_surrogates_in_the_program_text(driver: codemode.IsolateDrive
     assert output["success"] and output["result"] == "x\ufffd"
 
 
-async def test_nul_is_kept_in_keys_and_values(driver: codemode.IsolateDriver) -> None:
+async def test_nul_is_kept_in_keys_and_values(driver: codemode.drivers.IsolateDriver) -> None:
     cm = _code_mode(driver, timeout=5.0)
     code = "const r = await external_echo_any({ 'role\\0x': 'a\\0b' })\nreturn [Object.keys(r), r]"
     result = await cm.execute(code)
@@ -100,7 +100,9 @@ async def test_nul_is_kept_in_keys_and_values(driver: codemode.IsolateDriver) ->
     assert result.result == [["role\0x"], {"role\0x": "a\0b"}]
 
 
-async def test_a_lone_surrogate_in_an_error_message_is_described(driver: codemode.IsolateDriver) -> None:
+async def test_a_lone_surrogate_in_an_error_message_is_described(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     cm = _code_mode(driver, timeout=5.0)
     result = await cm.execute("throw new Error('bad \\ud800 thing')")
     assert result.error is not None
@@ -108,7 +110,7 @@ async def test_a_lone_surrogate_in_an_error_message_is_described(driver: codemod
 
 
 @pytest.mark.parametrize("where", ["result", "argument"])
-async def test_deep_values_are_typed_errors(driver: codemode.IsolateDriver, where: str) -> None:
+async def test_deep_values_are_typed_errors(driver: codemode.drivers.IsolateDriver, where: str) -> None:
     cm = _code_mode(driver, timeout=5.0)
     make = "let v = 1; for (let i = 0; i < 2000; i++) v = [v]"
     if where == "result":
@@ -125,7 +127,7 @@ async def test_deep_values_are_typed_errors(driver: codemode.IsolateDriver, wher
     await _then_healthy(cm)
 
 
-async def test_array_lengths_past_int32_in_arguments(driver: codemode.IsolateDriver) -> None:
+async def test_array_lengths_past_int32_in_arguments(driver: codemode.drivers.IsolateDriver) -> None:
     cm = _code_mode(driver, timeout=1.0, memory_limit_mb=16)
     code = "const a = []; a.length = 2 ** 31 + 5; return await external_echo_any({ a })"
     result = await cm.execute(code)
@@ -135,14 +137,14 @@ async def test_array_lengths_past_int32_in_arguments(driver: codemode.IsolateDri
 
 
 async def test_log_overflow_error_fails_even_when_the_program_ends_at_once(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     cm = _code_mode(driver, timeout=5.0, max_log_lines=5, log_overflow="error")
     result = await cm.execute("for (let i = 0; i < 20; i++) console.log(i)\nreturn 'done'")
     assert result.error is not None and result.error.kind == "output_limit", result
 
 
-async def test_a_huge_console_line_is_not_copied(driver: codemode.IsolateDriver) -> None:
+async def test_a_huge_console_line_is_not_copied(driver: codemode.drivers.IsolateDriver) -> None:
     cm = _code_mode(driver, timeout=5.0, max_log_bytes=1000)
     result = await cm.execute("console.log('x'.repeat(50_000_000)); console.log('after'); return 1")
     assert result.success, result.error
@@ -151,7 +153,7 @@ async def test_a_huge_console_line_is_not_copied(driver: codemode.IsolateDriver)
 
 
 async def test_doubling_a_string_until_the_engine_refuses_is_a_memory_error(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     cm = _code_mode(driver, timeout=5.0, memory_limit_mb=16)
     result = await cm.execute("let s = 'x'; while (true) s += s")

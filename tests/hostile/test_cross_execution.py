@@ -16,11 +16,11 @@ from ..conftest import LOCAL_WORKERD, engine_gap, make_tools
 pytestmark = pytest.mark.anyio
 
 
-def cm_for(driver: codemode.IsolateDriver, timeout: float = 10.0) -> codemode.CodeMode:
+def cm_for(driver: codemode.drivers.IsolateDriver, timeout: float = 10.0) -> codemode.CodeMode:
     return codemode.create_code_mode(make_tools(), driver=driver, timeout=timeout)
 
 
-async def test_globals_and_prototypes_do_not_survive(driver: codemode.IsolateDriver) -> None:
+async def test_globals_and_prototypes_do_not_survive(driver: codemode.drivers.IsolateDriver) -> None:
     cm = cm_for(driver)
     plant = """
 const g: any = globalThis
@@ -43,7 +43,7 @@ return [typeof g.leak, ({} as any).polluted, a.length, JSON.stringify({ x: 1 }),
     assert result.result == ["undefined", None, 1, '{"x":1}', True], result
 
 
-async def test_hooks_of_one_execution_never_see_the_next(driver: codemode.IsolateDriver) -> None:
+async def test_hooks_of_one_execution_never_see_the_next(driver: codemode.drivers.IsolateDriver) -> None:
     cm = cm_for(driver)
     plant = """
 const g: any = globalThis
@@ -66,7 +66,7 @@ return 'planted'
     assert "victim" not in str(spy.result) and "4242" not in str(spy.result), spy.result
 
 
-async def test_timers_left_behind_never_fire_later(driver: codemode.IsolateDriver) -> None:
+async def test_timers_left_behind_never_fire_later(driver: codemode.drivers.IsolateDriver) -> None:
     cm = cm_for(driver)
     first = await cm.execute("setTimeout(() => console.log('ghost'), 20)\nreturn 1")
     assert first.result == 1
@@ -75,7 +75,7 @@ async def test_timers_left_behind_never_fire_later(driver: codemode.IsolateDrive
     assert second.logs == ["mine"]
 
 
-async def test_concurrent_executions_cannot_see_each_other(driver: codemode.IsolateDriver) -> None:
+async def test_concurrent_executions_cannot_see_each_other(driver: codemode.drivers.IsolateDriver) -> None:
     cm = cm_for(driver)
     results: dict[str, Any] = {}
 
@@ -122,7 +122,7 @@ throw new Error('no process to kill')
 
 
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
-async def test_a_hostile_program_fails_alone(driver: codemode.IsolateDriver) -> None:
+async def test_a_hostile_program_fails_alone(driver: codemode.drivers.IsolateDriver) -> None:
     cm = cm_for(driver, timeout=20.0)
     outcomes: dict[str, Any] = {}
 

@@ -66,7 +66,7 @@ VALUES = st.recursive(
 def _well_formed(value: Any) -> Any:
     """What the program gets back: lone surrogates as U+FFFD, -0 as 0, integral floats as ints."""
     if isinstance(value, str):
-        return codemode.driver.well_formed(value)
+        return codemode.drivers.well_formed(value)
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, list):
@@ -91,7 +91,7 @@ def _same(a: Any, b: Any) -> bool:
 
 @given(value=VALUES)
 @FUZZ
-async def test_values_cross_both_ways_as_json(driver: codemode.IsolateDriver, value: Any) -> None:
+async def test_values_cross_both_ways_as_json(driver: codemode.drivers.IsolateDriver, value: Any) -> None:
     cm = codemode.create_code_mode([_echo_tool()], driver=driver, timeout=5.0)
     # parsed as JSON in the program (a literal would read "__proto__" as the prototype)
     text = json.dumps(json.dumps({"v": value}))
@@ -169,7 +169,7 @@ PIECES = st.sampled_from(
 @engine_gap("cloudflare", reason=LOCAL_WORKERD + " (a generated loop may never end)", run=False)
 @given(pieces=st.lists(PIECES, max_size=40))
 @FUZZ
-async def test_any_text_is_a_typed_result(driver: codemode.IsolateDriver, pieces: list[str]) -> None:
+async def test_any_text_is_a_typed_result(driver: codemode.drivers.IsolateDriver, pieces: list[str]) -> None:
     cm = codemode.create_code_mode([_echo_tool()], driver=driver, timeout=1.0, memory_limit_mb=32)
     result = await cm.execute("".join(pieces))
     if not result.success:

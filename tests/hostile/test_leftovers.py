@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
     ],
 )
 async def test_the_result_returns_at_once_when_the_body_settles(
-    driver: codemode.IsolateDriver, leftover: str
+    driver: codemode.drivers.IsolateDriver, leftover: str
 ) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=3.0)
     result = await cm.execute(f"{leftover}\nreturn 'early'")
@@ -41,7 +41,9 @@ async def test_the_result_returns_at_once_when_the_body_settles(
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
-async def test_a_pending_tool_call_is_cancelled_when_the_body_settles(driver: codemode.IsolateDriver) -> None:
+async def test_a_pending_tool_call_is_cancelled_when_the_body_settles(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     import anyio
 
     finished: list[Any] = []

@@ -84,7 +84,9 @@ def anyio_backend() -> str:
 
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 @pytest.mark.parametrize("code", NATIVES)
-async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDriver, code: str) -> None:
+async def test_the_deadline_holds_inside_native_loops(
+    driver: codemode.drivers.IsolateDriver, code: str
+) -> None:
     cm = codemode.create_code_mode([], driver=driver, timeout=0.2, memory_limit_mb=128)
     started = time.perf_counter()
     result = await cm.execute(code)
@@ -99,7 +101,7 @@ async def test_the_deadline_holds_inside_native_loops(driver: codemode.IsolateDr
 
 
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
-async def test_cancelling_a_native_loop_stops_it(driver: codemode.IsolateDriver) -> None:
+async def test_cancelling_a_native_loop_stops_it(driver: codemode.drivers.IsolateDriver) -> None:
     import anyio
 
     cm = codemode.create_code_mode([], driver=driver, timeout=60)
@@ -145,7 +147,7 @@ LINEAR = {
 
 @pytest.mark.parametrize("name", sorted(LINEAR))
 async def test_a_deadline_inside_a_linear_builtin_ends_the_run(
-    driver: codemode.IsolateDriver, name: str
+    driver: codemode.drivers.IsolateDriver, name: str
 ) -> None:
     if runs_on_v8(driver):
         pytest.skip("V8 runs these in milliseconds")
@@ -158,7 +160,7 @@ async def test_a_deadline_inside_a_linear_builtin_ends_the_run(
 
 
 async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     # Freeing three million objects cannot be interrupted (0.1-0.2 s on QuickJS here); a
     # deadline falling in it still ends the run as a timeout, and the structure is freed after.
@@ -177,7 +179,7 @@ async def test_a_deadline_while_a_large_structure_is_freed_ends_the_run(
 
 
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
-async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.IsolateDriver) -> None:
+async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.drivers.IsolateDriver) -> None:
     # Each `toReversed` of 3M elements copies for ~10 ms without a poll, and the interrupt
     # handler ran only every 10,000 polls: the loop reached its time slice and deadline only
     # after minutes, holding the event loop (first step) or a thread (later steps) all along.
@@ -211,7 +213,7 @@ async def test_a_loop_of_slow_builtins_is_stopped_on_time(driver: codemode.Isola
     ],
 )
 async def test_a_buffer_loop_started_on_the_event_loop_lets_it_run(
-    driver: codemode.IsolateDriver, code: str
+    driver: codemode.drivers.IsolateDriver, code: str
 ) -> None:
     # A first step runs on the event loop for its 2 ms slice; these built-ins loop over
     # hundreds of MB without a poll (0.3-0.5 s here) and held the loop for all of it.

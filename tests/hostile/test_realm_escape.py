@@ -118,7 +118,7 @@ ESCAPES = {
 
 
 @pytest.mark.parametrize("name", sorted(ESCAPES))
-async def test_no_route_to_the_host_realm(driver: codemode.IsolateDriver, name: str) -> None:
+async def test_no_route_to_the_host_realm(driver: codemode.drivers.IsolateDriver, name: str) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     result = await cm.execute(PROBE + ESCAPES[name])
     if result.success:
@@ -129,7 +129,7 @@ async def test_no_route_to_the_host_realm(driver: codemode.IsolateDriver, name: 
         assert "FOUND" not in result.error.message
 
 
-async def test_errors_name_only_the_program(driver: codemode.IsolateDriver) -> None:
+async def test_errors_name_only_the_program(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     code = """
 const stacks: string[] = []
@@ -152,7 +152,7 @@ return stacks
 
 
 async def test_to_json_pollution_keeps_errors_readable(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     result = await cm.execute(
@@ -163,7 +163,7 @@ async def test_to_json_pollution_keeps_errors_readable(
 
 
 async def test_tool_argument_nested_deeply_is_refused_not_fatal(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
     code = """
@@ -177,13 +177,13 @@ try { await external_echo({ i: 1, v }) ; return 'called' } catch (e: any) { retu
     assert (await cm.execute("return (await external_echo({ i: 5 })).i")).result == 5
 
 
-async def test_huge_timer_delay_waits(driver: codemode.IsolateDriver) -> None:
+async def test_huge_timer_delay_waits(driver: codemode.drivers.IsolateDriver) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=0.5)
     result = await cm.execute("await new Promise((r) => setTimeout(r, 2 ** 31))\nreturn 'fired'")
     assert result.error is not None and result.error.kind == "timeout", result
 
 
-async def test_no_stack_formatter_sees_the_sandbox_functions(driver: codemode.IsolateDriver) -> None:
+async def test_no_stack_formatter_sees_the_sandbox_functions(driver: codemode.drivers.IsolateDriver) -> None:
     # QuickJS hands a formatter the function of every frame: the prelude's tool function and
     # whatever it calls the program back from would be among them. Formatters are refused.
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=10.0)
@@ -220,7 +220,7 @@ SABOTAGE = {
 
 @pytest.mark.parametrize("name", sorted(SABOTAGE))
 async def test_replacing_the_builtins_the_sandbox_uses_harms_only_the_program(
-    driver: codemode.IsolateDriver, name: str
+    driver: codemode.drivers.IsolateDriver, name: str
 ) -> None:
     calls: list[Any] = []
 

@@ -35,7 +35,7 @@ DEEP = [
 @pytest.mark.parametrize("n", [2_000, 50_000])
 @pytest.mark.parametrize(("before", "open_", "middle", "close"), DEEP, ids=[d[1].strip() for d in DEEP])
 async def test_deep_nesting_is_a_result_never_a_crash(
-    driver: codemode.IsolateDriver, before: str, open_: str, middle: str, close: str, n: int
+    driver: codemode.drivers.IsolateDriver, before: str, open_: str, middle: str, close: str, n: int
 ) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=5.0)
     code = f"{before}{open_ * n}{middle}{close * n}"

@@ -46,7 +46,7 @@ def _raising_sync(exc: BaseException) -> codemode.Tool:
     ids=["CancelledError", "GeneratorExit", "StopAsyncIteration", "ValueError"],
 )
 async def test_what_a_handler_raises_is_a_tool_error(
-    driver: codemode.IsolateDriver, make: Any, exc: BaseException
+    driver: codemode.drivers.IsolateDriver, make: Any, exc: BaseException
 ) -> None:
     cm = codemode.create_code_mode([*make_tools(), make(exc)], driver=driver, timeout=5.0)
     code = "try { await external_boom({}) } catch (e) { return [e.name, 'caught'] }"
@@ -58,7 +58,7 @@ async def test_what_a_handler_raises_is_a_tool_error(
     assert uncaught.duration_ms < 4000  # settled, not left to the timeout
 
 
-async def test_events_carry_what_the_program_sent(driver: codemode.IsolateDriver) -> None:
+async def test_events_carry_what_the_program_sent(driver: codemode.drivers.IsolateDriver) -> None:
     async def mutate(args: dict[str, Any]) -> dict[str, Any]:
         args["secret"] = "hunter2"
         args["nested"]["x"] = 99

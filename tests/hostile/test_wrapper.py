@@ -43,7 +43,7 @@ def _spying() -> tuple[list[Any], list[codemode.Tool]]:
 
 @pytest.mark.parametrize("code", BREAKOUTS)
 async def test_a_program_that_closes_its_wrapper_is_a_syntax_error_with_no_effect(
-    driver: codemode.IsolateDriver, code: str
+    driver: codemode.drivers.IsolateDriver, code: str
 ) -> None:
     calls, tools = _spying()
     cm = codemode.create_code_mode(tools, driver=driver, timeout=2.0)
@@ -55,7 +55,9 @@ async def test_a_program_that_closes_its_wrapper_is_a_syntax_error_with_no_effec
     assert (await cm.execute("return 1 + 1")).result == 2
 
 
-async def test_regular_expressions_and_divisions_that_agree_still_run(driver: codemode.IsolateDriver) -> None:
+async def test_regular_expressions_and_divisions_that_agree_still_run(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
     cm = codemode.create_code_mode(make_tools(), driver=driver, timeout=2.0)
     code = "const a = 10 / 2 / 5\nconst r = /}/.test('}') ? 1 : 0\nconst b = [4].map(x => x / 2)[0] // })\nreturn [a, r, b]"
     assert (await cm.execute(code)).result == [1, 1, 2]

@@ -228,7 +228,7 @@ async def test_a_thread_id_alone_opens_a_run_with_a_new_run_id(cm: codemode.Code
     assert first.run_id == last.run_id and len(first.run_id) == 36
 
 
-async def test_events_are_live(driver: codemode.IsolateDriver) -> None:
+async def test_events_are_live(driver: codemode.drivers.IsolateDriver) -> None:
     """Each event arrives while the program runs: the tool waits for the test to see its call."""
     released = anyio.Event()
 
@@ -434,7 +434,7 @@ async def test_example_lifespan_closes_the_code_mode(cm: codemode.CodeMode) -> N
 
 
 async def test_a_paused_program_ends_the_run_with_interrupts_that_resume_it(
-    driver: codemode.IsolateDriver,
+    driver: codemode.drivers.IsolateDriver,
 ) -> None:
     """A program that pauses for approval finishes the AG-UI run with an ``interrupt``
     outcome (one interrupt per pending call, with its response schema); answering them in the

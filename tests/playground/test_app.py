@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("pydantic_ai")
 
-import httpx  # noqa: E402
+import httpx
 
-from codemode.cli import load_tools  # noqa: E402
-from codemode.playground.app import create_app  # noqa: E402
-from codemode.playground.offline import SCENARIOS, SKILL_NAME  # noqa: E402
-from codemode.skills import MemorySkillStore, Skill  # noqa: E402
+from codemode.cli import load_tools
+from codemode.playground.app import create_app
+from codemode.playground.offline import SCENARIOS, SKILL_NAME
+from codemode.skills import MemorySkillStore, Skill
 
 pytestmark = pytest.mark.anyio
 

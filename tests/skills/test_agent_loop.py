@@ -21,8 +21,8 @@ import pytest
 
 pytest.importorskip("pydantic_ai")
 
-from pydantic_ai import Agent, RunContext, Tool  # noqa: E402
-from pydantic_ai.messages import (  # noqa: E402
+from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -30,12 +30,12 @@ from pydantic_ai.messages import (  # noqa: E402
     ToolCallPart,
     ToolReturnPart,
 )
-from pydantic_ai.models.function import AgentInfo, FunctionModel  # noqa: E402
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-import codemode  # noqa: E402
-from codemode.execute_tool import ModelTool  # noqa: E402
-from codemode.skills import SkillStore, SQLiteSkillStore, with_skills  # noqa: E402
-from codemode.skills.tools import management_tools  # noqa: E402
+import codemode
+from codemode.execute_tool import ModelTool
+from codemode.skills import SkillStore, SQLiteSkillStore, with_skills
+from codemode.skills.tools import management_tools
 
 pytestmark = pytest.mark.anyio
 

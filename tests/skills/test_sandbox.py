@@ -460,7 +460,7 @@ async def test_runs_are_recorded_in_sqlite(tmp_path: Path) -> None:
         assert stored.stats.executions == 4 and stored.trust_level == "provisional"
 
 
-async def test_every_driver(driver: codemode.IsolateDriver, store: MemorySkillStore) -> None:
+async def test_every_driver(driver: codemode.drivers.IsolateDriver, store: MemorySkillStore) -> None:
     cm = codemode.create_code_mode(
         tools=[codemode.Tool.from_schema("add", "Add", {"type": "object"}, None, _add)], driver=driver
     )
@@ -495,7 +495,7 @@ HOG = Skill(
 
 
 async def cut_off_runtime(
-    driver: codemode.IsolateDriver | None = None, **limits: Any
+    driver: codemode.drivers.IsolateDriver | None = None, **limits: Any
 ) -> tuple[SkillRuntime, MemorySkillStore]:
     store = MemorySkillStore()
     for skill in (DOUBLE, SPIN, NAP, HOG):
@@ -516,7 +516,7 @@ async def stats_of(store: MemorySkillStore, name: str) -> tuple[int, int]:
 
 
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
-async def test_a_skill_cut_off_by_the_timeout_is_a_failed_run(driver: codemode.IsolateDriver) -> None:
+async def test_a_skill_cut_off_by_the_timeout_is_a_failed_run(driver: codemode.drivers.IsolateDriver) -> None:
     runtime, store = await cut_off_runtime(driver)
     try:
         assert await stats_of(store, "spin") == (0, 0)
@@ -618,7 +618,7 @@ async def test_a_program_cannot_forge_runs(store: MemorySkillStore) -> None:
     assert await stats_of(store, "double") == (before[0] + 1, before[1] + 1)  # only the real run
 
 
-async def test_skill_events_are_live(driver: codemode.IsolateDriver) -> None:
+async def test_skill_events_are_live(driver: codemode.drivers.IsolateDriver) -> None:
     """A skill's call event reaches the host while a tool the skill calls is running."""
     seen: list[list[str]] = []
     events: list[codemode.Event] = []

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic_core import to_jsonable_python
 
-from ..driver import Program
+from ..drivers import Program
 from ..engine import CALL_ID, RUN_LOGS
 from ..errors import CodemodeError, TypeScriptSyntaxError
 from ..events import Event, EventCallback, emit, finished_value, now_ms, started_value

@@ -95,7 +95,7 @@ def _wrong(spec: Workload, result: codemode.ExecutionResult) -> str | None:
 
 
 async def measure_workload(
-    spec: Workload, driver: codemode.IsolateDriver | None, quick: bool
+    spec: Workload, driver: codemode.drivers.IsolateDriver | None, quick: bool
 ) -> tuple[Measurement, codemode.ExecutionResult | None]:
     """Warm up, then time the runs of a W1-W8 workload on ``driver``; the measurement and the
     last result (the wrong one when a check failed)."""
@@ -146,7 +146,9 @@ async def limit_once(
     return elapsed, result, after
 
 
-async def measure_limit(spec: Workload, driver: codemode.IsolateDriver | None, quick: bool) -> Measurement:
+async def measure_limit(
+    spec: Workload, driver: codemode.drivers.IsolateDriver | None, quick: bool
+) -> Measurement:
     """The samples of a W9 limit test: each must fail with the expected kind, and the code mode
     must still run ``return 1+1`` afterwards."""
     measurement = Measurement()
@@ -200,7 +202,7 @@ async def measure_peer(peer: str, spec: Workload, quick: bool) -> Measurement:
     return measurement
 
 
-def make_driver(engine: str) -> codemode.IsolateDriver:
+def make_driver(engine: str) -> codemode.drivers.IsolateDriver:
     """The driver of one of codemode's engines (``targets.ENGINES``)."""
     if engine == "quickjs":
         return codemode.QuickJSDriver()

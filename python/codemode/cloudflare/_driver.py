@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 import orjson
 
-from ..driver import Program
+from ..drivers import Program
 from ..engine import TIMEOUT, DriverContext
 from ..engine_lines import FAILED, LineRun
 from ..events import EventCallback

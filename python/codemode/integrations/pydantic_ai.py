@@ -89,7 +89,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from typing_extensions import Self
 
 from ..code_mode import CodeMode, create_code_mode
-from ..driver import IsolateDriver
+from ..drivers import IsolateDriver
 from ..events import Event, EventCallback
 from ..execute_tool import ModelTool
 from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier

@@ -60,7 +60,7 @@ import anyio.lowlevel
 import orjson
 
 from .. import _core
-from ..driver import Program
+from ..drivers import Program
 from ..engine import TIMEOUT, DriverContext
 from ..engine_lines import FAILED, LineRun, loads
 from ..events import EventCallback

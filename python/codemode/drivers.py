@@ -1,4 +1,11 @@
-"""The engine-neutral driver protocol every engine implements."""
+"""For driver authors: the engine-neutral protocol every engine implements, and the types a
+driver receives (as ``anyio.abc`` is for anyio).
+
+A driver's ``create_context(bindings=..., limits=...)`` gets the tools (:class:`ToolBinding`,
+keyed by name) and the :class:`~codemode.Limits`; the context's ``execute`` runs one
+:class:`Program` in a fresh engine and reports live :class:`Event`\ s to an
+:data:`EventCallback`. ``codemode.engine`` holds what the built-in engines share.
+"""
 
 from __future__ import annotations
 
@@ -82,3 +89,15 @@ class IsolateDriver(Protocol):
     async def create_context(
         self, *, bindings: Mapping[str, ToolBinding], limits: Limits
     ) -> IsolateContext: ...
+
+
+__all__ = [
+    "Event",
+    "EventCallback",
+    "IsolateContext",
+    "IsolateDriver",
+    "Program",
+    "ToolBinding",
+    "program_text",
+    "well_formed",
+]
