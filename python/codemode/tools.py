@@ -8,10 +8,11 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
+from typing_extensions import ParamSpec, TypeVar
 
 from . import _core
 from .errors import InvalidArguments as InvalidArguments  # the former name
@@ -19,8 +20,9 @@ from .errors import InvalidArgumentsError, InvalidSchemaError
 from .handlers import Handler, guard, is_async, logger
 from .pydantic_io import ToolSchema, describe_errors, output_adapter, to_json_data, validate_input
 
-P = ParamSpec("P")
-R = TypeVar("R")
+P = ParamSpec("P", default=...)
+R = TypeVar("R", default=Any)
+"""A tool's function type: ``Tool`` alone is ``Tool[..., Any]`` (a tool made from a schema)."""
 
 ApprovalRule = bool | Callable[[Any], bool]
 """Whether a tool's calls wait for a person's decision: always, or when a function of the
