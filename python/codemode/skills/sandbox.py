@@ -2,9 +2,9 @@
 
 A :class:`SkillRuntime` runs a model's program with a set of skills callable in it, with no
 host round trip per call. The skills runtime (``runtime.js`` beside this module) is a host
-library (``IsolateContext.execute(library=...)``, compiled once per process): the engine calls it with the execution's report
-channel and hands what it returns to the program as ``__codemode_channel``. The program as
-run is::
+library (``IsolateContext.execute(library=...)``, compiled once per process): the engine calls
+it with the execution's report channel and hands what it returns to the program as
+``__codemode_channel``. The program as run is::
 
     const {skill_a, ...} = __codemode_channel([__cm_b0_T, ...], ...); __codemode_channel = undefined; <line 1>
     <the model's other lines, unchanged>
@@ -13,15 +13,16 @@ run is::
 Line 1 runs first: it gets one ``skill_<name>`` wrapper per skill, closures over the channel,
 and clears the parameter, so the model's code never reaches the channel. Each wrapper
 validates its input against the skill's ``input_schema`` (a small JSON Schema interpreter in
-JavaScript), awaits the body (the skill's code, unchanged, as the body of its own async
+``runtime.js``), awaits the body (the skill's code, unchanged, as the body of its own async
 function, named with a token ``T`` drawn per execution so the model's code cannot replace it),
 validates the output against ``output_schema`` and reports the call and its outcome as they
-happen. The host turns the reports (read by ``reports.py``) into ``code_mode:skill_call`` / ``skill_result`` /
-``skill_error`` events, live and in order with the execution's other events, and records the
-runs in the store once the execution is over (``store.record_runs``: one run per skill the
-execution called, failed if any of its calls failed, which updates the skill's stats and
-trust: one execution is one piece of evidence, however many calls it makes). A call still running when the
-execution is cut off by its timeout, its memory limit or cancellation counts as a failed run.
+happen. The host turns the reports (read by ``reports.py``) into ``code_mode:skill_call`` /
+``skill_result`` / ``skill_error`` events, live and in order with the execution's other events,
+and records the runs in the store once the execution is over (``store.record_runs``: one run
+per skill the execution called, failed if any of its calls failed, which updates the skill's
+stats and trust: one execution is one piece of evidence, however many calls it makes). A call
+still running when the execution is cut off by its timeout, its memory limit or cancellation
+counts as a failed run.
 
 Nothing the program writes can pass for a report: the channel is outside the console, and the
 model's code cannot reach it. A program that declares ``__codemode_channel`` itself (the only
@@ -52,7 +53,7 @@ from .. import _core
 from ..approvals.models import SkillPlan
 from ..approvals.replay import DETERMINISTIC_JS
 from ..code_mode import unfence
-from ..driver import Program
+from ..drivers import Program
 from ..events import Event, EventCallback, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
 from ..results import ExecutionError, ExecutionResult
@@ -104,8 +105,14 @@ def _library() -> str:
     The engine calls it with the report channel; line 1 calls what it returns with the body
     functions, ``[name, why refused or null]`` per skill, their schemas, whether to report
     details and how many calls may carry them, and gets the ``skill_*`` functions. The reports
-    it makes are described in ``runtime.js`` (and read by :class:`Tally`)."""
+    it makes are described in ``runtime.js`` (and read by :class:`Tally`).
+
+    Its comment lines and indentation are left out (V8 and Workers get the text with every
+    execution), unless a template literal could span lines; the lines stay lines."""
     text = resources.files(__package__).joinpath("runtime.js").read_text(encoding="utf-8")
+    code = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("//")]
+    if not any("`" in line for line in code):
+        text = "\n".join(line for line in code if line)
     return text.replace("__CM_DETERMINISTIC__", DETERMINISTIC_JS)
 
 
