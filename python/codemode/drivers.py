@@ -3,7 +3,7 @@ driver receives (as ``anyio.abc`` is for anyio).
 
 A driver's ``create_context(bindings=..., limits=...)`` gets the tools (:class:`ToolBinding`,
 keyed by name) and the :class:`~codemode.Limits`; the context's ``execute`` runs one
-:class:`Program` in a fresh engine and reports live :class:`Event`\ s to an
+:class:`Program` in a fresh engine and reports live events (:class:`Event`) to an
 :data:`EventCallback`. ``codemode.engine`` holds what the built-in engines share.
 """
 
