@@ -200,7 +200,12 @@ class Worker:
         self.send_output(execution_id, output)
 
     def cancelled(self) -> tuple[int, Any, list[Any], Any]:
-        error = ("cancelled", "CancelledError", "the execution was cancelled", [])
+        error: tuple[str, str, str, list[Any]] = (
+            "cancelled",
+            "CancelledError",
+            "the execution was cancelled",
+            [],
+        )
         return self.core.DONE_ERROR, ([], [], "[]", b""), [], error
 
     def send_output(self, execution_id: int, output: tuple[int, Any, list[Any], Any]) -> None:

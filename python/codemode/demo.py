@@ -18,7 +18,7 @@ TOP_PRODUCTS_PROGRAM = Path(__file__).with_name("demo_top_products.ts")
 """The program of the demo (``examples/top_products.ts`` is this file): which products sell best,
 and how customers rate them."""
 
-PRODUCTS = [
+PRODUCTS: list[dict[str, Any]] = [
     {"id": "p-101", "name": "Trail Running Shoes", "totalSales": 8421, "price": 129.99},
     {"id": "p-102", "name": "Wireless Earbuds", "totalSales": 15230, "price": 79.5},
     {"id": "p-103", "name": "Insulated Water Bottle", "totalSales": 12044, "price": 19.95},

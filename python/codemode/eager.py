@@ -32,7 +32,7 @@ if sys.version_info >= (3, 12):
     def start_eagerly(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> tuple[bool, Any]:
         """``(True, result)`` if ``coro`` finished in its first step (its exception, if it
         failed, is raised), else ``(False, task)``."""
-        task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+        task = asyncio.Task(coro, loop=loop, eager_start=True)
         if task.done():
             return True, task.result()
         return False, task
@@ -46,7 +46,8 @@ if sys.version_info >= (3, 12):
 else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
     _enter_task = asyncio.tasks._enter_task
     _leave_task = asyncio.tasks._leave_task
-    _current_tasks = asyncio.tasks._current_tasks  # what current_task() reads, without the call
+    # what current_task() reads, without the call (private: typeshed does not list it)
+    _current_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
 
     class _Continue:
         """Awaitable that carries on a coroutine suspended after its first step."""

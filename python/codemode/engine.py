@@ -15,8 +15,8 @@ import functools
 import inspect
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -39,12 +39,12 @@ from .events import (
     started_value,
 )
 from .limits import Limits
-from .results import PROGRAM_FILE, ExecutionError, ExecutionResult, Frame, format_stack
+from .results import PROGRAM_FILE, ErrorKind, ExecutionError, ExecutionResult, Frame, format_stack
 from .tools import ToolBinding
 
 SETTLE_OK, SETTLE_TOOL_ERROR, SETTLE_INVALID = 0, 1, 2
 """How a tool call settles in the engine: its result, a ToolError, an InvalidArgumentsError."""
-TIMEOUT = ("timeout", "TimeoutError", "", [])
+TIMEOUT: tuple[str, str, str, list[Any]] = ("timeout", "TimeoutError", "", [])
 """The error of a run that the host ends at its deadline (``_error`` words the message)."""
 
 CALL_ID: contextvars.ContextVar[int] = contextvars.ContextVar("codemode_call_id", default=0)
@@ -338,7 +338,7 @@ class EngineRun:
         # asyncio and an async handler: its first step runs now, usually to the end.
         token = CALL_ID.set(call_id) if self.call_ids else None
         try:
-            done, outcome = start_eagerly(self.loop, binding.handler(args))
+            done, outcome = start_eagerly(self.loop, cast("Coroutine[Any, Any, Any]", binding.handler(args)))
         except _PROPAGATE:
             raise
         except BaseException as e:
@@ -377,7 +377,7 @@ class EngineRun:
             CALL_ID.set(call_id)  # this task's own context
         try:
             if binding.is_async:
-                result = await binding.handler(args)  # type: ignore[misc]
+                result = await binding.handler(args)
             else:
                 result = await anyio.to_thread.run_sync(binding.handler, args)
                 if inspect.isawaitable(result):
@@ -493,7 +493,7 @@ class EngineRun:
         if frames or kind in ("runtime", "tool", "invalid_args", "memory"):
             stack = format_stack(name, message, frames)
         return ExecutionError.model_construct(
-            kind=kind,
+            kind=cast(ErrorKind, kind),
             name=name,
             message=message,
             line=line,

@@ -31,7 +31,7 @@ def guard(handler: Handler, sandbox_name: str) -> Handler:
 
         async def guarded_async(args: Any) -> Any:
             try:
-                return await handler(args)  # type: ignore[misc]
+                return await handler(args)
             except InvalidArgumentsError:
                 raise
             except Exception as e:

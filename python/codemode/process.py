@@ -598,7 +598,8 @@ class WorkerPool:
             text = source.encode()
             pending = _Pending(0, time.perf_counter() + timeout)
             await worker.request(_worker.HEADER.pack(1 + len(text), _worker.PAYLOAD) + text, pending)
-            return orjson.loads(await worker.response(pending, pending.deadline + _GRACE))
+            answer: dict[str, Any] = orjson.loads(await worker.response(pending, pending.deadline + _GRACE))
+            return answer
         finally:
             self.release(worker, limit_hit)
 

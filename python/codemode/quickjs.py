@@ -126,7 +126,8 @@ class QuickJSRun(EngineRun):
         self.answer_outcomes = bytearray()
         self.answer_json = bytearray(b"[")
 
-    def _new_execution(self) -> _core.Execution:
+    def _new_execution(self) -> Any:
+        # A _core.Execution, or process.py's RemoteExecution (its steps are awaited)
         limits = self.limits
         return self._execution_type(
             self.program.javascript,
@@ -150,7 +151,8 @@ class QuickJSRun(EngineRun):
         in_thread = self.inline_slice is None
         stepping_in_thread = False
         ids: list[int] = []
-        outcomes = json = b""
+        outcomes: bytes | bytearray = b""
+        json: bytes | bytearray = b""
         try:
             while True:
                 if self._remote:
@@ -190,7 +192,7 @@ class QuickJSRun(EngineRun):
                     if not self.answer_ids:
                         wait = deadline - time.perf_counter()
                         if payload is not None:
-                            wait = min(wait, payload)  # type: ignore[type-var]
+                            wait = min(wait, payload)
                         if wait > 0:
                             await self._wait(wait)
                     ids, outcomes, json = self._take_answers()

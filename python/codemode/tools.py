@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
@@ -331,7 +331,7 @@ class Tool(Generic[P, R]):
             input_model=input_model,
             output_adapter=adapter,
             redact_errors=redact_errors,
-            function=handler,
+            function=cast("Callable[P, R]", handler),
             requires_approval=requires_approval,
         )
 

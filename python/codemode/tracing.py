@@ -42,7 +42,7 @@ def tracer_for(provider: Any | None) -> Tracer | None:
         provider = trace.get_tracer_provider()
         if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
             return None
-    return provider.get_tracer(INSTRUMENTATION)  # type: ignore[no-any-return]
+    return provider.get_tracer(INSTRUMENTATION)
 
 
 def traced(binding: ToolBinding, tracer: Tracer) -> ToolBinding:
@@ -113,7 +113,7 @@ class SkillSpans:
         self.open: dict[int, Span] = {}
 
     def start(self, skill: str, call: int) -> None:
-        attributes = {
+        attributes: dict[str, str | int] = {
             "codemode.skill": skill,
             "codemode.skill_call": call,
             "codemode.tool_call_id": self.tool_call_id,

@@ -147,7 +147,9 @@ def _run(args: argparse.Namespace, command: Any) -> int:
 
 def add_runs_commands(commands: Any) -> None:
     """Add ``runs list|show|replay`` to the ``codemode`` command's subparsers."""
-    runs = commands.add_parser("runs", help="the execution log: list, show and replay recorded runs")
+    runs: argparse.ArgumentParser = commands.add_parser(
+        "runs", help="the execution log: list, show and replay recorded runs"
+    )
     actions = runs.add_subparsers(dest="runs_command", required=True)
     store = argparse.ArgumentParser(add_help=False)
     store.add_argument("--store", help=f"the store URL (default ${STORE_ENVIRONMENT})")

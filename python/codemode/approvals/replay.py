@@ -397,7 +397,7 @@ def intercepted(binding: ToolBinding) -> ToolBinding:
     async def in_thread(args: Any) -> Any:
         return await anyio.to_thread.run_sync(handler, args)
 
-    run: Callable[[Any], Awaitable[Any]] = handler if is_async else in_thread  # type: ignore[assignment]
+    run: Callable[[Any], Awaitable[Any]] = handler if is_async else in_thread
     name, needs_approval = binding.name, binding.requires_approval
 
     async def through_replay(args: Any) -> Any:
@@ -466,7 +466,7 @@ class Approvals:
         *,
         tool_call_id: str | None,
         on_event: EventCallback | None,
-        limit_overrides: dict[str, Any],
+        limit_overrides: Mapping[str, Any],
         skills: tuple[SkillPlan, SkillRuntime] | None = None,
     ) -> ExecutionResult:
         """Run ``code`` as a new run that may pause; ``skills``: the plan of the skills the
@@ -475,7 +475,7 @@ class Approvals:
             run_id=str(uuid.uuid4()),
             code=code,
             tool_call_id=tool_call_id,
-            limits=limit_overrides,
+            limits=dict(limit_overrides),  # the model's field is a dict (pydantic copies it anyway)
             seed=secrets.randbits(53),
             skills=skills[0] if skills is not None else None,
         )
@@ -535,7 +535,7 @@ class Approvals:
         # The replayed part of the execution repeats the recorded events (an answer from the
         # log may come a little earlier among them than it did): each is matched to one
         # recorded event, looked for near the first not yet matched, and is not passed on.
-        unmatched = list(events)
+        unmatched: list[dict[str, Any] | None] = list(events)
         head = 0
         logs: list[str] = []  # the execution's console lines (it runs from the start: all of them)
 

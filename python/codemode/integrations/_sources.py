@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
+from typing_extensions import TypeIs
+
 from ..code_mode import CodeMode
 from ..execute_tool import ModelTool
 
@@ -23,7 +25,7 @@ Source = Union[CodeMode, "SkillContext"]
 """A code mode, or a skill context over one."""
 
 
-def is_skill_context(source: object) -> bool:
+def is_skill_context(source: object) -> TypeIs[SkillContext]:
     """Whether ``source`` is a :class:`~codemode.skills.SkillContext` (without importing skills)."""
     if isinstance(source, CodeMode):
         return False

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import datetime, timezone
 from typing import Any
@@ -109,7 +109,7 @@ async def ag_ui_events(
     lifecycle: bool = True,
     parent_message_id: str | None = None,
     **limit_overrides: Any,
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """Run ``code`` and yield its live events as AG-UI events, as they happen.
 
     With ``lifecycle`` (the default) the ``CUSTOM`` events are wrapped in ``TOOL_CALL_START``
@@ -146,7 +146,7 @@ async def ag_ui_tool_events(
     thread_id: str | None = None,
     lifecycle: bool = True,
     parent_message_id: str | None = None,
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """Run the model's call of the tool ``name`` of ``source`` (a code mode's
     ``model_tools``, or a skill context's ``tools``: ``register_skill``, a skill as a tool...)
     and yield its events as :func:`ag_ui_events` does: the tool call (named ``name``, its
@@ -194,7 +194,7 @@ async def ag_ui_resume(
     run_id: str | None = None,
     thread_id: str | None = None,
     lifecycle: bool = True,
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """Resume a program paused for approval with the frontend's answers to its interrupts.
 
     ``resume`` is ``RunAgentInput.resume``: one ``ResumeEntry`` per interrupt of the paused
@@ -222,7 +222,7 @@ async def _run(
     lifecycle: bool,
     run_id: str | None,
     thread_id: str | None,
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """The run's events around the execution's: ``RUN_STARTED`` ... ``RUN_FINISHED`` (with the
     interrupts of a paused program as its outcome) when in a run."""
     in_run = run_id is not None or thread_id is not None
@@ -286,7 +286,7 @@ async def _execution_events(
     tool_call_id: str,
     lifecycle: bool,
     paused: list[Paused],
-) -> AsyncIterator[BaseEvent]:
+) -> AsyncGenerator[BaseEvent, None]:
     """The execution's custom events as they happen, then its ``TOOL_CALL_RESULT`` (when asked
     and the program did not pause: a paused one is appended to ``paused``). ``start`` gives an
     execution's result, or a tool's output (a dict)."""

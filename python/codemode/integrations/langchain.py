@@ -263,16 +263,18 @@ class CodeModeTool(BaseTool):
 
         result, taken = steps[0], 1
         while result.paused is not None:
-            pending = [call.model_dump() for call in result.paused.pending]
-            answer = interrupt({"resume_token": result.paused.token, "pending": pending})
+            paused = result.paused
+            pending = [call.model_dump() for call in paused.pending]
+            answer = interrupt({"resume_token": paused.token, "pending": pending})
             if taken < len(steps):  # answered in an earlier run of this tool call
                 result = steps[taken]
             else:
                 decisions = decisions_from_json(answer, [call["call_id"] for call in pending])
-                result = await self.code_mode.resume(result.paused.token, decisions, on_event=on_event)
+                result = await self.code_mode.resume(paused.token, decisions, on_event=on_event)
                 steps.append(result)
             taken += 1
-        self._pauses.pop(tool_call_id, None)
+        if tool_call_id is not None:  # (else nothing was kept)
+            self._pauses.pop(tool_call_id, None)
         return result
 
     async def _emit(self, event: Event) -> None:

@@ -193,7 +193,9 @@ def _build_server(
             connections.add(connection)
         return types.ListToolsResult(tools=mcp_tools(current()))
 
-    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
         source = current()
         tool = next((t for t in tools_of(source) if t.name == params.name), None)
         if tool is None:
@@ -289,7 +291,7 @@ def _declarations(source: Source) -> str:
     """The declarations of the functions programs call: a skill context's skills included."""
     declarations = code_mode_of(source).declarations
     if is_skill_context(source):
-        skills = source.runtime.declarations  # type: ignore[union-attr]
+        skills = source.runtime.declarations
         if skills:
             declarations = f"{declarations.rstrip()}\n\n{skills}"
     return declarations
@@ -323,7 +325,9 @@ async def _execute_with_approvals(
                 for key, form in forms.items()
             }
         except NoBackChannelError:
-            requests = {key: types.ElicitRequest(params=form) for key, form in forms.items()}
+            requests: types.InputRequests = {
+                key: types.ElicitRequest(params=form) for key, form in forms.items()
+            }
             return types.InputRequiredResult(input_requests=requests, request_state=result.paused.token)
         result = await cm.resume(result.paused.token, _decisions_from(answers))
     return _call_result(result.to_tool_output())
@@ -616,9 +620,9 @@ def _codemode_tool(upstream: Upstream, tool: types.Tool, name: str) -> Tool:
     async def handler(args: dict[str, Any]) -> Any:
         sink = _PROGRESS.get()
 
-        async def progress(value: float, total: float | None, message: str | None) -> None:
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
             if sink is not None:
-                await sink(name, value, total, message)
+                await sink(name, progress, total, message)
 
         for attempt in (1, 2):
             session = upstream.session

@@ -67,7 +67,7 @@ from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
 from pydantic_core import to_jsonable_python
 
-from ..approvals import approve
+from ..approvals import Decision, approve
 from ..code_mode import CodeMode, create_code_mode
 from ..events import EventCallback
 from ..execute_tool import ModelTool
@@ -147,7 +147,7 @@ def as_function_tools(
     first = as_function_tool(cm, include_declarations=include_declarations, on_event=on_event)
     tools = [first, *(_function_tool_of(t, t.description, on_event) for t in tools_of(cm)[1:])]
     if is_skill_context(cm):
-        _follow(cm, tools, on_event)  # type: ignore[arg-type]
+        _follow(cm, tools, on_event)
     return tools
 
 
@@ -201,8 +201,8 @@ def _code_mode(tools: ToolSource, options: Mapping[str, Any]) -> Source:
     if isinstance(tools, CodeMode) or is_skill_context(tools):
         if options:
             raise TypeError(f"options {sorted(options)} apply to tools, not to an existing CodeMode")
-        return tools  # type: ignore[return-value]
-    return create_code_mode(from_function_tools(tools), **options)  # type: ignore[arg-type]
+        return tools
+    return create_code_mode(from_function_tools(tools), **options)
 
 
 def _function_tool_of(
@@ -259,7 +259,7 @@ def _approving_function_tool(
         code = params.get("typescriptCode")
         if call_id in outcomes or not isinstance(code, str):
             return call_id in outcomes and outcomes[call_id].paused is not None
-        token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))  # type: ignore[arg-type]
+        token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))
         try:
             outcomes[call_id] = await execute(code, tool_call_id=call_id, on_event=on_event)
         finally:
@@ -270,11 +270,14 @@ def _approving_function_tool(
         call_id = getattr(ctx, "tool_call_id", None) or ""
         result = outcomes.pop(call_id, None)
         if result is None:  # the policy did not run it (arguments it could not read)
-            return await plain.on_invoke_tool(ctx, input)
+            answer: str = await plain.on_invoke_tool(ctx, input)
+            return answer
         token = _CURRENT_CALL.set(_OuterCall(ctx, itertools.count(1)))
         try:
             if result.paused is not None:  # approved: the calls the person saw, no later ones
-                decisions = {call.call_id: approve() for call in result.paused.pending}
+                decisions: dict[int | str, Decision] = {
+                    call.call_id: approve() for call in result.paused.pending
+                }
                 result = await cm.resume(result.paused.token, decisions, on_event=on_event)
         finally:
             _CURRENT_CALL.reset(token)

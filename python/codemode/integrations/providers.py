@@ -253,15 +253,16 @@ def anthropic_tools(source: Source, *, include_declarations: bool = False) -> li
 
 def _tool_and_description(source: Source | ModelTool, include_declarations: bool) -> tuple[ModelTool, str]:
     if isinstance(source, CodeMode) or is_skill_context(source):
-        tool = execute_tool_of(source)  # type: ignore[arg-type]
-        return tool, prompt_of(source) if include_declarations else tool.description  # type: ignore[arg-type]
+        tool = execute_tool_of(source)
+        return tool, prompt_of(source) if include_declarations else tool.description
     if include_declarations:
         raise ValueError("include_declarations needs the CodeMode, not one of its model tools")
     return source, source.description
 
 
 def _schema(tool: ModelTool) -> dict[str, Any]:
-    return json.loads(json.dumps(tool.input_schema))  # a deep, plain-dict copy
+    schema: dict[str, Any] = json.loads(json.dumps(tool.input_schema))  # a deep, plain-dict copy
+    return schema
 
 
 def _field(obj: Any, key: str) -> Any:

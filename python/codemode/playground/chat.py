@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class Chat:
     def reset(self, thread_id: str) -> None:
         self.threads.pop(thread_id, None)
 
-    async def turn(self, cm: CodeMode, thread_id: str, message: str) -> AsyncIterator[BaseEvent]:
+    async def turn(self, cm: CodeMode, thread_id: str, message: str) -> AsyncGenerator[BaseEvent, None]:
         """One user message and the agent's answer, as AG-UI events."""
         history = self.threads.setdefault(thread_id, [])
         skills = await with_skills(cm, store=self.store, messages=[message])

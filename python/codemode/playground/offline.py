@@ -183,7 +183,7 @@ def next_turn(messages: Sequence[ModelMessage]) -> _Turn:
     prompt, outputs = _latest_exchange(messages)
     scenario = choose(prompt)
     step = len(outputs)
-    last = outputs[-1] if outputs else None
+    last: Any = outputs[-1] if outputs else None
     if scenario is None:
         titles = "; ".join(f"“{s.prompt}”" for s in SCENARIOS)
         return _Turn(

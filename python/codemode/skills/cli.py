@@ -203,7 +203,7 @@ async def _import(store: SkillStore, args: argparse.Namespace) -> int:
 
 def add_skills_commands(commands: Any) -> None:
     """Add ``skills list|show|trust|rm|export|import`` to the ``codemode`` command's subparsers."""
-    skills = commands.add_parser(
+    skills: argparse.ArgumentParser = commands.add_parser(
         "skills", help="list, show, approve (trust), remove, export and import saved skills"
     )
     actions = skills.add_subparsers(dest="skills_command", required=True)

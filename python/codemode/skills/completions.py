@@ -32,7 +32,7 @@ import inspect
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import anyio.to_thread
 
@@ -74,12 +74,13 @@ def pydantic_ai_completion(model: Any) -> Completion:
 
     ``LLMSkillSelector(pydantic_ai_completion("openai:gpt-4o-mini"))``
     """
-    from pydantic_ai import ModelRequest
+    from pydantic_ai import ModelRequest, TextPart
     from pydantic_ai.direct import model_request
 
     async def complete(prompt: str) -> str:
         response = await model_request(model, [ModelRequest.user_text_prompt(prompt)])
-        return "".join(part.content for part in response.parts if getattr(part, "part_kind", None) == "text")
+        texts = (part for part in response.parts if getattr(part, "part_kind", None) == "text")
+        return "".join(cast(TextPart, part).content for part in texts)
 
     return complete
 
@@ -251,7 +252,8 @@ def completion_for(model: Any) -> Completion:
 
         async def complete(prompt: str) -> str:
             answer = model(prompt)
-            return await answer if inspect.isawaitable(answer) else answer
+            text: str = await answer if inspect.isawaitable(answer) else answer
+            return text
 
         return complete
     raise TypeError(f"model must be {ACCEPTED}; got {type(model).__qualname__}")

