@@ -1,10 +1,32 @@
 """Typed stubs for the native module (crates/bindings)."""
 
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, final
+
+__all__ = [
+    "DONE_ERROR",
+    "DONE_OK",
+    "MESSAGES",
+    "SANDBOX_PRELUDE",
+    "SUSPENDED",
+    "WAITING",
+    "CancelHandle",
+    "Execution",
+    "InputChecks",
+    "InvalidSchema",
+    "JsonSchema",
+    "StripResult",
+    "TypeScriptSyntaxError",
+    "check_function_body",
+    "code_frame",
+    "confine",
+    "set_prewarm",
+    "strip_types",
+]
 
 class TypeScriptSyntaxError(Exception):
     """The program does not parse as TypeScript. ``args`` is ``(message, line, column, frame)``."""
 
+@final
 class StripResult:
     """TypeScript with its types stripped."""
 
@@ -28,19 +50,21 @@ def code_frame(source: str, line: int, column: int) -> str:
 def set_prewarm(count: int) -> None:
     """Keep ``count`` fresh engines ready on a background thread (0: make each on demand)."""
 
+@final
 class InputChecks:
     """Per tool (in the order of the tool names), a JSON Schema as JSON text the engine checks
     each input against (with the validator of ``JsonSchema``), or ``None`` to leave a tool's
     inputs to the host (as for a schema that does not compile). Made once per set of tools and
     handed to each ``Execution``."""
 
-    def __init__(self, schemas: list[str | None]) -> None: ...
+    def __new__(cls, schemas: list[str | None]) -> InputChecks: ...
 
 class InvalidSchema(ValueError):
     """The schema is not valid JSON Schema (it breaks its draft's meta-schema, or a ``$ref``
     cannot be resolved). ``args`` is ``(path, message)``: where in the schema (``".type"``) and
     what is wrong there."""
 
+@final
 class JsonSchema:
     """A compiled JSON Schema: the validator the engine checks tool input with (``InputChecks``),
     shared with it when made from the same text (compiled once per process while in use).
@@ -53,13 +77,14 @@ class JsonSchema:
     (``""``, ``".items[1].name"``, ``'["a b"]'``) and what is wrong (``"must be integer"``);
     the first one found is reported."""
 
-    def __init__(self, schema: str) -> None: ...
+    def __new__(cls, schema: str) -> JsonSchema: ...
     def validate(self, value: object) -> tuple[str, str] | None:
         """Check Python JSON data (dict with str keys, list, tuple, str, int, float, bool,
         None); any other value is a problem (``"is not JSON data (a set)"``)."""
     def validate_json(self, text: str) -> tuple[str, str] | None:
         """Check a JSON text (text that does not parse is a problem)."""
 
+@final
 class CancelHandle:
     def cancel(self) -> None: ...
 
@@ -84,11 +109,12 @@ DONE_ERROR: Literal[1]
 WAITING: Literal[2]
 SUSPENDED: Literal[3]
 
+@final
 class Execution:
     """One program in one fresh QuickJS runtime, run step by step."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         javascript: str,
         tool_names: list[str],
         *,
@@ -103,7 +129,7 @@ class Execution:
         report_channel: bool = False,
         library: str | None = None,
         input_checks: InputChecks | None = None,
-    ) -> None:
+    ) -> Execution:
         """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
         function whose lines come back among the logs with level ``"report"``. ``library``:
         JavaScript evaluating to a function, run before the program (compiled once per
