@@ -40,7 +40,6 @@ import functools
 import inspect
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +55,7 @@ from ..code_mode import unfence
 from ..drivers import Program
 from ..events import Event, EventCallback, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
-from ..results import ExecutionError, ExecutionResult
+from ..results import PROGRAM_FILE, ExecutionError, ExecutionResult, Frame, format_stack
 from .bodies import body_problem, code_compiles, load_closure, skill_references, strip_body
 from .models import Skill, SkillNotFoundError
 from .reports import SKILL_CALL, SKILL_ERROR, SKILL_RESULT, Tally
@@ -87,7 +86,6 @@ _CUT_OFF = frozenset({"timeout", "memory", "cancelled"})
 _NOT_STARTED = frozenset({"syntax", "timeout", "memory", "cancelled"})  # may end before line 1 ran
 _DENIED = "not approved to run"
 _MISSING = "there is no such skill"
-_PROGRAM_FRAME = re.compile(r"^(\s*at )(\S+) \(program\.ts:(\d+):(\d+)\)$")
 
 MAX_SKILL_EVENTS = 1000
 """At most this many skill calls per execution are reported as events (all are recorded)."""
@@ -597,39 +595,40 @@ class SkillRuntime:
     # -- errors
 
     def _map_error(self, error: ExecutionError, layout: _Layout, code: str) -> ExecutionError:
-        located: list[tuple[str | None, int, int]] = []
-        stack_lines: list[str] = []
-        for text in (error.stack or "").splitlines():
-            match = _PROGRAM_FRAME.match(text)
-            if match is None:
-                if not (text.lstrip().startswith("at ") and "__cm_" in text):  # the lazy validator's
-                    stack_lines.append(text)
-                continue
-            where = layout.locate(int(match.group(3)), int(match.group(4)))
+        """``error`` positioned in the code its frames are in: the model's program, or a skill's
+        code (file ``skill:<name>``); the runtime's own frames are left out."""
+        frames: list[Frame] = []
+        for frame in error.frames:
+            where = layout.locate(frame.line, frame.column)
             if where is None:
                 continue  # the runtime's own frames
-            located.append(where)
             skill, line, column = where
             if skill is None:
-                stack_lines.append(f"{match.group(1)}{match.group(2)} (program.ts:{line}:{column})")
+                frames.append(Frame(function=frame.function, line=line, column=column))
             else:
-                stack_lines.append(f"{match.group(1)}skill_{skill} (skill:{skill}:{line}:{column})")
-        update: dict[str, Any] = {"stack": "\n".join(stack_lines) if error.stack is not None else None}
+                frames.append(
+                    Frame(file=f"skill:{skill}", function=f"skill_{skill}", line=line, column=column)
+                )
+        update: dict[str, Any] = {"frames": frames}
         skill_input = error.name == "InvalidArgumentsError" and error.message.startswith("skill_")
         if error.kind == "runtime" and skill_input:
             update["kind"] = "invalid_args"
         if error.kind == "runtime" and error.name == "SkillError":
             update["kind"] = "tool"
-        if located:
-            skill, line, column = located[0]
+        message = error.message
+        if frames:
+            top = frames[0]
+            skill = top.file.removeprefix("skill:") if top.file != PROGRAM_FILE else None
             source = code if skill is None else self.skills[skill].code
-            frame = _core.code_frame(source, line, column)
+            text = _core.code_frame(source, top.line, top.column)
             if skill is not None:
-                frame = f"skill {skill}:\n{frame}"
-                update["message"] = f"{error.message} (in skill {skill} line {line}, column {column})"
-            update.update(line=line, column=column, frame=frame)
+                text = f"skill {skill}:\n{text}"
+                message = f"{error.message} (in skill {skill} line {top.line}, column {top.column})"
+            update.update(message=message, line=top.line, column=top.column, frame=text)
         elif error.line is not None:
             update.update(line=None, column=None, frame=None)
+        if error.stack is not None:
+            update["stack"] = format_stack(error.name, message, frames)
         return error.model_copy(update=update)
 
     # -- the tools
