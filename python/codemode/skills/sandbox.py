@@ -53,7 +53,7 @@ from ..approvals.models import SkillPlan
 from ..approvals.replay import DETERMINISTIC_JS
 from ..code_mode import unfence
 from ..drivers import Program
-from ..events import Event, EventCallback, now_ms
+from ..events import Event, EventCallback, emit, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
 from ..results import PROGRAM_FILE, ExecutionError, ExecutionResult, Frame, format_stack
 from .bodies import body_problem, code_compiles, load_closure, skill_references, strip_body
@@ -478,9 +478,7 @@ class SkillRuntime:
             if event.name == "code_mode:execution_finished":
                 held.append(event)  # after the runs are recorded and any cut-off reported
                 return
-            outcome = on_event(event)
-            if inspect.isawaitable(outcome):
-                await outcome
+            await emit(on_event, event)
 
         def report(line: str) -> Event | None:
             if line == "s" or line.startswith(("d ", "t ")):
@@ -552,17 +550,13 @@ class SkillRuntime:
                         "duration_ms": 0,
                     },
                 )
-                outcome = on_event(event)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                await emit(on_event, event)
             for event in held:
                 value = dict(event.value)
                 if error is not None:
                     value["success"] = False
                     value["error"] = error.model_dump(exclude_none=True)
-                outcome = on_event(Event(event.name, value))
-                if inspect.isawaitable(outcome):
-                    await outcome
+                await emit(on_event, Event(event.name, value))
         except Exception:
             if not swallow:
                 raise

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from ..events import Event, EventCallback
+from ..events import Event, EventCallback, emit
 from ..execute_tool import ModelTool
 from ..tools import InvalidArguments, ToolBinding
 from .completions import ACCEPTED, completion_for
@@ -401,10 +401,7 @@ def _management_bindings(cm: CodeMode, store: SkillStore, trust: TrustStrategy |
             skill = await store.get(str(event.value.get("name")))
             if skill is not None:
                 runtime.include(skill)
-        if forward is not None:
-            outcome = forward(event)
-            if inspect.isawaitable(outcome):
-                await outcome
+        await emit(forward, event)
 
     async def run_example(skill: Skill, input: Any) -> Any:
         current = _CURRENT.get(None)
