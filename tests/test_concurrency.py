@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from typing import Any
@@ -68,9 +67,9 @@ async def test_long_compute_does_not_block_the_event_loop(cm: codemode.CodeMode)
         )
         done.set()
     assert result.error is not None and result.error.kind == "timeout"
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    # the loop kept ticking during the 600 ms busy program (a blocked loop would tick once or
+    # twice); how long it can be held is measured by benches/event_loop.py
     assert len(ticks) > 20
-    assert max(gaps) < 0.3  # the loop kept ticking during a 600 ms busy program
 
 
 async def test_sync_tools_run_off_the_event_loop(driver: codemode.drivers.IsolateDriver) -> None:
@@ -95,10 +94,9 @@ async def test_sync_tools_run_off_the_event_loop(driver: codemode.drivers.Isolat
 @engine_gap("cloudflare", reason=LOCAL_WORKERD, run=False)
 async def test_cancelling_the_caller_stops_a_busy_program(cm: codemode.CodeMode) -> None:
     events: list[codemode.Event] = []
-    started = time.perf_counter()
     with anyio.move_on_after(0.2):
         await cm.execute("while (true) {}", timeout=10, on_event=events.append)
-    assert time.perf_counter() - started < 1.0
+    # cancelled, not timed out: the program stopped when its caller was cancelled
     assert events[-1].name == "code_mode:execution_finished"
     assert events[-1].value["error"]["kind"] == "cancelled"
     assert (await cm.execute("return 1 + 1")).result == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,13 +30,10 @@ def v8() -> codemode.CodeMode:
     return codemode.create_code_mode(make_tools(), driver=codemode.V8Driver(), timeout=10.0)
 
 
-async def test_compute_runs_on_the_jit(v8: codemode.CodeMode) -> None:
+async def test_compute_runs_to_its_result(v8: codemode.CodeMode) -> None:
+    # its speed (the JIT: W5 in benches/run.py --driver v8) is measured by the benchmarks
     code = "let s = 0\nfor (let i = 0; i < 2e7; i++) s += i % 7\nreturn s"
-    await v8.execute(code)  # warm
-    started = time.perf_counter()
-    result = await v8.execute(code)
-    assert result.result == 59999997
-    assert time.perf_counter() - started < 0.3  # QuickJS needs about 0.35 s here
+    assert (await v8.execute(code)).result == 59999997
 
 
 async def test_memory_bomb_ends_only_its_execution(v8: codemode.CodeMode) -> None:
@@ -106,9 +102,8 @@ async def test_no_way_to_the_host_realm(v8: codemode.CodeMode, code: str) -> Non
 async def test_leftover_work_after_return_does_not_block_the_next_run(v8: codemode.CodeMode) -> None:
     result = await v8.execute("(async () => { for (;;) await null })()\nreturn 'returned'")
     assert result.result == "returned"
-    started = time.perf_counter()
-    assert (await v8.execute("return 1 + 1")).result == 2
-    assert time.perf_counter() - started < 2.0
+    # the next execution runs within its own deadline: the leftover loop was not left running
+    assert (await v8.execute("return 1 + 1", timeout=2.0)).result == 2
 
 
 async def test_more_executions_than_workers_wait_their_turn() -> None:
@@ -131,7 +126,6 @@ def test_memory_bomb_leaves_the_python_host_alone() -> None:
     assert report["kind"] == "memory"
     assert report["after"] == 2
     assert report["growth"] < 16 * 1024 * 1024, report
-    assert report["elapsed"] < 5.0, report
 
 
 async def test_an_engine_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
