@@ -95,7 +95,11 @@ else:  # Python 3.10 / 3.11 have no eager tasks: the same steps by hand.
             return True, stop.value
         finally:
             _leave_task(loop, task)
-        asyncio.Task.__init__(task, _resume(_Continue(coro, yielded)), loop=loop, context=context)
+        rest = _resume(_Continue(coro, yielded))
+        if sys.version_info >= (3, 11):
+            asyncio.Task.__init__(task, rest, loop=loop, context=context)
+        else:  # no context= before 3.11: the task copies the context it is made in
+            context.run(asyncio.Task.__init__, task, rest, loop=loop)
         return False, task
 
     @contextlib.contextmanager
