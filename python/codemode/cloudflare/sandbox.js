@@ -147,13 +147,13 @@ class Execution {
       (id) => this.hostClearTimer(id),
       (bytes) => this.hostAlloc(bytes),
       (text) => this.live && this.hostReport(text),
-      (json) => this.live && this.hostDone(json),
+      (json, over) => this.live && this.hostDone(json, over),
       (description) => this.live && this.hostFail(description),
     );
     this.api = api;
     let program, library;
     try {
-      api.configure(stringify(spec.names), spec.maxCalls, this.memBytes);
+      api.configure(stringify(spec.names), spec.maxCalls, this.memBytes, spec.maxResult);
       program = (await import("./program.ts")).default;
       if (api.sourceOf(program) !== apply(strSlice, WRAP_PREFIX + spec.code + WRAP_SUFFIX, [1, -1])) {
         this.finish("syntax", "SyntaxError", say("not_one_body"), []);
@@ -323,10 +323,11 @@ class Execution {
     return fits;
   }
 
-  hostDone(json) {
+  // over: base64 the adapter left out of `json` past the result's limit (its length).
+  hostDone(json, over) {
     if (this.finished) return;
     if (this.memoryExceeded) return this.finish("memory", "MemoryError", this.memoryMessage, []);
-    const bytes = utf8Length(json);
+    const bytes = utf8Length(json) + (NumberCtor(over) || 0);
     if (bytes > this.spec.maxResult) {
       return this.finish("result", "ResultError", say("result_too_large", { bytes, max: this.spec.maxResult }), []);
     }

@@ -5,7 +5,9 @@
 // of the host functions ($0..$7), which it keeps in this closure, out of the program's reach.
 // Every value that leaves it is a string, a number or a boolean; every error the program can
 // see is of its own realm, with no frame of the prelude in its stack. It returns the api the
-// host enters: configure, invoke, settle, fire, sourceOf.
+// host enters: configure, invoke, settle, fire, sourceOf. Binary values cross as QuickJS
+// writes them (vendor/rquickjs-sys, `js_json_binary`): the bytes of an ArrayBuffer, DataView,
+// Uint8Array or Uint8ClampedArray as base64, any other typed array as an array of numbers.
   "use strict";
   const [hostCallJson, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail] =
     [$0, $1, $2, $3, $4, $5, $6, $7];
@@ -24,6 +26,10 @@
   const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
   const create = Object.create;
   let memBytes = 0;
+  let maxResult = Infinity;
+  // Whether the program has made a binary value (every guarded constructor and buffer
+  // method says so): until it has, none can be met, and JSON.stringify alone writes the JSON.
+  let binaryMade = false;
 
   function made(e, fn) {
     try { capture(e, fn); } catch (x) {}
@@ -58,6 +64,7 @@
       if (new.target === undefined) throw made(new TypeErrorCtor("Constructor " + name + " requires 'new'"), Guarded);
       const n = size(args);
       guard(n, Guarded);
+      binaryMade = true;
       const object = Reflect.construct(Base, args, new.target === Guarded ? Base : new.target);
       return made_ ? made_(object, n) : object;
     };
@@ -74,6 +81,7 @@
     return Guarded;
   }
   const ArrayBufferCtor = ArrayBuffer;
+  const Uint8ArrayBase = Uint8Array; // views of bytes to read, which allocate nothing
   replaceConstructor(ArrayBuffer,
     (args) => Math.max(Number(args[0]) || 0, (args[1] && Number(args[1].maxByteLength)) || 0),
     Function.prototype, reserve);
@@ -88,6 +96,7 @@
         const n = name === "slice" ? Math.abs(Number(args[1] ?? this.byteLength) - Number(args[0] || 0))
           : Math.max(Number(args[0] ?? this.byteLength) || 0, (name === "transfer" && this.resizable) ? this.maxByteLength : 0);
         guard(n || 0, method);
+        binaryMade = true;
         const result = apply(original, this, args);
         return name === "transfer" ? reserve(result, result.maxByteLength) : result;
       } }[name];
@@ -111,6 +120,20 @@
     if (typeof Base !== "function") continue;
     const bpe = Base.BYTES_PER_ELEMENT;
     replaceConstructor(Base, (args) => sizeOf(args[0], bpe), TypedArray);
+  }
+  // Where the engine has them (workerd), Uint8Array's factories from text make arrays without
+  // a constructor: counted and noted the same way.
+  for (const [name, perChar] of [["fromBase64", 0.75], ["fromHex", 0.5]]) {
+    const original = Uint8ArrayBase[name];
+    if (typeof original !== "function") continue;
+    const method = { [name](...args) {
+      let n = 0;
+      try { n = StringCtor(args[0]).length * perChar; } catch (e) {}
+      guard(n, method);
+      binaryMade = true;
+      return apply(original, this, args);
+    } }[name];
+    define(G.Uint8Array, name, { value: method, writable: true, configurable: true });
   }
   // Strings made of repetition are not in the heap until read: count them when made.
   for (const name of ["repeat", "padStart", "padEnd"]) {
@@ -140,9 +163,119 @@
     return false;
   }
 
+  // -- binary values in the JSON for the host ---------------------------------------------
+  const isView = ArrayBufferCtor.isView;
+  const construct = Reflect.construct;
+  const isPrototypeOf = Object.prototype.isPrototypeOf;
+  const fromCharCode = StringCtor.fromCharCode;
+  const getter = (proto, key) => Object.getOwnPropertyDescriptor(proto, key).get;
+  const viewKind = getter(TypedArray.prototype, Symbol.toStringTag); // undefined: a DataView
+  const viewBuffer = getter(TypedArray.prototype, "buffer");
+  const viewOffset = getter(TypedArray.prototype, "byteOffset");
+  const viewBytes = getter(TypedArray.prototype, "byteLength"); // 0 when detached or out of bounds
+  const viewLength = getter(TypedArray.prototype, "length");
+  const dataViewBuffer = getter(DataView.prototype, "buffer");
+  const dataViewOffset = getter(DataView.prototype, "byteOffset");
+  const dataViewBytes = getter(DataView.prototype, "byteLength"); // throws when detached
+  const bufferBytes = getter(ArrayBufferCtor.prototype, "byteLength"); // throws for other objects
+  const toBase64 = Uint8ArrayBase.prototype.toBase64; // the engine's own, where it has one
+  const DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const CODES = [];
+  for (let k = 0; k < 64; k++) CODES[k] = DIGITS.charCodeAt(k);
+  const PIECE = 3 * 512; // bytes made into characters at a time (fromCharCode's arguments)
+
+  function base64(bytes, n) {
+    if (typeof toBase64 === "function") return apply(toBase64, bytes, []);
+    let out = "";
+    const codes = [];
+    for (let i = 0; i < n; i += PIECE) {
+      const end = i + PIECE < n ? i + PIECE : n;
+      let k = 0, j = i;
+      for (; j + 2 < end; j += 3) {
+        const x = (bytes[j] << 16) | (bytes[j + 1] << 8) | bytes[j + 2];
+        codes[k++] = CODES[x >> 18]; codes[k++] = CODES[(x >> 12) & 63];
+        codes[k++] = CODES[(x >> 6) & 63]; codes[k++] = CODES[x & 63];
+      }
+      if (j < end) { // the last one or two bytes (a piece is a multiple of 3)
+        const two = j + 1 < end;
+        const x = (bytes[j] << 16) | (two ? bytes[j + 1] << 8 : 0);
+        codes[k++] = CODES[x >> 18]; codes[k++] = CODES[(x >> 12) & 63];
+        codes[k++] = two ? CODES[(x >> 6) & 63] : 61; codes[k++] = 61;
+      }
+      codes.length = k;
+      out += apply(fromCharCode, null, codes);
+    }
+    return out;
+  }
+
+  // Base64 characters the JSON being written may still take before it is certainly over the
+  // result's limit (Infinity for other JSON), and those left out past it ("" stands for
+  // them, as on QuickJS), so that the result's whole size is still known.
+  let room = Infinity, over = 0, lastOver = 0;
+  function bytesText(buffer, offset, length) {
+    if (!(length > 0)) return "";
+    const size = ((length - length % 3) / 3 + (length % 3 === 0 ? 0 : 1)) * 4;
+    if (size + 2 > room) {
+      over += size;
+      return "";
+    }
+    guard(size, outgoingJSON);
+    room -= size + 2;
+    return base64(construct(Uint8ArrayBase, [buffer, offset, length]), length);
+  }
+  function binaryValue(v) {
+    if (isView(v)) {
+      const kind = apply(viewKind, v, []);
+      if (kind === undefined) {
+        let length = 0, offset = 0, buffer;
+        try {
+          length = apply(dataViewBytes, v, []);
+          offset = apply(dataViewOffset, v, []);
+          buffer = apply(dataViewBuffer, v, []);
+        } catch (e) { length = 0; }
+        return bytesText(buffer, offset, length);
+      }
+      if (kind === "Uint8Array" || kind === "Uint8ClampedArray") {
+        return bytesText(apply(viewBuffer, v, []), apply(viewOffset, v, []), apply(viewBytes, v, []));
+      }
+      const n = apply(viewBytes, v, []) === 0 ? 0 : apply(viewLength, v, []);
+      const numbers = [];
+      for (let i = 0; i < n; i++) numbers[i] = v[i];
+      return numbers;
+    }
+    if (apply(isPrototypeOf, ArrayBufferCtor.prototype, [v])) {
+      let length;
+      try { length = apply(bufferBytes, v, []); } catch (e) { return v; }
+      return bytesText(v, 0, length);
+    }
+    return v;
+  }
+  function replacer(key, v) {
+    return typeof v === "object" && v !== null ? binaryValue(v) : v;
+  }
+  // JSON.stringify(value) as it crosses to the host; `limit`: the result's size limit, or
+  // Infinity. The base64 it left out is in `lastOver`.
+  function outgoingJSON(value, limit) {
+    if (!binaryMade) {
+      lastOver = 0;
+      return stringify(value);
+    }
+    // A toJSON or getter may log or call a tool while this runs: each JSON keeps its own count.
+    const savedRoom = room, savedOver = over;
+    room = limit;
+    over = 0;
+    try {
+      return stringify(value, replacer);
+    } finally {
+      lastOver = over;
+      room = savedRoom;
+      over = savedOver;
+    }
+  }
+
   // The tool call of the shared prelude, over the JSON bridge.
   function toolCall(index, input) {
-    const json = stringify(input);
+    const json = outgoingJSON(input, Infinity);
     if (typeof json !== "string" || json.charCodeAt(0) !== 123) return false;
     if (json.length > 2 * DEPTH_MAX && deeperThan(json, DEPTH_MAX)) return DEPTH_MAX;
     const id = hostCallJson(index, json);
@@ -151,20 +284,22 @@
     return new PromiseCtor((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
   }
 
-  const shared = (__SHARED_PRELUDE__)(toolCall, hostLog, hostTimer, hostClearTimer, hostReport, stackFailure);
+  const shared = (__SHARED_PRELUDE__)(toolCall, hostLog, hostTimer, hostClearTimer, hostReport, stackFailure,
+    (value) => outgoingJSON(value, Infinity));
   const describe = (e) => hostFail(shared.describe(e));
 
   function succeed(value) {
     let json;
     try {
-      json = shared.serialize(value);
+      json = outgoingJSON(value, maxResult);
+      if (json === undefined) json = "null";
     } catch (err) {
-      if (err instanceof RangeErrorCtor && /^(Invalid string length|Maximum call stack)/.test(StringCtor(err.message))) {
+      if (err instanceof RangeErrorCtor && /^(Invalid string length|Maximum call stack|memory limit exceeded)/.test(StringCtor(err.message))) {
         return describe(err);
       }
       return hostFail(failure("result", "ResultError", err));
     }
-    hostDone(json);
+    hostDone(json, lastOver);
   }
 
   // A failure the host words (kind "result": the result's; "library": the host library's),
@@ -181,8 +316,9 @@
   }
 
   const api = {
-    configure(namesJson, calls, bytes) {
+    configure(namesJson, calls, bytes, resultBytes) {
       memBytes = bytes;
+      if (resultBytes >= 0) maxResult = resultBytes;
       shared.installTools(parse(namesJson), calls);
     },
     invoke(fn, withChannel, library) {

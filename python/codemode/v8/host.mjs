@@ -135,7 +135,7 @@ function makeIsolate(stackKb) {
     (id) => holder.run?.hostClearTimer(id),
     (bytes) => (holder.run === null ? false : holder.run.hostAlloc(bytes)),
     (text) => holder.run?.hostReport(text),
-    (json) => holder.run?.hostDone(json),
+    (json, over) => holder.run?.hostDone(json, over),
     (description) => holder.run?.hostFail(description),
   ].map((fn) => new ivm.Callback(fn));
   // The prelude is compiled with V8's code cache of the first isolate: parsing and compiling
@@ -184,7 +184,7 @@ class Execution {
     const { spec, engine } = this;
     let program;
     try {
-      engine.configure.applySync(undefined, [JSON.stringify(spec.names), spec.maxCalls, MEM_BYTES]);
+      engine.configure.applySync(undefined, [JSON.stringify(spec.names), spec.maxCalls, MEM_BYTES, spec.maxResult]);
       const wrapped = WRAP_PREFIX + spec.code + WRAP_SUFFIX;
       const script = engine.isolate.compileScriptSync(wrapped, { filename: PROGRAM_FILE });
       // The program must be exactly the body of the wrapper function, as the engine reads
@@ -326,10 +326,11 @@ class Execution {
     return fits;
   }
 
-  hostDone(json) {
+  // over: base64 the adapter left out of `json` past the result's limit (its length).
+  hostDone(json, over) {
     if (this.finished) return;
     if (this.memoryExceeded) return this.finish("memory", "MemoryError", MEMORY_MESSAGE, []);
-    const bytes = Buffer.byteLength(json);
+    const bytes = Buffer.byteLength(json) + (Number(over) || 0);
     if (bytes > this.spec.maxResult) {
       const size = { bytes, max: this.spec.maxResult };
       return this.finish("result", "ResultError", say("result_too_large", size), []);

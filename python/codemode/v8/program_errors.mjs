@@ -78,6 +78,10 @@ export function describeFailure(description, run) {
   const frames = typeof stack === "string" ? programFrames(stack, run.position) : [];
   if (kind === "syntax") {
     return ["syntax", "SyntaxError", message, frames.slice(0, 1).map((f) => ["<program>", f[1], f[2]])];
+  } else if (run.memoryExceeded) {
+    // The limit was hit (an allocation or a value for the host refused): the run is a memory
+    // error whatever the program made of the refusal, as on QuickJS.
+    kind = "memory";
   } else if (kind === "tool" || kind === "invalid_args" || kind === "result") {
     // as tagged by the prelude
   } else if (name === "RangeError" && ENGINE_LIMITS.test(message)) {
@@ -91,8 +95,6 @@ export function describeFailure(description, run) {
       available: available.length ? available.join(", ") : say("no_tools"),
     });
     kind = "invalid_args";
-  } else if (run.memoryExceeded) {
-    kind = "memory";
   } else {
     kind = "runtime";
   }
