@@ -408,7 +408,7 @@ impl Machine {
         if let Some(status) = self.interrupted_status() {
             return status;
         }
-        self.outcome(ctx, &helpers)
+        self.outcome(ctx)
     }
 
     fn start_program<'js>(
@@ -613,7 +613,7 @@ impl Machine {
         }
     }
 
-    fn outcome<'js>(&mut self, ctx: &Ctx<'js>, helpers: &Object<'js>) -> Status {
+    fn outcome<'js>(&mut self, ctx: &Ctx<'js>) -> Status {
         let Some(main) = self.main.clone().and_then(|p| p.restore(ctx).ok()) else {
             return Status::Done(Err(JsError::new(
                 ErrorKind::Runtime,
@@ -627,11 +627,23 @@ impl Machine {
                     Some(Ok(v)) => v,
                     _ => Value::new_undefined(ctx.clone()),
                 };
-                let json = helpers
-                    .get::<_, Function>("serialize")
-                    .and_then(|f| f.call::<_, Value>((value,)));
                 let max = self.limits.max_result_bytes;
-                match json.map(|json| text::string_of(ctx, &json, max)) {
+                // Base64 left out past the limit (`over`): the result is over it, by the
+                // text's length and those bytes.
+                let written = json::stringify_for_host(ctx, &value, max);
+                let read = written.map(|(json, over)| {
+                    if json.is_undefined() {
+                        Some(Ok("null".to_owned()))
+                    } else if over == 0 {
+                        text::string_of(ctx, &json, max)
+                    } else {
+                        // The text's length (it is not copied) and the base64 left out.
+                        text::string_of(ctx, &json, 0).map(|text| {
+                            Err(text.map_or_else(|len| len, |t| t.len()).saturating_add(over))
+                        })
+                    }
+                });
+                match read {
                     Ok(Some(Ok(json))) if json::depth(&json) > JSON_DEPTH_MAX => {
                         Status::Done(Err(JsError::new(
                             ErrorKind::Result,
@@ -1224,10 +1236,13 @@ fn install_prelude<'js>(
                 Ok(json) => json,
                 Err(json::Stop::Limit) => return Err(bridge_limit(&ctx, control)),
                 Err(json::Stop::NotPlain) => {
-                    let Some(value) = ctx.json_stringify(input)? else {
-                        return Ok(Value::new_bool(ctx, false));
-                    };
-                    match text::string_of(&ctx, &value.into_value(), control.meter.room()) {
+                    let room = control.meter.room();
+                    let (value, over) = json::stringify_for_host(&ctx, &input, room)?;
+                    if over > 0 {
+                        control.meter.charge_bridge(usize::MAX);
+                        return Err(bridge_limit(&ctx, control));
+                    }
+                    match text::string_of(&ctx, &value, control.meter.room()) {
                         Some(Ok(json)) => text::json_without_lone_surrogates(json),
                         Some(Err(len)) => {
                             control.meter.charge_bridge(len);
@@ -1347,6 +1362,21 @@ fn install_prelude<'js>(
         }
     })?;
 
+    // JSON of a console value: binary values as for the host, within the memory limit.
+    let json_control = control.clone();
+    let host_json = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<Value<'js>> {
+            let control = &*json_control;
+            let (json, over) = json::stringify_for_host(&ctx, &value, control.meter.room())?;
+            if over > 0 {
+                control.meter.charge_bridge(usize::MAX);
+                return Err(bridge_limit(&ctx, control));
+            }
+            Ok(json)
+        },
+    )?;
+
     let reports = shared.clone();
     let report_control = control.clone();
     let host_report = Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: Value<'js>| {
@@ -1374,6 +1404,8 @@ fn install_prelude<'js>(
         host_timer,
         host_clear_timer,
         host_report,
+        Value::new_undefined(ctx.clone()),
+        host_json,
     ))?;
     Ok(Persistent::save(ctx, helpers))
 }

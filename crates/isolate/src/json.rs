@@ -3,8 +3,9 @@
 //! Tool arguments and results are usually small objects; for those QuickJS's JSON functions
 //! cost microseconds of fixed overhead each. Plain data (plain objects, arrays, strings,
 //! numbers, booleans, null) is written and built here directly, with `JSON.stringify`'s
-//! rules; anything else (`toJSON`, class instances, Dates, Maps, proxies, BigInts, cycles)
-//! is left to the engine's own functions, so the observable result is the same.
+//! rules; anything else (`toJSON`, class instances, Dates, Maps, proxies, BigInts, cycles,
+//! binary values) is left to the engine's own writer in its form for the host
+//! ([`stringify_for_host`]), so the observable result is the same.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -14,6 +15,40 @@ use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use crate::execution::Control;
 use crate::text;
+
+extern "C" {
+    /// `JSON.stringify(obj)` as values cross to the host (vendor/rquickjs-sys/PATCHES.md):
+    /// ArrayBuffer, DataView, Uint8Array and Uint8ClampedArray as base64, other typed arrays
+    /// as arrays of numbers; base64 that would take the text past `max_len` characters is
+    /// left out (`""` stands for it) and its length added to `*over`.
+    fn JS_CodemodeJSONStringify(
+        ctx: *mut qjs::JSContext,
+        obj: qjs::JSValue,
+        max_len: i64,
+        over: *mut i64,
+    ) -> qjs::JSValue;
+}
+
+/// The engine's JSON of `value` as it crosses to the host (a string, or undefined when
+/// `JSON.stringify` would give undefined), and how many bytes of base64 it left out because
+/// the text would have gone past `max_len`: the whole JSON is the text's UTF-8 length plus
+/// those. Throws where `JSON.stringify` throws (cycles, BigInts, a throwing `toJSON`), at
+/// the memory limit and when interrupted.
+pub(crate) fn stringify_for_host<'js>(
+    ctx: &Ctx<'js>,
+    value: &Value<'js>,
+    max_len: usize,
+) -> rquickjs::Result<(Value<'js>, usize)> {
+    let mut over: i64 = 0;
+    let max_len = i64::try_from(max_len).unwrap_or(i64::MAX);
+    // SAFETY: a live value of this context (borrowed: the callee takes no reference); the
+    // result is a new value the caller owns.
+    let raw = unsafe {
+        JS_CodemodeJSONStringify(ctx.as_raw().as_ptr(), value.as_raw(), max_len, &mut over)
+    };
+    let json = owned(ctx, raw)?;
+    Ok((json, usize::try_from(over).unwrap_or(usize::MAX)))
+}
 
 const CLASS_OBJECT: u32 = 1;
 const CLASS_ARRAY: u32 = 2;
@@ -554,11 +589,37 @@ mod tests {
                 "(() => { const a = {}; a.a = a; return a })()",
                 "new Proxy({}, {})",
                 "({ nested: [new Date(0)] })",
+                "new Uint8Array(2)",
+                "({ nested: [new ArrayBuffer(2)] })",
                 "undefined",
             ] {
                 let value: Value = ctx.eval(source).unwrap();
                 assert!(plain(&value).is_none(), "{source}");
             }
+        });
+    }
+
+    #[test]
+    fn binary_values_are_written_for_the_host() {
+        with_ctx(|ctx| {
+            let value: Value = ctx
+                .eval("({ u: new Uint8Array([1, 2, 3, 4, 5]).subarray(1), n: new Int16Array([-1]), s: 'x' })")
+                .unwrap();
+            let (json, over) = stringify_for_host(ctx, &value, usize::MAX).unwrap();
+            assert_eq!(
+                text::string(ctx, &json).unwrap(),
+                r#"{"u":"AgMEBQ==","n":[-1],"s":"x"}"#
+            );
+            assert_eq!(over, 0);
+            // Past the limit the base64 is left out and counted, never built.
+            let (json, over) = stringify_for_host(ctx, &value, 10).unwrap();
+            assert_eq!(text::string(ctx, &json).unwrap(), r#"{"u":"","n":[-1],"s":"x"}"#);
+            assert_eq!(over, 8);
+            let (json, _) = stringify_for_host(ctx, &Value::new_undefined(ctx.clone()), 10).unwrap();
+            assert!(json.is_undefined());
+            // The program's own JSON.stringify is ECMAScript's.
+            let own: String = ctx.eval("JSON.stringify(new Uint8Array([1]))").unwrap();
+            assert_eq!(own, r#"{"0":1}"#);
         });
     }
 

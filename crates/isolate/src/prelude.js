@@ -12,10 +12,14 @@
 //   hostTimer(id, ms), hostClearTimer(id), hostReport(text)
 //   hostFailed(error)       what to throw when a host function threw `error` (V8: entering
 //                           a host function can run out of stack); undefined: `error` itself
+//   hostJson(value)         JSON.stringify(value) as values cross to the host: binary values
+//                           as the engine writes them (ArrayBuffer, DataView, Uint8Array and
+//                           Uint8ClampedArray as base64, other typed arrays as arrays of numbers);
+//                           throws where JSON.stringify throws, and at the memory limit
 // Errors this prelude makes for the program are of the program's realm, with a stack that
 // starts at the program's own frame. `say` is the table of
 // crates/isolate/src/messages.json as functions, baked in before this text is compiled.
-(function (hostCall, hostLog, hostTimer, hostClearTimer, hostReport, hostFailed) {
+(function (hostCall, hostLog, hostTimer, hostClearTimer, hostReport, hostFailed, hostJson) {
   "use strict";
   const say = __MESSAGES__;
   const G = globalThis;
@@ -67,7 +71,7 @@
     }
     try {
       if (v instanceof ErrorCtor) return StringCtor(v.name) + ": " + StringCtor(v.message);
-      const s = stringify(v);
+      const s = hostJson(v);
       return s === undefined ? StringCtor(v) : s;
     } catch (e) {
       try { return StringCtor(v); } catch (e2) { return "[object]"; }
@@ -228,10 +232,6 @@
     // The report channel (handed to the program's function only when the host opens it).
     channel: function report(text) {
       hostReport(typeof text === "string" ? text : StringCtor(text));
-    },
-    serialize(value) {
-      const s = stringify(value);
-      return s === undefined ? "null" : s;
     },
     // A thrown value as JSON: {kind (a host error's) or null, name, message, stack or null}.
     describe(e) {

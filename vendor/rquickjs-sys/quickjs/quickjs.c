@@ -1451,6 +1451,8 @@ static JSValue js_typed_array_constructor_ta(JSContext *ctx,
 static bool is_typed_array(JSClassID class_id);
 static bool typed_array_is_immutable(JSObject *p);
 static bool typed_array_is_oob(JSObject *p);
+/* codemode: for js_json_binary */
+static bool dataview_is_oob(JSObject *p);
 static uint32_t typed_array_length(JSObject *p);
 static int typed_array_init(JSContext *ctx, JSValue obj, JSValue buffer,
                             uint64_t offset, uint64_t len, bool track_rab);
@@ -51624,6 +51626,11 @@ typedef struct JSONStringifyContext {
     JSValue gap;
     JSValue empty;
     StringBuffer *b;
+    /* codemode: JSON for the host (JS_CodemodeJSONStringify): binary values as
+       js_json_binary writes them, base64 past max_len characters counted in `over` */
+    bool binary;
+    int64_t max_len;
+    int64_t over;
 } JSONStringifyContext;
 
 static JSValue JS_ToQuotedStringFree(JSContext *ctx, JSValue val) {
@@ -51691,6 +51698,103 @@ exception:
 
 static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
                           JSValueConst holder, JSValue val,
+                          JSValueConst indent);
+
+/* codemode: a binary value in the host's JSON (JS_CodemodeJSONStringify). The bytes of an
+   ArrayBuffer, or the bytes a DataView, Uint8Array or Uint8ClampedArray views, are a base64
+   string (RFC 4648, padded); any other typed array is an array of its numbers (a BigInt
+   element throws, as BigInts do). A detached or out-of-bounds view has no bytes; a view's
+   own properties are not written. Base64 that would take the text past jsc->max_len
+   characters is not written: "" stands for it, and its length is added to jsc->over, so
+   that the caller still knows the whole size (and nothing that size is built). */
+static int js_json_binary(JSContext *ctx, JSONStringifyContext *jsc, JSValueConst val)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    JSObject *p = JS_VALUE_GET_OBJ(val);
+    int cl = p->class_id;
+    JSTypedArray *ta;
+    JSArrayBuffer *abuf;
+    const uint8_t *data = NULL;
+    int64_t len = 0, count, size, i;
+    uint32_t x;
+    uint8_t chunk[4096];
+    int n;
+
+    if (cl == JS_CLASS_ARRAY_BUFFER) {
+        abuf = p->u.array_buffer;
+        if (!abuf->detached) {
+            data = abuf->data;
+            len = abuf->byte_length;
+        }
+    } else if (cl == JS_CLASS_DATAVIEW) {
+        if (!dataview_is_oob(p)) {
+            ta = p->u.typed_array;
+            abuf = ta->buffer->u.array_buffer;
+            data = abuf->data + ta->offset;
+            len = ta->track_rab ? abuf->byte_length - ta->offset : ta->length;
+        }
+    } else if (cl == JS_CLASS_UINT8_ARRAY || cl == JS_CLASS_UINT8C_ARRAY) {
+        if (!typed_array_is_oob(p)) {
+            ta = p->u.typed_array;
+            data = ta->buffer->u.array_buffer->data + ta->offset;
+            len = p->u.array.count;
+        }
+    } else {
+        count = typed_array_is_oob(p) ? 0 : p->u.array.count;
+        if (string_buffer_putc8(jsc->b, '['))
+            return -1;
+        for (i = 0; i < count; i++) {
+            JSValue v;
+            if (i > 0 && string_buffer_putc8(jsc->b, ','))
+                return -1;
+            v = JS_GetPropertyInt64(ctx, val, i);
+            if (JS_IsException(v))
+                return -1;
+            if (JS_IsUndefined(v))
+                v = JS_NULL;
+            if (js_json_to_str(ctx, jsc, val, v, jsc->empty))
+                return -1;
+        }
+        return string_buffer_putc8(jsc->b, ']');
+    }
+    size = (len + 2) / 3 * 4;
+    if (jsc->b->len + size + 2 > jsc->max_len) {
+        jsc->over += size;
+        return string_buffer_puts8(jsc->b, "\"\"");
+    }
+    if (string_buffer_putc8(jsc->b, '"'))
+        return -1;
+    for (i = 0; i < len;) {
+        n = 0;
+        while (len - i >= 3 && n < (int)sizeof(chunk)) {
+            x = (data[i] << 16) | (data[i + 1] << 8) | data[i + 2];
+            chunk[n++] = digits[x >> 18];
+            chunk[n++] = digits[(x >> 12) & 63];
+            chunk[n++] = digits[(x >> 6) & 63];
+            chunk[n++] = digits[x & 63];
+            i += 3;
+        }
+        if (len - i > 0 && len - i < 3 && n < (int)sizeof(chunk)) {
+            x = data[i] << 16;
+            if (len - i == 2)
+                x |= data[i + 1] << 8;
+            chunk[n++] = digits[x >> 18];
+            chunk[n++] = digits[(x >> 12) & 63];
+            chunk[n++] = len - i == 2 ? digits[(x >> 6) & 63] : '=';
+            chunk[n++] = '=';
+            i = len;
+        }
+        if (string_buffer_write8(jsc->b, chunk, n))
+            return -1;
+        if (js_poll_interrupts_n(ctx, 1 + (n >> 6)))
+            return -1;
+    }
+    return string_buffer_putc8(jsc->b, '"');
+}
+
+static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
+                          JSValueConst holder, JSValue val,
                           JSValueConst indent)
 {
     JSValue indent1, sep, sep1, tab, v, prop;
@@ -51738,6 +51842,12 @@ static int js_json_to_str(JSContext *ctx, JSONStringifyContext *jsc,
             JS_FreeValue(ctx, val);
             val = val1;
             goto concat_value;
+        } else if (jsc->binary && cl >= JS_CLASS_ARRAY_BUFFER && cl <= JS_CLASS_DATAVIEW &&
+                   cl != JS_CLASS_SHARED_ARRAY_BUFFER) {
+            /* codemode: a binary value, for the host */
+            ret = js_json_binary(ctx, jsc, val);
+            JS_FreeValue(ctx, val);
+            return ret;
         }
         v = js_array_includes(ctx, jsc->stack, 1, vc(&val));
         if (JS_IsException(v))
@@ -51889,8 +51999,11 @@ exception:
     return -1;
 }
 
-JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
-                         JSValueConst replacer, JSValueConst space0)
+/* codemode: JS_JSONStringify, and with `over` (not NULL) the host's JSON: binary values as
+   js_json_binary writes them, base64 past max_len characters counted in *over */
+static JSValue js_json_stringify_for(JSContext *ctx, JSValueConst obj,
+                                     JSValueConst replacer, JSValueConst space0,
+                                     int64_t max_len, int64_t *over)
 {
     StringBuffer b_s;
     JSONStringifyContext jsc_s, *jsc = &jsc_s;
@@ -51904,6 +52017,9 @@ JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
     jsc->gap = JS_UNDEFINED;
     jsc->b = &b_s;
     jsc->empty = js_empty_string(ctx->rt);
+    jsc->binary = over != NULL;
+    jsc->max_len = min_int64(max_len, JS_STRING_LEN_MAX);
+    jsc->over = 0;
     ret = JS_UNDEFINED;
     wrapper = JS_UNDEFINED;
 
@@ -52024,7 +52140,26 @@ done:
     JS_FreeValue(ctx, jsc->gap);
     JS_FreeValue(ctx, jsc->property_list);
     JS_FreeValue(ctx, jsc->stack);
+    if (over)
+        *over = jsc->over;
     return ret;
+}
+
+JSValue JS_JSONStringify(JSContext *ctx, JSValueConst obj,
+                         JSValueConst replacer, JSValueConst space0)
+{
+    return js_json_stringify_for(ctx, obj, replacer, space0, INT64_MAX, NULL);
+}
+
+/* codemode: JSON.stringify(obj) as it crosses to the host: binary values (ArrayBuffer,
+   DataView, typed arrays) as js_json_binary writes them, after any toJSON, as a replacer
+   would meet them. Base64 that would take the text past max_len characters is left out and
+   its length counted in *over: the whole JSON is the text's length plus *over. */
+JSValue JS_CodemodeJSONStringify(JSContext *ctx, JSValueConst obj, int64_t max_len,
+                                 int64_t *over)
+{
+    *over = 0;
+    return js_json_stringify_for(ctx, obj, JS_UNDEFINED, JS_UNDEFINED, max_len, over);
 }
 
 static JSValue js_json_stringify(JSContext *ctx, JSValueConst this_val,
