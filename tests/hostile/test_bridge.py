@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import codemode
+from codemode.engine import say
 
 from ..conftest import LOCAL_WORKERD, engine_gap, make_tools
 
@@ -159,3 +160,92 @@ async def test_doubling_a_string_until_the_engine_refuses_is_a_memory_error(
     result = await cm.execute("let s = 'x'; while (true) s += s")
     assert result.error is not None and result.error.kind == "memory", result.error
     await _then_healthy(cm)
+
+
+HUGE_BINARY = 200_000_000
+"""Bytes of the binary values below: their base64 (266,666,668 characters) fits neither the
+result's limit nor, with the buffer, the 256 MiB memory limit."""
+
+HUGE_BASE64 = (HUGE_BINARY + 2) // 3 * 4
+
+
+@pytest.mark.parametrize(
+    ("code", "outcome"),
+    [
+        ("return new ArrayBuffer(200e6)", ("result", HUGE_BASE64 + 2)),
+        (
+            "return { a: [1, { b: new Uint8Array(200e6 + 1).subarray(1) }], s: 'é' }",
+            ("result", len('{"a":[1,{"b":""}],"s":"é"}'.encode()) + HUGE_BASE64),
+        ),
+        ("return await external_echo_any({ data: new ArrayBuffer(200e6) })", ("memory", None)),
+        (
+            "try { await external_echo_any({ a: [{ b: new DataView(new ArrayBuffer(200e6)) }] }) } catch (e) {}\n"
+            "return 'went on'",
+            ("memory", None),
+        ),
+        ("console.log(new Uint8Array(200e6).subarray(0, 10)); return 'small views cross'", (None, None)),
+    ],
+    ids=["result", "nested-result", "argument", "caught-argument", "small-view"],
+)
+async def test_a_huge_binary_value_stops_at_its_limit_unbuilt(
+    driver: codemode.drivers.IsolateDriver, code: str, outcome: tuple[str | None, int | None]
+) -> None:
+    cm = _code_mode(driver, timeout=20.0, memory_limit_mb=256)
+    result = await cm.execute(code)
+    kind, size = outcome
+    if kind is None:
+        assert result.success and result.logs == ['"AAAAAAAAAAAAAA=="'], result.error
+    else:
+        assert result.error is not None and result.error.kind == kind, result.error
+    if size is not None:
+        # the base64 is counted, never built: with the buffer it would not fit in memory
+        assert result.error is not None
+        assert result.error.message == say("result_too_large", bytes=size, max=16 << 20)
+    await _then_healthy(cm)
+
+
+async def test_binary_values_that_each_fit_count_together(driver: codemode.drivers.IsolateDriver) -> None:
+    cm = _code_mode(driver, timeout=20.0)
+    result = await cm.execute("return Array.from({ length: 40 }, () => new Uint8Array(1 << 20))")
+    whole = 40 * ((1 << 20) + 2) // 3 * 4 + 40 * 2 + 39 + 2
+    assert result.error is not None
+    assert (result.error.kind, result.error.message) == (
+        "result",
+        say("result_too_large", bytes=whole, max=16 << 20),
+    )
+    await _then_healthy(cm)
+
+
+async def test_replacing_what_the_bridge_reads_of_binary_values_changes_nothing(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
+    cm = _code_mode(driver, timeout=5.0)
+    code = """
+const bytes = new Uint8Array([1, 2, 3, 4])
+const view = bytes.subarray(1, 3)
+const numbers = new Int16Array([-1, 300])
+const buffer = bytes.buffer
+const dv = new DataView(buffer, 2)
+const T = Object.getPrototypeOf(Uint8Array).prototype
+for (const key of ['buffer', 'byteOffset', 'byteLength', 'length']) Object.defineProperty(T, key, { get: () => 0 })
+Object.defineProperty(T, Symbol.toStringTag, { get: () => 'Float64Array' })
+Object.defineProperty(DataView.prototype, 'byteLength', { get: () => 0 })
+Object.defineProperty(ArrayBuffer.prototype, 'byteLength', { get: () => 0 })
+;(ArrayBuffer as any).isView = () => false
+Object.prototype.isPrototypeOf = () => false
+;(String as any).fromCharCode = () => 'x'
+;(Uint8Array.prototype as any).toBase64 = () => 'forged'
+;(Reflect as any).construct = () => ({})
+console.log(view)
+return { view, buffer, dv, numbers, echoed: await external_echo_any({ view, numbers }) }
+"""
+    result = await cm.execute(code)
+    assert result.success, result.error
+    assert result.logs == ['"AgM="']
+    assert result.result == {
+        "view": "AgM=",
+        "buffer": "AQIDBA==",
+        "dv": "AwQ=",
+        "numbers": [-1, 300],
+        "echoed": {"view": "AgM=", "numbers": [-1, 300]},
+    }
