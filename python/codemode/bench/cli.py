@@ -17,7 +17,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .runner import Job, Setup
+    from .spec import Workload
+    from .targets import Target
 
 DEFAULT_OUT = Path("bench-results")
 
@@ -75,25 +82,16 @@ def run(args: argparse.Namespace) -> int:
     """Run ``codemode bench`` with parsed arguments; the exit status."""
     try:
         from rich.console import Console
-        from rich.markup import escape
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:
         return _usage("needs rich: pip install 'codemode[bench]'")
 
-    from . import compare, html_report, plots, runner, spec, table, targets
+    from . import runner, table
 
     try:
-        workloads = spec.select(args.only)
-        wanted = [targets.ENGINES[n] for n in targets.parse_names(args.engines, targets.ENGINES, "--engines")]
-        wanted += [targets.PEERS[n] for n in targets.parse_names(args.peers, targets.PEERS, "--peers")]
+        workloads, wanted = _selected(args)
+        old_report = _earlier_report(args.compare)
     except ValueError as e:
         return _usage(str(e))
-    old_report = None
-    if args.compare is not None:
-        try:
-            old_report = json.loads(args.compare.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            return _usage(f"--compare: cannot read {args.compare}: {e}")
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
     started = time.perf_counter()
@@ -103,28 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for target_id, reason in setup.skipped.items():
         console.print(f"skipping {target_id}: {reason}", highlight=False, markup=False)
     jobs = runner.plan(workloads, setup.targets)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("benchmark", total=len(jobs))
-
-        def on_start(job: runner.Job) -> None:
-            progress.update(task, description=f"{job.workload.id} on {job.target.label}")
-
-        def on_done(job: runner.Job, raw: dict[str, Any]) -> None:
-            progress.advance(task)
-            if not raw.get("ok"):
-                progress.console.print(
-                    f"[red]FAILED[/] {job.workload.id} on {job.target.id}: {escape(str(raw.get('problem')))}",
-                    highlight=False,
-                )
-
-        results = runner.run_all(jobs, setup, args.quick, on_start, on_done)
+    results = _run_with_progress(console, jobs, setup, args.quick)
     options = {
         "quick": args.quick,
         "only": args.only,
@@ -135,42 +112,113 @@ def run(args: argparse.Namespace) -> int:
     report = runner.build_report(workloads, setup, wanted, results, options, machine)
     report["options"]["duration_s"] = round(time.perf_counter() - started, 1)
     table.print_report(console, report)
+    _write_results(console, report, args.out)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    json_path = args.out / "bench.json"
+    status = 1 if report["failures"] else 0
+    if old_report is not None:
+        regressions = _print_comparison(console, old_report, report, args.threshold)
+        if regressions and args.fail_on_regression:
+            status = 1
+    return status
+
+
+def _selected(args: argparse.Namespace) -> tuple[list[Workload], list[Target]]:
+    """The workloads and the targets (engines, then peers) the arguments name; ValueError for an
+    unknown name."""
+    from . import spec, targets
+
+    workloads = spec.select(args.only)
+    wanted = [targets.ENGINES[n] for n in targets.parse_names(args.engines, targets.ENGINES, "--engines")]
+    wanted += [targets.PEERS[n] for n in targets.parse_names(args.peers, targets.PEERS, "--peers")]
+    return workloads, wanted
+
+
+def _earlier_report(path: Path | None) -> dict[str, Any] | None:
+    """The report of ``--compare`` (None without it); ValueError when it cannot be read."""
+    if path is None:
+        return None
+    try:
+        report: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"--compare: cannot read {path}: {e}") from None
+    return report
+
+
+def _run_with_progress(
+    console: Console, jobs: list[Job], setup: Setup, quick: bool
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Run the jobs under a progress bar (each failure printed as it happens); their raw results."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import runner
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("benchmark", total=len(jobs))
+
+        def on_start(job: Job) -> None:
+            progress.update(task, description=f"{job.workload.id} on {job.target.label}")
+
+        def on_done(job: Job, raw: dict[str, Any]) -> None:
+            progress.advance(task)
+            if not raw.get("ok"):
+                progress.console.print(
+                    f"[red]FAILED[/] {job.workload.id} on {job.target.id}: {escape(str(raw.get('problem')))}",
+                    highlight=False,
+                )
+
+        return runner.run_all(jobs, setup, quick, on_start, on_done)
+
+
+def _write_results(console: Console, report: dict[str, Any], out: Path) -> None:
+    """Write ``bench.json``, the plots (with matplotlib) and ``report.html`` to ``out``, and say so."""
+    from . import html_report, plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "bench.json"
     json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     made: dict[str, Path] = {}
     if plots.available():
-        made = plots.make_plots(report, args.out / "plots")
+        made = plots.make_plots(report, out / "plots")
     else:
         console.print(
             "matplotlib is not installed (pip install 'codemode[bench]'): no plots", highlight=False
         )
-    html_path = html_report.write(report, made, args.out / "report.html")
+    html_path = html_report.write(report, made, out / "report.html")
     console.print(
-        f"Wrote {json_path}, {html_path}"
-        + (f" and {len(made)} plots in {args.out / 'plots'}" if made else ""),
+        f"Wrote {json_path}, {html_path}" + (f" and {len(made)} plots in {out / 'plots'}" if made else ""),
         highlight=False,
     )
 
-    status = 1 if report["failures"] else 0
-    if old_report is not None:
-        threshold = args.threshold / 100
-        changes = compare.compare(old_report, report, threshold)
-        gone = [c for c in changes if c.status == "gone"]
-        console.print(table.comparison_table([c for c in changes if c.status != "gone"], threshold))
-        if gone:
-            console.print(f"{len(gone)} result(s) of the earlier run not measured this time", highlight=False)
-        found = compare.regressions(changes)
-        if found:
-            console.print(
-                f"[bold red]{len(found)} regression(s)[/] beyond {args.threshold:g}%: "
-                + ", ".join(f"{c.workload} on {c.target}" for c in found),
-                highlight=False,
-            )
-            if args.fail_on_regression:
-                status = 1
-    return status
+
+def _print_comparison(
+    console: Console, old_report: dict[str, Any], report: dict[str, Any], threshold_percent: float
+) -> int:
+    """Print the change of each median against an earlier report; the number of regressions
+    beyond ``threshold_percent``."""
+    from . import compare, table
+
+    threshold = threshold_percent / 100
+    changes = compare.compare(old_report, report, threshold)
+    gone = [c for c in changes if c.status == "gone"]
+    console.print(table.comparison_table([c for c in changes if c.status != "gone"], threshold))
+    if gone:
+        console.print(f"{len(gone)} result(s) of the earlier run not measured this time", highlight=False)
+    found = compare.regressions(changes)
+    if found:
+        console.print(
+            f"[bold red]{len(found)} regression(s)[/] beyond {threshold_percent:g}%: "
+            + ", ".join(f"{c.workload} on {c.target}" for c in found),
+            highlight=False,
+        )
+    return len(found)
 
 
 def main(argv: list[str] | None = None) -> int:
