@@ -177,14 +177,29 @@ async def _run_events(playground: Playground, run: RunRequest) -> AsyncGenerator
 
 
 def _routes(playground: Playground) -> list[Route | Mount]:
-    async def page(request: Request) -> Response:
-        if not BUNDLE.is_file():
-            return Response(
-                "The playground's page is not built: run python3 python/codemode/playground/build_web.py",
-                status_code=503,
-                media_type="text/plain",
-            )
-        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+    """Every route of the playground: the page, the API of the editor and the chat, the API of
+    the skills panel, and the static files."""
+    return [
+        Route("/", _page, name="page"),
+        *_api_routes(playground),
+        *_skill_routes(playground),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+
+async def _page(request: Request) -> Response:
+    """The playground's page (503 while its bundle is not built)."""
+    if not BUNDLE.is_file():
+        return Response(
+            "The playground's page is not built: run python3 python/codemode/playground/build_web.py",
+            status_code=503,
+            media_type="text/plain",
+        )
+    return FileResponse(STATIC / "index.html", headers={"cache-control": "no-store"})
+
+
+def _api_routes(playground: Playground) -> list[Route]:
+    """The engines' info, a program's run, and the chat's turns and reset."""
 
     async def info(request: Request) -> Response:
         return JSONResponse(playground.info())
@@ -212,6 +227,18 @@ def _routes(playground: Playground) -> list[Route | Mount]:
             return _error(str(e))
         playground.chat.reset(body.thread_id)
         return JSONResponse({"reset": True})
+
+    return [
+        Route("/api/info", info),
+        Route("/api/run", run, methods=["POST"]),
+        Route("/api/chat", chat, methods=["POST"]),
+        Route("/api/chat/reset", chat_reset, methods=["POST"]),
+    ]
+
+
+def _skill_routes(playground: Playground) -> list[Route]:
+    """The skills panel: the list and its changes as they happen, and a skill's run, approval and
+    deletion."""
 
     async def skills(request: Request) -> Response:
         return JSONResponse({"skills": await playground.panel.skills()})
@@ -248,17 +275,11 @@ def _routes(playground: Playground) -> list[Route | Mount]:
         return JSONResponse({"deleted": True})
 
     return [
-        Route("/", page),
-        Route("/api/info", info),
-        Route("/api/run", run, methods=["POST"]),
-        Route("/api/chat", chat, methods=["POST"]),
-        Route("/api/chat/reset", chat_reset, methods=["POST"]),
         Route("/api/skills", skills),
         Route("/api/skills/stream", skills_stream),
         Route("/api/skills/{name}/run", skill_run, methods=["POST"]),
         Route("/api/skills/{name}/approve", skill_approve, methods=["POST"]),
         Route("/api/skills/{name}", skill_delete, methods=["DELETE"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
 
