@@ -54,7 +54,9 @@ async def test_huge_tool_arguments_stop_at_the_memory_limit_or_deadline(
 
 
 async def test_a_caught_bridge_limit_still_ends_the_execution(driver: codemode.drivers.IsolateDriver) -> None:
-    cm = _code_mode(driver, timeout=2.0, memory_limit_mb=16)
+    # the deadline is far: the point is the memory limit (the 100 MB of strings take over 2 s
+    # to build on a local workerd under load)
+    cm = _code_mode(driver, timeout=10.0, memory_limit_mb=16)
     code = (
         "const big = { a: Array(100).fill('x'.repeat(1 << 20)) }\n"
         "try { await external_echo_any(big) } catch (e) {}\n"
