@@ -17,7 +17,8 @@ arithmetic, and returns the answer, instead of calling tools one at a time.
 
 Rules:
 - The program is the body of an async function: use top-level `await` and `return` a JSON value; \
-that value is what you get back.
+that value is what you get back. Bytes (`Uint8Array`, `ArrayBuffer`, `DataView`) cross as base64 \
+strings, other typed arrays as arrays of numbers, in results and in tool arguments alike.
 - Call a function as `await external_<name>({{ ... }})` with one object argument shaped as declared. \
 Every call returns a Promise: await it.
 - Run independent calls together with `await Promise.all([...])`.
