@@ -90,7 +90,9 @@ fn case_default(dir: &Path) -> Vec<String> {
     );
     p.denied("write a file", write(&dir.join("new")), &[libc::EACCES]);
 
-    // SAFETY: plain system calls.
+    // SAFETY: system calls whose arguments are integers, null pointers (clone3 fails on
+    // them) or `fds`, a live array of the two ints socketpair writes; a fork that succeeded
+    // (a failure of the test) would only leave a child running the same checks.
     unsafe {
         p.denied(
             "socket(AF_INET)",

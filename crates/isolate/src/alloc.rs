@@ -132,50 +132,67 @@ fn from_mimalloc(ptr: *mut u8) -> bool {
 /// The usable size of a block, knowing which allocator made it.
 ///
 /// # Safety
-/// `ptr` is a live block of that allocator.
+/// `ptr` is a live block (not yet freed) of the allocator `small` names: mimalloc when true,
+/// libc's malloc when false.
 unsafe fn usable_of(ptr: *mut u8, small: bool) -> usize {
     if small {
-        mi::mi_usable_size(ptr.cast())
+        // SAFETY: the caller vouches that `ptr` is a live mimalloc block.
+        unsafe { mi::mi_usable_size(ptr.cast()) }
     } else {
-        libc::malloc_usable_size(ptr.cast())
+        // SAFETY: the caller vouches that `ptr` is a live block of libc's malloc.
+        unsafe { libc::malloc_usable_size(ptr.cast()) }
     }
 }
 
-fn usable(ptr: *mut u8) -> usize {
-    // SAFETY: every pointer handed out by this allocator comes from mimalloc or libc malloc.
+/// The usable size of a live block of this allocator, whichever allocator made it.
+///
+/// # Safety
+/// `ptr` is a live block handed out by [`LimitedAllocator`].
+unsafe fn usable(ptr: *mut u8) -> usize {
+    // SAFETY: every block this allocator hands out comes from mimalloc or libc's malloc, and
+    // `from_mimalloc` says which; the caller vouches that the block is live.
     unsafe { usable_of(ptr, from_mimalloc(ptr)) }
 }
 
 /// A new block of `size` bytes (zeroed when `zeroed`), and its usable size.
 fn raw_alloc(size: usize, zeroed: bool) -> (*mut u8, usize) {
     let small = size < LARGE;
-    // SAFETY: plain allocations, freed by the matching free in `dealloc` / `realloc`.
-    unsafe {
-        let ptr: *mut u8 = match (small, zeroed) {
+    // SAFETY: plain allocations with no precondition (a size of 0 is raised to 1 for
+    // mimalloc; libc accepts 0); the block is freed by `raw_free` with the same `small`.
+    let ptr: *mut u8 = unsafe {
+        match (small, zeroed) {
             (true, false) => mi::mi_malloc(size.max(1)).cast(),
             (true, true) => mi::mi_zalloc(size.max(1)).cast(),
             (false, false) => libc::malloc(size).cast(),
             (false, true) => libc::calloc(1, size).cast(),
-        };
-        if ptr.is_null() {
-            return (ptr, 0);
         }
-        (ptr, usable_of(ptr, small))
+    };
+    if ptr.is_null() {
+        return (ptr, 0);
     }
+    // SAFETY: `ptr` was just made, not null, by the allocator `small` names.
+    (ptr, unsafe { usable_of(ptr, small) })
 }
 
+/// Give a block back to the allocator that made it.
+///
 /// # Safety
-/// `ptr` came from this allocator, `small` says which one, and it is freed once.
+/// `ptr` is a live block of the allocator `small` names (mimalloc when true, libc's malloc
+/// when false), and it is not used again.
 unsafe fn raw_free(ptr: *mut u8, small: bool) {
     if small {
-        mi::mi_free(ptr.cast());
+        // SAFETY: the caller vouches that `ptr` is a live mimalloc block, freed once.
+        unsafe { mi::mi_free(ptr.cast()) };
     } else {
-        libc::free(ptr.cast());
+        // SAFETY: the caller vouches that `ptr` is a live block of libc's malloc, freed once.
+        unsafe { libc::free(ptr.cast()) };
     }
 }
 
-// SAFETY: all memory comes from mimalloc (small blocks) or libc (large ones), 16-byte
-// aligned, and goes back to the allocator that made it.
+// SAFETY: `alloc`, `calloc` and `realloc` return null or a block of at least the size asked
+// for (mimalloc's and libc's blocks are 16-byte aligned, more than `usize` needs);
+// `usable_size` asks the allocator that made the block; every block goes back to the
+// allocator that made it (`from_mimalloc` tells them apart).
 unsafe impl Allocator for LimitedAllocator {
     fn alloc(&mut self, size: usize) -> *mut u8 {
         if !self.admit(size) {
@@ -198,43 +215,36 @@ unsafe impl Allocator for LimitedAllocator {
         ptr
     }
 
+    /// # Safety
+    /// `ptr` is null or a live block of this allocator, not used again (the trait's contract).
     unsafe fn dealloc(&mut self, ptr: *mut u8) {
         if ptr.is_null() {
             return;
         }
         let small = from_mimalloc(ptr);
-        self.meter.sub_used(usable_of(ptr, small));
-        raw_free(ptr, small);
+        // SAFETY: `ptr` is a live block of this allocator (the caller's contract), made by
+        // the allocator `small` names; it is freed once, after its size is read.
+        unsafe {
+            self.meter.sub_used(usable_of(ptr, small));
+            raw_free(ptr, small);
+        }
     }
 
+    /// # Safety
+    /// `ptr` is null or a live block of this allocator (the trait's contract); when the
+    /// result is not null, `ptr` is not used again.
     unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
         if ptr.is_null() {
             return self.alloc(new_size);
         }
         let small = from_mimalloc(ptr);
-        let old = usable_of(ptr, small);
+        // SAFETY: `ptr` is a live block of this allocator, made by the one `small` names.
+        let old = unsafe { usable_of(ptr, small) };
         if new_size > old && !self.admit(new_size - old) {
             return std::ptr::null_mut();
         }
-        let (new_ptr, usable) = match (small, new_size < LARGE) {
-            (true, true) => {
-                let p: *mut u8 = mi::mi_realloc(ptr.cast(), new_size.max(1)).cast();
-                (p, if p.is_null() { 0 } else { usable_of(p, true) })
-            }
-            (false, false) => {
-                let p: *mut u8 = libc::realloc(ptr.cast(), new_size).cast();
-                (p, if p.is_null() { 0 } else { usable_of(p, false) })
-            }
-            _ => {
-                // Moving between the two: copy what fits.
-                let (p, usable) = raw_alloc(new_size, false);
-                if !p.is_null() {
-                    std::ptr::copy_nonoverlapping(ptr, p, old.min(new_size));
-                    raw_free(ptr, small);
-                }
-                (p, usable)
-            }
-        };
+        // SAFETY: as above; `ptr` is resized or moved by the allocator that made it.
+        let (new_ptr, usable) = unsafe { resize(ptr, small, old, new_size) };
         if !new_ptr.is_null() {
             self.meter.sub_used(old);
             self.meter.add_used(usable);
@@ -242,7 +252,48 @@ unsafe impl Allocator for LimitedAllocator {
         new_ptr
     }
 
+    /// # Safety
+    /// `ptr` is a live block of this allocator (the trait's contract).
     unsafe fn usable_size(ptr: *mut u8) -> usize {
-        usable(ptr)
+        // SAFETY: the caller's contract is `usable`'s.
+        unsafe { usable(ptr) }
+    }
+}
+
+/// Resize the block `ptr` (of `old` usable bytes) to `new_size` bytes: in place or moved by
+/// its allocator when the new size is on the same side of [`LARGE`], else moved to the other
+/// allocator. Returns the block and its usable size, or null (and `ptr` untouched).
+///
+/// # Safety
+/// `ptr` is a live block of the allocator `small` names, and `old` its usable size; when
+/// the result is not null, `ptr` is not used again.
+unsafe fn resize(ptr: *mut u8, small: bool, old: usize, new_size: usize) -> (*mut u8, usize) {
+    match (small, new_size < LARGE) {
+        (true, true) => {
+            // SAFETY: `ptr` is a live mimalloc block (the caller's contract).
+            let p: *mut u8 = unsafe { mi::mi_realloc(ptr.cast(), new_size.max(1)) }.cast();
+            // SAFETY: `p`, when not null, is the live mimalloc block just returned.
+            (p, if p.is_null() { 0 } else { unsafe { usable_of(p, true) } })
+        }
+        (false, false) => {
+            // SAFETY: `ptr` is a live block of libc's malloc (the caller's contract).
+            let p: *mut u8 = unsafe { libc::realloc(ptr.cast(), new_size) }.cast();
+            // SAFETY: `p`, when not null, is the live libc block just returned.
+            (p, if p.is_null() { 0 } else { unsafe { usable_of(p, false) } })
+        }
+        _ => {
+            // Moving between the two: copy what fits.
+            let (p, usable) = raw_alloc(new_size, false);
+            if !p.is_null() {
+                // SAFETY: `ptr` holds `old` readable bytes and `p` at least `new_size`
+                // writable ones; they are distinct blocks. `ptr` is then freed once, by the
+                // allocator that made it.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(ptr, p, old.min(new_size));
+                    raw_free(ptr, small);
+                }
+            }
+            (p, usable)
+        }
     }
 }

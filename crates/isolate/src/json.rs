@@ -164,8 +164,9 @@ fn write_value(
 
 /// A value the engine returned, or its pending exception as an error.
 fn owned<'js>(ctx: &Ctx<'js>, raw: qjs::JSValue) -> rquickjs::Result<Value<'js>> {
-    // SAFETY: reading the tag of a value the engine returned; then a new reference the
-    // caller now owns.
+    // SAFETY: `raw` is a value the engine just returned, whose one reference is ours: its tag
+    // can be read, and unless it marks an exception (which holds no reference),
+    // `Value::from_raw` takes that reference over and frees it on drop.
     unsafe {
         if qjs::JS_VALUE_GET_TAG(raw) == qjs::JS_TAG_EXCEPTION {
             return Err(rquickjs::Error::Exception);
@@ -239,10 +240,11 @@ impl<'js> Keys<'js> {
     }
 
     fn atoms(&self) -> impl Iterator<Item = qjs::JSAtom> + '_ {
-        // SAFETY: QuickJS wrote `len` entries at `table` (null when there are none).
         let entries: &[qjs::JSPropertyEnum] = if self.table.is_null() {
             &[]
         } else {
+            // SAFETY: JS_GetOwnPropertyNames wrote `len` initialised entries at `table`,
+            // which lives (unchanged) until `self` is dropped, past this borrow.
             unsafe { std::slice::from_raw_parts(self.table, self.len as usize) }
         };
         entries.iter().map(|e| e.atom)

@@ -39,7 +39,8 @@ pub(crate) fn string_of(
     }
     let raw = ctx.as_raw().as_ptr();
     let mut len: qjs::size_t = 0;
-    // SAFETY: a live string value of this context; the bytes are freed below.
+    // SAFETY: `value` is a live string of this context; `len` is written; the bytes are
+    // freed below, once.
     let ptr = unsafe { qjs::JS_ToCStringLen2(raw, &mut len, value.as_raw(), false) };
     if ptr.is_null() {
         return None;
@@ -48,7 +49,8 @@ pub(crate) fn string_of(
     let out = if len > max_bytes {
         Err(len)
     } else {
-        // SAFETY: QuickJS wrote `len` bytes at `ptr`.
+        // SAFETY: QuickJS wrote `len` bytes at `ptr` (not null), valid until they are freed
+        // below; they are copied out before that.
         let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }.to_vec();
         Ok(owned_text(bytes))
     };
@@ -65,7 +67,8 @@ pub(crate) fn string(ctx: &Ctx<'_>, value: &Value<'_>) -> Option<String> {
 /// The text of a property key (NUL and all; a symbol's description).
 pub(crate) fn atom(ctx: &Ctx<'_>, atom: qjs::JSAtom) -> Option<String> {
     let raw = ctx.as_raw().as_ptr();
-    // SAFETY: a new string value for a live atom, owned by `value`.
+    // SAFETY: `atom` is live in this context; the result is a new reference (or the
+    // exception marker, which holds none) that `value` takes over and frees on drop.
     let value = unsafe { Value::from_raw(ctx.clone(), qjs::JS_AtomToString(raw, atom)) };
     string(ctx, &value)
 }
