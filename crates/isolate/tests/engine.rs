@@ -235,7 +235,6 @@ fn global_scope_is_clean() {
             "{forbidden} in {names:?}"
         );
     }
-    eprintln!("{names:?}");
 }
 
 #[test]

@@ -516,29 +516,6 @@ fn strips_from_many_threads() {
     });
 }
 
-/// `cargo test --release -p tsstrip -- --ignored --nocapture strip_speed`
-#[test]
-#[ignore]
-fn strip_speed() {
-    for name in [
-        "workload-W8-typescript.ts",
-        "workload-W1-ecommerce.ts",
-        "own-classes.ts",
-        "feature-namespace.ts",
-    ] {
-        let ts = corpus_file(name);
-        for _ in 0..100 {
-            strip(&ts).unwrap();
-        }
-        let n = 1000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(strip(std::hint::black_box(&ts)).unwrap());
-        }
-        println!("{name}: {:?} per strip", start.elapsed() / n);
-    }
-}
-
 #[test]
 fn angle_bracket_assertions_are_blanked_in_place() {
     let s = ok(&corpus_file("feature-generics-keyof-as-const.ts"));
@@ -638,7 +615,6 @@ fn deep_nesting_never_overflows_the_stack() {
     for (before, open, middle, close) in constructs {
         for n in [1_000, 2_000, 20_000, 200_000] {
             let text = format!("{before}{}{middle}{}", open.repeat(n), close.repeat(n));
-            eprintln!("{open:?} x {n}");
             if let Err(d) = tsstrip::strip(&text) {
                 assert!(
                     !d.message.contains("internal error"),
