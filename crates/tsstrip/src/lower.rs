@@ -245,6 +245,46 @@ struct Member {
 
 /// Lower `[const] enum Name { … }` at token `at` (the `enum`); returns the index after it.
 fn lower_enum(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>) -> Option<usize> {
+    let (start, name_tok, open, close) = enum_head(text, toks, at)?;
+    let name = &text[name_tok.lo..name_tok.hi];
+    let members = enum_members(text, toks, open, close)?;
+    let referenced = referenced_names(text, toks, &members);
+
+    edits.push(Edit::Replace(
+        start,
+        toks[open].hi,
+        format!("var {name} = (function ({name}) {{"),
+    ));
+    let mut previous_key: Option<String> = None;
+    let mut pending = String::new();
+    for m in &members {
+        let member = &text[m.name.lo..m.name.hi];
+        let key = if m.name.kind == Kind::Str {
+            member.to_string()
+        } else {
+            format!("\"{member}\"")
+        };
+        let mut tail = member_edit(toks, name, m, &key, previous_key.as_deref(), edits);
+        if m.name.kind == Kind::Word && referenced.contains(&member) {
+            tail.push_str(&format!(" var {member} = {name}[{key}];"));
+        }
+        match m.comma {
+            Some(comma) => edits.push(Edit::Replace(comma.lo, comma.hi, tail)),
+            None => pending = tail,
+        }
+        previous_key = Some(key);
+    }
+    edits.push(Edit::Replace(
+        toks[close].lo,
+        toks[close].hi,
+        format!("{pending} return {name}; }})({name} || {{}});"),
+    ));
+    Some(close + 1)
+}
+
+/// Where the enum at token `at` starts (its `const`, if any), its name and its braces'
+/// tokens; `None` for a declared enum, a property named `enum`, or a shape not understood.
+fn enum_head(text: &str, toks: &[Tok], at: usize) -> Option<(usize, Tok, usize, usize)> {
     let prev = |k: usize| at.checked_sub(k).map(|j| toks[j]);
     let word = |t: Tok| &text[t.lo..t.hi];
     let mut start = toks[at].lo;
@@ -267,8 +307,12 @@ fn lower_enum(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>) -> Opt
         return None;
     }
     let close = matching(toks, open)?;
-    let name = word(name_tok);
+    Some((start, name_tok, open, close))
+}
 
+/// The members between the enum's braces (tokens `open` and `close`); `None` when one is
+/// not a plain name or string with an optional initializer.
+fn enum_members(text: &str, toks: &[Tok], open: usize, close: usize) -> Option<Vec<Member>> {
     let mut members = Vec::new();
     let mut j = open + 1;
     while j < close {
@@ -300,86 +344,72 @@ fn lower_enum(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>) -> Opt
             comma,
         });
     }
+    Some(members)
+}
 
-    // Bare names used in initializers (not after a dot): those members get a local binding.
-    let mut referenced: Vec<&str> = Vec::new();
-    for m in &members {
+/// Bare names used in initializers (not after a dot): those members get a local binding.
+fn referenced_names<'a>(text: &'a str, toks: &[Tok], members: &[Member]) -> Vec<&'a str> {
+    let mut referenced = Vec::new();
+    for m in members {
         if let Some((_, from, to)) = m.init {
             for k in from..to {
                 if toks[k].kind == Kind::Word && toks[k - 1].kind != Kind::Dot {
-                    referenced.push(word(toks[k]));
+                    referenced.push(&text[toks[k].lo..toks[k].hi]);
                 }
             }
         }
     }
+    referenced
+}
 
-    edits.push(Edit::Replace(
-        start,
-        toks[open].hi,
-        format!("var {name} = (function ({name}) {{"),
-    ));
-    let mut previous_key: Option<String> = None;
-    let mut pending = String::new();
-    for m in &members {
-        let key = if m.name.kind == Kind::Str {
-            word(m.name).to_string()
-        } else {
-            format!("\"{}\"", word(m.name))
-        };
-        let mut tail = match m.init {
-            None => {
-                let value = match &previous_key {
-                    Some(prev) => format!("{name}[{prev}] + 1"),
-                    None => "0".to_string(),
-                };
-                edits.push(Edit::Replace(
-                    m.name.lo,
-                    m.name.hi,
-                    format!("{name}[{name}[{key}] = {value}] = {key}"),
-                ));
-                ";".to_string()
-            }
-            Some((assign, from, to)) => {
-                let single = to - from == 1;
-                let is_string = single && toks[from].kind == Kind::Str;
-                let is_number = (single && toks[from].kind == Kind::Num)
-                    || (to - from == 2
-                        && toks[from].kind == Kind::Minus
-                        && toks[from + 1].kind == Kind::Num);
-                let (prefix, suffix) = if is_string {
-                    (format!("{name}[{key}] = "), ";".to_string())
-                } else if is_number {
-                    (format!("{name}[{name}[{key}] = "), format!("] = {key};"))
-                } else {
-                    (
-                        format!("if (typeof ({name}[{key}] = "),
-                        format!(") === \"number\") {name}[{name}[{key}]] = {key};"),
-                    )
-                };
-                edits.push(Edit::Replace(m.name.lo, assign.hi, prefix));
-                suffix
-            }
-        };
-        if m.name.kind == Kind::Word && referenced.contains(&word(m.name)) {
-            tail.push_str(&format!(" var {} = {name}[{key}];", word(m.name)));
+/// Rewrite member `m` (keyed `key`) of enum `name` as its assignment, and return what ends
+/// it (written in place of the comma after it, or before the closing `return`).
+fn member_edit(
+    toks: &[Tok],
+    name: &str,
+    m: &Member,
+    key: &str,
+    previous_key: Option<&str>,
+    edits: &mut Vec<Edit>,
+) -> String {
+    match m.init {
+        None => {
+            let value = match previous_key {
+                Some(prev) => format!("{name}[{prev}] + 1"),
+                None => "0".to_string(),
+            };
+            edits.push(Edit::Replace(
+                m.name.lo,
+                m.name.hi,
+                format!("{name}[{name}[{key}] = {value}] = {key}"),
+            ));
+            ";".to_string()
         }
-        match m.comma {
-            Some(comma) => edits.push(Edit::Replace(comma.lo, comma.hi, tail)),
-            None => pending = tail,
+        Some((assign, from, to)) => {
+            let single = to - from == 1;
+            let is_string = single && toks[from].kind == Kind::Str;
+            let is_number = (single && toks[from].kind == Kind::Num)
+                || (to - from == 2
+                    && toks[from].kind == Kind::Minus
+                    && toks[from + 1].kind == Kind::Num);
+            let (prefix, suffix) = if is_string {
+                (format!("{name}[{key}] = "), ";".to_string())
+            } else if is_number {
+                (format!("{name}[{name}[{key}] = "), format!("] = {key};"))
+            } else {
+                (
+                    format!("if (typeof ({name}[{key}] = "),
+                    format!(") === \"number\") {name}[{name}[{key}]] = {key};"),
+                )
+            };
+            edits.push(Edit::Replace(m.name.lo, assign.hi, prefix));
+            suffix
         }
-        previous_key = Some(key);
     }
-    edits.push(Edit::Replace(
-        toks[close].lo,
-        toks[close].hi,
-        format!("{pending} return {name}; }})({name} || {{}});"),
-    ));
-    Some(close + 1)
 }
 
 /// Lower the parameter properties of `constructor(…) { … }` at token `at`.
 fn lower_param_props(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>) {
-    let word = |t: &Tok| &text[t.lo..t.hi];
     if at > 0 && toks[at - 1].kind == Kind::Dot {
         return;
     }
@@ -397,7 +427,32 @@ fn lower_param_props(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>)
     let Some(body_end) = matching(toks, body) else {
         return;
     };
+    let Some((names, blanks)) = param_props(text, toks, open, close) else {
+        return;
+    };
+    if names.is_empty() {
+        return;
+    }
+    let Some((insert_at, lead)) = assignments_at(text, toks, body, body_end) else {
+        return;
+    };
+    let mut assign = String::from(lead);
+    for name in names {
+        assign.push_str(&format!("this.{name} = {name};"));
+    }
+    edits.extend(blanks);
+    edits.push(Edit::Insert(insert_at, assign));
+}
 
+/// The parameters between tokens `open` and `close` that are properties: their names, and
+/// the blanking of their modifiers. `None` when one cannot be lowered.
+fn param_props<'a>(
+    text: &'a str,
+    toks: &[Tok],
+    open: usize,
+    close: usize,
+) -> Option<(Vec<&'a str>, Vec<Edit>)> {
+    let word = |t: &Tok| &text[t.lo..t.hi];
     // Parameters: split at depth-0 commas.
     let mut names = Vec::new();
     let mut blanks = Vec::new();
@@ -418,20 +473,26 @@ fn lower_param_props(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>)
         if q > p {
             let name = &toks[q];
             if !is_ident_word(text, name) || word(name) == "this" {
-                return;
+                return None;
             }
             blanks.push(Edit::Blank(toks[p].lo, name.lo));
             names.push(word(name));
         }
         p = end + 1;
     }
-    if names.is_empty() {
-        return;
-    }
+    Some((names, blanks))
+}
 
-    // After `super(…)` when the body calls it at its top level, else at the body's start.
-    let mut insert_at = toks[body].hi;
-    let mut lead = "";
+/// Where the `this.x = x;` assignments go in the constructor body between tokens `body` and
+/// `body_end`, and what must come before them: after `super(…)` when the body calls it at its
+/// top level, else at the body's start. `None` when a `super(…)` call is not understood.
+fn assignments_at(
+    text: &str,
+    toks: &[Tok],
+    body: usize,
+    body_end: usize,
+) -> Option<(usize, &'static str)> {
+    let word = |t: &Tok| &text[t.lo..t.hi];
     let mut depth = 0usize;
     let mut k = body + 1;
     while k < body_end {
@@ -447,30 +508,21 @@ fn lower_param_props(text: &str, toks: &[Tok], at: usize, edits: &mut Vec<Edit>)
                         || matches!(toks[k - 1].kind, Kind::Semi | Kind::RBrace)
                         || t.line_break_before) =>
             {
-                let Some(call_end) = matching(toks, k + 1) else {
-                    return;
-                };
+                let call_end = matching(toks, k + 1)?;
                 let next = toks[call_end + 1];
-                if next.kind == Kind::Semi {
-                    insert_at = next.hi;
+                return if next.kind == Kind::Semi {
+                    Some((next.hi, ""))
                 } else if next.line_break_before || call_end + 1 == body_end {
-                    insert_at = toks[call_end].hi;
-                    lead = ";";
+                    Some((toks[call_end].hi, ";"))
                 } else {
-                    return;
-                }
-                break;
+                    None
+                };
             }
             _ => {}
         }
         k += 1;
     }
-    let mut assign = String::from(lead);
-    for name in names {
-        assign.push_str(&format!("this.{name} = {name};"));
-    }
-    edits.extend(blanks);
-    edits.push(Edit::Insert(insert_at, assign));
+    Some((toks[body].hi, ""))
 }
 
 fn apply(text: &str, edits: &[Edit]) -> Lowered {

@@ -47,111 +47,134 @@ impl Frame {
 /// use (before a safety factor), and the byte offset where it is reached.
 pub(crate) fn stack_bytes(text: &str) -> (usize, usize) {
     let bytes = text.as_bytes();
-    let mut frames = vec![Frame::new(0)];
-    // The stack charged in all open frames together, each bracket included.
-    let mut total: usize = 0;
+    let mut scan = Scan {
+        frames: vec![Frame::new(0)],
+        total: 0,
+    };
     let mut worst: usize = 0;
     let mut worst_at = 0;
     let mut i = 0;
-    let charge = |frames: &mut Vec<Frame>, total: &mut usize, cost: usize| {
-        if let Some(top) = frames.last_mut() {
+    while i < bytes.len() {
+        i = scan.step(bytes, i);
+        if scan.total > worst {
+            worst = scan.total;
+            worst_at = i.min(bytes.len());
+        }
+    }
+    (worst, worst_at)
+}
+
+/// The open brackets at a point of the text, and what they are charged.
+struct Scan {
+    frames: Vec<Frame>,
+    /// The stack charged in all open frames together, each bracket included.
+    total: usize,
+}
+
+impl Scan {
+    /// Charge `cost` to the innermost bracket.
+    fn charge(&mut self, cost: usize) {
+        if let Some(top) = self.frames.last_mut() {
             top.since_separator += cost;
         }
-        *total += cost;
-    };
-    let open = |frames: &mut Vec<Frame>, total: &mut usize, kind: u8| {
-        frames.push(Frame::new(kind));
-        *total += BRACKET;
-    };
-    while i < bytes.len() {
+        self.total += cost;
+    }
+
+    fn open(&mut self, kind: u8) {
+        self.frames.push(Frame::new(kind));
+        self.total += BRACKET;
+    }
+
+    /// Scan the token (or blank, or comment) at `i`; returns the index after it.
+    fn step(&mut self, bytes: &[u8], mut i: usize) -> usize {
         let b = bytes[i];
         match b {
-            b' ' | b'\t' | b'\r' | b'\n' => {
-                i += 1;
-                continue;
-            }
+            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
                 i = find(bytes, i + 2, b"\n").unwrap_or(bytes.len());
-                continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 i = find(bytes, i + 2, b"*/").map_or(bytes.len(), |end| end + 2);
-                continue;
             }
             b'\'' | b'"' => {
                 i = skip_string(bytes, i + 1, b);
-                charge(&mut frames, &mut total, TOKEN);
+                self.charge(TOKEN);
             }
             b'`' => {
                 // Template text up to the closing backtick or the first substitution.
                 let (next, substitution) = skip_template(bytes, i + 1);
                 if substitution {
-                    open(&mut frames, &mut total, b'`');
+                    self.open(b'`');
                 } else {
-                    charge(&mut frames, &mut total, TOKEN);
+                    self.charge(TOKEN);
                 }
                 i = next;
             }
             b'(' | b'[' | b'{' => {
-                open(&mut frames, &mut total, b);
+                self.open(b);
                 i += 1;
             }
-            b')' | b']' | b'}' if frames.len() > 1 => {
-                let frame = frames.pop().unwrap_or(Frame::new(0));
-                total -= frame.since_separator + frame.kept + BRACKET;
-                // The bracketed part is one operand of what encloses it: `f(1)(1)…` and
-                // `a[0][0]…` nest in the syntax tree as deep as they are long.
-                charge(&mut frames, &mut total, TOKEN);
-                i += 1;
-                if frame.kind == b'`' && b == b'}' {
-                    // Back in the template's text: to its end or its next substitution.
-                    let (next, substitution) = skip_template(bytes, i);
-                    if substitution {
-                        open(&mut frames, &mut total, b'`');
-                    }
-                    i = next;
-                }
-            }
+            b')' | b']' | b'}' if self.frames.len() > 1 => i = self.close(bytes, i),
             b',' | b';' => {
-                if let Some(top) = frames.last_mut() {
-                    total -= top.since_separator;
+                if let Some(top) = self.frames.last_mut() {
+                    self.total -= top.since_separator;
                     top.since_separator = 0;
                 }
                 i += 1;
             }
             b'=' if bytes.get(i + 1) == Some(&b'>') => {
-                charge(&mut frames, &mut total, BRACKET);
+                self.charge(BRACKET);
                 i += 2;
             }
             b'<' => {
-                charge(&mut frames, &mut total, ANGLE);
+                self.charge(ANGLE);
                 i += 1;
             }
-            _ if is_word(b) => {
-                let start = i;
-                while i < bytes.len() && is_word(bytes[i]) {
-                    i += 1;
-                }
-                if &bytes[start..i] == b"else" {
-                    if let Some(top) = frames.last_mut() {
-                        top.kept += ANGLE;
-                    }
-                    total += ANGLE;
-                } else {
-                    charge(&mut frames, &mut total, TOKEN);
-                }
-            }
+            _ if is_word(b) => i = self.word(bytes, i),
             _ => {
-                charge(&mut frames, &mut total, TOKEN);
+                self.charge(TOKEN);
                 i += 1;
             }
         }
-        if total > worst {
-            worst = total;
-            worst_at = i.min(bytes.len());
-        }
+        i
     }
-    (worst, worst_at)
+
+    /// The closing bracket at `i` (some bracket is open); returns the index after it, or
+    /// after the template text that follows the end of a substitution.
+    fn close(&mut self, bytes: &[u8], mut i: usize) -> usize {
+        let frame = self.frames.pop().unwrap_or(Frame::new(0));
+        self.total -= frame.since_separator + frame.kept + BRACKET;
+        // The bracketed part is one operand of what encloses it: `f(1)(1)…` and
+        // `a[0][0]…` nest in the syntax tree as deep as they are long.
+        self.charge(TOKEN);
+        i += 1;
+        if frame.kind == b'`' && bytes[i - 1] == b'}' {
+            // Back in the template's text: to its end or its next substitution.
+            let (next, substitution) = skip_template(bytes, i);
+            if substitution {
+                self.open(b'`');
+            }
+            i = next;
+        }
+        i
+    }
+
+    /// The word that starts at `i`; returns the index after it.
+    fn word(&mut self, bytes: &[u8], mut i: usize) -> usize {
+        let start = i;
+        while i < bytes.len() && is_word(bytes[i]) {
+            i += 1;
+        }
+        if &bytes[start..i] == b"else" {
+            if let Some(top) = self.frames.last_mut() {
+                top.kept += ANGLE;
+            }
+            self.total += ANGLE;
+        } else {
+            self.charge(TOKEN);
+        }
+        i
+    }
 }
 
 fn is_word(b: u8) -> bool {
