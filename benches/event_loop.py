@@ -18,18 +18,9 @@ import time
 import anyio
 
 import codemode
+from codemode.bench.worker import make_driver
 
 BUSY = "let s = 0\nfor (let i = 0; i < 1e10; i++) s += i % 7\nreturn s"
-
-
-def make_driver(name: str) -> codemode.drivers.IsolateDriver:
-    if name == "quickjs":
-        return codemode.QuickJSDriver()
-    if name == "quickjs-process":
-        return codemode.QuickJSDriver(isolation="process")
-    if name == "v8":
-        return codemode.V8Driver()
-    raise SystemExit(f"unknown engine {name!r}")
 
 
 async def gaps_during_one_run(cm: codemode.CodeMode, timeout: float) -> list[float]:
