@@ -256,11 +256,74 @@ fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Seccomp
     .expect("one condition")
 }
 
+/// Other processes' memory, state and descriptors.
+const OTHER_PROCESSES: &[(&str, i64)] = &[
+    ("ptrace", libc::SYS_ptrace),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("process_madvise", libc::SYS_process_madvise),
+    ("kcmp", libc::SYS_kcmp),
+    ("pidfd_open", libc::SYS_pidfd_open),
+    ("pidfd_getfd", libc::SYS_pidfd_getfd),
+    ("pidfd_send_signal", libc::SYS_pidfd_send_signal),
+    ("tkill", libc::SYS_tkill),
+];
+
+/// Kernel attack surface an engine host never needs.
+const KERNEL_SURFACE: &[(&str, i64)] = &[
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
+    ("bpf", libc::SYS_bpf),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("keyctl", libc::SYS_keyctl),
+    ("add_key", libc::SYS_add_key),
+    ("request_key", libc::SYS_request_key),
+    ("unshare", libc::SYS_unshare),
+    ("setns", libc::SYS_setns),
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("chroot", libc::SYS_chroot),
+    ("open_tree", libc::SYS_open_tree),
+    ("move_mount", libc::SYS_move_mount),
+    ("fsopen", libc::SYS_fsopen),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fspick", libc::SYS_fspick),
+    ("mount_setattr", libc::SYS_mount_setattr),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("init_module", libc::SYS_init_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("delete_module", libc::SYS_delete_module),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("reboot", libc::SYS_reboot),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("acct", libc::SYS_acct),
+    ("quotactl", libc::SYS_quotactl),
+    ("syslog", libc::SYS_syslog),
+    ("vhangup", libc::SYS_vhangup),
+    ("settimeofday", libc::SYS_settimeofday),
+    ("clock_settime", libc::SYS_clock_settime),
+    ("clock_adjtime", libc::SYS_clock_adjtime),
+    ("adjtimex", libc::SYS_adjtimex),
+    ("sethostname", libc::SYS_sethostname),
+    ("setdomainname", libc::SYS_setdomainname),
+];
+
 /// `(name, number, why, rules)`: the call is denied when any rule matches (all when none).
 fn deny_rules(policy: &Policy, pid: u32) -> Vec<Rule> {
-    use SeccompCmpArgLen::{Dword, Qword};
-    use SeccompCmpOp::{Eq, MaskedEq, Ne};
-    let pid = u64::from(pid);
+    let mut rules = denied_outright(policy);
+    rules.extend(denied_by_argument(policy, pid));
+    rules
+}
+
+/// The calls denied whatever their arguments.
+fn denied_outright(policy: &Policy) -> Vec<Rule> {
     let mut rules: Vec<Rule> = Vec::new();
     let mut deny = |name: &'static str, nr: i64, why: &'static str| {
         rules.push((name, nr, why, Vec::new()));
@@ -282,65 +345,10 @@ fn deny_rules(policy: &Policy, pid: u32) -> Vec<Rule> {
         deny("execve", libc::SYS_execve, "no exec");
         deny("execveat", libc::SYS_execveat, "no exec");
     }
-    // Other processes' memory, state and descriptors.
-    for (name, nr) in [
-        ("ptrace", libc::SYS_ptrace),
-        ("process_vm_readv", libc::SYS_process_vm_readv),
-        ("process_vm_writev", libc::SYS_process_vm_writev),
-        ("process_madvise", libc::SYS_process_madvise),
-        ("kcmp", libc::SYS_kcmp),
-        ("pidfd_open", libc::SYS_pidfd_open),
-        ("pidfd_getfd", libc::SYS_pidfd_getfd),
-        ("pidfd_send_signal", libc::SYS_pidfd_send_signal),
-        ("tkill", libc::SYS_tkill),
-    ] {
+    for &(name, nr) in OTHER_PROCESSES {
         deny(name, nr, "no access to other processes");
     }
-    // Kernel attack surface an engine host never needs.
-    for (name, nr) in [
-        ("io_uring_setup", libc::SYS_io_uring_setup),
-        ("io_uring_enter", libc::SYS_io_uring_enter),
-        ("io_uring_register", libc::SYS_io_uring_register),
-        ("bpf", libc::SYS_bpf),
-        ("perf_event_open", libc::SYS_perf_event_open),
-        ("userfaultfd", libc::SYS_userfaultfd),
-        ("keyctl", libc::SYS_keyctl),
-        ("add_key", libc::SYS_add_key),
-        ("request_key", libc::SYS_request_key),
-        ("unshare", libc::SYS_unshare),
-        ("setns", libc::SYS_setns),
-        ("mount", libc::SYS_mount),
-        ("umount2", libc::SYS_umount2),
-        ("pivot_root", libc::SYS_pivot_root),
-        ("chroot", libc::SYS_chroot),
-        ("open_tree", libc::SYS_open_tree),
-        ("move_mount", libc::SYS_move_mount),
-        ("fsopen", libc::SYS_fsopen),
-        ("fsconfig", libc::SYS_fsconfig),
-        ("fsmount", libc::SYS_fsmount),
-        ("fspick", libc::SYS_fspick),
-        ("mount_setattr", libc::SYS_mount_setattr),
-        ("name_to_handle_at", libc::SYS_name_to_handle_at),
-        ("open_by_handle_at", libc::SYS_open_by_handle_at),
-        ("init_module", libc::SYS_init_module),
-        ("finit_module", libc::SYS_finit_module),
-        ("delete_module", libc::SYS_delete_module),
-        ("kexec_load", libc::SYS_kexec_load),
-        ("kexec_file_load", libc::SYS_kexec_file_load),
-        ("reboot", libc::SYS_reboot),
-        ("swapon", libc::SYS_swapon),
-        ("swapoff", libc::SYS_swapoff),
-        ("acct", libc::SYS_acct),
-        ("quotactl", libc::SYS_quotactl),
-        ("syslog", libc::SYS_syslog),
-        ("vhangup", libc::SYS_vhangup),
-        ("settimeofday", libc::SYS_settimeofday),
-        ("clock_settime", libc::SYS_clock_settime),
-        ("clock_adjtime", libc::SYS_clock_adjtime),
-        ("adjtimex", libc::SYS_adjtimex),
-        ("sethostname", libc::SYS_sethostname),
-        ("setdomainname", libc::SYS_setdomainname),
-    ] {
+    for &(name, nr) in KERNEL_SURFACE {
         deny(name, nr, "kernel surface a sandbox does not need");
     }
     #[cfg(target_arch = "x86_64")]
@@ -351,7 +359,15 @@ fn deny_rules(policy: &Policy, pid: u32) -> Vec<Rule> {
     ] {
         deny(name, nr, "kernel surface a sandbox does not need");
     }
-    // Calls denied for some arguments only.
+    rules
+}
+
+/// The calls denied for some arguments only.
+fn denied_by_argument(policy: &Policy, pid: u32) -> Vec<Rule> {
+    use SeccompCmpArgLen::{Dword, Qword};
+    use SeccompCmpOp::{Eq, MaskedEq, Ne};
+    let pid = u64::from(pid);
+    let mut rules: Vec<Rule> = Vec::new();
     let socketpair = if policy.allow_socketpair {
         vec![cond(0, Dword, Ne, libc::AF_UNIX as u64)]
     } else {
@@ -383,10 +399,7 @@ fn deny_rules(policy: &Policy, pid: u32) -> Vec<Rule> {
         "ioctl",
         libc::SYS_ioctl,
         "no terminal input injection",
-        vec![
-            cond(1, Dword, Eq, TIOCSTI),
-            cond(1, Dword, Eq, TIOCLINUX),
-        ],
+        vec![cond(1, Dword, Eq, TIOCSTI), cond(1, Dword, Eq, TIOCLINUX)],
     ));
     rules
 }
