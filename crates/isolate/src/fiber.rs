@@ -21,7 +21,9 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 /// A stack for steps, with a guard page below it.
 struct Stack(DefaultStack);
 
-// SAFETY: a stack is memory and nothing else; it is used by one step at a time.
+// SAFETY: a stack is a mapping of memory and its bounds, nothing tied to a thread; a kept one
+// is used by no step until `take_stack` hands it to one, and a step uses it from one thread
+// at a time.
 unsafe impl Send for Stack {}
 
 /// Stacks of finished steps, kept for the next ones (steps that can be suspended are
