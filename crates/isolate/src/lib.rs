@@ -8,6 +8,10 @@
 //!
 //! Nothing here knows about Python; the bindings crate converts.
 
+// An `unsafe fn` states its contract; each unsafe operation inside it still gets a block of
+// its own, with the reason it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod alarm;
 mod alloc;
 mod body;
