@@ -12,6 +12,7 @@ __all__ = [
     "CancelHandle",
     "Execution",
     "InputChecks",
+    "LibraryChecks",
     "InvalidSchema",
     "JsonSchema",
     "StripResult",
@@ -58,6 +59,15 @@ class InputChecks:
     handed to each ``Execution``."""
 
     def __new__(cls, schemas: list[str | None]) -> InputChecks: ...
+
+@final
+class LibraryChecks:
+    """The validators a host library checks values with (``check(i, value)``, see
+    ``Execution(library_checks=...)``): one per JSON Schema as JSON text, compiled through the
+    cache ``JsonSchema`` shares. A schema that does not compile makes every check against it
+    report that. Made once per list of schemas and handed to each ``Execution``."""
+
+    def __new__(cls, schemas: list[str]) -> LibraryChecks: ...
 
 class InvalidSchema(ValueError):
     """The schema is not valid JSON Schema (it breaks its draft's meta-schema, or a ``$ref``
@@ -129,13 +139,19 @@ class Execution:
         report_channel: bool = False,
         library: str | None = None,
         input_checks: InputChecks | None = None,
+        library_checks: LibraryChecks | None = None,
     ) -> Execution:
         """``report_channel``: hand the program the wrapper parameter ``__codemode_channel``, a
         function whose lines come back among the logs with level ``"report"``. ``library``:
         JavaScript evaluating to a function, run before the program (compiled once per
         process): the parameter becomes what it returns when called with the channel.
         ``input_checks``: the engine checks each call's input against its tool's schema to
-        vouch for valid ones (``Calls`` checked)."""
+        vouch for valid ones (``Calls`` checked). ``library_checks``: the library is called with
+        the channel and ``check(i, value)``, a synchronous function of the engine that returns
+        ``null`` when ``value`` (as its JSON crosses to the host) is valid by validator ``i``,
+        else ``[path, message]`` (the path a suffix to the value's name: ``""``, ``.n``,
+        ``[0]``; ``message`` as ``JsonSchema`` words it). Values nested deeper than 128 levels
+        are not checked (``is nested deeper than 128 levels``)."""
     def cancel_handle(self) -> CancelHandle: ...
     def step(
         self,

@@ -123,6 +123,23 @@ impl InputChecks {
     }
 }
 
+/// The validators a host library checks values with, `check(i, value)` (see `_core.pyi`);
+/// made once per list of schemas.
+#[pyclass(frozen, module = "codemode._core")]
+struct LibraryChecks(isolate::schema::LibraryChecks);
+
+#[pymethods]
+impl LibraryChecks {
+    #[new]
+    fn new(py: Python<'_>, schemas: Vec<String>) -> PyResult<Self> {
+        py.detach(|| catch_unwind(|| isolate::schema::LibraryChecks::new(&schemas)))
+            .map(Self)
+            .map_err(|_| {
+                pyo3::exceptions::PyRuntimeError::new_err("the schemas could not be compiled")
+            })
+    }
+}
+
 create_exception!(
     _core,
     InvalidSchema,
@@ -293,7 +310,8 @@ impl Execution {
     #[new]
     #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
                         max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
-                        report_channel=false, library=None, input_checks=None))]
+                        report_channel=false, library=None, input_checks=None,
+                        library_checks=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -310,6 +328,7 @@ impl Execution {
         report_channel: bool,
         library: Option<&str>,
         input_checks: Option<PyRef<'_, InputChecks>>,
+        library_checks: Option<PyRef<'_, LibraryChecks>>,
     ) -> Self {
         let limits = isolate::Limits {
             memory_bytes: memory_limit_bytes,
@@ -322,6 +341,7 @@ impl Execution {
         };
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
         let checks = input_checks.map(|c| c.0.clone());
+        let library_checks = library_checks.map(|c| c.0.clone());
         let created = py.detach(|| {
             guarded(|| {
                 let mut execution =
@@ -334,6 +354,9 @@ impl Execution {
                 }
                 if let Some(checks) = checks {
                     execution.set_input_checks(checks);
+                }
+                if let Some(checks) = library_checks {
+                    execution.set_library_checks(checks);
                 }
                 Ok(execution)
             })
@@ -531,6 +554,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Execution>()?;
     m.add_class::<CancelHandle>()?;
     m.add_class::<InputChecks>()?;
+    m.add_class::<LibraryChecks>()?;
     m.add_class::<JsonSchema>()?;
     m.add("InvalidSchema", m.py().get_type::<InvalidSchema>())?;
     m.add_function(wrap_pyfunction!(strip_types, m)?)?;

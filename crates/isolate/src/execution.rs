@@ -161,6 +161,8 @@ pub(crate) struct Shared {
     calls: Vec<ToolCall>,
     /// Per tool, the validator that may vouch for its input (see `precheck`).
     prechecks: crate::InputChecks,
+    /// The validators of the host library's `check(i, value)`.
+    library_checks: crate::schema::LibraryChecks,
     /// The resolve and reject functions of call `id`, at index `id - 1`, until settled.
     pending: Vec<Option<Resolvers>>,
     open_calls: usize,
@@ -312,6 +314,13 @@ impl Machine {
         self.shared.borrow_mut().prechecks = checks;
     }
 
+    /// The validators the host library checks values with: its second argument is
+    /// `check(i, value)`, `null` when `value` is valid by validator `i`, else `[path,
+    /// message]` (see [`crate::schema::Problem`]). Call before the first step.
+    pub(crate) fn set_library_checks(&mut self, checks: crate::schema::LibraryChecks) {
+        self.shared.borrow_mut().library_checks = checks;
+    }
+
     /// Run `source`, a host library (JavaScript evaluating to a function), before the
     /// program: the program's parameter `__codemode_channel` becomes what the library's
     /// function returns when called with the report channel (or `undefined` when the channel
@@ -459,9 +468,15 @@ impl Machine {
             Value::new_undefined(ctx.clone())
         };
         if let Some(library) = self.library.clone() {
+            let check: Value = self
+                .helpers
+                .clone()
+                .restore(ctx)
+                .and_then(|h| h.get("check"))
+                .unwrap_or_else(|_| Value::new_undefined(ctx.clone()));
             let built = load_bytecode(ctx, &library, false)
                 .and_then(|value| value.into_function().ok_or(rquickjs::Error::Unknown))
-                .and_then(|library| library.call::<_, Value>((channel,)));
+                .and_then(|library| library.call::<_, Value>((channel, check)));
             channel = match built {
                 Ok(value) => value,
                 Err(_) => {
@@ -639,7 +654,9 @@ impl Machine {
                     } else {
                         // The text's length (it is not copied) and the base64 left out.
                         text::string_of(ctx, &json, 0).map(|text| {
-                            Err(text.map_or_else(|len| len, |t| t.len()).saturating_add(over))
+                            Err(text
+                                .map_or_else(|len| len, |t| t.len())
+                                .saturating_add(over))
                         })
                     }
                 });
@@ -857,6 +874,15 @@ impl Execution {
     /// [`ToolCall::checked`]. Only ever a "yes": anything else is left to the host.
     pub fn set_input_checks(&mut self, checks: crate::InputChecks) {
         self.machine.set_input_checks(checks);
+    }
+
+    /// The validators the host library checks values with: it is called with the report
+    /// channel and `check(i, value)`, which is `null` when `value` (as its JSON crosses to the
+    /// host) is valid by validator `i`, else `[path, message]` (the path a suffix to the
+    /// value's name: `""`, `.n`, `[0]`). Synchronous, in the engine: no host round trip.
+    /// Call before the first step.
+    pub fn set_library_checks(&mut self, checks: crate::schema::LibraryChecks) {
+        self.machine.set_library_checks(checks);
     }
 
     /// Run `source`, a host library (JavaScript evaluating to a function), before the
@@ -1192,6 +1218,7 @@ impl Engine {
             fail_on_log_overflow: false,
             calls: Vec::new(),
             prechecks: crate::InputChecks::default(),
+            library_checks: crate::schema::LibraryChecks::default(),
             pending: Vec::new(),
             open_calls: 0,
             calls_made: 0,
@@ -1231,26 +1258,8 @@ fn install_prelude<'js>(
         // JSON would not fit under the memory limit or the deadline passed while writing it.
         move |ctx: Ctx<'js>, tool: u32, input: Value<'js>| -> rquickjs::Result<Value<'js>> {
             let control = &*call_control;
-            let written = json::stringify_plain(&input, &mut json::Budget::new(control))?;
-            let json = match written {
-                Ok(json) => json,
-                Err(json::Stop::Limit) => return Err(bridge_limit(&ctx, control)),
-                Err(json::Stop::NotPlain) => {
-                    let room = control.meter.room();
-                    let (value, over) = json::stringify_for_host(&ctx, &input, room)?;
-                    if over > 0 {
-                        control.meter.charge_bridge(usize::MAX);
-                        return Err(bridge_limit(&ctx, control));
-                    }
-                    match text::string_of(&ctx, &value, control.meter.room()) {
-                        Some(Ok(json)) => text::json_without_lone_surrogates(json),
-                        Some(Err(len)) => {
-                            control.meter.charge_bridge(len);
-                            return Err(bridge_limit(&ctx, control));
-                        }
-                        None => return Ok(Value::new_bool(ctx, false)),
-                    }
-                }
+            let Some(json) = json_for_host(&ctx, control, &input)? else {
+                return Ok(Value::new_bool(ctx, false));
             };
             if !json.starts_with('{') {
                 return Ok(Value::new_bool(ctx, false));
@@ -1398,6 +1407,36 @@ fn install_prelude<'js>(
         });
     })?;
 
+    // `check(i, value)` of the host library: `value` as its JSON crosses to the host (the
+    // memory limit and deadline apply while it is written), checked by validator `i`.
+    let checks = shared.clone();
+    let check_control = control.clone();
+    let host_check = Function::new(
+        ctx.clone(),
+        move |ctx: Ctx<'js>, index: u32, value: Value<'js>| -> rquickjs::Result<Value<'js>> {
+            let control = &*check_control;
+            let json = json_for_host(&ctx, control, &value)?.unwrap_or_else(|| "null".to_owned());
+            let problem = if json::depth(&json) > CHECK_DEPTH_MAX {
+                Some(crate::schema::Problem {
+                    path: String::new(),
+                    message: format!("is nested deeper than {CHECK_DEPTH_MAX} levels"),
+                })
+            } else {
+                let validators = checks.borrow().library_checks.clone();
+                validators.check(index as usize, &json)
+            };
+            match problem {
+                None => Ok(Value::new_null(ctx)),
+                Some(problem) => {
+                    let pair = Array::new(ctx.clone())?;
+                    pair.set(0, problem.path)?;
+                    pair.set(1, problem.message)?;
+                    Ok(pair.into_value())
+                }
+            }
+        },
+    )?;
+
     let helpers: Object = setup.call((
         host_call,
         host_log,
@@ -1407,7 +1446,41 @@ fn install_prelude<'js>(
         Value::new_undefined(ctx.clone()),
         host_json,
     ))?;
+    helpers.set("check", host_check)?;
     Ok(Persistent::save(ctx, helpers))
+}
+
+/// The deepest nesting `check` takes (the validator's parser goes no deeper).
+const CHECK_DEPTH_MAX: usize = 128;
+
+/// `value`'s JSON as it crosses to the host (`None` when `JSON.stringify` gives undefined),
+/// written within the room left under the memory limit; throws past it, when interrupted,
+/// and where `JSON.stringify` throws.
+fn json_for_host<'js>(
+    ctx: &Ctx<'js>,
+    control: &Control,
+    value: &Value<'js>,
+) -> rquickjs::Result<Option<String>> {
+    match json::stringify_plain(value, &mut json::Budget::new(control))? {
+        Ok(json) => Ok(Some(json)),
+        Err(json::Stop::Limit) => Err(bridge_limit(ctx, control)),
+        Err(json::Stop::NotPlain) => {
+            let room = control.meter.room();
+            let (written, over) = json::stringify_for_host(ctx, value, room)?;
+            if over > 0 {
+                control.meter.charge_bridge(usize::MAX);
+                return Err(bridge_limit(ctx, control));
+            }
+            match text::string_of(ctx, &written, control.meter.room()) {
+                Some(Ok(json)) => Ok(Some(text::json_without_lone_surrogates(json))),
+                Some(Err(len)) => {
+                    control.meter.charge_bridge(len);
+                    Err(bridge_limit(ctx, control))
+                }
+                None => Ok(None),
+            }
+        }
+    }
 }
 
 /// Throw from a bridge function that stopped at a limit: the memory limit (already marked

@@ -54,6 +54,52 @@ pub fn compile(schema: &str) -> Result<Arc<Validator>, Problem> {
     Ok(compiled)
 }
 
+/// The validators a host library checks values with (`check(i, value)` in the library, see
+/// [`crate::Execution::set_library_checks`]), in order: made once (per set of schemas) and
+/// handed to every execution. A schema that does not compile stays as its problem, which
+/// every check against it reports.
+#[derive(Clone, Default)]
+pub struct LibraryChecks(Arc<Vec<Result<Arc<Validator>, Problem>>>);
+
+impl LibraryChecks {
+    /// One validator per JSON Schema (JSON text), compiled through the shared cache.
+    pub fn new(schemas: &[String]) -> Self {
+        Self(Arc::new(schemas.iter().map(|s| compile(s)).collect()))
+    }
+
+    /// What is wrong with `json` (a value as JSON text) by validator `index`, or `None` when
+    /// it is valid. An index past the list, or JSON that does not parse, is a problem too.
+    pub(crate) fn check(&self, index: usize, json: &str) -> Option<Problem> {
+        let validator = match self.0.get(index) {
+            Some(Ok(validator)) => validator,
+            Some(Err(problem)) => {
+                return Some(Problem {
+                    path: String::new(),
+                    message: format!(
+                        "cannot be checked: the schema is not valid ({}{}{})",
+                        problem.path.trim_start_matches('.'),
+                        if problem.path.is_empty() { "" } else { ": " },
+                        problem.message
+                    ),
+                });
+            }
+            None => {
+                return Some(Problem {
+                    path: String::new(),
+                    message: format!("cannot be checked: there is no schema {index}"),
+                });
+            }
+        };
+        match serde_json::from_str::<Value>(json) {
+            Ok(value) => check(validator, &value),
+            Err(_) => Some(Problem {
+                path: String::new(),
+                message: "cannot be checked: it is not JSON".to_owned(),
+            }),
+        }
+    }
+}
+
 fn build(schema: &Value) -> Result<Validator, Problem> {
     let mut options = jsonschema::options();
     let named = schema.get("$schema").and_then(Value::as_str);
@@ -329,5 +375,23 @@ mod tests {
         let text = r#"{"type": "integer"}"#;
         let (a, b) = (compile(text).unwrap(), compile(text).unwrap());
         assert!(Arc::ptr_eq(&a, &b));
+    }
+    #[test]
+    fn library_checks_word_problems() {
+        let checks = LibraryChecks::new(&[
+            r#"{"type":"object","properties":{"n":{"type":"integer"}}}"#.to_owned(),
+            r#"{"type": 12}"#.to_owned(),
+        ]);
+        assert_eq!(checks.check(0, r#"{"n":1}"#), None);
+        let wrong = checks.check(0, r#"{"n":"x"}"#).expect("a problem");
+        assert_eq!(
+            (wrong.path.as_str(), wrong.message.as_str()),
+            (".n", "must be integer")
+        );
+        let bad = checks.check(1, "1").expect("a problem");
+        assert!(bad
+            .message
+            .starts_with("cannot be checked: the schema is not valid"));
+        assert!(checks.check(2, "1").is_some());
     }
 }
