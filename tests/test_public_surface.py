@@ -78,6 +78,7 @@ class RecordingContext:
         limits: codemode.Limits | None = None,
         on_report: Any = None,
         library: str | None = None,
+        library_checks: Any = None,
     ) -> codemode.ExecutionResult:
         self.driver.execution_limits.append(limits)
         return await self.inner.execute(
@@ -87,6 +88,7 @@ class RecordingContext:
             limits=limits,
             on_report=on_report,
             library=library,
+            library_checks=library_checks,
         )
 
     async def dispose(self) -> None:

@@ -135,3 +135,46 @@ async def test_a_broken_library_fails_the_execution_not_the_host(
         assert result.error is not None and result.error.kind == "runtime", result.error
     after = await ctx.execute("return 1 + 1", library=LIBRARY)
     assert after.result == 2
+
+
+CHECKED = "(function (report, check) { return check })"
+CHECKS = (
+    '{"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}',
+    '{"type": "array", "items": {"type": "string"}}',
+    '{"type": 12}',
+)
+CHECKING = """
+const check = __codemode_channel; __codemode_channel = undefined;
+const deep = []; let at = deep; for (let i = 0; i < 200; i++) { at.push([]); at = at[0]; }
+const cycle = {}; cycle.self = cycle;
+let threw = null; try { await check(0, cycle); } catch (e) { threw = e.name; }
+return [await check(0, { n: 1 }), await check(0, { n: 'x' }), await check(0, {}), await check(1, ['a', 2]),
+        await check(1, undefined), await check(0, deep), (await check(2, 1))[1], threw];
+"""
+CHECKED_RESULT = [
+    None,
+    [".n", "must be integer"],
+    ["", 'must have property "n"'],
+    ["[1]", "must be string"],
+    ["", "must be array"],
+    ["", "is nested deeper than 128 levels"],
+    "cannot be checked: the schema is not valid (type: must be one of "
+    '["array","boolean","integer","null","number","object","string"] or array)',
+    "TypeError",
+]
+
+
+async def test_a_library_checks_values_with_the_engine_validator(
+    driver: codemode.drivers.IsolateDriver,
+) -> None:
+    """``library(channel, check)``: ``check(i, value)`` is null or ``[path, message]`` by schema
+    ``i`` of ``library_checks``, worded as ``JsonSchema`` words it; no tool call, no event."""
+    ctx = await context(driver, max_tool_calls=0)
+    events: list[Event] = []
+    result = await ctx.execute(CHECKING, library=CHECKED, library_checks=CHECKS, on_event=events.append)
+    assert result.success, result.error
+    assert result.result == CHECKED_RESULT
+    assert result.tool_calls == 0
+    assert [e.name for e in events if e.name != "code_mode:execution_started"] == [
+        "code_mode:execution_finished"
+    ]

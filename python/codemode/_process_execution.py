@@ -16,7 +16,7 @@ import orjson
 from . import _core, _worker
 from ._process_worker import CUTOFF, Cutoff, Pending, Worker, WorkerGone, definition_keys
 from .drivers import Program
-from .engine import EngineContext
+from .engine import EngineContext, per_schemas
 from .events import EventCallback
 from .limits import Limits
 from .quickjs import QuickJSRun
@@ -40,6 +40,13 @@ class _Toolset:
         self.text = orjson.dumps([names, schemas if any(schemas) else None])
 
 
+@per_schemas
+def _check_set(schemas: tuple[str, ...]) -> tuple[int, bytes]:
+    """The key and text of a host library's schemas (``library_checks``), defined once in
+    each worker (which compiles them there)."""
+    return next(definition_keys), orjson.dumps(list(schemas))
+
+
 class RemoteExecution:
     """Stands in for ``_core.Execution`` (same constructor), stepping in a worker process."""
 
@@ -61,6 +68,7 @@ class RemoteExecution:
         report_channel: bool = False,
         library: str | None = None,
         input_checks: Any = None,
+        library_checks: tuple[str, ...] | None = None,
     ) -> None:
         self.pool = pool
         self.toolset = toolset
@@ -79,6 +87,7 @@ class RemoteExecution:
         ]
         self.report_channel = report_channel
         self.library = library
+        self.library_checks = library_checks
         self.worker: Worker | None = None
         self.finished = False
         self.closing = False
@@ -95,8 +104,14 @@ class RemoteExecution:
             if library_key not in worker.defined:
                 parts.append(_define(library_key, 0, self.library.encode()))
                 worker.defined.add(library_key)
+        checks_key = None
+        if self.library_checks is not None:
+            checks_key, text = _check_set(self.library_checks)
+            if checks_key not in worker.defined:
+                parts.append(_define(checks_key, 2, text))
+                worker.defined.add(checks_key)
         self.limits[0] = max(0.0, self.deadline - time.perf_counter())
-        meta = orjson.dumps([toolset.key, self.limits, self.report_channel, library_key])
+        meta = orjson.dumps([toolset.key, self.limits, self.report_channel, library_key, checks_key])
         code = self.javascript.encode()
         head = _worker.ID_META.pack(self.id, len(meta))
         parts.append(_worker.HEADER.pack(1 + len(head) + len(meta) + len(code), _worker.START))

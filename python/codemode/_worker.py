@@ -8,7 +8,8 @@ serves requests one at a time:
 
 - ``START`` creates an execution and runs its first step; ``STEP`` settles tool answers and
   runs the next. Each is answered with the step's output.
-- ``DEFINE`` keeps a text the parent refers to by key (a library, a set of input schemas).
+- ``DEFINE`` keeps a text the parent refers to by key (a library, a set of input schemas,
+  the schemas a library checks values with).
 - On the control pipe, read by a thread of its own, ``CLOSE`` cancels and forgets an
   execution at once, even in the middle of its step.
 - ``PAYLOAD`` (only when started with ``--test-hooks``): runs Python in this process, outside
@@ -138,11 +139,14 @@ class Worker:
             return True
 
     def define(self, body: bytes) -> None:
-        """Kind 0: a library's text; kind 1: a toolset, ``[names, schemas or null]``."""
+        """Kind 0: a library's text; kind 1: a toolset, ``[names, schemas or null]``; kind 2:
+        the schemas a library checks values with (``library_checks``), ``[schema text, ...]``."""
         key, kind = struct.unpack_from("<QB", body)
         text = body[9:].decode()
         if kind == 0:
             self.defined[key] = text
+        elif kind == 2:
+            self.defined[key] = self.core.LibraryChecks(self.orjson.loads(text))
         else:
             names, schemas = self.orjson.loads(text)
             self.defined[key] = (names, None if schemas is None else self.core.InputChecks(schemas))
@@ -151,7 +155,7 @@ class Worker:
         execution_id, meta_length = ID_META.unpack_from(body)
         meta = self.orjson.loads(body[ID_META.size : ID_META.size + meta_length])
         javascript = body[ID_META.size + meta_length :].decode()
-        toolset, limits, report, library = meta
+        toolset, limits, report, library, library_checks = meta
         names, checks = self.defined[toolset]
         with self.lock:
             closed = execution_id in self.closed_early
@@ -173,6 +177,7 @@ class Worker:
             report_channel=report,
             library=None if library is None else self.defined[library],
             input_checks=checks,
+            library_checks=None if library_checks is None else self.defined[library_checks],
         )
         with self.lock:
             self.executions[execution_id] = execution

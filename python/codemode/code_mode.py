@@ -163,12 +163,16 @@ class CodeMode:
         on_event: EventCallback | None = None,
         on_report: Callable[[str], Event | None] | None = None,
         library: str | None = None,
+        library_checks: Sequence[str] | None = None,
         **limit_overrides: Unpack[LimitOverrides],
     ) -> ExecutionResult:
         """Run a compiled program in a fresh sandbox (``execute`` compiles, then calls this).
         ``on_report`` opens the report channel and ``library`` is a host library the program
-        gets instead of it (see :meth:`IsolateContext.execute`); skills run this way."""
+        gets instead of it, checking values against the JSON Schemas ``library_checks`` (see
+        :meth:`IsolateContext.execute`); skills run this way."""
         context = await self._get_context()
+        # Only given when there are some: a driver written before them still runs the rest.
+        checks: dict[str, Any] = {} if library_checks is None else {"library_checks": library_checks}
         return await context.execute(
             program,
             on_event=on_event,
@@ -176,6 +180,7 @@ class CodeMode:
             limits=self.limits.with_overrides(**limit_overrides) if limit_overrides else None,
             on_report=on_report,
             library=library,
+            **checks,
         )
 
     async def resume(

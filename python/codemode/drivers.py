@@ -9,7 +9,7 @@ keyed by name) and the :class:`~codemode.Limits`; the context's ``execute`` runs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -61,8 +61,8 @@ class IsolateContext(Protocol):
     """A sandbox bound to a set of tools and limits. Each ``execute`` runs in a fresh engine.
 
     ``limits`` replaces the context's limits for one execution. ``on_report`` opens the
-    report channel and ``library`` is a host library run before the program (see
-    :meth:`codemode.engine.EngineContext.execute`)."""
+    report channel and ``library`` is a host library run before the program, which checks
+    values against ``library_checks`` (see :meth:`codemode.engine.EngineContext.execute`)."""
 
     async def execute(
         self,
@@ -73,6 +73,7 @@ class IsolateContext(Protocol):
         limits: Limits | None = None,
         on_report: Callable[[str], Event | None] | None = None,
         library: str | None = None,
+        library_checks: Sequence[str] | None = None,
     ) -> ExecutionResult: ...
 
     async def dispose(self) -> None: ...

@@ -15,8 +15,8 @@ import functools
 import inspect
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.abc
@@ -92,6 +92,7 @@ class EngineContext:
         limits: Limits | None = None,
         on_report: ReportCallback | None = None,
         library: str | None = None,
+        library_checks: Sequence[str] | None = None,
     ) -> ExecutionResult:
         """Run a program body (top-level ``await`` and ``return`` allowed) to its result.
 
@@ -106,6 +107,15 @@ class EngineContext:
         parameter is then what that function returns when called with the channel (or with
         ``undefined``). QuickJS compiles a library once per process, so a large one costs an
         execution only its loading.
+
+        ``library_checks``: JSON Schemas (JSON text) the library checks values with. It is
+        called as ``library(channel, check)``: ``check(i, value)`` is ``null`` when ``value``
+        (as its JSON crosses to the host) is valid by schema ``i``, else ``[path, message]``
+        as :class:`codemode._core.JsonSchema` words it (the path a suffix to the value's name:
+        ``""``, ``.n``, ``[0]``). On QuickJS it is a synchronous function of the engine (no
+        host round trip); on V8 and Workers it returns a promise (a library awaits it on
+        every engine). A check is no tool call: it counts toward no limit and makes no event.
+        Pass the same sequence (a tuple) for the same schemas: it is compiled once.
         """
         if self._disposed:
             raise RuntimeError("this context has been disposed")
@@ -116,6 +126,8 @@ class EngineContext:
         run = self._new_run(program, limits or self.limits, on_event, tool_call_id)
         run.on_report = on_report
         run.library = library
+        if library_checks is not None:
+            run.library_checks = tuple(library_checks)
         return await run.run()
 
     async def dispose(self) -> None:
@@ -143,6 +155,27 @@ class DriverContext(EngineContext):
         self, program: Program, limits: Limits, on_event: EventCallback | None, tool_call_id: str | None
     ) -> EngineRun:
         return self.run_class(self, program, limits, on_event, tool_call_id)
+
+
+_Made = TypeVar("_Made")
+
+
+def per_schemas(make: Callable[[tuple[str, ...]], _Made]) -> Callable[[tuple[str, ...]], _Made]:
+    """``make`` for a tuple of schemas (``library_checks``), made once: the last tuple is
+    known by identity (a host passes the same one to every execution: hashing thousands of
+    schemas would cost each execution more than its checks), others by value (16 kept)."""
+    cached = functools.lru_cache(maxsize=16)(make)
+    last: list[tuple[tuple[str, ...], _Made] | None] = [None]  # one pair, replaced whole
+
+    def made(schemas: tuple[str, ...]) -> _Made:
+        pair = last[0]
+        if pair is not None and pair[0] is schemas:
+            return pair[1]
+        value = cached(schemas)
+        last[0] = (schemas, value)
+        return value
+
+    return made
 
 
 def _json_default(value: Any) -> Any:
@@ -183,6 +216,7 @@ class EngineRun:
         self.on_event = on_event
         self.on_report: ReportCallback | None = None
         self.library: str | None = None
+        self.library_checks: tuple[str, ...] | None = None
         self.tool_call_id = tool_call_id
         self.events: list[Event] = []
         logs = RUN_LOGS.get()

@@ -4,13 +4,16 @@ Cloudflare Worker), seen from the host: the engine's lines read, tool results an
 Engine -> host, one line each::
 
     c <callId> <toolIndex> <json args>    a tool call
+    k <checkId> <schemaIndex> <json>      a host library's check of a value (no tool call)
     l <level> <timestampMs> <json text>   a console line
     r <timestampMs> <json text>           a line of the report channel
     o <json result>                       finished with a result
     f <json [kind, name, message, [[fn, line, column], ...]]>   finished with an error
 
 Host -> engine: ``R <json spec>`` to run (:meth:`LineRun.spec`), then
-``S <callId> <status> <json payload>`` per settled call (0 ok, 1 tool error, 2 invalid).
+``S <callId> <status> <json payload>`` per settled call (0 ok, 1 tool error, 2 invalid),
+``K <checkId> <json answer>`` per check (``null`` or ``[path, message]``, by the schema of
+``library_checks`` with that index, with the validator of :class:`codemode._core.JsonSchema`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import orjson
 
 from . import _core
-from .engine import SETTLE_INVALID, EngineRun
+from .engine import SETTLE_INVALID, EngineRun, per_schemas
 from .results import ExecutionResult
 
 LEVELS = ("log", "info", "warn", "error", "debug")
@@ -42,6 +45,21 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)
     except RecursionError as e:
         raise ValueError("nested too deeply") from e
+
+
+@per_schemas
+def _validators(schemas: tuple[str, ...]) -> tuple[_core.JsonSchema | str, ...]:
+    """The validator of each schema of ``library_checks`` (compiled once per tuple), or why it
+    cannot check anything (the schema is not valid)."""
+    made: list[_core.JsonSchema | str] = []
+    for text in schemas:
+        try:
+            made.append(_core.JsonSchema(text))
+        except _core.InvalidSchema as e:
+            path, message = e.args
+            where = f"{path.lstrip('.')}: " if path else ""
+            made.append(f"cannot be checked: the schema is not valid ({where}{message})")
+    return tuple(made)
 
 
 class LineRun(EngineRun):
@@ -77,6 +95,10 @@ class LineRun(EngineRun):
             if kind == 0x63:  # c <callId> <tool> <args>
                 _, call_id, tool, args = message.split(b" ", 3)
                 self._tool_call(int(call_id), int(tool), args)
+            elif kind == 0x6B:  # k <checkId> <schema> <value>
+                _, check_id, index, value = message.split(b" ", 3)
+                answer = self._check(int(index), value)
+                self.completions.append(b"K %d " % int(check_id) + answer + b"\n")
             elif kind == 0x6C:  # l <level> <timestamp> <text>
                 _, level, stamp, text = message.split(b" ", 3)
                 n = int(level)
@@ -98,6 +120,21 @@ class LineRun(EngineRun):
                 if result is not None:
                     return result
         return None
+
+    def _check(self, index: int, value_json: bytes) -> bytes:
+        """The answer to a host library's check: ``null`` or ``[path, message]`` as JSON."""
+        validators = _validators(self.library_checks or ())
+        if not 0 <= index < len(validators):
+            return orjson.dumps(["", f"cannot be checked: there is no schema {index}"])
+        validator = validators[index]
+        if isinstance(validator, str):
+            return orjson.dumps(["", validator])
+        try:
+            value = loads(value_json)
+        except ValueError as e:
+            return orjson.dumps(["", f"cannot be checked: it is not JSON ({e})"])
+        problem = validator.validate(value)
+        return b"null" if problem is None else orjson.dumps(list(problem))
 
     def _stamp(self, stamp: bytes) -> float:
         """The time (ms since the epoch) of a line the engine stamped ``stamp``."""

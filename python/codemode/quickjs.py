@@ -30,7 +30,7 @@ import orjson
 
 from . import _core
 from .drivers import Program
-from .engine import TIMEOUT, EngineContext, EngineRun
+from .engine import TIMEOUT, EngineContext, EngineRun, per_schemas
 from .events import EventCallback
 from .limits import Limits
 from .results import ExecutionResult
@@ -38,6 +38,13 @@ from .tools import ToolBinding
 
 if TYPE_CHECKING:
     from .process import WorkerPool
+
+
+@per_schemas
+def compiled_checks(schemas: tuple[str, ...]) -> _core.LibraryChecks:
+    """The validators of a host library's ``check`` (see ``EngineContext.execute``), compiled
+    once per tuple of schemas (and through the cache ``_core.JsonSchema`` shares)."""
+    return _core.LibraryChecks(list(schemas))
 
 
 class QuickJSDriver:
@@ -143,7 +150,16 @@ class QuickJSRun(EngineRun):
             report_channel=self.on_report is not None,
             library=self.library,
             input_checks=self.prechecks,
+            **self._library_checks(),
         )
+
+    def _library_checks(self) -> dict[str, Any]:
+        """The ``library_checks`` argument of the engine: compiled here (once per tuple of
+        schemas), or the schemas themselves for a worker process, which compiles them there."""
+        schemas = self.library_checks
+        if schemas is None:
+            return {}
+        return {"library_checks": schemas if self._remote else compiled_checks(schemas)}
 
     async def _steps(self) -> ExecutionResult:
         deadline = self.started + self.limits.timeout

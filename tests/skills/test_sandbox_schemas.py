@@ -118,11 +118,6 @@ async def test_prefix_items_items_false_and_refs(driver: codemode.drivers.Isolat
     assert outcomes[5][1] == refused(ROUTE, {"from": {"x": "0", "y": 0}, "to": {"x": 1, "y": 1}})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skills check their schemas with the runtime's own JavaScript interpreter (skills/runtime.js), "
-    "which does not know unevaluatedProperties; see docs/roadmap.md, issue 18",
-)
 async def test_unevaluated_properties(driver: codemode.drivers.IsolateDriver) -> None:
     outcomes = await run(
         driver,
@@ -134,3 +129,25 @@ async def test_unevaluated_properties(driver: codemode.drivers.IsolateDriver) ->
         ["InvalidArgumentsError", "skill_named: invalid input: input.extra is not allowed"],
     ]
     assert outcomes[1][1] == refused(NAMED, {"name": "Ann", "extra": 1})
+
+
+async def test_checks_are_not_tool_calls(driver: codemode.drivers.IsolateDriver) -> None:
+    """A skill's checks count toward no limit and make no tool call or tool event, on every
+    engine (on V8 and Workers each is a message to the host)."""
+    cm = codemode.create_code_mode(tools=[], driver=driver, timeout=10, max_tool_calls=0)
+    events: list[codemode.Event] = []
+    try:
+        result = await SkillRuntime(cm, [SPLIT, ROUTE]).execute(
+            program(
+                "skill_split({ ok: true })",
+                "skill_split({ ok: false })",
+                "skill_route({ from: { x: 0, y: 0 }, to: { x: 1 } })",
+            ),
+            on_event=events.append,
+        )
+    finally:
+        await cm.aclose()
+    assert result.success, result.error
+    assert [outcome[0] for outcome in result.result] == ["ok", "SkillError", "InvalidArgumentsError"]
+    assert result.tool_calls == 0
+    assert not [e.name for e in events if "external" in e.name or "tool_call" in e.name]

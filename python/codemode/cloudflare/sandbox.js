@@ -6,7 +6,7 @@
 // It plays the part host.mjs plays for codemode.V8Driver, inside the program's own isolate:
 // the V8 side of the sandbox prelude (adapter.js, with the shared prelude) gets its host
 // functions from here, and every message goes to worker.js as the lines of the V8 engine's
-// protocol (host.send(lines): c, l, r, o, f; host.next() answers with S lines). This module is
+// protocol (host.send(lines): c, k, l, r, o, f; host.next() answers with S and K lines). This module is
 // the program's side of the boundary: worker.js checks every line again and enforces the
 // limits itself, so a program that subverts it fools only its own run.
 //
@@ -79,7 +79,7 @@ function bareGlobal() {
 }
 
 // The V8 side of the sandbox prelude (adapter.js), a function of the host functions.
-const SETUP = function ($0, $1, $2, $3, $4, $5, $6, $7) {
+const SETUP = function ($0, $1, $2, $3, $4, $5, $6, $7, $8) {
 __ADAPTER__
 };
 
@@ -90,6 +90,7 @@ class Execution {
     this.live = false; // the host functions answer once the program is checked
     this.finished = false;
     this.calls = 0;
+    this.checks = 0;
     this.pendingCalls = 0;
     this.timers = new MapCtor();
     this.logLines = 0;
@@ -149,6 +150,7 @@ class Execution {
       (text) => this.live && this.hostReport(text),
       (json, over) => this.live && this.hostDone(json, over),
       (description) => this.live && this.hostFail(description),
+      (index, json) => (this.live ? this.hostCheck(index, json) : -1),
     );
     this.api = api;
     let program, library;
@@ -195,6 +197,14 @@ class Execution {
       for (const line of lines) {
         if (this.finished) break;
         const kind = line.charCodeAt(0);
+        if (kind === 75 /* K */) {
+          const at = apply(strIndexOf, line, [" ", 2]);
+          const checkId = NumberCtor(apply(strSlice, line, [2, at]));
+          const answer = apply(strSlice, line, [at + 1]);
+          this.pendingCalls--;
+          this.enter(() => this.api.settleCheck(checkId, answer));
+          continue;
+        }
         if (kind !== 83 /* S */) continue;
         const a = apply(strIndexOf, line, [" ", 2]);
         const b = apply(strIndexOf, line, [" ", a + 1]);
@@ -249,6 +259,19 @@ class Execution {
   // next throws, so that a loop of console lines ends and the outcome can leave.
   over() {
     throw new Error(say("engine_stopped"));
+  }
+
+  // A host library's check of a value: not a tool call (no limit counts it; ids of its own).
+  hostCheck(index, json) {
+    if (this.finished) return -1;
+    if (json.length > this.memBytes || json.length > LINE_MAX) {
+      this.memoryExceeded = true;
+      return -1;
+    }
+    this.checks++;
+    this.pendingCalls++;
+    this.send("k " + this.checks + " " + (index | 0) + " " + json);
+    return this.checks;
   }
 
   hostCall(index, json) {

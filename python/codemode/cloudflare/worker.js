@@ -13,7 +13,8 @@
 // and the socket closed.
 //
 // The lines are those of the V8 engine (python/codemode/v8/host.mjs): the host sends
-// "R <spec>" then "S <callId> <status> <payload>"; the Worker sends c, l, r, o and f lines.
+// "R <spec>" then "S <callId> <status> <payload>" (and "K <checkId> <answer>" for a host
+// library's checks); the Worker sends c, k, l, r, o and f lines.
 // The sandbox (sandbox.js, in the program's isolate) makes them; this Worker checks each one
 // and enforces the limits again (tool calls, console output, result size, time), so that a
 // program that subverts its sandbox still cannot flood the host.
@@ -205,6 +206,7 @@ class Run {
     this.spec = null;
     this.finished = false;
     this.calls = 0;
+    this.checks = 0;
     this.logLines = 0;
     this.logBytes = 0;
     this.logCut = false;
@@ -242,7 +244,8 @@ class Run {
     // Tool results: one line each, several to a frame.
     if (this.spec === null) return this.refuse();
     for (const result of line.split("\n")) {
-      if (result.charCodeAt(0) !== 83 /* S */) return this.refuse();
+      const kind = result.charCodeAt(0);
+      if (kind !== 83 /* S */ && kind !== 75 /* K */) return this.refuse();
       this.results.push(result);
     }
     if (this.waiter !== null) {
@@ -381,6 +384,13 @@ class Run {
       if (++this.calls > spec.maxCalls) {
         return this.finish("runtime", "Error", say("call_limit", { tool: "external_*", max: spec.maxCalls }), []);
       }
+      return this.emit(line);
+    }
+    if (kind === 107 /* k */) {
+      // A host library's check of a value: no tool call, counted by no limit.
+      const check = /^k (\d+) (\d+) /.exec(line);
+      if (check === null || Number(check[1]) !== this.checks + 1) return broken();
+      this.checks++;
       return this.emit(line);
     }
     if (kind === 108 /* l */) {

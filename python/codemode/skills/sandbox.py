@@ -12,10 +12,12 @@ it with the execution's report channel and hands what it returns to the program 
 
 Line 1 runs first: it gets one ``skill_<name>`` wrapper per skill, closures over the channel,
 and clears the parameter, so the model's code never reaches the channel. Each wrapper
-validates its input against the skill's ``input_schema`` (a small JSON Schema interpreter in
-``runtime.js``), awaits the body (the skill's code, unchanged, as the body of its own async
-function, named with a token ``T`` drawn per execution so the model's code cannot replace it),
-validates the output against ``output_schema`` and reports the call and its outcome as they
+validates its input against the skill's ``input_schema`` (with the engine's JSON Schema
+validator, the one tools are checked with: ``library_checks``, no host round trip on QuickJS),
+fills in the ``default`` of each missing top-level property (as tools do), awaits the body
+(the skill's code, unchanged, as the body of its own async function, named with a token ``T``
+drawn per execution so the model's code cannot replace it), validates the output against
+``output_schema`` (the same validator) and reports the call and its outcome as they
 happen. The host turns the reports (read by ``reports.py``) into ``code_mode:skill_call`` /
 ``skill_result`` / ``skill_error`` events, live and in order with the execution's other events,
 and records the runs in the store once the execution is over (``store.record_runs``: one run
@@ -56,6 +58,7 @@ from ..drivers import Program
 from ..events import Event, EventCallback, emit, now_ms
 from ..execute_tool import ModelTool, execute_typescript_tool
 from ..results import PROGRAM_FILE, ExecutionError, ExecutionResult, Frame, format_stack
+from ..tools import _top_level_defaults, schema_text
 from .bodies import body_problem, code_compiles, load_closure, skill_references, strip_body
 from .models import Skill, SkillNotFoundError
 from .reports import SKILL_CALL, SKILL_ERROR, SKILL_RESULT, Tally
@@ -129,6 +132,7 @@ class _Layout:
 
     text: str
     skills: tuple[str, ...]  # the runtime's skill indexes: the names its reports refer to
+    checks: tuple[str, ...]  # the schemas the runtime checks with (``library_checks``)
     prefix: int  # the runtime's characters on line 1, before the model's code
     model_lines: int
     model_strip: Any  # the model code's StripResult when positions were not preserved
@@ -172,6 +176,7 @@ class _Parts:
     names: tuple[str, ...]  # the runtime's skill indexes
     references: str  # the body functions as the runtime gets them (with the token placeholder)
     data: str  # the entries and schemas the runtime gets, JSON
+    checks: tuple[str, ...]  # the skills' input and output schemas, JSON text
     bodies_js: str  # the body functions, after the model's code
     bodies: tuple[_Body, ...]  # their lines, counted from the first line after the model's code
 
@@ -294,16 +299,20 @@ class SkillRuntime:
         names = sorted(self.skills)
         entries: list[list[Any]] = [[n, _DENIED if n in denied else None] for n in names]
         entries += [[n, _MISSING] for n in sorted(self._missing())]
-        schemas = json.dumps(
-            [
-                [
-                    self.skills[n].input_schema,
-                    self.skills[n].output_schema,
-                    _has_defaults(self.skills[n].input_schema),
-                ]
-                for n in names
-            ]
-        )
+        checks: list[str] = []
+        shapes: list[list[Any]] = []  # [input check, output check or None, defaults or None]
+        for n in names:
+            skill = self.skills[n]
+            shape: list[Any] = [len(checks), None, None]
+            checks.append(schema_text(skill.input_schema))
+            if skill.output_schema is not None:
+                shape[1] = len(checks)
+                checks.append(schema_text(skill.output_schema))
+            defaults = _top_level_defaults(skill.input_schema)
+            if defaults:
+                shape[2] = [list(pair) for pair in defaults]
+            shapes.append(shape)
+        schemas = json.dumps(shapes)
         parts: list[str] = []
         line = 1
         bodies: list[_Body] = []
@@ -321,7 +330,14 @@ class SkillRuntime:
             "null" if name in denied else f"__cm_b{index}_{_TOKEN}" for index, name in enumerate(names)
         )
         data = f"{json.dumps(entries)}, {schemas}"
-        built = _Parts(tuple(n for n, _ in entries), f"[{references}]", data, "".join(parts), tuple(bodies))
+        built = _Parts(
+            tuple(n for n, _ in entries),
+            f"[{references}]",
+            data,
+            tuple(checks),
+            "".join(parts),
+            tuple(bodies),
+        )
         self._built[denied] = built
         return built
 
@@ -362,7 +378,7 @@ class SkillRuntime:
         )
         model_strip = None if stripped.positions_preserved else stripped
         text = prefix + javascript + "\n" + parts.bodies_js.replace(_TOKEN, token)
-        return _Layout(text, parts.names, len(prefix), model_lines, model_strip, shifted)
+        return _Layout(text, parts.names, parts.checks, len(prefix), model_lines, model_strip, shifted)
 
     async def _decide(self, code: str) -> tuple[frozenset[str], frozenset[str]]:
         """The untrusted skills that may not run, and those waiting for a person's decision
@@ -492,6 +508,7 @@ class SkillRuntime:
                 on_event=relay if on_event is not None else None,
                 on_report=report if watched else None,
                 library=_library(),
+                library_checks=layout.checks,
                 **(limit_overrides or {}),
             )
         except anyio.get_cancelled_exc_class():
@@ -660,13 +677,3 @@ class SkillRuntime:
         if skill.usage_hints:
             description += "\n" + "\n".join(f"- {hint}" for hint in skill.usage_hints)
         return ModelTool(name, description, skill.input_schema, call)
-
-
-def _has_defaults(schema: Any) -> bool:
-    """Whether a ``default`` appears anywhere in ``schema`` (the runtime then copies the
-    input before filling defaults in, so the caller's object is left as it was)."""
-    if isinstance(schema, dict):
-        return "default" in schema or any(_has_defaults(value) for value in schema.values())
-    if isinstance(schema, list):
-        return any(_has_defaults(value) for value in schema)
-    return False

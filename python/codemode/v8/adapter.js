@@ -2,15 +2,15 @@
 // codemode.CloudflareDriver): the memory guards V8 needs, the JSON bridge of tool calls, and
 // around them the sandbox prelude both engines share (crates/isolate/src/prelude.js, with the
 // message table baked in, put in place by the host). It is the body of a function
-// of the host functions ($0..$7), which it keeps in this closure, out of the program's reach.
+// of the host functions ($0..$8), which it keeps in this closure, out of the program's reach.
 // Every value that leaves it is a string, a number or a boolean; every error the program can
 // see is of its own realm, with no frame of the prelude in its stack. It returns the api the
-// host enters: configure, invoke, settle, fire, sourceOf. Binary values cross as QuickJS
+// host enters: configure, invoke, settle, settleCheck, fire, sourceOf. Binary values cross as QuickJS
 // writes them (vendor/rquickjs-sys, `js_json_binary`): the bytes of an ArrayBuffer, DataView,
 // Uint8Array or Uint8ClampedArray as base64, any other typed array as an array of numbers.
   "use strict";
-  const [hostCallJson, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail] =
-    [$0, $1, $2, $3, $4, $5, $6, $7];
+  const [hostCallJson, hostLog, hostTimer, hostClearTimer, hostAlloc, hostReport, hostDone, hostFail,
+    hostCheckJson] = [$0, $1, $2, $3, $4, $5, $6, $7, $8];
   const G = globalThis;
   const stringify = JSON.stringify;
   const parse = JSON.parse;
@@ -23,6 +23,7 @@
   const capture = Error.captureStackTrace;
   const StringCtor = String;
   const pending = new Map();
+  const checks = new Map(); // the resolve function of each check the host has not answered
   const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
   const create = Object.create;
   let memBytes = 0;
@@ -284,6 +285,21 @@
     return new PromiseCtor((resolve, reject) => { apply(mapSet, pending, [id, [resolve, reject]]); });
   }
 
+  // `check(i, value)` of a host library: a promise of null when `value` (as its JSON crosses
+  // to the host) is valid by the execution's i-th schema, else of [path, message]. The host
+  // answers with the one validator of codemode (no tool call: no limit, no event).
+  const CHECK_DEPTH_MAX = 128;
+  function check(index, value) {
+    let json = outgoingJSON(value, Infinity);
+    if (typeof json !== "string") json = "null";
+    if (json.length > 2 * CHECK_DEPTH_MAX && deeperThan(json, CHECK_DEPTH_MAX)) {
+      return PromiseCtor.resolve(["", "is nested deeper than " + CHECK_DEPTH_MAX + " levels"]);
+    }
+    const id = hostCheckJson(index | 0, json);
+    if (id < 0) return new PromiseCtor(() => {}); // the run is over
+    return new PromiseCtor((resolve) => { apply(mapSet, checks, [id, resolve]); });
+  }
+
   const shared = (__SHARED_PRELUDE__)(toolCall, hostLog, hostTimer, hostClearTimer, hostReport, stackFailure,
     (value) => outgoingJSON(value, Infinity));
   const describe = (e) => hostFail(shared.describe(e));
@@ -327,7 +343,7 @@
       try {
         let channel = withChannel ? shared.channel : undefined;
         if (library !== undefined) {
-          try { channel = library(channel); } catch (e) { return hostFail(failure("library", "InternalError", e)); }
+          try { channel = library(channel, check); } catch (e) { return hostFail(failure("library", "InternalError", e)); }
         }
         apply(then, fn(channel), [succeed, describe]);
       } catch (e) {
@@ -346,6 +362,12 @@
       } catch (e) {
         describe(e);
       }
+    },
+    settleCheck(id, payload) {
+      const resolve = apply(mapGet, checks, [id]);
+      if (resolve === undefined) return;
+      apply(mapDelete, checks, [id]);
+      try { resolve(parse(payload)); } catch (e) { describe(e); }
     },
     fire(id) {
       try { shared.fire(id); } catch (e) { describe(e); }

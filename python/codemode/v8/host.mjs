@@ -15,9 +15,11 @@
 //   R <json spec>                        run: {code, names, stackKb, maxCalls, maxLogLines,
 //                                        maxLogBytes, failLog, maxResult, channel, library}
 //   S <callId> <status> <json payload>   settle a tool call (0 ok, 1 tool error, 2 invalid)
+//   K <checkId> <json answer>            answer a check: null or [path, message]
 // Engine -> Python (one line each):
 //   i                                    ready for a run (after start-up and after each run)
 //   c <callId> <toolIndex> <json args>   a tool call
+//   k <checkId> <schemaIndex> <json>     a host library's check of a value (no tool call)
 //   l <level> <timestampMs> <json text>  a console line
 //   r <timestampMs> <json text>          a line of the report channel (when spec.channel)
 //   o <json result>                      finished with a result
@@ -80,7 +82,7 @@ const wellFormed = (match, hex) => (hex === undefined ? match : "\\ufffd");
 
 function send(line) {
   if (line.includes("\\ud")) line = line.replace(LONE_SURROGATE, wellFormed);
-  if (line.charCodeAt(0) === 99 /* c */) answerSoon = true;
+  if (line.charCodeAt(0) === 99 /* c */ || line.charCodeAt(0) === 107 /* k */) answerSoon = true;
   const text = line + "\n";
   let written = 0;
   try {
@@ -137,6 +139,7 @@ function makeIsolate(stackKb) {
     (text) => holder.run?.hostReport(text),
     (json, over) => holder.run?.hostDone(json, over),
     (description) => holder.run?.hostFail(description),
+    (index, json) => (holder.run === null ? -1 : holder.run.hostCheck(index, json)),
   ].map((fn) => new ivm.Callback(fn));
   // The prelude is compiled with V8's code cache of the first isolate: parsing and compiling
   // it again in every isolate cost more than running it.
@@ -157,6 +160,7 @@ function makeIsolate(stackKb) {
     configure: entry("configure"),
     invoke: entry("invoke"),
     settle: entry("settle"),
+    settleCheck: entry("settleCheck"),
     fire: entry("fire"),
     sourceOf: entry("sourceOf"),
   };
@@ -170,6 +174,7 @@ class Execution {
     this.spec = spec;
     this.finished = false;
     this.calls = 0;
+    this.checks = 0;
     this.pendingCalls = 0;
     this.timers = new Map();
     this.logLines = 0;
@@ -253,6 +258,21 @@ class Execution {
     if (this.finished) return;
     this.pendingCalls--;
     this.enter(this.engine.settle, [callId, status, payload]);
+  }
+
+  settleCheck(checkId, payload) {
+    if (this.finished) return;
+    this.pendingCalls--;
+    this.enter(this.engine.settleCheck, [checkId, payload]);
+  }
+
+  // A check is not a tool call: no limit counts it, it has ids of its own.
+  hostCheck(index, json) {
+    if (this.finished) return -1;
+    this.checks++;
+    this.pendingCalls++;
+    send("k " + this.checks + " " + (index | 0) + " " + json);
+    return this.checks;
   }
 
   hostCall(index, json) {
@@ -400,6 +420,9 @@ function command(line) {
     if (current !== null) {
       current.settle(Number(line.slice(2, a)), Number(line.slice(a + 1, b)), line.slice(b + 1));
     }
+  } else if (kind === 75 /* K */) {
+    const a = line.indexOf(" ", 2);
+    if (current !== null) current.settleCheck(Number(line.slice(2, a)), line.slice(a + 1));
   } else if (kind === 82 /* R */) {
     if (current !== null || ready === null) process.exit(71); // Python breaks its own protocol
     const spec = JSON.parse(line.slice(2));
@@ -488,7 +511,7 @@ const ADAPTER = readFileSync(new URL("./adapter.js", import.meta.url), "utf8")
   .replace("__SHARED_PRELUDE__", () => SHARED_PRELUDE);
 
 // The prelude as one function of the host functions, compiled once per isolate.
-const SETUP = "(function ($0, $1, $2, $3, $4, $5, $6, $7) {" + ADAPTER + "\n})";
+const SETUP = "(function ($0, $1, $2, $3, $4, $5, $6, $7, $8) {" + ADAPTER + "\n})";
 let setupCache = null; // V8's code cache of SETUP (a Buffer), from the first isolate
 
 ready = prepare(lastStackKb);
