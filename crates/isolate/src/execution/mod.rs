@@ -218,7 +218,6 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-
 /// One program in one fresh runtime. Create it, call [`Execution::step`] until it returns
 /// [`Status::Done`], answering the tool calls of each step in the next one.
 pub struct Execution {

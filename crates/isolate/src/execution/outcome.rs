@@ -3,6 +3,7 @@
 use super::*;
 
 impl Machine {
+    /// What the step ends with, as the program's promise stands after it.
     pub(super) fn outcome<'js>(&mut self, ctx: &Ctx<'js>) -> Status {
         let Some(main) = self.main.clone().and_then(|p| p.restore(ctx).ok()) else {
             return Status::Done(Err(JsError::new(
@@ -12,88 +13,92 @@ impl Machine {
             )));
         };
         match main.state() {
-            PromiseState::Resolved => {
-                let value: Value = match main.result::<Value>() {
-                    Some(Ok(v)) => v,
-                    _ => Value::new_undefined(ctx.clone()),
-                };
-                let max = self.limits.max_result_bytes;
-                // Base64 left out past the limit (`over`): the result is over it, by the
-                // text's length and those bytes.
-                let written = json::stringify_for_host(ctx, &value, max);
-                let read = written.map(|(json, over)| {
-                    if json.is_undefined() {
-                        Some(Ok("null".to_owned()))
-                    } else if over == 0 {
-                        text::string_of(ctx, &json, max)
-                    } else {
-                        // The text's length (it is not copied) and the base64 left out.
-                        text::string_of(ctx, &json, 0).map(|text| {
-                            Err(text
-                                .map_or_else(|len| len, |t| t.len())
-                                .saturating_add(over))
-                        })
-                    }
-                });
-                match read {
-                    Ok(Some(Ok(json))) if json::depth(&json) > JSON_DEPTH_MAX => {
-                        Status::Done(Err(JsError::new(
-                            ErrorKind::Result,
-                            "ResultError",
-                            say("result_too_deep", &[("max", &JSON_DEPTH_MAX)]),
-                        )))
-                    }
-                    Ok(Some(Ok(json))) => {
-                        Status::Done(Ok(text::json_without_lone_surrogates(json)))
-                    }
-                    Ok(Some(Err(len))) => Status::Done(Err(JsError::new(
-                        ErrorKind::Result,
-                        "ResultError",
-                        say("result_too_large", &[("bytes", &len), ("max", &max)]),
-                    ))),
-                    Ok(None) => Status::Done(Err(JsError::new(
-                        ErrorKind::Result,
-                        "ResultError",
-                        say("result_not_json", &[]),
-                    ))),
-                    Err(_) => {
-                        let exc = ctx.catch();
-                        if let Some(status) = self.interrupted_status() {
-                            return status;
-                        }
-                        let cause = self.describe(ctx, exc);
-                        Status::Done(Err(JsError::new(
-                            ErrorKind::Result,
-                            "ResultError",
-                            say(
-                                "result_not_json_because",
-                                &[("cause", &format_args!("{}: {}", cause.name, cause.message))],
-                            ),
-                        )))
-                    }
-                }
-            }
+            PromiseState::Resolved => self.resolved(ctx, &main),
             PromiseState::Rejected => {
                 let _ = main.result::<Value>();
                 let exc = ctx.catch();
                 Status::Done(Err(self.describe(ctx, exc)))
             }
-            PromiseState::Pending => {
-                let shared = self.shared.borrow();
-                if shared.open_calls == 0 && shared.timers.is_empty() {
-                    return Status::Done(Err(JsError::new(
-                        ErrorKind::Runtime,
-                        "DeadlockError",
-                        say("deadlock", &[]),
-                    )));
+            PromiseState::Pending => self.waiting(),
+        }
+    }
+
+    /// The status of a program whose promise resolved: its result's JSON, or why it has none.
+    fn resolved<'js>(&self, ctx: &Ctx<'js>, main: &Promise<'js>) -> Status {
+        let value: Value = match main.result::<Value>() {
+            Some(Ok(v)) => v,
+            _ => Value::new_undefined(ctx.clone()),
+        };
+        let max = self.limits.max_result_bytes;
+        // Base64 left out past the limit (`over`): the result is over it, by the
+        // text's length and those bytes.
+        let written = json::stringify_for_host(ctx, &value, max);
+        let read = written.map(|(json, over)| {
+            if json.is_undefined() {
+                Some(Ok("null".to_owned()))
+            } else if over == 0 {
+                text::string_of(ctx, &json, max)
+            } else {
+                // The text's length (it is not copied) and the base64 left out.
+                text::string_of(ctx, &json, 0).map(|text| {
+                    Err(text
+                        .map_or_else(|len| len, |t| t.len())
+                        .saturating_add(over))
+                })
+            }
+        });
+        match read {
+            Ok(Some(Ok(json))) if json::depth(&json) > JSON_DEPTH_MAX => {
+                Status::Done(Err(JsError::new(
+                    ErrorKind::Result,
+                    "ResultError",
+                    say("result_too_deep", &[("max", &JSON_DEPTH_MAX)]),
+                )))
+            }
+            Ok(Some(Ok(json))) => Status::Done(Ok(text::json_without_lone_surrogates(json))),
+            Ok(Some(Err(len))) => Status::Done(Err(JsError::new(
+                ErrorKind::Result,
+                "ResultError",
+                say("result_too_large", &[("bytes", &len), ("max", &max)]),
+            ))),
+            Ok(None) => Status::Done(Err(JsError::new(
+                ErrorKind::Result,
+                "ResultError",
+                say("result_not_json", &[]),
+            ))),
+            Err(_) => {
+                let exc = ctx.catch();
+                if let Some(status) = self.interrupted_status() {
+                    return status;
                 }
-                let next_timer = shared
-                    .timers
-                    .first()
-                    .map(|(at, _)| at.saturating_duration_since(Instant::now()));
-                Status::Waiting { next_timer }
+                let cause = self.describe(ctx, exc);
+                Status::Done(Err(JsError::new(
+                    ErrorKind::Result,
+                    "ResultError",
+                    say(
+                        "result_not_json_because",
+                        &[("cause", &format_args!("{}: {}", cause.name, cause.message))],
+                    ),
+                )))
             }
         }
+    }
+
+    /// The status of a program still pending: waiting for its calls or timers, or deadlocked.
+    fn waiting(&self) -> Status {
+        let shared = self.shared.borrow();
+        if shared.open_calls == 0 && shared.timers.is_empty() {
+            return Status::Done(Err(JsError::new(
+                ErrorKind::Runtime,
+                "DeadlockError",
+                say("deadlock", &[]),
+            )));
+        }
+        let next_timer = shared
+            .timers
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()));
+        Status::Waiting { next_timer }
     }
 
     /// The status an interrupt stands for, if the program was interrupted.

@@ -1,8 +1,8 @@
 //! The engine made ahead of time, and the prelude's host functions: the native side of
 //! tool calls, the console, timers, the report channel and `check`.
 
-use super::*;
 use super::start::load_prelude;
+use super::*;
 
 /// A runtime with its context and prelude, made before it is needed (see `pool`).
 pub(crate) struct Engine {
@@ -57,6 +57,8 @@ impl Engine {
     }
 }
 
+/// Run the prelude with its host functions, which write into `shared`; the helpers it
+/// returns, with `check` added.
 pub(super) fn install_prelude<'js>(
     ctx: &Ctx<'js>,
     shared: &Rc<RefCell<Shared>>,
@@ -64,9 +66,36 @@ pub(super) fn install_prelude<'js>(
 ) -> rquickjs::Result<Persistent<Object<'static>>> {
     let setup = load_prelude(ctx)?;
 
+    let host_call = host_call(ctx, shared, control)?;
+    let host_log = host_log(ctx, shared, control)?;
+    let host_timer = host_timer(ctx, shared)?;
+    let host_clear_timer = host_clear_timer(ctx, shared)?;
+    let host_json = host_json(ctx, control)?;
+    let host_report = host_report(ctx, shared, control)?;
+    let host_check = host_check(ctx, shared, control)?;
+
+    let helpers: Object = setup.call((
+        host_call,
+        host_log,
+        host_timer,
+        host_clear_timer,
+        host_report,
+        Value::new_undefined(ctx.clone()),
+        host_json,
+    ))?;
+    helpers.set("check", host_check)?;
+    Ok(Persistent::save(ctx, helpers))
+}
+
+/// The host's side of a tool call: `host_call(tool, input)`.
+fn host_call<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+    control: &Arc<Control>,
+) -> rquickjs::Result<Function<'js>> {
     let calls = shared.clone();
     let call_control = control.clone();
-    let host_call = Function::new(
+    Function::new(
         ctx.clone(),
         // The call's promise; `false` when the argument is not a JSON object, a number (the
         // most allowed) when it is nested too deep, `null` when the
@@ -112,11 +141,18 @@ pub(super) fn install_prelude<'js>(
             });
             Ok(promise.into_value())
         },
-    )?;
+    )
+}
 
+/// A console line, kept within the log limits: `host_log(level, text)`.
+fn host_log<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+    control: &Arc<Control>,
+) -> rquickjs::Result<Function<'js>> {
     let logs = shared.clone();
     let log_control = control.clone();
-    let host_log = Function::new(
+    Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>, level: u32, text: Value<'js>| {
             let mut s = logs.borrow_mut();
@@ -169,27 +205,42 @@ pub(super) fn install_prelude<'js>(
                 calls_before,
             });
         },
-    )?;
+    )
+}
 
+/// Start timer `id`, due in `ms` milliseconds: `host_timer(id, ms)`.
+fn host_timer<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+) -> rquickjs::Result<Function<'js>> {
     let timers = shared.clone();
-    let host_timer = Function::new(ctx.clone(), move |id: u32, ms: f64| {
+    Function::new(ctx.clone(), move |id: u32, ms: f64| {
         let mut s = timers.borrow_mut();
         let delay = Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 1e9));
         let at = Instant::now() + delay;
         s.timers.insert((at, id));
         s.timer_due.insert(id, at);
-    })?;
+    })
+}
+
+/// Forget timer `id`: `host_clear_timer(id)`.
+fn host_clear_timer<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+) -> rquickjs::Result<Function<'js>> {
     let cleared = shared.clone();
-    let host_clear_timer = Function::new(ctx.clone(), move |id: u32| {
+    Function::new(ctx.clone(), move |id: u32| {
         let mut s = cleared.borrow_mut();
         if let Some(at) = s.timer_due.remove(&id) {
             s.timers.remove(&(at, id));
         }
-    })?;
+    })
+}
 
-    // JSON of a console value: binary values as for the host, within the memory limit.
+/// JSON of a console value: binary values as for the host, within the memory limit.
+fn host_json<'js>(ctx: &Ctx<'js>, control: &Arc<Control>) -> rquickjs::Result<Function<'js>> {
     let json_control = control.clone();
-    let host_json = Function::new(
+    Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>, value: Value<'js>| -> rquickjs::Result<Value<'js>> {
             let control = &*json_control;
@@ -200,11 +251,18 @@ pub(super) fn install_prelude<'js>(
             }
             Ok(json)
         },
-    )?;
+    )
+}
 
+/// A line through the report channel, within its 16 MiB: `host_report(text)`.
+fn host_report<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+    control: &Arc<Control>,
+) -> rquickjs::Result<Function<'js>> {
     let reports = shared.clone();
     let report_control = control.clone();
-    let host_report = Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: Value<'js>| {
+    Function::new(ctx.clone(), move |ctx: Ctx<'js>, text: Value<'js>| {
         let mut s = reports.borrow_mut();
         let room = REPORT_BYTES_MAX.saturating_sub(s.report_bytes);
         let Some(Ok(text)) = text::string_of(&ctx, &text, room) else {
@@ -221,13 +279,19 @@ pub(super) fn install_prelude<'js>(
             timestamp_ms: now_ms(),
             calls_before,
         });
-    })?;
+    })
+}
 
-    // `check(i, value)` of the host library: `value` as its JSON crosses to the host (the
-    // memory limit and deadline apply while it is written), checked by validator `i`.
+/// `check(i, value)` of the host library: `value` as its JSON crosses to the host (the
+/// memory limit and deadline apply while it is written), checked by validator `i`.
+fn host_check<'js>(
+    ctx: &Ctx<'js>,
+    shared: &Rc<RefCell<Shared>>,
+    control: &Arc<Control>,
+) -> rquickjs::Result<Function<'js>> {
     let checks = shared.clone();
     let check_control = control.clone();
-    let host_check = Function::new(
+    Function::new(
         ctx.clone(),
         move |ctx: Ctx<'js>, index: u32, value: Value<'js>| -> rquickjs::Result<Value<'js>> {
             let control = &*check_control;
@@ -251,19 +315,7 @@ pub(super) fn install_prelude<'js>(
                 }
             }
         },
-    )?;
-
-    let helpers: Object = setup.call((
-        host_call,
-        host_log,
-        host_timer,
-        host_clear_timer,
-        host_report,
-        Value::new_undefined(ctx.clone()),
-        host_json,
-    ))?;
-    helpers.set("check", host_check)?;
-    Ok(Persistent::save(ctx, helpers))
+    )
 }
 
 /// The deepest nesting `check` takes (the validator's parser goes no deeper).

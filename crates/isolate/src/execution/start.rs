@@ -174,7 +174,11 @@ pub(super) fn library_bytecode(source: &str) -> Result<Arc<Vec<u8>>, String> {
 
 /// Evaluate bytecode written by [`compile`] in `ctx`. `rom`: the bytes outlive the runtime,
 /// so QuickJS may point into them instead of copying.
-pub(super) fn load_bytecode<'js>(ctx: &Ctx<'js>, bytes: &[u8], rom: bool) -> rquickjs::Result<Value<'js>> {
+pub(super) fn load_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    bytes: &[u8],
+    rom: bool,
+) -> rquickjs::Result<Value<'js>> {
     let raw = ctx.as_raw().as_ptr();
     let mut flags = qjs::JS_READ_OBJ_BYTECODE;
     if rom {

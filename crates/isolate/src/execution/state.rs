@@ -1,8 +1,8 @@
 //! Making an execution: a runtime from the pool, the wrapped program, the tools, and
 //! what the host sets before the first step.
 
-use super::*;
 use super::start::library_bytecode;
+use super::*;
 
 impl Machine {
     /// Prepare a fresh runtime for `javascript` (a program body) with one

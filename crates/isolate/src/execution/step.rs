@@ -1,8 +1,8 @@
 //! Stepping an execution: running the engine's jobs, settling the host's answers to tool
 //! calls and firing due timers.
 
-use super::*;
 use super::outcome::memory_error_with;
+use super::*;
 
 impl Machine {
     /// Run until the program has nothing left to do (see [`Execution::step`]), with `stack`
@@ -54,7 +54,12 @@ impl Machine {
         }
     }
 
-    pub(super) fn run<'js>(&mut self, ctx: &Ctx<'js>, program: Option<String>, settles: Settles) -> Status {
+    pub(super) fn run<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        program: Option<String>,
+        settles: Settles,
+    ) -> Status {
         let helpers = match self.helpers.clone().restore(ctx) {
             Ok(h) => h,
             Err(_) => {
@@ -87,7 +92,6 @@ impl Machine {
         }
         self.outcome(ctx)
     }
-
 
     /// Forget every call, console line, report and timer the program made: none of it
     /// reaches the host.
@@ -249,6 +253,8 @@ pub(super) fn error_class_id() -> qjs::JSClassID {
 /// runtime, and must not hold back its result. Exceptions inside jobs are uncaught promise
 /// rejections or interrupts; the caller reads interrupts from the control block.
 pub(super) fn run_jobs(ctx: &Ctx<'_>, main: Option<&Promise<'_>>) {
+    // SAFETY: `ctx` is a live context for the whole call, so its raw pointer is valid, and
+    // its runtime outlives it.
     let rt = unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) };
     loop {
         if main.is_some_and(|p| p.state() != PromiseState::Pending) {
