@@ -168,15 +168,7 @@ fn plural(n: u64, word: &str, words: &str) -> String {
 /// `path` to that member.
 fn message(error: &ValidationError<'_>, path: &mut String) -> String {
     match error.kind() {
-        ValidationErrorKind::Type { kind } => match kind {
-            TypeKind::Single(t) => format!("must be {t}"),
-            TypeKind::Multiple(set) => {
-                // `null` last: "must be string or null"
-                let mut names: Vec<&str> = set.iter().map(|t| t.as_str()).collect();
-                names.sort_by_key(|name| *name == "null");
-                format!("must be {}", names.join(" or "))
-            }
-        },
+        ValidationErrorKind::Type { kind } => type_message(kind),
         ValidationErrorKind::Required { property } => format!("must have property {property}"),
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
@@ -186,12 +178,7 @@ fn message(error: &ValidationError<'_>, path: &mut String) -> String {
             "is not allowed".to_owned()
         }
         ValidationErrorKind::FalseSchema => "is not allowed".to_owned(),
-        ValidationErrorKind::AdditionalItems { limit } => {
-            format!(
-                "must have at most {}",
-                plural(*limit as u64, "item", "items")
-            )
-        }
+        ValidationErrorKind::AdditionalItems { limit } => items("at most", *limit as u64),
         ValidationErrorKind::UnevaluatedItems { unexpected } => match unexpected.first() {
             Some(first) => format!("must not have the item {first}"),
             None => "must not have more items".to_owned(),
@@ -205,18 +192,8 @@ fn message(error: &ValidationError<'_>, path: &mut String) -> String {
         ValidationErrorKind::MultipleOf { multiple_of } => {
             format!("must be a multiple of {multiple_of}")
         }
-        ValidationErrorKind::MinLength { limit } => {
-            format!(
-                "must be at least {}",
-                plural(*limit, "character", "characters")
-            )
-        }
-        ValidationErrorKind::MaxLength { limit } => {
-            format!(
-                "must be at most {}",
-                plural(*limit, "character", "characters")
-            )
-        }
+        ValidationErrorKind::MinLength { limit } => length("at least", *limit),
+        ValidationErrorKind::MaxLength { limit } => length("at most", *limit),
         ValidationErrorKind::Pattern { pattern } => {
             format!("must match {}", Value::from(pattern.as_str()))
         }
@@ -225,38 +202,13 @@ fn message(error: &ValidationError<'_>, path: &mut String) -> String {
             "cannot be checked against its pattern (too complex)".to_owned()
         }
         ValidationErrorKind::Format { format } => format!("must be a valid {format}"),
-        ValidationErrorKind::MinItems { limit } => {
-            format!("must have at least {}", plural(*limit, "item", "items"))
-        }
-        ValidationErrorKind::MaxItems { limit } => {
-            format!("must have at most {}", plural(*limit, "item", "items"))
-        }
+        ValidationErrorKind::MinItems { limit } => items("at least", *limit),
+        ValidationErrorKind::MaxItems { limit } => items("at most", *limit),
         ValidationErrorKind::UniqueItems => "must not have duplicate items".to_owned(),
-        ValidationErrorKind::Contains => match last_keyword(error) {
-            Some("minContains") => "must have more items matching \"contains\"".to_owned(),
-            Some("maxContains") => "must have fewer items matching \"contains\"".to_owned(),
-            _ => "must have an item matching \"contains\"".to_owned(),
-        },
-        ValidationErrorKind::MinProperties { limit } => {
-            format!(
-                "must have at least {}",
-                plural(*limit, "property", "properties")
-            )
-        }
-        ValidationErrorKind::MaxProperties { limit } => {
-            format!(
-                "must have at most {}",
-                plural(*limit, "property", "properties")
-            )
-        }
-        ValidationErrorKind::PropertyNames { error } => {
-            let name = error.instance();
-            let mut inner = String::new();
-            format!(
-                "has a property name {name} that {}",
-                message(error, &mut inner)
-            )
-        }
+        ValidationErrorKind::Contains => contains_message(error),
+        ValidationErrorKind::MinProperties { limit } => properties("at least", *limit),
+        ValidationErrorKind::MaxProperties { limit } => properties("at most", *limit),
+        ValidationErrorKind::PropertyNames { error } => property_name_message(error),
         ValidationErrorKind::AnyOf { context } => alternatives(error, context)
             .unwrap_or_else(|| "must match one of the allowed shapes".to_owned()),
         ValidationErrorKind::OneOfNotValid { context } => alternatives(error, context)
@@ -275,6 +227,59 @@ fn message(error: &ValidationError<'_>, path: &mut String) -> String {
         ValidationErrorKind::Custom { message, .. } => message.clone(),
         ValidationErrorKind::Referencing(e) => format!("cannot be checked: {e}"),
     }
+}
+
+/// `must be string`, or `must be string or null` (`null` last) for several types.
+fn type_message(kind: &TypeKind) -> String {
+    match kind {
+        TypeKind::Single(t) => format!("must be {t}"),
+        TypeKind::Multiple(set) => {
+            // `null` last: "must be string or null"
+            let mut names: Vec<&str> = set.iter().map(|t| t.as_str()).collect();
+            names.sort_by_key(|name| *name == "null");
+            format!("must be {}", names.join(" or "))
+        }
+    }
+}
+
+/// `must be at least 3 characters`, with `bound` "at least" or "at most".
+fn length(bound: &str, limit: u64) -> String {
+    format!(
+        "must be {bound} {}",
+        plural(limit, "character", "characters")
+    )
+}
+
+/// `must have at most 1 item`, with `bound` "at least" or "at most".
+fn items(bound: &str, limit: u64) -> String {
+    format!("must have {bound} {}", plural(limit, "item", "items"))
+}
+
+/// `must have at least 2 properties`, with `bound` "at least" or "at most".
+fn properties(bound: &str, limit: u64) -> String {
+    format!(
+        "must have {bound} {}",
+        plural(limit, "property", "properties")
+    )
+}
+
+/// What a failed `contains` (or its `minContains`/`maxContains`) asks for.
+fn contains_message(error: &ValidationError<'_>) -> String {
+    match last_keyword(error) {
+        Some("minContains") => "must have more items matching \"contains\"".to_owned(),
+        Some("maxContains") => "must have fewer items matching \"contains\"".to_owned(),
+        _ => "must have an item matching \"contains\"".to_owned(),
+    }
+}
+
+/// The property name that fails `propertyNames`, and what is wrong with it.
+fn property_name_message(error: &ValidationError<'_>) -> String {
+    let name = error.instance();
+    let mut inner = String::new();
+    format!(
+        "has a property name {name} that {}",
+        message(error, &mut inner)
+    )
 }
 
 fn last_keyword<'a>(error: &'a ValidationError<'_>) -> Option<&'a str> {
