@@ -4,11 +4,33 @@
 use super::*;
 
 impl Machine {
+    /// Evaluate the wrapped program and call it with its channel: the program's promise, or
+    /// the status it ended with before it got one.
     pub(super) fn start_program<'js>(
         &mut self,
         ctx: &Ctx<'js>,
         program: String,
     ) -> Result<Promise<'js>, Status> {
+        let func = self.wrapper_function(ctx, program)?;
+        let channel = self.channel(ctx)?;
+        match func.call::<_, Promise>((channel,)) {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                let exc = ctx.catch();
+                Err(self
+                    .interrupted_status()
+                    .unwrap_or_else(|| Status::Done(Err(self.describe(ctx, exc)))))
+            }
+        }
+    }
+
+    /// The wrapper function the program evaluates to, or the status when it does not
+    /// compile or is not exactly one function body.
+    fn wrapper_function<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        program: String,
+    ) -> Result<Function<'js>, Status> {
         let mut options = EvalOptions::default();
         options.global = true;
         options.strict = false;
@@ -42,6 +64,12 @@ impl Machine {
                 say("not_one_body", &[]),
             ))));
         };
+        Ok(func)
+    }
+
+    /// The program's one argument: the report channel when it is open (else `undefined`),
+    /// or, with a host library, what the library's function returns for it.
+    fn channel<'js>(&self, ctx: &Ctx<'js>) -> Result<Value<'js>, Status> {
         let mut channel: Value = if self.report_channel {
             self.helpers
                 .clone()
@@ -79,15 +107,7 @@ impl Machine {
                 }
             };
         }
-        match func.call::<_, Promise>((channel,)) {
-            Ok(p) => Ok(p),
-            Err(_) => {
-                let exc = ctx.catch();
-                Err(self
-                    .interrupted_status()
-                    .unwrap_or_else(|| Status::Done(Err(self.describe(ctx, exc)))))
-            }
-        }
+        Ok(channel)
     }
 
     /// The source text of `value` if it is a function the engine parsed, read with the

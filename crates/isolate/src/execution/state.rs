@@ -46,10 +46,6 @@ impl Machine {
             s.max_log_lines = limits.max_log_lines;
             s.fail_on_log_overflow = limits.fail_on_log_overflow;
         }
-        let mut program = String::with_capacity(javascript.len() + 32);
-        program.push_str(WRAP_PREFIX);
-        program.push_str(javascript);
-        program.push_str(WRAP_SUFFIX);
         // From here on `Execution`'s drop order applies (handles before context and runtime),
         // also when installing the tools fails.
         let execution = Self {
@@ -57,7 +53,7 @@ impl Machine {
             main: None,
             helpers,
             shared,
-            program: Some(program),
+            program: Some(wrap(javascript)),
             source: javascript.to_owned(),
             tool_names: tool_names.to_vec(),
             limits,
@@ -68,17 +64,23 @@ impl Machine {
             context,
             _runtime: runtime,
         };
-        let installed = execution.context.with(|ctx| -> rquickjs::Result<()> {
-            let helpers = execution.helpers.clone().restore(&ctx)?;
+        execution.install_tools()?;
+        Ok(execution)
+    }
+
+    /// Give the program one `external_<name>` per tool, within the call limit.
+    fn install_tools(&self) -> Result<(), JsError> {
+        let installed = self.context.with(|ctx| -> rquickjs::Result<()> {
+            let helpers = self.helpers.clone().restore(&ctx)?;
             let names = Array::new(ctx.clone())?;
-            for (i, name) in tool_names.iter().enumerate() {
+            for (i, name) in self.tool_names.iter().enumerate() {
                 names.set(i, name.as_str())?;
             }
             let install: Function = helpers.get("installTools")?;
-            install.call((names, execution.limits.max_tool_calls))
+            install.call((names, self.limits.max_tool_calls))
         });
         if installed.is_err() {
-            let kind = if execution.control.meter.exceeded() {
+            let kind = if self.control.meter.exceeded() {
                 ErrorKind::Memory
             } else {
                 ErrorKind::Runtime
@@ -89,7 +91,7 @@ impl Machine {
                 "could not install the tools",
             ));
         }
-        Ok(execution)
+        Ok(())
     }
 
     /// Hand the program a report channel: a function, the wrapper's parameter
@@ -130,4 +132,13 @@ impl Machine {
         })?);
         Ok(())
     }
+}
+
+/// The program as the body of the async wrapper function.
+fn wrap(javascript: &str) -> String {
+    let mut program = String::with_capacity(javascript.len() + 32);
+    program.push_str(WRAP_PREFIX);
+    program.push_str(javascript);
+    program.push_str(WRAP_SUFFIX);
+    program
 }
