@@ -3,6 +3,8 @@
 //! It only converts. Values cross as plain tuples, strings and bytes; JavaScript runs with
 //! the GIL released.
 
+#![warn(clippy::too_many_lines, clippy::undocumented_unsafe_blocks)]
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Mutex;
 

@@ -21,6 +21,8 @@
 //! Nothing here fails: a layer the kernel refuses is reported as not held, with the reason,
 //! so the caller can warn once and go on.
 
+#![warn(clippy::too_many_lines, clippy::undocumented_unsafe_blocks)]
+
 use std::path::PathBuf;
 
 #[cfg(target_os = "linux")]

@@ -8,6 +8,7 @@
 //!
 //! Nothing here knows about Python; the bindings crate converts.
 
+#![warn(clippy::too_many_lines, clippy::undocumented_unsafe_blocks)]
 // An `unsafe fn` states its contract; each unsafe operation inside it still gets a block of
 // its own, with the reason it is sound.
 #![deny(unsafe_op_in_unsafe_fn)]

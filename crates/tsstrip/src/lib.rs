@@ -73,6 +73,8 @@
 //! ~100 µs for a 70-line program); a program that mentions `import`/`export` is parsed once
 //! more as a module; one with `<T>x` assertions or that needs the full transform, once more.
 
+#![warn(clippy::too_many_lines, clippy::undocumented_unsafe_blocks)]
+
 use std::borrow::Cow;
 use std::fmt;
 
