@@ -1,4 +1,10 @@
 //! One program run in one fresh QuickJS runtime, driven step by step by the host.
+//!
+//! Here: the limits' control block, the state a program runs with, and [`Execution`], the
+//! host's handle. `state` makes a [`Machine`] and takes what the host sets before the first
+//! step; `start` compiles and starts the program; `step` runs the engine and settles calls
+//! and timers; `outcome` reads what a step ends with; `prelude` makes an [`Engine`] and the
+//! prelude's host functions.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
