@@ -11,10 +11,11 @@ __all__ = [
     "WAITING",
     "CancelHandle",
     "Execution",
+    "ExecutionLimits",
     "InputChecks",
-    "LibraryChecks",
     "InvalidSchema",
     "JsonSchema",
+    "LibraryChecks",
     "StripResult",
     "TypeScriptSyntaxError",
     "check_function_body",
@@ -120,13 +121,14 @@ WAITING: Literal[2]
 SUSPENDED: Literal[3]
 
 @final
-class Execution:
-    """One program in one fresh QuickJS runtime, run step by step."""
+class ExecutionLimits:
+    """The hard limits of one execution, given to :class:`Execution` whole: the seconds left
+    until its deadline, the engine's heap and native stack in bytes, the tool calls it may
+    start, the console it may write (bytes and lines; past them, cut or fail with
+    ``output_limit``), and the largest JSON result in bytes."""
 
     def __new__(
         cls,
-        javascript: str,
-        tool_names: list[str],
         *,
         timeout: float,
         memory_limit_bytes: int,
@@ -136,6 +138,34 @@ class Execution:
         max_log_lines: int,
         fail_on_log_overflow: bool,
         max_result_bytes: int,
+    ) -> ExecutionLimits: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def memory_limit_bytes(self) -> int: ...
+    @property
+    def stack_limit_bytes(self) -> int: ...
+    @property
+    def max_tool_calls(self) -> int: ...
+    @property
+    def max_log_bytes(self) -> int: ...
+    @property
+    def max_log_lines(self) -> int: ...
+    @property
+    def fail_on_log_overflow(self) -> bool: ...
+    @property
+    def max_result_bytes(self) -> int: ...
+
+@final
+class Execution:
+    """One program in one fresh QuickJS runtime, run step by step."""
+
+    def __new__(
+        cls,
+        javascript: str,
+        tool_names: list[str],
+        limits: ExecutionLimits,
+        *,
         report_channel: bool = False,
         library: str | None = None,
         input_checks: InputChecks | None = None,

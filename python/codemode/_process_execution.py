@@ -56,15 +56,8 @@ class RemoteExecution:
         toolset: _Toolset,
         javascript: str,
         tool_names: list[str],
+        limits: _core.ExecutionLimits,
         *,
-        timeout: float,
-        memory_limit_bytes: int,
-        stack_limit_bytes: int,
-        max_tool_calls: int,
-        max_log_bytes: int,
-        max_log_lines: int,
-        fail_on_log_overflow: bool,
-        max_result_bytes: int,
         report_channel: bool = False,
         library: str | None = None,
         input_checks: Any = None,
@@ -74,17 +67,8 @@ class RemoteExecution:
         self.toolset = toolset
         self.javascript = javascript
         self.id = next(_ids)
-        self.deadline = time.perf_counter() + timeout
-        self.limits = [
-            timeout,
-            memory_limit_bytes,
-            stack_limit_bytes,
-            max_tool_calls,
-            max_log_bytes,
-            max_log_lines,
-            fail_on_log_overflow,
-            max_result_bytes,
-        ]
+        self.deadline = time.perf_counter() + limits.timeout
+        self.limits = [getattr(limits, name) for name in _worker.LIMIT_FIELDS]
         self.report_channel = report_channel
         self.library = library
         self.library_checks = library_checks

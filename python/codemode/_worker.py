@@ -41,6 +41,17 @@ STEP_HEAD = struct.Struct("<QI")  # execution id, number of answers
 OUTPUT_HEAD = struct.Struct("<QBI")  # execution id, status, length of the JSON meta
 CONTROL = struct.Struct("<BQ")
 SPIN_SECONDS = 50e-6
+LIMIT_FIELDS = (
+    "timeout",
+    "memory_limit_bytes",
+    "stack_limit_bytes",
+    "max_tool_calls",
+    "max_log_bytes",
+    "max_log_lines",
+    "fail_on_log_overflow",
+    "max_result_bytes",
+)
+"""The fields of ``_core.ExecutionLimits``, in the order a start frame carries them."""
 """How long a side polls for the other's next frame before it blocks (see ``Worker.fill``)."""
 
 
@@ -166,14 +177,7 @@ class Worker:
         execution = self.core.Execution(
             javascript,
             names,
-            timeout=limits[0],
-            memory_limit_bytes=limits[1],
-            stack_limit_bytes=limits[2],
-            max_tool_calls=limits[3],
-            max_log_bytes=limits[4],
-            max_log_lines=limits[5],
-            fail_on_log_overflow=limits[6],
-            max_result_bytes=limits[7],
+            self.core.ExecutionLimits(**dict(zip(LIMIT_FIELDS, limits, strict=True))),
             report_channel=report,
             library=None if library is None else self.defined[library],
             input_checks=checks,

@@ -125,6 +125,71 @@ impl InputChecks {
     }
 }
 
+/// The hard limits of one execution (see `_core.pyi`), given to `Execution` whole.
+#[pyclass(frozen, module = "codemode._core")]
+struct ExecutionLimits {
+    #[pyo3(get)]
+    timeout: f64,
+    #[pyo3(get)]
+    memory_limit_bytes: usize,
+    #[pyo3(get)]
+    stack_limit_bytes: usize,
+    #[pyo3(get)]
+    max_tool_calls: u32,
+    #[pyo3(get)]
+    max_log_bytes: usize,
+    #[pyo3(get)]
+    max_log_lines: usize,
+    #[pyo3(get)]
+    fail_on_log_overflow: bool,
+    #[pyo3(get)]
+    max_result_bytes: usize,
+}
+
+#[pymethods]
+impl ExecutionLimits {
+    #[new]
+    #[pyo3(signature = (*, timeout, memory_limit_bytes, stack_limit_bytes, max_tool_calls,
+                        max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes))]
+    #[allow(clippy::too_many_arguments)] // one keyword argument per limit, as Python names them
+    fn new(
+        timeout: f64,
+        memory_limit_bytes: usize,
+        stack_limit_bytes: usize,
+        max_tool_calls: u32,
+        max_log_bytes: usize,
+        max_log_lines: usize,
+        fail_on_log_overflow: bool,
+        max_result_bytes: usize,
+    ) -> Self {
+        Self {
+            timeout,
+            memory_limit_bytes,
+            stack_limit_bytes,
+            max_tool_calls,
+            max_log_bytes,
+            max_log_lines,
+            fail_on_log_overflow,
+            max_result_bytes,
+        }
+    }
+}
+
+impl ExecutionLimits {
+    /// The engine's limits (the timeout becomes the execution's deadline).
+    fn engine_limits(&self) -> isolate::Limits {
+        isolate::Limits {
+            memory_bytes: self.memory_limit_bytes,
+            stack_bytes: self.stack_limit_bytes,
+            max_tool_calls: self.max_tool_calls,
+            max_log_bytes: self.max_log_bytes,
+            max_log_lines: self.max_log_lines,
+            fail_on_log_overflow: self.fail_on_log_overflow,
+            max_result_bytes: self.max_result_bytes,
+        }
+    }
+}
+
 /// The validators a host library checks values with, `check(i, value)` (see `_core.pyi`);
 /// made once per list of schemas.
 #[pyclass(frozen, module = "codemode._core")]
@@ -310,37 +375,21 @@ struct Execution {
 #[pymethods]
 impl Execution {
     #[new]
-    #[pyo3(signature = (javascript, tool_names, *, timeout, memory_limit_bytes, stack_limit_bytes,
-                        max_tool_calls, max_log_bytes, max_log_lines, fail_on_log_overflow, max_result_bytes,
-                        report_channel=false, library=None, input_checks=None,
-                        library_checks=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (javascript, tool_names, limits, *, report_channel=false, library=None,
+                        input_checks=None, library_checks=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments, each optional but the first three
     fn new(
         py: Python<'_>,
         javascript: &str,
         tool_names: Vec<String>,
-        timeout: f64,
-        memory_limit_bytes: usize,
-        stack_limit_bytes: usize,
-        max_tool_calls: u32,
-        max_log_bytes: usize,
-        max_log_lines: usize,
-        fail_on_log_overflow: bool,
-        max_result_bytes: usize,
+        limits: PyRef<'_, ExecutionLimits>,
         report_channel: bool,
         library: Option<&str>,
         input_checks: Option<PyRef<'_, InputChecks>>,
         library_checks: Option<PyRef<'_, LibraryChecks>>,
     ) -> Self {
-        let limits = isolate::Limits {
-            memory_bytes: memory_limit_bytes,
-            stack_bytes: stack_limit_bytes,
-            max_tool_calls,
-            max_log_bytes,
-            max_log_lines,
-            fail_on_log_overflow,
-            max_result_bytes,
-        };
+        let timeout = limits.timeout;
+        let limits = limits.engine_limits();
         let deadline = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 1e9));
         let checks = input_checks.map(|c| c.0.clone());
         let library_checks = library_checks.map(|c| c.0.clone());
@@ -554,6 +603,7 @@ mod confine;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<StripResult>()?;
     m.add_class::<Execution>()?;
+    m.add_class::<ExecutionLimits>()?;
     m.add_class::<CancelHandle>()?;
     m.add_class::<InputChecks>()?;
     m.add_class::<LibraryChecks>()?;
