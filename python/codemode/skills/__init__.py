@@ -45,6 +45,7 @@ from .selection import (
 )
 from .sqlite import SQLiteSkillStore
 from .store import SkillStore
+from .tools import SkillRegistrationError
 from .trust import Threshold, TrustFunction, TrustStrategy
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ __all__ = [
     "Skill",
     "SkillContext",
     "SkillNotFoundError",
+    "SkillRegistrationError",
     "SkillRuntime",
     "SkillSelector",
     "SkillStats",
