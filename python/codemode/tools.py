@@ -15,7 +15,6 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 from typing_extensions import ParamSpec, TypeVar
 
 from . import _core
-from .errors import InvalidArguments as InvalidArguments  # the former name
 from .errors import InvalidArgumentsError, InvalidSchemaError
 from .handlers import Handler, guard, is_async, logger
 from .pydantic_io import ToolSchema, describe_errors, output_adapter, to_json_data, validate_input

@@ -62,11 +62,12 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr, ValidationError
 
 from ..code_mode import CodeMode, create_code_mode
+from ..errors import InvalidArgumentsError
 from ..events import Event, EventCallback
 from ..execute_tool import EXECUTE_DESCRIPTION, ModelTool
 from ..pydantic_io import describe_errors, to_json_data
 from ..results import ExecutionResult
-from ..tools import InvalidArguments, Tool, ToolBinding, js_identifier
+from ..tools import Tool, ToolBinding, js_identifier
 from ._sources import (
     Source,
     code_mode_of,
@@ -121,7 +122,7 @@ def from_langchain_tool(tool: BaseTool) -> Tool:
         try:
             output = await runner.ainvoke(args)
         except ValidationError as e:
-            raise InvalidArguments(f"{sandbox_name}: invalid arguments: {describe_errors(e)}") from None
+            raise InvalidArgumentsError(f"{sandbox_name}: invalid arguments: {describe_errors(e)}") from None
         return _json_output(output)
 
     return Tool.from_schema(

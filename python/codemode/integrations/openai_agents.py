@@ -69,10 +69,11 @@ from pydantic_core import to_jsonable_python
 
 from ..approvals import Decision, approve
 from ..code_mode import CodeMode, create_code_mode
+from ..errors import InvalidArgumentsError
 from ..events import EventCallback
 from ..execute_tool import ModelTool
 from ..results import ExecutionResult
-from ..tools import InvalidArguments, Tool, ToolBinding
+from ..tools import Tool, ToolBinding
 from ._sources import (
     Source,
     code_mode_of,
@@ -403,7 +404,7 @@ def _handler(tool: FunctionTool, nullable: tuple[str, ...], default_context: Any
         try:
             result = await _invoke(tool, ctx, text)
         except ModelBehaviorError as e:  # the tool rejected its arguments
-            raise InvalidArguments(str(e)) from e
+            raise InvalidArgumentsError(str(e)) from e
         return _to_json(result)
 
     return handler

@@ -33,9 +33,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from ..errors import InvalidArgumentsError
 from ..events import Event, EventCallback, emit
 from ..execute_tool import ModelTool
-from ..tools import InvalidArguments, ToolBinding
+from ..tools import ToolBinding
 from .completions import ACCEPTED, completion_for
 from .completions import pydantic_ai_completion as pydantic_ai_completion  # importable from here too
 from .models import Skill, SkillSummary, TrustLevel, trust_rank
@@ -347,7 +348,7 @@ def _binding_tool(binding: ToolBinding, runtime: SkillRuntime) -> ModelTool:
             if inspect.isawaitable(result):
                 result = await result
             return {"success": True, "result": binding.check_output(result)}
-        except InvalidArguments as e:
+        except InvalidArgumentsError as e:
             message = _direct_message(binding, str(e))
             return {"success": False, "error": {"kind": "invalid_args", "message": message}}
         except Exception as e:

@@ -15,10 +15,10 @@ import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from ...errors import CodemodeError
+from ...errors import CodemodeError, InvalidArgumentsError
 from ...execute_tool import ModelTool
 from ...prompt import TOOL_NAME
-from ...tools import InvalidArguments, Tool
+from ...tools import Tool
 from .._sources import Source, prompt_of
 from .progress import _PROGRESS
 from .upstreams import Upstream, list_all_tools
@@ -86,7 +86,7 @@ def _codemode_tool(upstream: Upstream, tool: types.Tool, name: str) -> Tool:
                         continue
                     raise ConnectionError(upstream.unavailable()) from None
                 if e.code == types.INVALID_PARAMS:
-                    raise InvalidArguments(f"{tool.name}: {e.message}") from None
+                    raise InvalidArgumentsError(f"{tool.name}: {e.message}") from None
                 raise RuntimeError(f"{tool.name}: {e.message}") from None
             except (anyio.ClosedResourceError, anyio.BrokenResourceError) as e:
                 upstream.lose(f"the connection closed while running {tool.name} ({type(e).__name__})")

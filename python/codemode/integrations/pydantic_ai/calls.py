@@ -17,7 +17,7 @@ from pydantic_ai import FunctionToolset, RunContext, ToolReturn
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, ToolFailed
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from ...tools import InvalidArguments
+from ...errors import InvalidArgumentsError
 
 
 @dataclass
@@ -74,9 +74,9 @@ async def _validate(
             if inspect.isawaitable(outcome):
                 await outcome
     except ValidationError as e:
-        raise InvalidArguments(f"{sandbox_name}: invalid arguments: {_validation_message(e)}") from None
+        raise InvalidArgumentsError(f"{sandbox_name}: invalid arguments: {_validation_message(e)}") from None
     except (ModelRetry, ToolFailed) as e:
-        raise InvalidArguments(f"{sandbox_name}: invalid arguments: {e.message}") from None
+        raise InvalidArgumentsError(f"{sandbox_name}: invalid arguments: {e.message}") from None
     return validated
 
 
